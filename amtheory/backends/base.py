@@ -1,0 +1,154 @@
+"""The one interface every associative memory implements.
+
+A memory lives on the token state space: a query is a ``torch.long`` tensor ``[B, L]`` with tokens in ``[0, V)``.
+Each backend says, for every position and every token, how strongly the dynamics pull that position towards that
+token (``scores``, ``[B, L, V]``); the deterministic update takes the argmax (ties keep the current token) and the
+Gibbs conditional is ``softmax(beta * gibbs_scores)``. Everything else (``retrieve``, basins, entropy probes) is
+written once on top of this, in free functions.
+
+Conventions: constructors store hyperparameters only; ``store`` sets the learned state, whose names end in ``_``.
+"""
+
+from __future__ import annotations
+
+import abc
+from typing import ClassVar
+
+import torch
+
+from amtheory._checks import check_beta, check_tokens, check_vocab_size
+
+
+class NotStoredError(RuntimeError):
+    """Raised when a memory is used before ``store``."""
+
+
+class AssociativeMemory(abc.ABC):
+    """Abstract base of every backend.
+
+    Subclasses implement ``_store`` and ``scores``; energy-based ones set ``has_energy = True`` and implement
+    ``energy``; those with an incremental form of their local fields return a cheaper ``LocalFields`` from
+    ``local_fields``.
+    """
+
+    #: True if ``energy`` is defined and asynchronous deterministic updates never raise it.
+    has_energy: ClassVar[bool] = False
+    #: Vocabulary sizes the backend accepts (None: any V >= 2).
+    supported_vocab_sizes: ClassVar[tuple[int, ...] | None] = None
+
+    vocab_size_: int
+    length_: int
+    patterns_: torch.Tensor
+
+    # ---- storing -------------------------------------------------------------------------------------------
+    def store(self, patterns: torch.Tensor, *, vocab_size: int = 2) -> AssociativeMemory:
+        """Store ``patterns`` (``[K, L]`` tokens in ``[0, vocab_size)``); returns the memory."""
+        check_vocab_size("vocab_size", vocab_size)
+        if self.supported_vocab_sizes is not None and vocab_size not in self.supported_vocab_sizes:
+            raise ValueError(
+                f"vocab_size: {type(self).__name__} accepts {self.supported_vocab_sizes}, got {vocab_size}"
+            )
+        check_tokens("patterns", patterns, vocab_size=vocab_size, rank=2)
+        if patterns.shape[0] == 0:
+            raise ValueError("patterns: expected at least one pattern (shape [K, L] with K >= 1), got K = 0")
+        if patterns.shape[1] == 0:
+            raise ValueError("patterns: expected patterns of length L >= 1, got L = 0")
+        self.vocab_size_ = vocab_size
+        self.length_ = int(patterns.shape[1])
+        self.patterns_ = patterns
+        self._store(patterns)
+        return self
+
+    @abc.abstractmethod
+    def _store(self, patterns: torch.Tensor) -> None:
+        """Build the learned state from validated patterns ``[K, L]``."""
+
+    @property
+    def is_stored(self) -> bool:
+        return hasattr(self, "patterns_")
+
+    def check_queries(self, name: str, x: object, *, rank: int = 2) -> torch.Tensor:
+        """Validate a query batch against the stored vocabulary, length and device."""
+        if not self.is_stored:
+            raise NotStoredError(f"{type(self).__name__}: call store(patterns, vocab_size=...) before using it")
+        x = check_tokens(name, x, vocab_size=self.vocab_size_, length=self.length_, rank=rank)
+        if x.device != self.patterns_.device:
+            raise ValueError(
+                f"{name}: expected a tensor on the memory's device {self.patterns_.device}, got {x.device}"
+            )
+        return x
+
+    # ---- the dynamics' ingredients --------------------------------------------------------------------------
+    @abc.abstractmethod
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Update scores ``[B, L, V]`` (float): the deterministic update sets each position to their argmax."""
+
+    def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-potentials of the Gibbs conditional, ``p(x_i = v | rest) ∝ exp(beta * gibbs_scores[..., i, v])``.
+
+        Equal to ``scores`` unless the update has a self-coupling that the energy does not see.
+        """
+        return self.scores(x)
+
+    def conditionals(self, x: torch.Tensor, *, beta: float = 1.0) -> torch.Tensor:
+        """``p(x_i = v | x_{-i})`` for every position, ``[B, L, V]``, at inverse temperature ``beta``."""
+        x = self.check_queries("x", x)
+        beta = check_beta("beta", beta)
+        return torch.softmax(beta * self.gibbs_scores(x).double(), dim=-1).to(torch.float32)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """Energy ``[B]`` of each state; only for backends with ``has_energy``."""
+        raise TypeError(f"{type(self).__name__} has no energy function (has_energy is False)")
+
+    def local_fields(self, x: torch.Tensor) -> LocalFields:
+        """A cache for asynchronous updates; the default recomputes all scores at every call."""
+        return RecomputeFields(self, x)
+
+    # ---- devices --------------------------------------------------------------------------------------------
+    def to(self, device: torch.device | str) -> AssociativeMemory:
+        """Move every stored tensor to ``device`` (in place); returns the memory."""
+        for name, value in list(vars(self).items()):
+            if isinstance(value, torch.Tensor):
+                setattr(self, name, value.to(device))
+        return self
+
+    @property
+    def device(self) -> torch.device:
+        if not self.is_stored:
+            raise NotStoredError(f"{type(self).__name__}: nothing stored yet")
+        return self.patterns_.device
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not k.endswith("_") and not k.startswith("_"))
+        state = f", K={self.patterns_.shape[0]}, L={self.length_}, V={self.vocab_size_}" if self.is_stored else ""
+        return f"{type(self).__name__}({params}{state})"
+
+
+class LocalFields(abc.ABC):
+    """Per-query state for asynchronous updates: the scores at one position per query, kept up to date as single
+    tokens change. ``x`` is the current batch ``[B, L]`` and is updated in place by ``set``."""
+
+    x: torch.Tensor
+
+    @abc.abstractmethod
+    def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
+        """Scores ``[B, V]`` at position ``pos[b]`` of query ``b`` (update scores, or Gibbs log-potentials)."""
+
+    @abc.abstractmethod
+    def set(self, pos: torch.Tensor, new: torch.Tensor) -> None:
+        """Set token ``new[b]`` at position ``pos[b]`` of query ``b`` and update the cache."""
+
+
+class RecomputeFields(LocalFields):
+    """Fallback: recompute the full scores for every call (O(full update) per flip)."""
+
+    def __init__(self, memory: AssociativeMemory, x: torch.Tensor):
+        self.memory = memory
+        self.x = x.clone()
+
+    def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
+        s = self.memory.gibbs_scores(self.x) if gibbs else self.memory.scores(self.x)
+        return s[torch.arange(self.x.shape[0], device=self.x.device), pos]
+
+    def set(self, pos: torch.Tensor, new: torch.Tensor) -> None:
+        self.x[torch.arange(self.x.shape[0], device=self.x.device), pos] = new

@@ -1,0 +1,241 @@
+"""Classical (pairwise) Hopfield networks, binary and V-state (Potts).
+
+Tokens are embedded per position as features ``phi(x_i)`` in R^D: for V = 2 a spin (D = 1, token 0 -> -1,
+token 1 -> +1); for V > 2 the centred one-hot ``e_a - 1/V`` (D = V; Kanter 1988's Potts coding up to scale).
+A pattern is a vector ``xi`` in R^{N D}, N = L. With couplings ``W`` ([N D, N D], symmetric):
+
+    E(x) = -1/2 phi(x)^T W phi(x),    h_i = sum_j W_ij phi(x_j),    x_i <- argmax_a <h_i, phi(a)>
+
+(for V = 2: s_i <- sign(sum_j W_ij s_j)). Rules:
+
+* ``hebbian``: ``W = (1/N) sum_mu xi_mu xi_mu^T`` (Hopfield 1982); capacity alpha_c ≈ 0.138 (Amit, Gutfreund,
+  Sompolinsky 1985).
+* ``storkey``: the local, incremental rule of Storkey (1997),
+  ``W <- W + (1/N) (xi xi^T - xi h^T - h xi^T)`` with ``h_ij = sum_{k != i, j} W_ik xi_k``;
+  capacity about N / sqrt(2 ln N).
+* ``pseudoinverse``: the projection ``W = Xi^T (Xi Xi^T)^+ Xi`` (Personnaz et al. 1985; Kanter and Sompolinsky
+  1987): every linearly independent set is stored exactly, up to K = N.
+
+``zero_diagonal`` (default True) removes the self-couplings (the per-position D x D blocks); with them kept, the
+update includes the self-term while the Gibbs conditional, from the energy, does not depend on it for V = 2.
+Asynchronous deterministic updates never raise E when the diagonal blocks are positive semi-definite (always for
+Hebbian and pseudo-inverse; zero for the default).
+
+``form``: "weights" keeps W (O(N D) per asynchronous flip); "patterns" (Hebbian only) keeps the overlaps with
+the K stored patterns (O(K D) per flip; a synchronous step costs 4 B N K multiply-adds for B queries);
+"auto" picks patterns when K < N D / 2.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import torch
+
+from amtheory._checks import check_choice
+from amtheory.backends.base import AssociativeMemory, LocalFields
+
+
+def token_features(vocab_size: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
+    """The embedding ``Phi`` ``[V, D]``: spins for V = 2, centred one-hot for V > 2."""
+    if vocab_size == 2:
+        return torch.tensor([[-1.0], [1.0]], dtype=dtype, device=device)
+    return torch.eye(vocab_size, dtype=dtype, device=device) - 1.0 / vocab_size
+
+
+def embed(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
+    """Tokens ``[..., L]`` -> flattened features ``[..., L * D]``."""
+    return phi[x].flatten(-2)
+
+
+class ClassicalHopfield(AssociativeMemory):
+    """Pairwise Hopfield network with a Hebbian, Storkey or pseudo-inverse learning rule."""
+
+    has_energy: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        rule: Literal["hebbian", "storkey", "pseudoinverse"] = "hebbian",
+        *,
+        zero_diagonal: bool = True,
+        form: Literal["auto", "weights", "patterns"] = "auto",
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.rule = check_choice("rule", rule, ("hebbian", "storkey", "pseudoinverse"))
+        self.form = check_choice("form", form, ("auto", "weights", "patterns"))
+        if not isinstance(zero_diagonal, bool):
+            raise TypeError(f"zero_diagonal: expected a bool, got {type(zero_diagonal).__name__}")
+        if form == "patterns" and rule != "hebbian":
+            raise ValueError(f"form: 'patterns' needs rule='hebbian' (a low-rank W), got rule={rule!r}")
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        self.zero_diagonal = zero_diagonal
+        self.dtype = dtype
+
+    # ---- learning --------------------------------------------------------------------------------------------
+    def _store(self, patterns: torch.Tensor) -> None:
+        V = self.vocab_size_
+        dev = patterns.device
+        self.phi_ = token_features(V, dtype=self.dtype, device=dev)
+        D = self.phi_.shape[1]
+        N = self.length_
+        xi = embed(patterns, self.phi_)  # [K, N D]
+        K = xi.shape[0]
+        self.xi_ = xi
+        use_patterns = self.form == "patterns" or (self.form == "auto" and self.rule == "hebbian" and 2 * K < N * D)
+        self.form_ = "patterns" if use_patterns else "weights"
+        # Diagonal blocks W_ii [N, D, D]: the self-couplings.
+        if use_patterns:
+            blocks = xi.view(K, N, D)
+            self.diag_ = torch.einsum("kna,knb->nab", blocks, blocks) / N
+            self.W_ = None
+        else:
+            W = self._weights(xi.double(), N, D).to(self.dtype)
+            Wb = W.view(N, D, N, D)
+            idx = torch.arange(N, device=dev)
+            self.diag_ = Wb[idx, :, idx, :].clone()  # [N, D, D]
+            self.W_ = W
+        if self.zero_diagonal:
+            if self.W_ is not None:
+                Wb = self.W_.view(N, D, N, D)
+                idx = torch.arange(N, device=dev)
+                Wb[idx, :, idx, :] = 0.0
+            self.diag_ = torch.zeros_like(self.diag_)
+
+    def _weights(self, xi: torch.Tensor, N: int, D: int) -> torch.Tensor:
+        if self.rule == "hebbian":
+            return xi.T @ xi / N
+        if self.rule == "pseudoinverse":
+            return xi.T @ torch.linalg.pinv(xi @ xi.T, hermitian=True) @ xi
+        # Storkey (1997), with h_ij = sum_{k != i, j} W_ik xi_k = h_i - W_ii xi_i - W_ij xi_j.
+        M = N * D
+        W = torch.zeros(M, M, dtype=xi.dtype, device=xi.device)
+        for p in xi:
+            h = W @ p
+            H = h[:, None] - torch.diagonal(W)[:, None] * p[:, None] - W * p[None, :]
+            W = W + (torch.outer(p, p) - p[:, None] * H.T - H * p[None, :]) / N
+        return W
+
+    # ---- fields and scores ----------------------------------------------------------------------------------
+    def fields(self, x: torch.Tensor) -> torch.Tensor:
+        """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default)."""
+        f = embed(x, self.phi_)
+        N, D = self.length_, self.phi_.shape[1]
+        if self.form_ == "patterns":
+            h = (f @ self.xi_.T) @ self.xi_ / N
+            h = h.view(-1, N, D)
+            if self.zero_diagonal:
+                blocks = self.xi_.view(-1, N, D)
+                raw = torch.einsum("kna,knb->nab", blocks, blocks) / N
+                h = h - torch.einsum("nab,Bnb->Bna", raw, f.view(-1, N, D))
+            return h
+        return (f @ self.W_).view(-1, N, D)
+
+    def _self_term(self, x: torch.Tensor) -> torch.Tensor:
+        """``W_ii phi(x_i)`` ``[B, N, D]``."""
+        return torch.einsum("nab,Bnb->Bna", self.diag_, self.phi_[x])
+
+    def _quadratic_self(self) -> torch.Tensor:
+        """``1/2 phi(a)^T W_ii phi(a)`` ``[N, V]``: the energy's own self-term for each candidate token."""
+        return 0.5 * torch.einsum("va,nab,vb->nv", self.phi_, self.diag_, self.phi_)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fields(x) @ self.phi_.T
+
+    def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.fields(x) - self._self_term(x)
+        return h @ self.phi_.T + self._quadratic_self()
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """``E(x) = -1/2 phi(x)^T W phi(x)`` (self-couplings included where kept), shape ``[B]``."""
+        x = self.check_queries("x", x)
+        f = embed(x, self.phi_).to(torch.float64)
+        h = self.fields(x).flatten(-2).to(torch.float64)
+        return -0.5 * (f * h).sum(-1)
+
+    def local_fields(self, x: torch.Tensor) -> LocalFields:
+        if self.form_ == "patterns":
+            return _PatternFields(self, x)
+        return _WeightFields(self, x)
+
+
+class _WeightFields(LocalFields):
+    """Keeps ``h = W phi(x)`` ``[B, N, D]``; a flip at i adds ``W[i-block] (phi(new) - phi(old))``: O(N D^2)."""
+
+    def __init__(self, mem: ClassicalHopfield, x: torch.Tensor):
+        self.m = mem
+        self.x = x.clone()
+        self.h = mem.fields(self.x)
+        N, D = mem.length_, mem.phi_.shape[1]
+        self.Wrows = mem.W_.view(N, D, N, D)
+        self.rows = torch.arange(x.shape[0], device=x.device)
+
+    def at(self, pos, *, gibbs=False):
+        h = self.h[self.rows, pos]  # [B, D]
+        m = self.m
+        if not gibbs:
+            return h @ m.phi_.T
+        cur = self.x[self.rows, pos]
+        d = m.diag_[pos]  # [B, D, D]
+        h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])
+        quad = 0.5 * torch.einsum("va,Bab,vb->Bv", m.phi_, d, m.phi_)
+        return h @ m.phi_.T + quad
+
+    def set(self, pos, new):
+        old = self.x[self.rows, pos]
+        delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
+        self.h += torch.einsum("Ba,Banc->Bnc", delta, self.Wrows[pos])
+        self.x[self.rows, pos] = new
+
+
+class _PatternFields(_WeightFields):
+    """Pattern form: keeps the overlaps ``m = Xi phi(x)`` ``[B, K]``; a flip costs O(K D)."""
+
+    def __init__(self, mem: ClassicalHopfield, x: torch.Tensor):
+        self.m = mem
+        self.x = x.clone()
+        N, D = mem.length_, mem.phi_.shape[1]
+        self.blocks = mem.xi_.view(-1, N, D)  # [K, N, D]
+        self.overlap = embed(self.x, mem.phi_) @ mem.xi_.T  # [B, K]
+        raw = torch.einsum("kna,knb->nab", self.blocks, self.blocks) / N
+        self.raw_diag = raw if mem.zero_diagonal else torch.zeros_like(raw)
+        self.rows = torch.arange(x.shape[0], device=x.device)
+
+    def at(self, pos, *, gibbs=False):
+        m = self.m
+        N = m.length_
+        xi_i = self.blocks[:, pos, :].transpose(0, 1)  # [B, K, D]
+        h = torch.einsum("Bk,Bkd->Bd", self.overlap, xi_i) / N
+        cur = self.x[self.rows, pos]
+        h = h - torch.einsum("Bab,Bb->Ba", self.raw_diag[pos], m.phi_[cur])
+        if not gibbs:
+            return h @ m.phi_.T
+        d = m.diag_[pos]
+        h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])
+        quad = 0.5 * torch.einsum("va,Bab,vb->Bv", m.phi_, d, m.phi_)
+        return h @ m.phi_.T + quad
+
+    def set(self, pos, new):
+        old = self.x[self.rows, pos]
+        delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
+        xi_i = self.blocks[:, pos, :].transpose(0, 1)  # [B, K, D]
+        self.overlap += torch.einsum("Bd,Bkd->Bk", delta, xi_i)
+        self.x[self.rows, pos] = new
+
+
+def hopfield_from_weights(weights: torch.Tensor, patterns: torch.Tensor) -> ClassicalHopfield:
+    """A binary network with given symmetric couplings ``weights`` ``[N, N]`` (for tests of claims that hold for
+    any W); ``patterns`` ``[K, N]`` are recorded as the stored set for outcome bookkeeping."""
+    if not isinstance(weights, torch.Tensor) or weights.dim() != 2 or weights.shape[0] != weights.shape[1]:
+        got = tuple(weights.shape) if isinstance(weights, torch.Tensor) else type(weights).__name__
+        raise ValueError(f"weights: expected a square [N, N] tensor, got {got}")
+    if not torch.allclose(weights, weights.T):
+        raise ValueError("weights: expected a symmetric matrix")
+    m = ClassicalHopfield("hebbian", form="weights", zero_diagonal=False, dtype=weights.dtype)
+    m.store(patterns, vocab_size=2)
+    if patterns.shape[1] != weights.shape[0]:
+        raise ValueError(f"patterns: expected length N = {weights.shape[0]}, got {patterns.shape[1]}")
+    N = weights.shape[0]
+    m.W_ = weights.clone()
+    m.diag_ = torch.diagonal(weights).reshape(N, 1, 1).clone()
+    return m

@@ -1,0 +1,1 @@
+"""Reusable test machinery: the backend registry, the conformance suite and hypothesis strategies."""
