@@ -130,7 +130,7 @@ class Sync(_IteratedMap):
 
     def step(self, memory, x, generator):
         if self.beta is None:
-            return argmax_keep(memory.scores(x), x)
+            return memory.sync_update(x)
         u = torch.rand(x.shape, generator=generator, device=draw_device(generator, x.device)).to(x.device)
         return sample_categorical(self.beta * memory.gibbs_scores(x), u)
 

@@ -83,6 +83,17 @@ class AssociativeMemory(abc.ABC):
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Update scores ``[B, L, V]`` (float): the deterministic update sets each position to their argmax."""
 
+    def sync_update(self, x: torch.Tensor) -> torch.Tensor:
+        """One deterministic synchronous step ``[B, L]``: argmax of ``scores``, keeping the current token on a tie.
+
+        Backends may override it with a faster path that gives identical results.
+        """
+        s = self.scores(x)
+        best = s.argmax(dim=-1)
+        cur = s.gather(-1, x.unsqueeze(-1)).squeeze(-1)
+        top = s.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+        return torch.where(cur >= top, x, best)
+
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Log-potentials of the Gibbs conditional, ``p(x_i = v | rest) ∝ exp(beta * gibbs_scores[..., i, v])``.
 
@@ -110,6 +121,8 @@ class AssociativeMemory(abc.ABC):
         for name, value in list(vars(self).items()):
             if isinstance(value, torch.Tensor):
                 setattr(self, name, value.to(device))
+            elif isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+                setattr(self, name, tuple(v.to(device) for v in value))
         return self
 
     @property

@@ -1,7 +1,7 @@
 """Classical (pairwise) Hopfield networks, binary and V-state (Potts).
 
 Tokens are embedded per position as features ``phi(x_i)`` in R^D: for V = 2 a spin (D = 1, token 0 -> -1,
-token 1 -> +1); for V > 2 the centred one-hot ``e_a - 1/V`` (D = V; Kanter 1988's Potts coding up to scale).
+token 1 -> +1); for V > 2 Kanter's (1988) Potts coding ``V e_a - 1`` (D = V, centred, integer-valued).
 A pattern is a vector ``xi`` in R^{N D}, N = L. With couplings ``W`` ([N D, N D], symmetric):
 
     E(x) = -1/2 phi(x)^T W phi(x),    h_i = sum_j W_ij phi(x_j),    x_i <- argmax_a <h_i, phi(a)>
@@ -24,6 +24,9 @@ Hebbian and pseudo-inverse; zero for the default).
 ``form``: "weights" keeps W (O(N D) per asynchronous flip); "patterns" (Hebbian only) keeps the overlaps with
 the K stored patterns (O(K D) per flip; a synchronous step costs 4 B N K multiply-adds for B queries);
 "auto" picks patterns when K < N D / 2.
+
+``matmul="exact-bf16"`` (binary Hebbian, pattern form) computes the integer overlaps and fields on bf16 tensor
+cores with float32 accumulation, exactly (see ``_exact_mm``); results equal the float32 path bit for bit (both are exact while N K < 2^24).
 """
 
 from __future__ import annotations
@@ -33,14 +36,18 @@ from typing import ClassVar, Literal
 import torch
 
 from amtheory._checks import check_choice
+from amtheory.backends._exact_mm import bf16_out_fp32_supported, exact_int_matmul
 from amtheory.backends.base import AssociativeMemory, LocalFields
 
 
 def token_features(vocab_size: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
-    """The embedding ``Phi`` ``[V, D]``: spins for V = 2, centred one-hot for V > 2."""
+    """The embedding ``Phi`` ``[V, D]``: spins for V = 2, Kanter's Potts coding ``V e_a - 1`` for V > 2.
+
+    Integer-valued, so Hebbian couplings and fields are exact integers in float32 and ties stay ties.
+    """
     if vocab_size == 2:
         return torch.tensor([[-1.0], [1.0]], dtype=dtype, device=device)
-    return torch.eye(vocab_size, dtype=dtype, device=device) - 1.0 / vocab_size
+    return vocab_size * torch.eye(vocab_size, dtype=dtype, device=device) - 1.0
 
 
 def embed(x: torch.Tensor, phi: torch.Tensor) -> torch.Tensor:
@@ -60,6 +67,7 @@ class ClassicalHopfield(AssociativeMemory):
         zero_diagonal: bool = True,
         form: Literal["auto", "weights", "patterns"] = "auto",
         dtype: torch.dtype = torch.float32,
+        matmul: Literal["float32", "exact-bf16"] = "float32",
     ):
         self.rule = check_choice("rule", rule, ("hebbian", "storkey", "pseudoinverse"))
         self.form = check_choice("form", form, ("auto", "weights", "patterns"))
@@ -69,11 +77,15 @@ class ClassicalHopfield(AssociativeMemory):
             raise ValueError(f"form: 'patterns' needs rule='hebbian' (a low-rank W), got rule={rule!r}")
         if dtype not in (torch.float32, torch.float64):
             raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        self.matmul = check_choice("matmul", matmul, ("float32", "exact-bf16"))
+        if matmul == "exact-bf16" and (rule != "hebbian" or dtype != torch.float32):
+            raise ValueError(f"matmul: 'exact-bf16' needs rule='hebbian' and float32, got rule={rule!r}, {dtype}")
         self.zero_diagonal = zero_diagonal
         self.dtype = dtype
 
     # ---- learning --------------------------------------------------------------------------------------------
     def _store(self, patterns: torch.Tensor) -> None:
+        self._bf16_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         V = self.vocab_size_
         dev = patterns.device
         self.phi_ = token_features(V, dtype=self.dtype, device=dev)
@@ -90,10 +102,12 @@ class ClassicalHopfield(AssociativeMemory):
             self.diag_ = torch.einsum("kna,knb->nab", blocks, blocks) / N
             self.W_ = None
         else:
+            # Hebbian couplings are kept as integer counts (exact) and scaled by 1/N when fields are formed.
             W = self._weights(xi.double(), N, D).to(self.dtype)
+            self.w_scale_ = 1.0 / N if self.rule == "hebbian" else 1.0
             Wb = W.view(N, D, N, D)
             idx = torch.arange(N, device=dev)
-            self.diag_ = Wb[idx, :, idx, :].clone()  # [N, D, D]
+            self.diag_ = Wb[idx, :, idx, :].clone() * self.w_scale_  # [N, D, D]
             self.W_ = W
         if self.zero_diagonal:
             if self.W_ is not None:
@@ -104,23 +118,37 @@ class ClassicalHopfield(AssociativeMemory):
 
     def _weights(self, xi: torch.Tensor, N: int, D: int) -> torch.Tensor:
         if self.rule == "hebbian":
-            return xi.T @ xi / N
+            return xi.T @ xi
         if self.rule == "pseudoinverse":
             return xi.T @ torch.linalg.pinv(xi @ xi.T, hermitian=True) @ xi
-        # Storkey (1997), with h_ij = sum_{k != i, j} W_ik xi_k = h_i - W_ii xi_i - W_ij xi_j.
+        # Storkey (1997), with h_ij = sum_{k != i, j} W_ik xi_k = h_i - W_ii xi_i - W_ij xi_j. For V > 2 it runs on
+        # the centred one-hot (xi / V), whose scale the rule assumes, and W is rescaled to the V e_a - 1 coding.
+        c = 1.0 if D == 1 else 1.0 / D
+        xi = xi * c
         M = N * D
         W = torch.zeros(M, M, dtype=xi.dtype, device=xi.device)
         for p in xi:
             h = W @ p
             H = h[:, None] - torch.diagonal(W)[:, None] * p[:, None] - W * p[None, :]
             W = W + (torch.outer(p, p) - p[:, None] * H.T - H * p[None, :]) / N
-        return W
+        return W * c * c
 
     # ---- fields and scores ----------------------------------------------------------------------------------
     def fields(self, x: torch.Tensor) -> torch.Tensor:
         """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default)."""
         f = embed(x, self.phi_)
         N, D = self.length_, self.phi_.shape[1]
+        if self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32:
+            # Binary fields are integers times 1/N: form the integer field exactly (float32 is exact below 2^24,
+            # or bf16 tensor cores with digit splitting), then scale; dividing by N keeps every sign and zero.
+            if self.matmul == "exact-bf16":
+                m = exact_int_matmul(f, self.xi_.T, max_abs_a=1)
+                H = exact_int_matmul(m, self.xi_, max_abs_a=N)
+            else:
+                H = (f @ self.xi_.T) @ self.xi_
+            if self.zero_diagonal:
+                H = H - self.xi_.shape[0] * f
+            return (H / N).view(-1, N, 1)
         if self.form_ == "patterns":
             h = (f @ self.xi_.T) @ self.xi_ / N
             h = h.view(-1, N, D)
@@ -129,7 +157,31 @@ class ClassicalHopfield(AssociativeMemory):
                 raw = torch.einsum("kna,knb->nab", blocks, blocks) / N
                 h = h - torch.einsum("nab,Bnb->Bna", raw, f.view(-1, N, D))
             return h
-        return (f @ self.W_).view(-1, N, D)
+        return ((f @ self.W_) * self.w_scale_).view(-1, N, D)
+
+    def sync_update(self, x: torch.Tensor) -> torch.Tensor:
+        """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result)."""
+        if not (self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32):
+            return super().sync_update(x)
+        K = self.xi_.shape[0]
+        if self.matmul == "exact-bf16" and x.is_cuda and bf16_out_fp32_supported(x.device):
+            if self._bf16_cache is None:
+                # Second product over a doubled contraction: [lo | hi] @ [Xi ; 256 Xi] sums both digits of the
+                # overlaps in one float32 accumulator (exact while N K < 2^24).
+                self._bf16_cache = (
+                    self.xi_.to(torch.bfloat16),
+                    torch.cat([self.xi_, 256.0 * self.xi_]).to(torch.bfloat16),
+                )
+            xi16, xi2_16 = self._bf16_cache
+            s = (2 * x - 1).to(torch.bfloat16)
+            m = torch.mm(s, xi16.T, out_dtype=torch.float32)
+            hi = torch.round(m / 256.0)
+            lohi = torch.cat([m - 256.0 * hi, hi], dim=1).to(torch.bfloat16)
+            H = torch.mm(lohi, xi2_16, out_dtype=torch.float32)
+        else:
+            s = (2 * x - 1).to(torch.float32)
+            H = (s @ self.xi_.T) @ self.xi_
+        return _sign_keep(H, s, x, float(K) if self.zero_diagonal else 0.0)
 
     def _self_term(self, x: torch.Tensor) -> torch.Tensor:
         """``W_ii phi(x_i)`` ``[B, N, D]``."""
@@ -159,20 +211,26 @@ class ClassicalHopfield(AssociativeMemory):
         return _WeightFields(self, x)
 
 
+def _sign_keep(H: torch.Tensor, s: torch.Tensor, x: torch.Tensor, self_coupling: float) -> torch.Tensor:
+    """``x_i <- 1 if H_i > c s_i, 0 if H_i < c s_i, else x_i`` (the zero-diagonal field is ``H - c s``)."""
+    d = H - self_coupling * s.to(H.dtype) if self_coupling else H
+    return torch.where(d > 0, 1, torch.where(d < 0, 0, x))
+
+
 class _WeightFields(LocalFields):
     """Keeps ``h = W phi(x)`` ``[B, N, D]``; a flip at i adds ``W[i-block] (phi(new) - phi(old))``: O(N D^2)."""
 
     def __init__(self, mem: ClassicalHopfield, x: torch.Tensor):
         self.m = mem
         self.x = x.clone()
-        self.h = mem.fields(self.x)
         N, D = mem.length_, mem.phi_.shape[1]
+        self.h = (embed(self.x, mem.phi_) @ mem.W_).view(-1, N, D)  # unscaled; at() applies w_scale_
         self.Wrows = mem.W_.view(N, D, N, D)
         self.rows = torch.arange(x.shape[0], device=x.device)
 
     def at(self, pos, *, gibbs=False):
-        h = self.h[self.rows, pos]  # [B, D]
         m = self.m
+        h = self.h[self.rows, pos] * m.w_scale_  # [B, D]
         if not gibbs:
             return h @ m.phi_.T
         cur = self.x[self.rows, pos]
@@ -237,5 +295,6 @@ def hopfield_from_weights(weights: torch.Tensor, patterns: torch.Tensor) -> Clas
         raise ValueError(f"patterns: expected length N = {weights.shape[0]}, got {patterns.shape[1]}")
     N = weights.shape[0]
     m.W_ = weights.clone()
+    m.w_scale_ = 1.0
     m.diag_ = torch.diagonal(weights).reshape(N, 1, 1).clone()
     return m

