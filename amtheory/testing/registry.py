@@ -45,5 +45,23 @@ def _register_builtin() -> None:
             )
     register(BackendCase("classical-hebbian-patterns", lambda: ClassicalHopfield("hebbian", form="patterns")))
 
+    from amtheory.backends.dense import DenseAM
+    from amtheory.backends.modern import ModernHopfield
+
+    register(BackendCase("dense-poly2", lambda: DenseAM("poly", n=2)))
+    register(BackendCase("dense-poly3", lambda: DenseAM("poly", n=3)))
+    register(BackendCase("dense-rectpoly3", lambda: DenseAM("rectpoly", n=3)))
+    # beta = 2 at L = 12: the log-form energy stays O(beta L), far from overflow, and basins are non-trivial.
+    register(BackendCase("dense-exp", lambda: DenseAM("exp", beta=2.0)))
+    register(BackendCase("modern", lambda: ModernHopfield(beta=0.5)))
+    # Streamed path with a chunk that does not divide K = 3: the online softmax must equal the plain one.
+    register(BackendCase("modern-chunked", lambda: ModernHopfield(beta=0.5, chunk_size=2)))
+
+    from amtheory.diffusion.empirical import EmpiricalDenoiser
+
+    # The memorization limit of a diffusion model, at its default evaluation time; chunk_size 2 exercises the
+    # chunked log-sum-exp over the stored set.
+    register(BackendCase("empirical-denoiser", lambda: EmpiricalDenoiser(chunk_size=2)))
+
 
 _register_builtin()

@@ -1,0 +1,247 @@
+"""Dense associative memories: polynomial, rectified-polynomial and exponential energies over stored patterns.
+
+With stored patterns ``xi_mu`` (``mu = 1..K``) and a state ``x`` of ``N = L`` tokens,
+
+    E(x) = -N sum_mu F(sim(xi_mu, x) / N)                               (Krotov and Hopfield 2016)
+
+with ``F(z) = z^n`` ("poly"), ``F(z) = max(z, 0)^n`` ("rectpoly"), and, for the exponential kind
+(Demircigil, Heusel, Löwe, Upgang and Vermet 2017), the log form
+
+    E(x) = -log sum_mu exp(beta sim(xi_mu, x)),
+
+which is finite at any size and has the same descent dynamics as ``-sum_mu exp(beta sim)`` (a monotone map of it).
+
+The polynomial energy is Krotov and Hopfield's ``-sum_mu F(sim)`` times the positive constant ``N^(1 - n)``: the
+deterministic dynamics are identical, the energy is extensive (``-N`` at a lone stored pattern) so a Gibbs
+``beta_gibbs`` means the same at every N and n, and nothing overflows (a Gibbs ``beta_gibbs`` here is
+``beta_gibbs N^(1 - n)`` on the unnormalized energy). For ``n = 2`` and spins,
+``E = -s^T W s = 2 E_Hebb(s) - K`` with ``W = (1/N) sum_mu xi_mu xi_mu^T`` and ``E_Hebb`` the zero-diagonal Hebbian
+energy: the same dynamics as ``ClassicalHopfield("hebbian", zero_diagonal=True)`` and its Gibbs conditional at
+``2 beta_gibbs``.
+
+Similarity: for V = 2 the spin overlap ``xi_mu . s`` in ``[-N, N]`` (token 0 is spin -1); for V > 2 the number of
+agreeing positions ``m_mu`` in ``[0, N]`` (the categorical form). For V = 2 the two forms are related by
+``xi_mu . s = 2 m_mu - N``: the exponential memory with ``beta`` equals the categorical one with ``2 beta`` (the
+energies differ by the constant ``beta N``); for the polynomial kinds the forms differ (the spin overlap also
+rewards anti-aligned patterns for even ``n``), and V = 2 always uses the spin form of Krotov and Hopfield.
+
+Update and conditionals. Write ``h_mu = sim(xi_mu, x) - c(xi_mu,i, x_i)`` for the overlap on the positions other
+than ``i`` and ``c = c_agree`` (1) or ``c_disagree`` (-1 for spins, 0 for counts) for the contribution of position
+``i``. Setting ``x_i = a`` gives, for the polynomial kinds (``F_N(z) = N F(z / N)``),
+``-E(x^{i<-a}) = sum_mu F_N(h_mu + c_disagree) + sum_{mu: xi_mu,i = a} G(h_mu)`` with
+``G(h) = F_N(h + c_agree) - F_N(h + c_disagree)``: a constant in ``a`` plus a sum with no cancellation. The
+deterministic update is ``x_i <- argmax_a -E(x^{i<-a})``, so asynchronous updates never raise E; the Gibbs
+conditional is ``p(x_i = a | rest) = softmax_a(beta_gibbs * -E(x^{i<-a}))``.
+
+Numerics (float64 throughout). Polynomial update scores are ``G`` divided by ``N (M / N)^n`` with
+``M = max_mu |h_mu| + 1`` per query and position, so every term is in ``[-2, 2]`` however large ``n`` is (the
+argmax does not change); the Gibbs scores multiply back by ``N (M / N)^n <= N`` and cannot overflow (they underflow
+only where every ``G`` is below ~1e-300, i.e. where the Gibbs conditional is uniform to that precision).
+Exponential scores are computed with log-sum-exp relative to the per-query maximum and are exact at any ``beta``
+and ``N``.
+
+The diffusion bridge (exponential kind). Let ``m_mu^{-i}`` count the positions other than ``i`` where ``x`` agrees
+with ``xi_mu`` and ``b`` be the inverse temperature on agreement counts (``beta`` for V > 2, ``2 beta`` for spins).
+With ``q_i(v) ∝ sum_mu 1(xi_mu,i = v) exp(b m_mu^{-i})``, the posterior over the clean token at ``i`` of a memory
+that holds exactly the stored set given the other positions (``pattern_conditionals``), the Gibbs conditional at
+``beta_gibbs = 1`` is exactly
+
+    p(x_i = v | rest) = alpha q_i(v) + (1 - alpha) / V,    alpha = (e^b - 1) / (e^b - 1 + V)    (``noise_level``),
+
+the uniform forward kernel applied to ``q_i``; equivalently ``b = log(1 + V alpha / (1 - alpha))``, the inverse
+temperature of the memorizing denoiser at noise level ``alpha`` (``amtheory.diffusion.schedule.beta_of_alpha``).
+No finite energy has ``q_i`` itself as its conditional (``q_i(v)`` is zero for a token no pattern holds at ``i``),
+so the mixture is the exact statement; ``q_i`` is its ``alpha -> 1`` part.
+
+Cost: a full ``scores`` call builds ``[B, L, K]`` float64 (``B L K`` work); an asynchronous flip through
+``local_fields`` costs O(K) and the scores at one position O(K + V).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import ClassVar, Literal
+
+import torch
+
+from amtheory._checks import check_beta, check_choice
+from amtheory.backends.base import AssociativeMemory, LocalFields
+
+
+def contributions(vocab_size: int) -> tuple[float, float]:
+    """``(c_agree, c_disagree)``: what one position adds to the similarity (spins: +-1; counts: 1, 0)."""
+    return (1.0, -1.0) if vocab_size == 2 else (1.0, 0.0)
+
+
+def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``sim(xi_mu, x)`` ``[B, K]`` (float64): spin overlap for V = 2, agreement count for V > 2."""
+    agree_BK = (x_BL.unsqueeze(1) == patterns_KL.unsqueeze(0)).sum(-1).to(torch.float64)
+    if vocab_size == 2:
+        return 2.0 * agree_BK - x_BL.shape[-1]
+    return agree_BK
+
+
+def exclude_position(
+    sim_XK: torch.Tensor, xi_col_XK: torch.Tensor, cur_X: torch.Tensor, vocab_size: int
+) -> torch.Tensor:
+    """``h_mu = sim_mu - c(xi_mu,i, x_i)``: the similarity on the other positions (leading shape ``X``)."""
+    c_a, c_d = contributions(vocab_size)
+    agree = (xi_col_XK == cur_X.unsqueeze(-1)).to(sim_XK.dtype)
+    return sim_XK - (c_d + (c_a - c_d) * agree)
+
+
+def _scatter_tokens(values_XK: torch.Tensor, xi_col_XK: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """``out[..., a] = sum_{mu: xi_mu,i = a} values[..., mu]`` ``[..., V]``."""
+    out = torch.zeros(*values_XK.shape[:-1], vocab_size, dtype=values_XK.dtype, device=values_XK.device)
+    return out.scatter_add_(-1, xi_col_XK, values_XK)
+
+
+def exp_log_scores(h_XK: torch.Tensor, xi_col_XK: torch.Tensor, beta: float, vocab_size: int) -> torch.Tensor:
+    """``-E(x^{i<-a}) = log sum_mu exp(beta (h_mu + c(xi_mu,i, a)))`` ``[..., V]``, stable at any beta (float64).
+
+    Split as ``log(A + (e^{beta c_agree} - e^{beta c_disagree}) S_a)`` with ``A = sum_mu exp(beta (h_mu +
+    c_disagree))`` and ``S_a = sum_{mu: xi_mu,i = a} exp(beta h_mu)``, both relative to ``max_mu beta h_mu``.
+    """
+    c_a, c_d = contributions(vocab_size)
+    z = beta * h_XK
+    top = z.amax(-1, keepdim=True)
+    S = _scatter_tokens(torch.exp(z - top), xi_col_XK, vocab_size)  # [..., V]
+    log_A = beta * c_d + torch.log(S.sum(-1, keepdim=True))
+    # log(e^{beta c_a} - e^{beta c_d}) = beta c_a + log(1 - e^{-beta (c_a - c_d)}); -inf at beta = 0.
+    log_gap = beta * c_a + math.log(-math.expm1(-beta * (c_a - c_d))) if beta > 0 else -math.inf
+    return torch.logaddexp(log_A.expand_as(S), torch.log(S) + log_gap) + top
+
+
+class DenseAM(AssociativeMemory):
+    """Dense associative memory ``E(x) = -N sum_mu F(sim(xi_mu, x) / N)`` (Krotov and Hopfield 2016; Demircigil et
+    al. 2017); see the module docstring for the similarity, the normalization, the exponential log form and the
+    numerics.
+
+    ``kind``: "poly" (``F = z^n``), "rectpoly" (``F = max(z, 0)^n``) or "exp" (``E = -log sum exp(beta sim)``);
+    ``n`` (>= 2) is the polynomial degree, ``beta`` (>= 0) the exponential kind's inverse temperature.
+    """
+
+    has_energy: ClassVar[bool] = True
+
+    def __init__(self, kind: Literal["poly", "rectpoly", "exp"] = "poly", *, n: int = 3, beta: float = 1.0):
+        self.kind = check_choice("kind", kind, ("poly", "rectpoly", "exp"))
+        if isinstance(n, bool) or not isinstance(n, int):
+            raise TypeError(f"n: expected an int >= 2, got {type(n).__name__} {n!r}")
+        if n < 2:
+            raise ValueError(f"n: expected an int >= 2 (the interaction order of F(z) = z^n), got {n}")
+        self.n = n
+        self.beta = check_beta("beta", beta)
+
+    def _store(self, patterns: torch.Tensor) -> None:
+        # Pattern tokens transposed once: column i holds xi_mu,i for every mu (the scatter index at position i).
+        self.xi_T_ = patterns.T.contiguous()  # [L, K]
+
+    # ---- the function F and its per-position differences -------------------------------------------------------
+    def _F(self, z: torch.Tensor) -> torch.Tensor:
+        if self.kind == "rectpoly":
+            z = z.clamp_min(0.0)
+        return z**self.n
+
+    def _position_scores(
+        self, sim_XK: torch.Tensor, xi_col_XK: torch.Tensor, cur_X: torch.Tensor, *, gibbs: bool
+    ) -> torch.Tensor:
+        """Scores ``[..., V]`` at one position per leading index (update scores, or ``-E`` differences)."""
+        V = self.vocab_size_
+        h = exclude_position(sim_XK, xi_col_XK, cur_X, V)
+        if self.kind == "exp":
+            return exp_log_scores(h, xi_col_XK, self.beta, V)
+        c_a, c_d = contributions(V)
+        # Relative to M = max |h| + 1 (>= |h + c|) every term is O(1) at any n; the argmax is unchanged.
+        M = h.abs().amax(-1, keepdim=True) + 1.0
+        t = self._F((h + c_a) / M) - self._F((h + c_d) / M)
+        s = _scatter_tokens(t, xi_col_XK, V)
+        if not gibbs:
+            return s
+        N = float(self.length_)
+        return s * (N * (M / N) ** self.n)
+
+    def _all_scores(self, x: torch.Tensor, *, gibbs: bool) -> torch.Tensor:
+        B, L = x.shape
+        K = self.patterns_.shape[0]
+        sim = similarity(x, self.patterns_, self.vocab_size_)  # [B, K]
+        xi_col = self.xi_T_.unsqueeze(0).expand(B, L, K)
+        return self._position_scores(sim.unsqueeze(1).expand(B, L, K), xi_col, x, gibbs=gibbs)
+
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """Update scores ``[B, L, V]`` (float64): ``-E(x^{i<-a})`` up to a positive scale and a shift per ``(b, i)``."""
+        x = self.check_queries("x", x)
+        return self._all_scores(x, gibbs=False)
+
+    def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``-E(x^{i<-a})`` ``[B, L, V]`` (float64) up to a shift per ``(b, i)``: ``p ∝ exp(beta_gibbs * this)``."""
+        x = self.check_queries("x", x)
+        return self._all_scores(x, gibbs=True)
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """``E(x) = -N sum_mu F(sim_mu / N)`` (poly kinds) or ``-log sum_mu exp(beta sim_mu)`` (exp), ``[B]``."""
+        x = self.check_queries("x", x)
+        sim = similarity(x, self.patterns_, self.vocab_size_)
+        if self.kind == "exp":
+            return -torch.logsumexp(self.beta * sim, dim=-1)
+        N = float(self.length_)
+        return -N * self._F(sim / N).sum(-1)
+
+    def local_fields(self, x: torch.Tensor) -> LocalFields:
+        return _DenseFields(self, x)
+
+    # ---- the diffusion bridge (exponential kind) ----------------------------------------------------------------
+    def _agreement_beta(self) -> float:
+        """Inverse temperature on agreement counts: ``2 beta`` for spins (``sim = 2 m - N``), else ``beta``."""
+        return 2.0 * self.beta if self.vocab_size_ == 2 else self.beta
+
+    def noise_level(self) -> float:
+        """``alpha = (e^b - 1) / (e^b - 1 + V)`` with ``b`` the agreement inverse temperature (exp kind only).
+
+        The inverse of ``b = log(1 + V alpha / (1 - alpha))``: the Gibbs conditional at ``beta_gibbs = 1`` is the
+        uniform forward kernel at this ``alpha`` applied to ``pattern_conditionals``.
+        """
+        self._require_exp("noise_level")
+        g = math.expm1(self._agreement_beta())
+        return g / (g + self.vocab_size_)
+
+    def pattern_conditionals(self, x: torch.Tensor) -> torch.Tensor:
+        """``q_i(v) = sum_mu 1(xi_mu,i = v) softmax_mu(b m_mu^{-i})`` ``[B, L, V]`` (float64), exp kind only.
+
+        ``m_mu^{-i}`` counts the positions other than ``i`` where ``x`` agrees with ``xi_mu`` and ``b`` is the
+        agreement inverse temperature: the posterior of the clean token at ``i`` of a memory that holds exactly
+        the stored set, given the rest of ``x``.
+        """
+        self._require_exp("pattern_conditionals")
+        x = self.check_queries("x", x)
+        B, L = x.shape
+        K = self.patterns_.shape[0]
+        agree = (x.unsqueeze(1) == self.patterns_.unsqueeze(0)).to(torch.float64)  # [B, K, L]
+        m_rest = (agree.sum(-1, keepdim=True) - agree).transpose(1, 2)  # [B, L, K]
+        w = torch.softmax(self._agreement_beta() * m_rest, dim=-1)
+        return _scatter_tokens(w, self.xi_T_.unsqueeze(0).expand(B, L, K), self.vocab_size_)
+
+    def _require_exp(self, what: str) -> None:
+        if self.kind != "exp":
+            raise TypeError(f"{what}: defined for kind='exp' only, this memory has kind={self.kind!r}")
+
+
+class _DenseFields(LocalFields):
+    """Keeps the similarities ``[B, K]`` (float64); a change at one position costs O(K), scores there O(K + V)."""
+
+    def __init__(self, mem: DenseAM, x: torch.Tensor):
+        self.m = mem
+        self.x = x.clone()
+        self.sim = similarity(self.x, mem.patterns_, mem.vocab_size_)
+        self.rows = torch.arange(x.shape[0], device=x.device)
+        self.c_a, self.c_d = contributions(mem.vocab_size_)
+
+    def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
+        xi_col = self.m.xi_T_[pos]  # [B, K]
+        return self.m._position_scores(self.sim, xi_col, self.x[self.rows, pos], gibbs=gibbs)
+
+    def set(self, pos: torch.Tensor, new: torch.Tensor) -> None:
+        xi_col = self.m.xi_T_[pos]  # [B, K]
+        old = self.x[self.rows, pos]
+        d = self.c_a - self.c_d
+        self.sim += d * ((xi_col == new.unsqueeze(-1)).double() - (xi_col == old.unsqueeze(-1)).double())
+        self.x[self.rows, pos] = new

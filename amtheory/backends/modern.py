@@ -1,0 +1,266 @@
+"""Modern (continuous) Hopfield network on embedded tokens (Ramsauer et al. 2020, "Hopfield Networks is All You
+Need").
+
+Tokens are embedded per position (a spin for V = 2, so D = 1; the one-hot vector for V > 2, so D = V) and
+flattened to ``xi`` in R^d, d = L D; the stored patterns form ``X`` ``[K, d]``. With ``M`` the largest pattern norm,
+
+    E(xi) = -beta^-1 log sum_mu exp(beta x_mu . xi) + 1/2 xi . xi + beta^-1 log K + 1/2 M^2,
+    xi <- X^T softmax(beta X xi),
+
+the update being one softmax-attention step with keys = values = X; it never raises E (concave-convex procedure).
+
+Token interface: ``scores(x)`` is the one-step update of ``embed(x)`` reshaped to ``[B, L, D]`` (for V = 2,
+``[-u, u]``), so the deterministic token update is the argmax readout per position. On tokens ``xi . xi = L`` is
+constant, so the energy restricted to tokens is ``E(x) = -beta^-1 log sum_mu exp(beta sim_mu(x)) + const`` with
+``sim = X embed(x)`` (the spin overlap for V = 2, the agreement count for V > 2): ``beta^-1`` times the exponential
+``DenseAM``'s energy. Asynchronous token updates never raise it: log-sum-exp is convex, so changing position
+``i`` from ``a`` to ``b`` raises ``lse(beta X xi)`` by at least ``beta (u_i(b) - u_i(a))``, the change of its
+linearization, which the argmax update makes ``>= 0``; hence ``has_energy = True``. The Gibbs conditional is the
+exact one of that energy, ``softmax(beta_gibbs * -E(x^{i<-a}))`` (not ``softmax(scores)``).
+
+Large K: ``continuous_step`` streams over the stored patterns in chunks of ``chunk_size`` with an online
+(running-max) softmax, so memory grows with ``B d + K d + B chunk_size`` instead of ``B K``; with ``matmul_dtype``
+(bfloat16 or float16) both matmuls take half-precision inputs (tensor cores) while logits, softmax statistics and the
+accumulator stay in float32.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from amtheory._checks import check_float, check_int
+from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
+from amtheory.backends.dense import contributions, exclude_position, exp_log_scores, similarity
+
+
+@dataclass(frozen=True)
+class ContinuousResult:
+    """Continuous iteration outcome: ``states`` ``[B, d]``, per-query ``converged`` ``[B]`` (bool: the last step
+    moved the state by at most ``tol`` in Euclidean norm) and ``steps`` ``[B]`` (long: steps taken)."""
+
+    states: torch.Tensor
+    converged: torch.Tensor
+    steps: torch.Tensor
+
+
+def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` in float32 from (possibly half-precision) inputs, accumulating in float32."""
+    if a.dtype in (torch.float32, torch.float64):
+        return a @ b
+    if a.is_cuda:
+        # Tensor-core matmul with a float32 output: the logits must not be rounded to 8 mantissa bits.
+        try:
+            return torch.mm(a, b, out_dtype=torch.float32)
+        except (RuntimeError, TypeError):
+            return (a @ b).float()
+    # CPU: emulate half-precision inputs with float32 accumulation exactly.
+    return a.float() @ b.float()
+
+
+class ModernHopfield(AssociativeMemory):
+    """Continuous modern Hopfield network ``xi <- X^T softmax(beta X xi)`` on embedded tokens (Ramsauer et al. 2020).
+
+    ``beta`` (> 0) inverse temperature; ``max_iter``, ``tol`` defaults of ``iterate``; ``chunk_size`` stored
+    patterns per streamed block (None: all at once); ``matmul_dtype`` None (the working ``dtype``), torch.bfloat16
+    or torch.float16 for the two matmuls; ``dtype`` float32 or float64 for embeddings and accumulators.
+    """
+
+    has_energy: ClassVar[bool] = True
+
+    def __init__(
+        self,
+        beta: float = 1.0,
+        *,
+        max_iter: int = 100,
+        tol: float = 1e-6,
+        chunk_size: int | None = None,
+        matmul_dtype: torch.dtype | None = None,
+        dtype: torch.dtype = torch.float32,
+    ):
+        self.beta = check_float("beta", beta, minimum=0.0, strict_min=True)
+        self.max_iter = check_int("max_iter", max_iter, minimum=1)
+        self.tol = check_float("tol", tol, minimum=0.0)
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, minimum=1)
+        self.chunk_size = chunk_size
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype: expected torch.float32 or torch.float64, got {dtype}")
+        if matmul_dtype not in (None, torch.bfloat16, torch.float16, dtype):
+            raise ValueError(
+                f"matmul_dtype: expected None, torch.bfloat16, torch.float16 or {dtype}, got {matmul_dtype}"
+            )
+        self.matmul_dtype = matmul_dtype
+        self.dtype = dtype
+
+    # ---- storing and embedding ----------------------------------------------------------------------------------
+    def _store(self, patterns: torch.Tensor) -> None:
+        V = self.vocab_size_
+        dev = patterns.device
+        if V == 2:
+            self.phi_ = torch.tensor([[-1.0], [1.0]], dtype=self.dtype, device=dev)
+        else:
+            self.phi_ = torch.eye(V, dtype=self.dtype, device=dev)
+        self.X_ = self.phi_[patterns].flatten(-2)  # [K, d]
+        self.Xmm_ = self.X_ if self.matmul_dtype is None else self.X_.to(self.matmul_dtype)
+        self.max_norm_ = float(self.X_.double().norm(dim=-1).max())
+        self.xi_T_ = patterns.T.contiguous()  # [L, K]: pattern tokens per position
+
+    @property
+    def width(self) -> int:
+        """``d = L D``, the width of the continuous state."""
+        return int(self.X_.shape[1])
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """Tokens ``[B, L]`` -> continuous states ``[B, d]`` (spins for V = 2, one-hot per position for V > 2)."""
+        x = self.check_queries("x", x)
+        return self.phi_[x].flatten(-2)
+
+    def _check_xi(self, xi: object) -> torch.Tensor:
+        if not self.is_stored:
+            raise NotStoredError(f"{type(self).__name__}: call store(patterns, vocab_size=...) before using it")
+        if not isinstance(xi, torch.Tensor) or not xi.is_floating_point():
+            got = xi.dtype if isinstance(xi, torch.Tensor) else type(xi).__name__
+            raise TypeError(f"xi_Bd: expected a floating-point torch.Tensor [B, d], got {got}")
+        if xi.dim() != 2 or xi.shape[1] != self.width:
+            raise ValueError(
+                f"xi_Bd: expected shape [B, d] with d = L * D = {self.length_} * {self.phi_.shape[1]} = {self.width}, "
+                f"got {tuple(xi.shape)}"
+            )
+        if xi.device != self.X_.device:
+            raise ValueError(f"xi_Bd: expected a tensor on the memory's device {self.X_.device}, got {xi.device}")
+        return xi.to(self.dtype)
+
+    # ---- the continuous network -------------------------------------------------------------------------------
+    def continuous_step(self, xi_Bd: torch.Tensor) -> torch.Tensor:
+        """One update ``X^T softmax(beta X xi)`` ``[B, d]``, streamed over K in chunks with an online softmax.
+
+        Per chunk ``c``: ``s = beta X_c xi``, ``m' = max(m, max s)``, ``l <- l e^{m - m'} + sum e^{s - m'}``,
+        ``acc <- acc e^{m - m'} + e^{s - m'} X_c``; the result is ``acc / l`` (Milakov and Gimelshein 2018).
+        """
+        q = self._check_xi(xi_Bd)
+        B = q.shape[0]
+        K = self.X_.shape[0]
+        chunk = K if self.chunk_size is None else self.chunk_size
+        acc_dtype = self.dtype
+        mm_dtype = self.Xmm_.dtype
+        # beta is applied to the float32 logits, not folded into half-precision queries (that would round beta).
+        q_mm = q.to(mm_dtype)
+        run_max = torch.full((B,), -math.inf, dtype=acc_dtype, device=q.device)
+        norm = torch.zeros(B, dtype=acc_dtype, device=q.device)
+        acc = torch.zeros(B, self.width, dtype=acc_dtype, device=q.device)
+        for start in range(0, K, chunk):
+            Xc = self.Xmm_[start : start + chunk]
+            s = _mm_f32(q_mm, Xc.T).to(acc_dtype)  # [B, c] raw overlaps
+            new_max = torch.maximum(run_max, s.amax(-1) * self.beta)
+            corr = torch.exp(run_max - new_max)
+            # p = exp(beta s - m') in one pass, written in the matmul dtype for the second product.
+            torch.add(-new_max.unsqueeze(-1), s, alpha=self.beta, out=s)
+            p = torch.exp(s, out=torch.empty_like(s, dtype=mm_dtype))
+            norm = norm * corr + p.sum(-1, dtype=acc_dtype)
+            acc.mul_(corr.unsqueeze(-1)).add_(_mm_f32(p, Xc).to(acc_dtype))
+            run_max = new_max
+        return acc / norm.unsqueeze(-1)
+
+    def continuous_energy(self, xi_Bd: torch.Tensor) -> torch.Tensor:
+        """``E(xi) = -beta^-1 lse(beta X xi) + 1/2 xi.xi + beta^-1 log K + 1/2 M^2`` ``[B]`` (float64; >= 0)."""
+        q = self._check_xi(xi_Bd).double()
+        K = self.X_.shape[0]
+        chunk = K if self.chunk_size is None else self.chunk_size
+        lse = torch.full((q.shape[0],), -math.inf, dtype=torch.float64, device=q.device)
+        for start in range(0, K, chunk):
+            z = self.beta * (q @ self.X_[start : start + chunk].double().T)
+            lse = torch.logaddexp(lse, torch.logsumexp(z, dim=-1))
+        b = self.beta
+        return -lse / b + 0.5 * (q * q).sum(-1) + math.log(K) / b + 0.5 * self.max_norm_**2
+
+    def iterate(
+        self, xi_Bd: torch.Tensor, *, max_iter: int | None = None, tol: float | None = None
+    ) -> ContinuousResult:
+        """Iterate ``continuous_step`` per query until a step moves it by at most ``tol`` or ``max_iter`` steps."""
+        xi = self._check_xi(xi_Bd)
+        max_iter = self.max_iter if max_iter is None else check_int("max_iter", max_iter, minimum=1)
+        tol = self.tol if tol is None else check_float("tol", tol, minimum=0.0)
+        B = xi.shape[0]
+        converged = torch.zeros(B, dtype=torch.bool, device=xi.device)
+        steps = torch.zeros(B, dtype=torch.long, device=xi.device)
+        for _ in range(max_iter):
+            active = ~converged
+            if not bool(active.any()):
+                break
+            new = self.continuous_step(xi[active])
+            moved = (new - xi[active]).norm(dim=-1)
+            xi = xi.clone()
+            xi[active] = new
+            steps[active] += 1
+            converged[active] = moved <= tol
+        return ContinuousResult(xi, converged, steps)
+
+    def metastability(self, xi_Bd: torch.Tensor, *, mass: float = 0.9) -> torch.Tensor:
+        """Number of softmax weights ``softmax(beta X xi)`` that together hold ``mass`` of it, ``[B]`` long.
+
+        1 near a single stored pattern, a few at a metastable state, about K at the global average (Ramsauer et
+        al. 2020, Sec. 3).
+        """
+        q = self._check_xi(xi_Bd).double()
+        check_float("mass", mass, minimum=0.0, maximum=1.0, strict_min=True)
+        p = torch.softmax(self.beta * (q @ self.X_.double().T), dim=-1).sort(dim=-1, descending=True).values
+        before = p.cumsum(-1) - p
+        # Count the weights needed: those whose preceding mass is still short of the target.
+        return (before < mass - 1e-12).sum(-1).clamp_min(1)
+
+    # ---- the token interface ----------------------------------------------------------------------------------
+    def scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The one-step update of ``embed(x)`` as ``[B, L, V]`` (V = 2: ``[-u, u]``); argmax is the readout."""
+        x = self.check_queries("x", x)
+        u = self.continuous_step(self.phi_[x].flatten(-2)).view(x.shape[0], self.length_, -1)
+        return torch.cat([-u, u], dim=-1) if self.vocab_size_ == 2 else u
+
+    def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """``-E(x^{i<-a})`` up to a shift per ``(b, i)``, ``[B, L, V]`` float64 (exact log-sum-exp)."""
+        x = self.check_queries("x", x)
+        B, L = x.shape
+        K = self.patterns_.shape[0]
+        sim = similarity(x, self.patterns_, self.vocab_size_).unsqueeze(1).expand(B, L, K)
+        xi_col = self.xi_T_.unsqueeze(0).expand(B, L, K)
+        h = exclude_position(sim, xi_col, x, self.vocab_size_)
+        return exp_log_scores(h, xi_col, self.beta, self.vocab_size_) / self.beta
+
+    def energy(self, x: torch.Tensor) -> torch.Tensor:
+        """``continuous_energy(embed(x))`` ``[B]`` (float64)."""
+        return self.continuous_energy(self.embed(x))
+
+    def local_fields(self, x: torch.Tensor) -> LocalFields:
+        return _ModernFields(self, x)
+
+
+class _ModernFields(LocalFields):
+    """Keeps the overlaps ``X embed(x)`` ``[B, K]``; a change costs O(K), the scores at one position O(K D)."""
+
+    def __init__(self, mem: ModernHopfield, x: torch.Tensor):
+        self.m = mem
+        self.x = x.clone()
+        self.sim = similarity(self.x, mem.patterns_, mem.vocab_size_)  # float64, equals X embed(x)
+        self.rows = torch.arange(x.shape[0], device=x.device)
+        self.blocks = mem.X_.double().view(mem.X_.shape[0], mem.length_, -1)  # [K, L, D]
+        c_a, c_d = contributions(mem.vocab_size_)
+        self.step = c_a - c_d
+
+    def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
+        m = self.m
+        xi_col = m.xi_T_[pos]  # [B, K]
+        if gibbs:
+            h = exclude_position(self.sim, xi_col, self.x[self.rows, pos], m.vocab_size_)
+            return exp_log_scores(h, xi_col, m.beta, m.vocab_size_) / m.beta
+        p = torch.softmax(m.beta * self.sim, dim=-1)  # [B, K]
+        u = torch.einsum("bk,kbd->bd", p, self.blocks[:, pos, :]).to(m.dtype)
+        return torch.cat([-u, u], dim=-1) if m.vocab_size_ == 2 else u
+
+    def set(self, pos: torch.Tensor, new: torch.Tensor) -> None:
+        xi_col = self.m.xi_T_[pos]
+        old = self.x[self.rows, pos]
+        self.sim += self.step * ((xi_col == new.unsqueeze(-1)).double() - (xi_col == old.unsqueeze(-1)).double())
+        self.x[self.rows, pos] = new

@@ -1,0 +1,196 @@
+import math
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amtheory.backends.classical import ClassicalHopfield
+from amtheory.backends.dense import DenseAM
+from amtheory.corruption import corrupt
+from amtheory.diffusion.schedule import beta_of_alpha
+from amtheory.dynamics import argmax_keep, retrieve
+from amtheory.patterns import iid_patterns
+
+torch.set_num_threads(1)
+SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
+
+
+def _setup(seed, K, L, V, B=6):
+    g = torch.Generator().manual_seed(seed)
+    X = iid_patterns(K, L, vocab_size=V, generator=g)
+    q = iid_patterns(B, L, vocab_size=V, generator=g)
+    return X, q
+
+
+def _energies_by_token(mem, q, V):
+    """E(x^{i<-a}) for every position and token, by brute force: [B, L, V]."""
+    B, L = q.shape
+    out = torch.empty(B, L, V, dtype=torch.float64)
+    for i in range(L):
+        for a in range(V):
+            y = q.clone()
+            y[:, i] = a
+            out[:, i, a] = mem.energy(y)
+    return out
+
+
+@pytest.mark.parametrize("bad", [1, 0, -2])
+def test_n_below_two_raises(bad):
+    with pytest.raises(ValueError, match="n"):
+        DenseAM("poly", n=bad)
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(TypeError, match="n"):
+        DenseAM("poly", n=2.5)
+    for bad in (-0.1, math.inf, math.nan):
+        with pytest.raises(ValueError, match="beta"):
+            DenseAM("exp", beta=bad)
+    with pytest.raises(ValueError, match="kind"):
+        DenseAM("cubic")
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**16),
+    kind=st.sampled_from(["poly", "rectpoly", "exp"]),
+    n=st.integers(2, 5),
+    V=st.sampled_from([2, 3, 5]),
+    K=st.integers(1, 5),
+    L=st.integers(2, 7),
+)
+def test_gibbs_scores_are_energy_differences(seed, kind, n, V, K, L):
+    X, q = _setup(seed, K, L, V)
+    mem = DenseAM(kind, n=n, beta=0.8).store(X, vocab_size=V)
+    E = _energies_by_token(mem, q, V)
+    g = mem.gibbs_scores(q)
+    torch.testing.assert_close(g - g[..., :1], -(E - E[..., :1]), rtol=1e-9, atol=1e-9)
+    # The update picks a token of lowest E (up to rounding: exact ties may break either way).
+    chosen = argmax_keep(mem.scores(q), q)
+    E_chosen = E.gather(-1, chosen.unsqueeze(-1)).squeeze(-1)
+    assert bool((E_chosen <= E.amin(-1) + 1e-9 * (1 + E.abs().amax(-1))).all())
+
+
+def test_large_n_poly_update_matches_exact_integers():
+    """n = 80 at N = 40 overflows a naive float computation; the update must pick the token that exact integer
+    arithmetic says lowers E, wherever float64 can tell the two apart at all (relative gap above 1e-12)."""
+    g = torch.Generator().manual_seed(3)
+    X = iid_patterns(7, 40, generator=g)
+    q = corrupt(X, vocab_size=2, n_changed=12, generator=g).states
+    n = 80
+    mem = DenseAM("poly", n=n).store(X, vocab_size=2)
+    s = mem.scores(q)
+    assert bool(torch.isfinite(s).all())
+    chosen = argmax_keep(s, q).tolist()
+    sx = (2 * X - 1).tolist()
+    resolvable = 0
+    for b, row in enumerate((2 * q - 1).tolist()):
+        for i in range(len(row)):
+            vals = []  # -E_raw(x^{i<-a}) = sum_mu (xi_mu . s)^n, in Python ints: exact
+            for spin in (-1, 1):
+                y = list(row)
+                y[i] = spin
+                vals.append(sum(sum(a * c for a, c in zip(p, y)) ** n for p in sx))
+            if abs(vals[0] - vals[1]) > 1e-12 * max(vals):
+                resolvable += 1
+                assert vals[chosen[b][i]] == max(vals), (b, i)
+    assert resolvable > q.numel() // 2
+    p = mem.conditionals(q, beta=1e-3)
+    assert bool(torch.isfinite(p).all())
+
+
+def test_large_beta_exp_is_finite():
+    X, q = _setup(4, 9, 200, 3, B=5)
+    mem = DenseAM("exp", beta=500.0).store(X, vocab_size=3)
+    for t in (mem.scores(q), mem.gibbs_scores(q), mem.energy(q), mem.conditionals(q, beta=1.0)):
+        assert bool(torch.isfinite(t).all())
+    r = retrieve(mem, X, update="async", max_steps=3, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(r.states, X)
+
+
+def _no_tie_setup(seed):
+    # N even and K odd: every off-diagonal field sum_mu xi_mu,i (m_mu - xi_mu,i s_i) is a sum of K odd numbers, so
+    # never zero, and no tie-breaking convention enters the comparison.
+    g = torch.Generator().manual_seed(seed)
+    X = iid_patterns(5, 16, generator=g)
+    q = iid_patterns(40, 16, generator=g)
+    return X, q
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_poly2_equals_hebbian_zero_diagonal(seed):
+    """sum_mu (xi_mu . s)^2 = N s^T W s with the diagonal term K constant, so the update at i is sign(sum_{j != i}
+    W_ij s_j): the zero-diagonal Hebbian network, step by step, synchronous and asynchronous."""
+    X, q = _no_tie_setup(seed)
+    dam = DenseAM("poly", n=2).store(X, vocab_size=2)
+    heb = ClassicalHopfield("hebbian", zero_diagonal=True, form="weights", dtype=torch.float64).store(X, vocab_size=2)
+    for steps in (1, 2, 5, 30):
+        for kw in ({"update": "sync"}, {"update": "async", "order": "sequential"}):
+            a = retrieve(dam, q, max_steps=steps, **kw)
+            b = retrieve(heb, q, max_steps=steps, **kw)
+            assert torch.equal(a.states, b.states), (steps, kw)
+            assert torch.equal(a.converged, b.converged) and torch.equal(a.cycled, b.cycled)
+    # Energies: E_dam = 2 E_hebb - K; Gibbs conditionals: dam at beta equals hebbian at 2 beta.
+    torch.testing.assert_close(dam.energy(q), 2 * heb.energy(q) - X.shape[0], rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(dam.conditionals(q, beta=0.3), heb.conditionals(q, beta=0.6), rtol=1e-5, atol=1e-6)
+
+
+def test_poly2_differs_from_hebbian_with_diagonal():
+    """With self-couplings kept, the update sees + (K/N) s_i, which the dense energy does not: they must differ."""
+    X, q = _no_tie_setup(0)
+    dam = DenseAM("poly", n=2).store(X, vocab_size=2)
+    diag = ClassicalHopfield("hebbian", zero_diagonal=False, form="weights", dtype=torch.float64).store(X, vocab_size=2)
+    a = retrieve(dam, q, update="sync", max_steps=1).states
+    b = retrieve(diag, q, update="sync", max_steps=1).states
+    assert not torch.equal(a, b)
+
+
+def _pattern_posterior_bruteforce(X, q, V, b):
+    """q_i(v) ∝ sum_mu 1(xi_mu,i = v) exp(b m_mu^{-i}), with explicit loops."""
+    B, L = q.shape
+    out = torch.zeros(B, L, V, dtype=torch.float64)
+    for bb in range(B):
+        for i in range(L):
+            w = torch.zeros(V, dtype=torch.float64)
+            for mu in range(X.shape[0]):
+                m = sum(int(X[mu, j] == q[bb, j]) for j in range(L) if j != i)
+                w[X[mu, i]] += math.exp(b * m)
+            out[bb, i] = w / w.sum()
+    return out
+
+
+@pytest.mark.parametrize("V", [2, 4])
+@pytest.mark.parametrize("beta", [0.0, 0.7, 3.0])
+def test_exp_conditional_is_noised_pattern_posterior(V, beta):
+    """p(x_i = v | rest) = alpha q_i(v) + (1 - alpha)/V exactly, with q_i the stored-set posterior from the other
+    positions and beta = log(1 + V alpha / (1 - alpha)) (agreement counts; 2 beta for spins)."""
+    X, q = _setup(11, 6, 7, V, B=4)
+    q[0] = X[2]  # one query at a stored pattern
+    mem = DenseAM("exp", beta=beta).store(X, vocab_size=V)
+    b = 2 * beta if V == 2 else beta
+    qi = _pattern_posterior_bruteforce(X, q, V, b)
+    torch.testing.assert_close(mem.pattern_conditionals(q), qi, rtol=1e-12, atol=1e-12)
+    alpha = mem.noise_level()
+    if beta > 0:
+        assert beta_of_alpha(alpha, V) == pytest.approx(b, rel=1e-12)
+    p = torch.softmax(mem.gibbs_scores(q), dim=-1)  # conditionals at beta_gibbs = 1, in float64
+    torch.testing.assert_close(p, alpha * qi + (1 - alpha) / V, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(mem.conditionals(q, beta=1.0), (alpha * qi + (1 - alpha) / V).float())
+
+
+def test_bridge_helpers_need_exp_kind():
+    X, q = _setup(0, 3, 5, 3)
+    mem = DenseAM("poly", n=3).store(X, vocab_size=3)
+    with pytest.raises(TypeError, match="exp"):
+        mem.pattern_conditionals(q)
+    with pytest.raises(TypeError, match="exp"):
+        mem.noise_level()
+
+
+def test_stored_patterns_are_fixed_points_at_low_load():
+    X, _ = _setup(5, 4, 30, 3)
+    for mem in (DenseAM("poly", n=3), DenseAM("rectpoly", n=4), DenseAM("exp", beta=1.0)):
+        mem.store(X, vocab_size=3)
+        r = retrieve(mem, X, update="sync", max_steps=2)
+        assert torch.equal(r.states, X) and bool(r.converged.all()), mem

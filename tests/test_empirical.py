@@ -1,0 +1,168 @@
+"""The memorizing denoiser: its posterior against brute-force Bayes, its t -> 0 limit, and the conformance suite."""
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from amtheory import NotStoredError, retrieve
+from amtheory.diffusion.empirical import EmpiricalDenoiser
+from amtheory.diffusion.schedule import alpha
+from amtheory.testing.conformance import CHECKS
+from amtheory.testing.registry import BackendCase
+
+torch.set_num_threads(1)
+
+
+def brute_force_marginals(patterns, x_t, t, V):
+    """Enumerate x_0 over the stored set with the product kernel prod_i [a 1(x_t,i = x_0,i) + (1 - a)/V]."""
+    a = float(alpha(t))
+    K, L = patterns.shape
+    out = torch.zeros(L, V, dtype=torch.float64)
+    w = torch.zeros(K, dtype=torch.float64)
+    for mu in range(K):
+        w[mu] = torch.prod(a * (x_t == patterns[mu]).double() + (1.0 - a) / V)
+    w = w / w.sum()
+    for mu in range(K):
+        out[torch.arange(L), patterns[mu]] += w[mu]
+    return out, w
+
+
+@pytest.mark.parametrize("t", [1e-3, 0.1, 0.5, 0.9, 1.0])
+def test_posterior_equals_brute_force(t):
+    g = torch.Generator().manual_seed(3)
+    V, L, K = 3, 5, 6
+    P = torch.randint(0, V, (K, L), generator=g)
+    P[5] = P[0]  # a duplicate counts twice in the empirical distribution
+    mem = EmpiricalDenoiser(chunk_size=4).store(P, vocab_size=V)
+    x = torch.randint(0, V, (7, L), generator=g)
+    lp = mem.log_posterior(x, t)
+    lw = mem.pattern_log_posterior(x, t)
+    assert lp.shape == (7, L, V) and lp.dtype == torch.float64
+    for b in range(x.shape[0]):
+        ref, w = brute_force_marginals(P, x[b], t, V)
+        torch.testing.assert_close(lp[b].exp(), ref, rtol=1e-9, atol=1e-12)
+        torch.testing.assert_close(lw[b].exp(), w, rtol=1e-9, atol=1e-12)
+
+
+@settings(max_examples=25, deadline=None, derandomize=True)
+@given(
+    seed=st.integers(0, 2**16),
+    V=st.integers(2, 4),
+    L=st.integers(1, 6),
+    K=st.integers(1, 7),
+    chunk=st.integers(1, 8),
+    t=st.floats(1e-4, 1.0),
+)
+def test_posterior_brute_force_property(seed, V, L, K, chunk, t):
+    g = torch.Generator().manual_seed(seed)
+    P = torch.randint(0, V, (K, L), generator=g)
+    x = torch.randint(0, V, (3, L), generator=g)
+    lp = EmpiricalDenoiser(chunk_size=chunk).store(P, vocab_size=V).log_posterior(x, t)
+    for b in range(3):
+        ref, _ = brute_force_marginals(P, x[b], t, V)
+        torch.testing.assert_close(lp[b].exp(), ref, rtol=1e-8, atol=1e-12)
+    # Tokens no stored pattern carries at a position have probability exactly zero.
+    carried = torch.zeros(L, V, dtype=torch.bool)
+    carried[torch.arange(L).repeat(K), P.reshape(-1)] = True
+    assert bool(torch.isneginf(lp[:, ~carried]).all()) and bool(torch.isfinite(lp[:, carried]).all())
+
+
+def test_per_query_times_match_scalar_times():
+    g = torch.Generator().manual_seed(0)
+    P = torch.randint(0, 5, (4, 9), generator=g)
+    mem = EmpiricalDenoiser().store(P, vocab_size=5)
+    x = torch.randint(0, 5, (3, 9), generator=g)
+    ts = torch.tensor([0.05, 0.4, 1.0])
+    both = mem.log_posterior(x, ts)
+    for b in range(3):
+        torch.testing.assert_close(both[b], mem.log_posterior(x[b : b + 1], float(ts[b]))[0])
+
+
+def test_small_t_returns_the_nearest_pattern():
+    g = torch.Generator().manual_seed(1)
+    V, L, K = 6, 24, 5
+    P = torch.randint(0, V, (K, L), generator=g)
+    mem = EmpiricalDenoiser(t_eval=1e-5).store(P, vocab_size=V)
+    # Change 5 tokens of each pattern: its nearest stored pattern is itself (others agree on about L / V).
+    q = P.clone()
+    q[:, :5] = (q[:, :5] + 1) % V
+    d = (q[:, None, :] != P[None]).sum(-1)
+    nearest = d.argmin(-1)
+    assert bool((d.sort(-1).values[:, 0] < d.sort(-1).values[:, 1]).all()), "nearest pattern must be unique"
+    assert torch.equal(mem.scores(q).argmax(-1), P[nearest])
+    r = retrieve(mem, q, update="sync", max_steps=5)
+    assert torch.equal(r.states, P[nearest]) and bool(r.converged.all())
+
+
+def test_chunking_does_not_change_the_result():
+    g = torch.Generator().manual_seed(2)
+    P = torch.randint(0, 4, (11, 7), generator=g)
+    x = torch.randint(0, 4, (5, 7), generator=g)
+    a = EmpiricalDenoiser(chunk_size=1).store(P, vocab_size=4).log_posterior(x, 0.3)
+    b = EmpiricalDenoiser(chunk_size=1000).store(P, vocab_size=4).log_posterior(x, 0.3)
+    torch.testing.assert_close(a, b, rtol=1e-12, atol=0.0)
+
+
+def test_conditionals_temper_the_posterior():
+    g = torch.Generator().manual_seed(4)
+    P = torch.randint(0, 3, (4, 6), generator=g)
+    mem = EmpiricalDenoiser().store(P, vocab_size=3)
+    x = torch.randint(0, 3, (2, 6), generator=g)
+    torch.testing.assert_close(mem.conditionals(x, t=0.4), mem.log_posterior(x, 0.4).exp().float())
+    assert torch.allclose(mem.conditionals(x, beta=0.0, t=0.4), torch.full((2, 6, 3), 1 / 3))
+    sharp = mem.conditionals(x, beta=3.0, t=0.4).double()
+    ref = torch.softmax(3.0 * mem.log_posterior(x, 0.4).clamp_min(-1e300), -1)
+    torch.testing.assert_close(sharp, ref, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("bad_t", [0.0, -0.1, 1.5, float("nan"), torch.tensor([0.2, 0.0]), torch.tensor([0.2, 2.0])])
+def test_times_outside_the_unit_interval_are_rejected(bad_t):
+    mem = EmpiricalDenoiser().store(torch.zeros(2, 4, dtype=torch.long), vocab_size=3)
+    with pytest.raises(ValueError, match="t_B"):
+        mem.log_posterior(torch.zeros(2, 4, dtype=torch.long), bad_t)
+
+
+def test_other_bad_input():
+    mem = EmpiricalDenoiser()
+    with pytest.raises(NotStoredError):
+        mem.log_posterior(torch.zeros(1, 3, dtype=torch.long), 0.5)
+    mem.store(torch.zeros(2, 4, dtype=torch.long), vocab_size=3)
+    with pytest.raises(ValueError, match="t_B"):
+        mem.log_posterior(torch.zeros(2, 4, dtype=torch.long), torch.tensor([0.1, 0.2, 0.3]))
+    with pytest.raises(TypeError, match="t_B"):
+        mem.log_posterior(torch.zeros(2, 4, dtype=torch.long), torch.tensor([1, 1]))
+    with pytest.raises(ValueError, match="x_t_BL"):
+        mem.log_posterior(torch.full((2, 4), 3), 0.5)
+    with pytest.raises(ValueError, match="t_eval"):
+        EmpiricalDenoiser(t_eval=0.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        EmpiricalDenoiser(chunk_size=0)
+    with pytest.raises(ValueError, match="t"):
+        mem.conditionals(torch.zeros(1, 4, dtype=torch.long), t=2.0)
+
+
+def test_exact_zero_tokens_stay_finite_under_tempering():
+    # Position 0 carries only token 0 in the stored set: tokens 1 and 2 have log p = -inf there.
+    P = torch.tensor([[0, 1, 2], [0, 2, 1]])
+    mem = EmpiricalDenoiser().store(P, vocab_size=3)
+    p = mem.conditionals(torch.tensor([[1, 1, 1]]), beta=0.0)
+    assert bool(torch.isfinite(p).all()) and torch.allclose(p, torch.full_like(p, 1 / 3))
+
+
+CASE = BackendCase("empirical-denoiser", lambda: EmpiricalDenoiser(chunk_size=2), vocab_sizes=(2, 3))
+
+
+@pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
+def test_conformance(check):
+    check(CASE, seed=1234)
+
+
+def test_all_stored_patterns_are_fixed_points_of_the_sync_map():
+    V, L = 4, 10
+    P = torch.tensor(list(itertools.islice(itertools.product(range(V), repeat=L), 0, 40 * 997, 997)))
+    mem = EmpiricalDenoiser().store(P, vocab_size=V)
+    r = retrieve(mem, P, update="sync", max_steps=3)
+    assert torch.equal(r.states, P) and bool(r.converged.all()) and int(r.steps.sum()) == 0

@@ -1,0 +1,239 @@
+"""The reverse chain: the step posterior against brute-force Bayes, the chain's bookkeeping, and retrieval with the
+memorizing denoiser."""
+
+import pytest
+import torch
+
+from amtheory import ClassicalHopfield, corrupt, retrieve
+from amtheory.diffusion.denoiser import Denoiser
+from amtheory.diffusion.empirical import EmpiricalDenoiser
+from amtheory.diffusion.sampler import (
+    ReverseDiffusion,
+    corrupt_forward,
+    final_step,
+    fixed_point_share,
+    generate,
+    posterior_step_probs,
+)
+from amtheory.diffusion.schedule import alpha
+from amtheory.patterns import stored_and_unseen
+
+torch.set_num_threads(1)
+
+
+class TableDenoiser(Denoiser):
+    """A stand-in denoiser: fixed random logits per (position, current token), sharpened as t falls."""
+
+    def __init__(self, seed: int = 0, **kw):
+        super().__init__(**kw)
+        self.seed = seed
+
+    def _store(self, patterns):
+        g = torch.Generator().manual_seed(self.seed)
+        self.table_ = torch.randn(self.length_, self.vocab_size_, self.vocab_size_, generator=g, dtype=torch.float64)
+
+    def _log_posterior(self, x_BL, t_B):
+        L = x_BL.shape[1]
+        logits = self.table_[torch.arange(L), x_BL] / t_B[:, None, None].sqrt()
+        return torch.log_softmax(logits, -1)
+
+
+def brute_force_step(x_theta, z, a_t, a_s, V):
+    """sum_x0 q(x_t | x_s) q(x_s | x_0) x_theta(x_0) / q(x_t | x_theta), for every x_s, at one position."""
+    a_ts = a_t / a_s
+    out = torch.zeros(V, dtype=torch.float64)
+    for xs in range(V):
+        q_t_s = a_ts * (z == xs) + (1 - a_ts) / V
+        for x0 in range(V):
+            out[xs] += q_t_s * (a_s * (xs == x0) + (1 - a_s) / V) * x_theta[x0]
+    evidence = sum((a_t * (z == x0) + (1 - a_t) / V) * x_theta[x0] for x0 in range(V))
+    return out / evidence
+
+
+@pytest.mark.parametrize("t,s", [(1.0, 0.999), (0.5, 0.3), (0.25, 0.249), (0.01, 0.001)])
+def test_step_posterior_equals_brute_force_bayes(t, s):
+    g = torch.Generator().manual_seed(0)
+    B, L, V = 3, 4, 5
+    logits = 2.0 * torch.randn(B, L, V, generator=g, dtype=torch.float64)
+    x_t = torch.randint(0, V, (B, L), generator=g)
+    a_t, a_s = float(alpha(t)), float(alpha(s))
+    p = posterior_step_probs(torch.log_softmax(logits, -1), x_t, a_t, a_s)
+    assert p.dtype == torch.float64 and p.shape == (B, L, V)
+    x_theta = torch.softmax(logits, -1)
+    for b in range(B):
+        for i in range(L):
+            ref = brute_force_step(x_theta[b, i], int(x_t[b, i]), a_t, a_s, V)
+            torch.testing.assert_close(p[b, i], ref, rtol=1e-10, atol=1e-12)
+    # Per-query alphas give the per-query answers.
+    ts = torch.tensor([t, 0.7, 0.2], dtype=torch.float64)
+    ss = ts * (s / t)
+    pv = posterior_step_probs(torch.log_softmax(logits, -1), x_t, alpha(ts), alpha(ss))
+    for b in range(B):
+        one = posterior_step_probs(torch.log_softmax(logits[b : b + 1], -1), x_t[b : b + 1], alpha(ts[b]), alpha(ss[b]))
+        torch.testing.assert_close(pv[b], one[0])
+
+
+def test_final_step_is_the_mode_of_the_clean_posterior_and_keeps_unsure_tokens():
+    V = 4
+    a_t = float(alpha(0.3))
+    # The model puts 0.4 on another token and 0.2 on the current one: the posterior weight of the current token,
+    # 0.2 (V a_t + 1 - a_t), beats 0.4 (1 - a_t), so the token stays; the argmax of x_theta alone would change it.
+    x_theta = torch.tensor([[[0.2, 0.4, 0.2, 0.2]]], dtype=torch.float64)
+    x_t = torch.tensor([[0]])
+    assert int(final_step(x_theta.log(), x_t, a_t)) == 0
+    assert int(x_theta.argmax(-1)) == 1
+    # A confident model does change it.
+    sure = torch.tensor([[[0.001, 0.997, 0.001, 0.001]]], dtype=torch.float64)
+    assert int(final_step(sure.log(), x_t, a_t)) == 1
+    g = torch.Generator().manual_seed(1)
+    logits = torch.randn(6, 5, V, generator=g, dtype=torch.float64) * 3
+    z = torch.randint(0, V, (6, 5), generator=g)
+    probs = posterior_step_probs(torch.log_softmax(logits, -1), z, a_t, 1.0)
+    assert torch.equal(final_step(torch.log_softmax(logits, -1), z, a_t), probs.argmax(-1))
+
+
+def stored_denoiser(V=8, L=32, K=4, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    P, U = stored_and_unseen(K, 64, L, vocab_size=V, generator=g)
+    return EmpiricalDenoiser().store(P, vocab_size=V), P, U
+
+
+def test_chain_shapes_steps_and_info():
+    mem, P, _ = stored_denoiser()
+    q = corrupt_forward(P, 0.25, 8, torch.Generator().manual_seed(0)).states
+    r = retrieve(mem, q, update=ReverseDiffusion(t_start=0.25, n_steps=1000), generator=torch.Generator())
+    assert r.states.shape == q.shape and r.states.dtype == torch.long
+    assert torch.equal(r.steps, torch.full((4,), 250)) and bool(r.converged.all()) and not bool(r.cycled.any())
+    assert r.info["dynamics"] == "reverse_diffusion" and r.info["sampler"] == "ancestral"
+    assert r.info["n_steps"] == 1000 and r.info["grid"] == "global" and r.info["final"] == "posterior"
+    assert r.info["t_start"] == 0.25 and r.info["denoiser"] == "EmpiricalDenoiser"
+    local = ReverseDiffusion(t_start=0.25, n_steps=40, grid="local").run(mem, q, generator=None)
+    assert torch.equal(local.steps, torch.full((4,), 40))
+    # A start between grid points takes one partial step first.
+    off = ReverseDiffusion(t_start=0.2505, n_steps=1000).run(mem, q, generator=torch.Generator())
+    assert torch.equal(off.steps, torch.full((4,), 251))
+
+
+def test_same_generator_same_chain_and_argmax_is_deterministic():
+    mem = TableDenoiser(seed=3).store(torch.zeros(1, 6, dtype=torch.long), vocab_size=5)
+    g0 = torch.Generator().manual_seed(9)
+    q = torch.randint(0, 5, (12, 6), generator=g0)
+    dyn = ReverseDiffusion(t_start=0.8, n_steps=50)
+    a = dyn.run(mem, q, generator=torch.Generator().manual_seed(1)).states
+    b = dyn.run(mem, q, generator=torch.Generator().manual_seed(1)).states
+    c = dyn.run(mem, q, generator=torch.Generator().manual_seed(2)).states
+    assert torch.equal(a, b) and not torch.equal(a, c)
+    # Chunking the batch does not change the draws.
+    chunked = ReverseDiffusion(t_start=0.8, n_steps=50, batch_size=5).run(
+        mem, q, generator=torch.Generator().manual_seed(1)
+    )
+    assert torch.equal(chunked.states, a)
+    am = ReverseDiffusion(t_start=0.8, n_steps=50, sampler="argmax")
+    x1 = am.run(mem, q, generator=torch.Generator().manual_seed(1)).states
+    x2 = am.run(mem, q, generator=torch.Generator().manual_seed(2)).states
+    x3 = am.run(mem, q, generator=None).states
+    assert torch.equal(x1, x2) and torch.equal(x1, x3)
+
+
+def test_memorizing_denoiser_restores_stored_but_not_unseen_patterns():
+    mem, P, U = stored_denoiser()
+    g = torch.Generator().manual_seed(11)
+    targets = {"stored": P.repeat(16, 1), "unseen": U}  # 64 queries each
+    rate = {}
+    for name, x0 in targets.items():
+        c = corrupt_forward(x0, 0.25, 8, g)
+        assert float(c.fraction_changed.mean()) > 0.15  # about 7 of 32 tokens changed
+        r = retrieve(mem, c.states, update=ReverseDiffusion(t_start=0.25), generator=g)
+        rate[name] = float((r.states == x0).all(-1).double().mean())
+    assert rate["stored"] >= 0.9 and rate["unseen"] <= 0.1, rate
+
+
+def test_fixed_points_are_the_stored_patterns():
+    mem, P, U = stored_denoiser()
+    assert bool(fixed_point_share(mem, P, n_steps=200).all())
+    assert not bool(fixed_point_share(mem, U[:16], n_steps=200).any())
+    assert bool(fixed_point_share(mem, P, n_steps=200, final="argmax").all())
+
+
+def test_per_query_start_times_join_the_shared_grid():
+    mem, P, _ = stored_denoiser()
+    q = corrupt_forward(P, 0.5, 8, torch.Generator().manual_seed(5)).states
+    starts = torch.tensor([0.1, 0.25, 0.5, 0.3333])
+    both = ReverseDiffusion(t_start=starts, n_steps=100, sampler="argmax").run(mem, q)
+    assert torch.equal(both.steps, torch.tensor([10, 25, 50, 34]))
+    assert both.info["t_start"] == pytest.approx(starts.tolist())
+    for b in range(4):
+        one = ReverseDiffusion(t_start=float(starts[b]), n_steps=100, sampler="argmax").run(mem, q[b : b + 1])
+        assert torch.equal(one.states[0], both.states[b]) and int(one.steps[0]) == int(both.steps[b])
+    # Local grids: every query takes n_steps steps over its own [0, t_start].
+    loc = ReverseDiffusion(t_start=starts, n_steps=7, grid="local", sampler="argmax").run(mem, q)
+    assert torch.equal(loc.steps, torch.full((4,), 7))
+
+
+def test_generate_from_the_memorizing_denoiser_gives_stored_patterns():
+    mem, P, _ = stored_denoiser()
+    x = generate(mem, 8, n_steps=100, generator=torch.Generator().manual_seed(0))
+    assert x.shape == (8, 32) and x.dtype == torch.long
+    assert bool((x[:, None, :] == P[None]).all(-1).any(-1).all())
+    y = generate(mem, 8, n_steps=100, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(x, y)
+
+
+def test_corrupt_forward_is_the_bernoulli_kernel():
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randint(0, 6, (5, 40), generator=g)
+    a = corrupt_forward(x0, 0.3, 6, torch.Generator().manual_seed(1))
+    b = corrupt(x0, vocab_size=6, p=1 - float(alpha(0.3)), generator=torch.Generator().manual_seed(1))
+    assert torch.equal(a.states, b.states) and torch.equal(a.changed, b.changed)
+    assert torch.equal(corrupt_forward(x0, 0.0, 6, g).states, x0)
+    per = corrupt_forward(x0, torch.tensor([0.0, 0.3, 0.0, 1.0, 0.3]), 6, torch.Generator().manual_seed(1))
+    assert torch.equal(per.states[[0, 2]], x0[[0, 2]]) and bool(per.changed[3].any())
+    assert torch.equal(per.changed, per.states != x0)
+
+
+def test_bad_input():
+    mem, P, _ = stored_denoiser()
+    hop = ClassicalHopfield().store(torch.zeros(2, 8, dtype=torch.long), vocab_size=2)
+    with pytest.raises(TypeError, match="memory"):
+        ReverseDiffusion().run(hop, torch.zeros(1, 8, dtype=torch.long), generator=None)
+    with pytest.raises(TypeError, match="memory"):
+        retrieve(hop, torch.zeros(1, 8, dtype=torch.long), update=ReverseDiffusion())
+    for bad in (0.0, 1.5, -0.2, float("nan"), [0.1, 0.0], torch.tensor([0.3, 1.2])):
+        with pytest.raises(ValueError, match="t_start"):
+            ReverseDiffusion(t_start=bad)
+    with pytest.raises(ValueError, match="t_start"):
+        ReverseDiffusion(t_start=[0.1, 0.2]).run(mem, P)
+    with pytest.raises(ValueError, match="sampler"):
+        ReverseDiffusion(sampler="gibbs")
+    with pytest.raises(ValueError, match="grid"):
+        ReverseDiffusion(grid="log")
+    with pytest.raises(ValueError, match="n_steps"):
+        ReverseDiffusion(n_steps=0)
+    with pytest.raises(ValueError, match="queries"):
+        ReverseDiffusion().run(mem, P[:, :-1])
+    lx = torch.log_softmax(torch.zeros(1, 2, 8), -1)
+    x_t = torch.zeros(1, 2, dtype=torch.long)
+    with pytest.raises(ValueError, match="alpha_t"):
+        posterior_step_probs(lx, x_t, 0.9, 0.5)
+    with pytest.raises(ValueError, match="alpha_s"):
+        posterior_step_probs(lx, x_t, 0.5, 1.5)
+    with pytest.raises(ValueError, match="x_t"):
+        posterior_step_probs(lx, torch.zeros(1, 3, dtype=torch.long), 0.5, 0.6)
+    with pytest.raises(TypeError, match="log_x_theta"):
+        posterior_step_probs(torch.zeros(1, 2, dtype=torch.long), x_t, 0.5, 0.6)
+    with pytest.raises(ValueError, match="alpha_t"):
+        final_step(lx, x_t, 1.0)
+    with pytest.raises(ValueError, match="t"):
+        corrupt_forward(P, 1.5, 8, None)
+    with pytest.raises(TypeError, match="denoiser"):
+        generate(hop, 2)
+
+
+def test_a_start_below_the_first_grid_point_still_takes_the_final_step():
+    mem, P, _ = stored_denoiser()
+    q = P.clone()
+    q[:, 0] = (q[:, 0] + 1) % 8
+    r = ReverseDiffusion(t_start=torch.tensor([1e-7, 1e-4, 0.002, 0.5]), n_steps=1000).run(mem, q, generator=None)
+    assert torch.equal(r.steps, torch.tensor([1, 1, 2, 500]))
+    # The memorizing denoiser is sure at small t: one final step already restores the changed token.
+    assert torch.equal(r.states, P)
