@@ -164,11 +164,11 @@ def _pattern_posterior_bruteforce(X, q, V, b):
 @pytest.mark.parametrize("beta", [0.0, 0.7, 3.0])
 def test_exp_conditional_is_noised_pattern_posterior(V, beta):
     """p(x_i = v | rest) = alpha q_i(v) + (1 - alpha)/V exactly, with q_i the stored-set posterior from the other
-    positions and beta = log(1 + V alpha / (1 - alpha)) (agreement counts; 2 beta for spins)."""
+    positions and b = log(1 + V alpha / (1 - alpha)) with b = beta V / (V - 1) on agreement counts."""
     X, q = _setup(11, 6, 7, V, B=4)
     q[0] = X[2]  # one query at a stored pattern
     mem = DenseAM("exp", beta=beta).store(X, vocab_size=V)
-    b = 2 * beta if V == 2 else beta
+    b = beta * V / (V - 1)
     qi = _pattern_posterior_bruteforce(X, q, V, b)
     torch.testing.assert_close(mem.pattern_conditionals(q), qi, rtol=1e-12, atol=1e-12)
     alpha = mem.noise_level()

@@ -91,9 +91,12 @@ def test_token_scores_are_the_continuous_step():
 
 
 def test_token_energy_is_scaled_exponential_dense_energy():
-    """On tokens xi.xi = L, so E(x) = beta^-1 E_exp-DAM(x) + const; the Gibbs conditional of both then agree."""
+    """On tokens xi.xi = L, so E(x) = beta^-1 E_exp-DAM(x) + const; the Gibbs conditional of both then agree.
+
+    The one-hot dot product is the agreement count m; the dense memory's centred similarity is (V m - L) / (V - 1),
+    so its inverse temperature is beta (V - 1) / V for the same energy up to a constant."""
     mem, X, g = _memory(3, 5, 7, 3, beta=1.5)
-    dam = DenseAM("exp", beta=1.5).store(X, vocab_size=3)
+    dam = DenseAM("exp", beta=1.5 * 2 / 3).store(X, vocab_size=3)
     x = iid_patterns(6, 7, vocab_size=3, generator=g)
     diff = mem.energy(x) - dam.energy(x) / 1.5
     torch.testing.assert_close(diff, diff[:1].expand_as(diff), rtol=0, atol=1e-9)

@@ -19,14 +19,16 @@ deterministic dynamics are identical, the energy is extensive (``-N`` at a lone 
 energy: the same dynamics as ``ClassicalHopfield("hebbian", zero_diagonal=True)`` and its Gibbs conditional at
 ``2 beta_gibbs``.
 
-Similarity: for V = 2 the spin overlap ``xi_mu . s`` in ``[-N, N]`` (token 0 is spin -1); for V > 2 the number of
-agreeing positions ``m_mu`` in ``[0, N]`` (the categorical form). For V = 2 the two forms are related by
-``xi_mu . s = 2 m_mu - N``: the exponential memory with ``beta`` equals the categorical one with ``2 beta`` (the
-energies differ by the constant ``beta N``); for the polynomial kinds the forms differ (the spin overlap also
-rewards anti-aligned patterns for even ``n``), and V = 2 always uses the spin form of Krotov and Hopfield.
+Similarity: the centred agreement ``sim = (V m_mu - N) / (V - 1)`` with ``m_mu`` the number of agreeing positions,
+in ``[-N / (V - 1), N]``. For V = 2 it is the spin overlap ``xi_mu . s`` of Krotov and Hopfield (token 0 is spin
+-1); for V > 2 it is the overlap of Kanter's Potts coding, which has zero mean for an unrelated pattern. (The raw
+count ``m_mu`` carries a chance agreement of N / V, whose polynomial powers swamp the signal: with it the
+polynomial capacity does not grow with N.) Each position adds ``c_agree = 1`` or ``c_disagree = -1 / (V - 1)``.
+For the exponential kind the centring is a constant factor in the energy's log-sum-exp: ``beta`` on ``sim`` is the
+inverse temperature ``b = beta V / (V - 1)`` on agreement counts.
 
 Update and conditionals. Write ``h_mu = sim(xi_mu, x) - c(xi_mu,i, x_i)`` for the overlap on the positions other
-than ``i`` and ``c = c_agree`` (1) or ``c_disagree`` (-1 for spins, 0 for counts) for the contribution of position
+than ``i`` and ``c = c_agree`` (1) or ``c_disagree`` (``-1 / (V - 1)``) for the contribution of position
 ``i``. Setting ``x_i = a`` gives, for the polynomial kinds (``F_N(z) = N F(z / N)``),
 ``-E(x^{i<-a}) = sum_mu F_N(h_mu + c_disagree) + sum_{mu: xi_mu,i = a} G(h_mu)`` with
 ``G(h) = F_N(h + c_agree) - F_N(h + c_disagree)``: a constant in ``a`` plus a sum with no cancellation. The
@@ -41,7 +43,7 @@ Exponential scores are computed with log-sum-exp relative to the per-query maxim
 and ``N``.
 
 The diffusion bridge (exponential kind). Let ``m_mu^{-i}`` count the positions other than ``i`` where ``x`` agrees
-with ``xi_mu`` and ``b`` be the inverse temperature on agreement counts (``beta`` for V > 2, ``2 beta`` for spins).
+with ``xi_mu`` and ``b = beta V / (V - 1)`` be the inverse temperature on agreement counts (``2 beta`` for spins).
 With ``q_i(v) ∝ sum_mu 1(xi_mu,i = v) exp(b m_mu^{-i})``, the posterior over the clean token at ``i`` of a memory
 that holds exactly the stored set given the other positions (``pattern_conditionals``), the Gibbs conditional at
 ``beta_gibbs = 1`` is exactly
@@ -68,24 +70,26 @@ from amtheory._checks import check_beta, check_choice
 from amtheory.backends.base import AssociativeMemory, LocalFields
 
 
-def contributions(vocab_size: int) -> tuple[float, float]:
-    """``(c_agree, c_disagree)``: what one position adds to the similarity (spins: +-1; counts: 1, 0)."""
-    return (1.0, -1.0) if vocab_size == 2 else (1.0, 0.0)
+def contributions(vocab_size: int, *, centred: bool = True) -> tuple[float, float]:
+    """``(c_agree, c_disagree) = (1, -1 / (V - 1))``: what one position adds to the centred similarity
+    (``(1, 0)`` for the raw agreement count, ``centred=False``)."""
+    return (1.0, -1.0 / (vocab_size - 1)) if centred else (1.0, 0.0)
 
 
-def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """``sim(xi_mu, x)`` ``[B, K]`` (float64): spin overlap for V = 2, agreement count for V > 2."""
+def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, *, centred: bool = True) -> torch.Tensor:
+    """``sim(xi_mu, x) = (V m_mu - N) / (V - 1)`` ``[B, K]`` (float64): the spin overlap for V = 2; the raw
+    agreement count ``m_mu`` with ``centred=False`` (the one-hot dot product)."""
     agree_BK = (x_BL.unsqueeze(1) == patterns_KL.unsqueeze(0)).sum(-1).to(torch.float64)
-    if vocab_size == 2:
-        return 2.0 * agree_BK - x_BL.shape[-1]
-    return agree_BK
+    if not centred:
+        return agree_BK
+    return (vocab_size * agree_BK - x_BL.shape[-1]) / (vocab_size - 1)
 
 
 def exclude_position(
-    sim_XK: torch.Tensor, xi_col_XK: torch.Tensor, cur_X: torch.Tensor, vocab_size: int
+    sim_XK: torch.Tensor, xi_col_XK: torch.Tensor, cur_X: torch.Tensor, vocab_size: int, *, centred: bool = True
 ) -> torch.Tensor:
     """``h_mu = sim_mu - c(xi_mu,i, x_i)``: the similarity on the other positions (leading shape ``X``)."""
-    c_a, c_d = contributions(vocab_size)
+    c_a, c_d = contributions(vocab_size, centred=centred)
     agree = (xi_col_XK == cur_X.unsqueeze(-1)).to(sim_XK.dtype)
     return sim_XK - (c_d + (c_a - c_d) * agree)
 
@@ -96,13 +100,15 @@ def _scatter_tokens(values_XK: torch.Tensor, xi_col_XK: torch.Tensor, vocab_size
     return out.scatter_add_(-1, xi_col_XK, values_XK)
 
 
-def exp_log_scores(h_XK: torch.Tensor, xi_col_XK: torch.Tensor, beta: float, vocab_size: int) -> torch.Tensor:
+def exp_log_scores(
+    h_XK: torch.Tensor, xi_col_XK: torch.Tensor, beta: float, vocab_size: int, *, centred: bool = True
+) -> torch.Tensor:
     """``-E(x^{i<-a}) = log sum_mu exp(beta (h_mu + c(xi_mu,i, a)))`` ``[..., V]``, stable at any beta (float64).
 
     Split as ``log(A + (e^{beta c_agree} - e^{beta c_disagree}) S_a)`` with ``A = sum_mu exp(beta (h_mu +
     c_disagree))`` and ``S_a = sum_{mu: xi_mu,i = a} exp(beta h_mu)``, both relative to ``max_mu beta h_mu``.
     """
-    c_a, c_d = contributions(vocab_size)
+    c_a, c_d = contributions(vocab_size, centred=centred)
     z = beta * h_XK
     top = z.amax(-1, keepdim=True)
     S = _scatter_tokens(torch.exp(z - top), xi_col_XK, vocab_size)  # [..., V]
@@ -191,8 +197,8 @@ class DenseAM(AssociativeMemory):
 
     # ---- the diffusion bridge (exponential kind) ----------------------------------------------------------------
     def _agreement_beta(self) -> float:
-        """Inverse temperature on agreement counts: ``2 beta`` for spins (``sim = 2 m - N``), else ``beta``."""
-        return 2.0 * self.beta if self.vocab_size_ == 2 else self.beta
+        """Inverse temperature on agreement counts: ``beta V / (V - 1)`` (``sim = (V m - N) / (V - 1)``)."""
+        return self.beta * self.vocab_size_ / (self.vocab_size_ - 1)
 
     def noise_level(self) -> float:
         """``alpha = (e^b - 1) / (e^b - 1 + V)`` with ``b`` the agreement inverse temperature (exp kind only).

@@ -224,10 +224,12 @@ class ModernHopfield(AssociativeMemory):
         x = self.check_queries("x", x)
         B, L = x.shape
         K = self.patterns_.shape[0]
-        sim = similarity(x, self.patterns_, self.vocab_size_).unsqueeze(1).expand(B, L, K)
+        sim = (
+            similarity(x, self.patterns_, self.vocab_size_, centred=self.vocab_size_ == 2).unsqueeze(1).expand(B, L, K)
+        )
         xi_col = self.xi_T_.unsqueeze(0).expand(B, L, K)
-        h = exclude_position(sim, xi_col, x, self.vocab_size_)
-        return exp_log_scores(h, xi_col, self.beta, self.vocab_size_) / self.beta
+        h = exclude_position(sim, xi_col, x, self.vocab_size_, centred=self.vocab_size_ == 2)
+        return exp_log_scores(h, xi_col, self.beta, self.vocab_size_, centred=self.vocab_size_ == 2) / self.beta
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """``continuous_energy(embed(x))`` ``[B]`` (float64)."""
@@ -243,18 +245,20 @@ class _ModernFields(LocalFields):
     def __init__(self, mem: ModernHopfield, x: torch.Tensor):
         self.m = mem
         self.x = x.clone()
-        self.sim = similarity(self.x, mem.patterns_, mem.vocab_size_)  # float64, equals X embed(x)
+        self.sim = similarity(
+            self.x, mem.patterns_, mem.vocab_size_, centred=mem.vocab_size_ == 2
+        )  # float64, equals X embed(x)
         self.rows = torch.arange(x.shape[0], device=x.device)
         self.blocks = mem.X_.double().view(mem.X_.shape[0], mem.length_, -1)  # [K, L, D]
-        c_a, c_d = contributions(mem.vocab_size_)
+        c_a, c_d = contributions(mem.vocab_size_, centred=mem.vocab_size_ == 2)
         self.step = c_a - c_d
 
     def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
         m = self.m
         xi_col = m.xi_T_[pos]  # [B, K]
         if gibbs:
-            h = exclude_position(self.sim, xi_col, self.x[self.rows, pos], m.vocab_size_)
-            return exp_log_scores(h, xi_col, m.beta, m.vocab_size_) / m.beta
+            h = exclude_position(self.sim, xi_col, self.x[self.rows, pos], m.vocab_size_, centred=m.vocab_size_ == 2)
+            return exp_log_scores(h, xi_col, m.beta, m.vocab_size_, centred=m.vocab_size_ == 2) / m.beta
         p = torch.softmax(m.beta * self.sim, dim=-1)  # [B, K]
         u = torch.einsum("bk,kbd->bd", p, self.blocks[:, pos, :]).to(m.dtype)
         return torch.cat([-u, u], dim=-1) if m.vocab_size_ == 2 else u

@@ -1,0 +1,3 @@
+from amtheory.cli import main
+
+main()

@@ -1,0 +1,147 @@
+"""The ``amtheory`` command.
+
+    amtheory run [--preset auto|tiny|gpu] [--out results/main] [--device auto|cpu|cuda] [--part all|hopfield|diffusion]
+    amtheory probe CHECKPOINT [--n 64] [--steps 1000] [--device auto]
+    amtheory prepare ...   (= python -m amtheory.diffusion.prepare)
+    amtheory train ...     (= python -m amtheory.diffusion.train)
+
+``run`` is the main job: every backend side by side on the embedded default (a tiny preset on a CPU, the GPU
+preset when a GPU is present), writing result tables, a summary and figures; finished cells are reused, so a killed
+run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _device(arg: str) -> str:
+    if arg == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if arg.startswith("cuda") and not torch.cuda.is_available():
+        raise SystemExit(f"--device: {arg!r} asked for, but no CUDA device is available")
+    if arg != "cpu" and not arg.startswith("cuda"):
+        raise SystemExit(f"--device: expected auto, cpu or cuda[:i], got {arg!r}")
+    return arg
+
+
+def _run_hopfield(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
+    import pandas as pd
+
+    from amtheory import compare
+
+    t0 = time.perf_counter()
+    print(f"== Hopfield family side by side (preset {preset}, {device}) ==", flush=True)
+    rec, rad = compare.run(preset, out=str(out / "hopfield"), device=device, progress=progress)
+    exact, radius = compare.summary_tables(rec, rad)
+    with pd.option_context("display.width", 200, "display.max_columns", 50):
+        print("\nmedian basin radius / N (rows: backend, N; columns: load K/N)")
+        print(radius.to_string())
+        print("\nexact retrieval rate (columns: load, fraction of tokens corrupted)")
+        print(exact.to_string())
+    lines += [
+        f"## Hopfield family, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})",
+        "",
+        "Median basin radius / N (delta = 0.1), rows backend and N, columns load K/N:",
+        "",
+        radius.to_markdown() if _has_tabulate() else "```\n" + radius.to_string() + "\n```",
+        "",
+    ]
+    try:
+        from paper_figures import compare as fig
+
+        for p in fig.figure(out / "hopfield", out / "figures"):
+            print("figure:", p)
+    except ImportError as e:  # the plot extra is optional
+        print(f"(figures skipped: {e})")
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
+    from amtheory import memorization
+
+    t0 = time.perf_counter()
+    print(f"\n== Diffusion LM: memorization to generalization (preset {preset}, {device}) ==", flush=True)
+    memorization.run(preset, out=str(out / "memorization"), device=device, progress=progress)
+    summary = memorization.summarize(out / "memorization")
+    text = memorization.format_summary(summary)
+    print(text)
+    lines += [f"## Diffusion LM, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})", "", text, ""]
+    try:
+        from paper_figures import memorization as fig
+
+        for p in fig.figures(out / "memorization", out / "figures"):
+            print("figure:", p)
+    except ImportError as e:
+        print(f"(figures skipped: {e})")
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    device = _device(args.device)
+    preset = args.preset if args.preset != "auto" else ("gpu" if device.startswith("cuda") else "tiny")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# amtheory run: preset {preset}, device {device}", ""]
+    t0 = time.perf_counter()
+    if args.part in ("all", "hopfield"):
+        _run_hopfield(preset, out, device, not args.no_progress, lines)
+    if args.part in ("all", "diffusion"):
+        _run_diffusion(preset, out, device, not args.no_progress, lines)
+    (out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
+    print(f"\nwrote {out}/SUMMARY.md, tables under {out}, figures under {out}/figures "
+          f"({time.perf_counter() - t0:.0f} s)")
+
+
+def cmd_probe(args: argparse.Namespace) -> None:
+    from amtheory.probe import probe_checkpoint
+
+    device = _device(args.device)
+    report = probe_checkpoint(args.checkpoint, n=args.n, n_steps=args.steps, device=device, seed=args.seed)
+    print(report.text)
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("prepare", "train"):
+        import runpy
+
+        module = {"prepare": "amtheory.diffusion.prepare", "train": "amtheory.diffusion.train"}[argv[0]]
+        sys.argv = [f"amtheory {argv[0]}", *argv[1:]]
+        runpy.run_module(module, run_name="__main__")
+        return
+    ap = argparse.ArgumentParser(prog="amtheory", description="Associative memories side by side.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("run", help="the main job: every backend side by side on the embedded default")
+    r.add_argument("--preset", choices=("auto", "tiny", "gpu"), default="auto")
+    r.add_argument("--out", default="results/main")
+    r.add_argument("--device", default="auto")
+    r.add_argument("--part", choices=("all", "hopfield", "diffusion"), default="all")
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(fn=cmd_run)
+    p = sub.add_parser("probe", help="conditional entropy of a trained diffusion LM on its own samples")
+    p.add_argument("checkpoint")
+    p.add_argument("--n", type=int, default=64, help="sequences to generate")
+    p.add_argument("--steps", type=int, default=1000, help="reverse steps of generation")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(fn=cmd_probe)
+    sub.add_parser("prepare", help="build the Brown + State of the Union token corpus (see --help there)")
+    sub.add_parser("train", help="train a diffusion LM (see --help there)")
+    args = ap.parse_args(argv)
+    args.fn(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,321 @@
+"""GPU training benchmark of the UDDM: a plain training step against the trainer's optimised one.
+
+At batch 512 x 128 tokens and V = 30522, for the paper's "tiny" and "small" DiTs (small as 2 x 256 with gradient
+accumulation), two formulations of one optimizer step (AdamW, clipping 1.0, EMA, the continuous-time NELBO):
+
+- plain: bf16 autocast, SDPA restricted to its math kernel, the full [B, L, V] float32 logits and log-probs
+  materialised and the loss computed from them in eager mode, foreach AdamW, no compile;
+- optimised: the trainer's step (:func:`amtheory.diffusion.train.optimizer_step`): bf16 autocast, flash SDPA,
+  transformer blocks compiled (regional ``torch.compile``), the chunked NELBO whose closed-form gradient kernel is
+  compiled (no [B, L, V] tensor), fused AdamW.
+
+Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
+(``torch.cuda.max_memory_allocated``) and MFU = (6 x non-embedding parameters x tokens + attention FLOPs) /
+(the bf16 rate of an 8192^3 matmul measured in the same run); also MFU against the H100's nominal 989 TFLOP/s.
+Then the cost of one retrieval evaluation: sequences x reverse steps per second of one bf16 forward pass (+
+softmax) at batch 512 under ``torch.inference_mode``. A failing variant prints its error and the run goes on;
+a time budget (``--budget-s``, default 270 s) skips what would not fit.
+
+    python experiments/bench_uddm_train.py               # CUDA, about 3-5 minutes on one H100
+    python experiments/bench_uddm_train.py --small-cpu   # a few seconds on a CPU (checks the code path)
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import time
+import traceback
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from amtheory.diffusion.loss import _nelbo_rows, rows_loss_and_grad
+from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.train import (
+    EMA,
+    NELBOObjective,
+    TrainConfig,
+    make_optimizer,
+    optimizer_step,
+    sample_batch,
+    step_generator,
+)
+
+H100_BF16_DENSE = 989e12
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _time(fn: Callable[[int], Any], n_warm: int, n: int, device: torch.device) -> float:
+    """Mean seconds per call of ``fn(i)`` over ``n`` calls after ``n_warm`` warm-up calls."""
+    for i in range(n_warm):
+        fn(i)
+    _sync(device)
+    if device.type == "cuda":
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for i in range(n):
+            fn(n_warm + i)
+        end.record()
+        end.synchronize()
+        return start.elapsed_time(end) / 1e3 / n
+    t0 = time.perf_counter()
+    for i in range(n):
+        fn(n_warm + i)
+    return (time.perf_counter() - t0) / n
+
+
+def matmul_rate(n: int, device: torch.device) -> float:
+    """FLOP/s of an n x n x n product (bf16 on CUDA, float32 on CPU)."""
+    dt = torch.bfloat16 if device.type == "cuda" else torch.float32
+    g = torch.Generator(device=device).manual_seed(0)
+    a = torch.randn(n, n, device=device, dtype=dt, generator=g)
+    b = torch.randn(n, n, device=device, dtype=dt, generator=g)
+    reps = 10 if device.type == "cuda" else 2
+    sec = _time(lambda i: a @ b, 3 if device.type == "cuda" else 1, reps, device)
+    return 2 * n**3 / sec
+
+
+def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int) -> float:
+    """6 N P (non-embedding) plus attention: 4 B L^2 D per layer forward (QK^T and AV), x3 for training."""
+    tokens = batch * cfg.length
+    return 6 * n_params_ne * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model
+
+
+def _new_model(cfg: DiTConfig, device: torch.device) -> DiT:
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        with torch.device(device):
+            model = DiT(cfg)
+    return model.train()
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _peak_gb(device: torch.device) -> float | None:
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+# ------------------------------------------------------------------------------------------------ variants
+def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: torch.device) -> Callable[[int], Any]:
+    """A direct training step: full logits, eager loss, math attention, foreach AdamW."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    V, L = model.config.vocab_size, model.config.length
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=0.0)
+    ema = EMA(model, 0.9999)
+    amp = device.type == "cuda"
+    micro = batch // accum
+
+    def step(i: int) -> None:
+        b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
+        for m in range(accum):
+            p = {k: v[m * micro : (m + 1) * micro] for k, v in b.items()}
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp), sdpa_kernel([SDPBackend.MATH]):
+                logp = model(p["xt"], p["sigma"], check=False).log_softmax(-1)  # [B, L, V] float32
+                loss = _nelbo_rows(
+                    logp.reshape(-1, V), p["x0"].reshape(-1), p["xt"].reshape(-1),
+                    p["alpha"].repeat_interleave(L), p["alpha_prime"].repeat_interleave(L),
+                ).mean()  # fmt: skip
+            (loss / accum).backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        ema.update()
+
+    return step
+
+
+def optimised_step(
+    model: DiT, data: torch.Tensor, batch: int, accum: int, device: torch.device, chunk_rows: int, kernel
+) -> Callable[[int], Any]:
+    """The trainer's own step (amtheory.diffusion.train.optimizer_step) with compiled blocks and loss kernel."""
+    V = model.config.vocab_size
+    tc = TrainConfig(steps=1, batch_size=batch, grad_accum=accum, chunk_rows=chunk_rows)
+    objective = NELBOObjective(model, chunk_rows, kernel)
+    opt = make_optimizer(model, tc, device)
+    ema = EMA(model, 0.9999)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+
+    def step(i: int) -> None:
+        b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
+        optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
+
+    return step
+
+
+def eval_cost(model: DiT, data: torch.Tensor, batch: int, device: torch.device, n: int) -> float:
+    """Sequences x reverse steps per second: one denoiser call (forward + softmax) on ``batch`` sequences."""
+    model.eval()
+    x = data[:batch]
+    sigma = torch.full((batch,), 0.5, device=device)
+    amp = device.type == "cuda"
+
+    def fwd(i: int) -> None:
+        with torch.inference_mode(), torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+            model(x, sigma, check=False).softmax(-1)
+
+    sec = _time(fwd, 2, n, device)
+    model.train()
+    return batch / sec
+
+
+# ------------------------------------------------------------------------------------------------ main
+def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--small-cpu", action="store_true", help="a tiny version on the CPU (tests the code path)")
+    p.add_argument("--configs", default=None, help="comma list of presets (default tiny,small)")
+    p.add_argument("--steps", type=int, default=None, help="timed steps (default 20)")
+    p.add_argument("--chunk-rows", default=None, help="comma list of loss chunk sizes to try (default 1024,4096)")
+    p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--budget-s", type=float, default=270.0, help="skip what would start after this many seconds")
+    p.add_argument("--json", default=None, help="also write the rows to this file")
+    a = p.parse_args(argv)
+
+    if a.small_cpu:
+        device = torch.device("cpu")
+        torch.set_num_threads(1)
+        V, L, batch, mm_n, warm = 300, 32, 8, 256, 1
+        configs = (a.configs or "cpu-micro").split(",")
+        steps = a.steps or 3
+        chunks = [int(c) for c in (a.chunk_rows or "64").split(",")]
+        accum = {c: 1 for c in configs}
+        compile_ = False
+    else:
+        if not torch.cuda.is_available():
+            raise SystemExit("no CUDA device; use --small-cpu for the CPU version")
+        device = torch.device("cuda")
+        V, L, batch, mm_n, warm = 30522, 128, 512, 8192, 3
+        configs = (a.configs or "tiny,small").split(",")
+        steps = a.steps or 20
+        chunks = [int(c) for c in (a.chunk_rows or "1024,4096").split(",")]
+        accum = {c: (2 if c in ("small", "medium") else 1) for c in configs}
+        compile_ = not a.no_compile
+    t_start = time.perf_counter()
+
+    def over_budget(what: str) -> bool:
+        if time.perf_counter() - t_start > a.budget_s:
+            print(f"[skip] {what}: past the {a.budget_s:.0f} s budget")
+            return True
+        return False
+
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"device: {name}; torch {torch.__version__}; batch {batch} x {L} tokens, V = {V}")
+    rate = matmul_rate(mm_n, device)
+    print(f"measured {'bf16' if device.type == 'cuda' else 'fp32'} matmul rate ({mm_n}^3): {rate / 1e12:.3g} TFLOP/s")
+    data = torch.randint(0, V, (4 * batch, L), device=device, generator=torch.Generator(device=device).manual_seed(1))
+    kernel = torch.compile(rows_loss_and_grad, dynamic=False) if compile_ else None
+
+    rows: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    for cname in configs:
+        cfg = DiTConfig.preset(cname, V, L)
+        model_ne = None
+        flops = None
+        for variant in ["plain"] + [f"optimised/chunk{c}" for c in chunks]:
+            if over_budget(f"{cname} {variant}"):
+                continue
+            row: dict[str, Any] = {"config": cname, "variant": variant, "accum": accum[cname]}
+            model = None
+            try:
+                _free(device)
+                model = _new_model(cfg, device)
+                model_ne = model.count_parameters()["non_embedding"]
+                flops = step_flops(cfg, model_ne, batch)
+                if variant == "plain":
+                    fn = plain_step(model, data, batch, accum[cname], device)
+                else:
+                    if compile_:
+                        for blk in model.blocks:
+                            blk.compile()
+                    c = int(variant.split("chunk")[1])
+                    fn = optimised_step(model, data, batch, accum[cname], device, c, kernel)
+                t0 = time.perf_counter()
+                sec = _time(fn, warm, steps, device)
+                row.update(
+                    ms_step=sec * 1e3, tokens_s=batch * L / sec, mfu=flops / sec / rate,
+                    mfu_nominal=flops / sec / H100_BF16_DENSE if device.type == "cuda" else None,
+                    peak_gb=_peak_gb(device), wall_s=time.perf_counter() - t0,
+                )  # fmt: skip
+            except Exception as e:  # one failing variant must not end the benchmark
+                traceback.print_exc()
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120] if str(e) else ''}"
+            finally:
+                del model
+                _free(device)
+            rows.append(row)
+            print(json.dumps(row, default=str))
+        if not over_budget(f"{cname} retrieval evaluation"):
+            try:
+                model = _new_model(cfg, device)
+                evals.append({"config": cname, "seq_steps_per_s": eval_cost(model, data, batch, device, steps)})
+            except Exception as e:
+                traceback.print_exc()
+                evals.append({"config": cname, "error": f"{type(e).__name__}: {e}"[:160]})
+            finally:
+                model = None
+                _free(device)
+
+    _print_tables(rows, evals, rate, device, batch, L)
+    print(f"total wall time {time.perf_counter() - t_start:.0f} s")
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"device": name, "matmul_flops": rate, "train": rows, "eval": evals}, f, indent=2, default=str)
+    return rows
+
+
+def _fmt(v: Any, spec: str) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "n/a"
+    return format(v, spec)
+
+
+def _print_tables(rows, evals, rate, device, batch, L) -> None:
+    print()
+    print(f"Training step, batch {batch} x {L}; MFU against the measured {rate / 1e12:.3g} TFLOP/s and against 989")
+    print()
+    print("| config | variant | accum | ms/step | tokens/s | MFU (measured) | MFU (989 TF) | peak GiB | note |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['config']} | {r['variant']} | {r['accum']} | {_fmt(r.get('ms_step'), '.1f')} | "
+            f"{_fmt(r.get('tokens_s'), ',.0f')} | {_fmt(r.get('mfu'), '.1%')} | {_fmt(r.get('mfu_nominal'), '.1%')} | "
+            f"{_fmt(r.get('peak_gb'), '.2f')} | {r.get('error', '')} |"
+        )
+    print()
+    print("| config | speed-up (plain ms / best optimised ms) | peak memory ratio (plain / optimised) |")
+    print("|---|---|---|")
+    for cname in dict.fromkeys(r["config"] for r in rows):
+        plain = next((r for r in rows if r["config"] == cname and r["variant"] == "plain" and "ms_step" in r), None)
+        opts = [r for r in rows if r["config"] == cname and r["variant"] != "plain" and "ms_step" in r]
+        best = min(opts, key=lambda r: r["ms_step"]) if opts else None
+        if plain is None or best is None:
+            print(f"| {cname} | n/a | n/a |")
+            continue
+        mem = plain["peak_gb"] / best["peak_gb"] if plain.get("peak_gb") and best.get("peak_gb") else None
+        mem_s = f"{mem:.2f}x" if mem is not None else "n/a"
+        print(f"| {cname} | {plain['ms_step'] / best['ms_step']:.2f}x ({best['variant']}) | {mem_s} |")
+    print()
+    print(f"Retrieval evaluation: one denoiser call (bf16 forward + softmax) at batch {batch}")
+    print()
+    print("| config | sequences x steps / s | note |")
+    print("|---|---|---|")
+    for e in evals:
+        print(f"| {e['config']} | {_fmt(e.get('seq_steps_per_s'), ',.0f')} | {e.get('error', '')} |")
+
+
+if __name__ == "__main__":
+    main()

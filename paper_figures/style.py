@@ -1,0 +1,91 @@
+"""Shared look of the paper figures: the Agg backend, one seaborn theme, fixed colours per backend, and a saver
+that writes PDF and PNG side by side."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only: no display is needed or wanted
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+#: One colour per backend, the same in every figure.
+BACKEND_COLORS = {
+    "hebbian": "#1f77b4",
+    "storkey": "#ff7f0e",
+    "pseudoinverse": "#2ca02c",
+    "poly3": "#d62728",
+    "rectpoly3": "#9467bd",
+    "exp": "#8c564b",
+    "modern": "#e377c2",
+}
+BACKEND_LABELS = {
+    "hebbian": "Hebbian",
+    "storkey": "Storkey",
+    "pseudoinverse": "pseudo-inverse",
+    "poly3": "dense, $z^3$",
+    "rectpoly3": "dense, $\\max(z,0)^3$",
+    "exp": "dense, $e^{z}$",
+    "modern": "modern (continuous)",
+}
+
+
+def setup() -> None:
+    """Apply the theme (call before drawing)."""
+    sns.set_theme(context="paper", style="whitegrid", font_scale=1.25)
+    plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "legend.frameon": False, "axes.titleweight": "bold"})
+
+
+def read_results(results: str | Path | pd.DataFrame, required: tuple[str, ...] = ()) -> pd.DataFrame:
+    """A result table: a DataFrame as is, or every ``*.parquet`` in a folder; checks the needed columns."""
+    if isinstance(results, pd.DataFrame):
+        df = results
+    else:
+        folder = Path(results)
+        paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+        if not paths:
+            raise FileNotFoundError(f"results: expected a folder of .parquet tables, found none in {folder}")
+        df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise ValueError(f"results: expected columns {list(required)}, missing {missing}")
+    if df.empty:
+        raise ValueError("results: the table is empty")
+    return df
+
+
+def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
+    """Write ``name.pdf`` and ``name.png`` into ``out_dir``; returns both paths and closes the figure."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.pdf", out / f"{name}.png"]
+    for p in paths:
+        fig.savefig(p, bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def bootstrap_median(values: np.ndarray, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0):
+    """Median of ``values`` with a percentile-bootstrap interval (Efron 1979), from a fixed-seed generator so that
+    the figure is reproducible."""
+    v = np.asarray(values, dtype=float)
+    v = v[np.isfinite(v)]
+    if v.size == 0:
+        return np.nan, np.nan, np.nan
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(v, size=(n_boot, v.size), replace=True), axis=1)
+    a = (1.0 - confidence) / 2.0
+    return float(np.median(v)), float(np.quantile(boots, a)), float(np.quantile(boots, 1.0 - a))
+
+
+def cli(description: str, default_results: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--results", default=default_results, help="folder of parquet tables written by the sweep")
+    p.add_argument("--out", default="paper_figures/out", help="folder for the PDF and PNG files")
+    return p
