@@ -181,6 +181,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 20)")
     p.add_argument("--chunk-rows", default=None, help="comma list of loss chunk sizes to try (default 1024,4096)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument(
+        "--compile", action="store_true", help="with --small-cpu: compile on the CPU too (needs a C++ compiler)"
+    )
     p.add_argument("--budget-s", type=float, default=270.0, help="skip what would start after this many seconds")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     a = p.parse_args(argv)
@@ -193,7 +196,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         steps = a.steps or 3
         chunks = [int(c) for c in (a.chunk_rows or "64").split(",")]
         accum = {c: 1 for c in configs}
-        compile_ = False
+        compile_ = a.compile
     else:
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device; use --small-cpu for the CPU version")

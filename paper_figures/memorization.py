@@ -18,7 +18,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
@@ -101,7 +100,9 @@ def _backend_lines(df: pd.DataFrame):
     """(label, colour, sub-table) per backend line: one per UDDM size, one per Hopfield backend."""
     lines = []
     for i, ms in enumerate(sorted(df.loc[df["backend"] == "uddm", "model_size"].unique())):
-        lines.append((f"UDDM {ms}", UDDM_COLORS[i % len(UDDM_COLORS)], df[(df["backend"] == "uddm") & (df["model_size"] == ms)]))
+        lines.append(
+            (f"UDDM {ms}", UDDM_COLORS[i % len(UDDM_COLORS)], df[(df["backend"] == "uddm") & (df["model_size"] == ms)])
+        )
     for b, (col, lab) in BACKEND_STYLE.items():
         sub = df[df["backend"] == b]
         if len(sub):
@@ -239,14 +240,14 @@ def _token_row(ax, y: float, words: list[str], kinds: list[str], label: str, wid
     x = 0.0
     for w, k in zip(words, kinds):
         w = w if len(w) <= 14 else w[:13] + "…"
-        dx = 0.012 * len(w) + 0.012
+        dx = 0.0063 * len(w) + 0.011
         if x + dx > width:
             x = 0.0
-            y -= 0.055
+            y -= 0.11
         ax.text(x, y, w, ha="left", va="center", fontsize=7.5, family="monospace",
                 bbox={"boxstyle": "square,pad=0.15", "fc": _TOKEN_COLORS[k], "ec": "none"})  # fmt: skip
         x += dx
-    return y - 0.075
+    return y - 0.17
 
 
 def fig_example(root: Path, out: Path) -> list[Path]:
@@ -268,17 +269,20 @@ def fig_example(root: Path, out: Path) -> list[Path]:
         changed = xq != x0
         right = xf == x0
         kinds_q = ["corrupted" if c else "clean" for c in changed]
-        kinds_f = [("restored" if r else "wrong") if c else ("clean" if r else "broken") for c, r in zip(changed, right)]
+        kinds_f = [
+            ("restored" if r else "wrong") if c else ("clean" if r else "broken") for c, r in zip(changed, right)
+        ]
         ax.set_xlim(0, 1)
         ax.set_ylim(0, 1)
         ax.axis("off")
-        y = 0.92
+        y = 0.85
         y = _token_row(ax, y, decode(x0), ["clean"] * len(x0), "original", 1.0)
         y = _token_row(ax, y, decode(xq), kinds_q, "corrupted", 1.0)
         _token_row(ax, y, decode(xf), kinds_f, "restored", 1.0)
         ax.set_title(
             f"{ms} trained on {n:,} blocks, a {split} block at t = {t:g}: "
-            f"{int(changed.sum())} corrupted, {int((changed & right).sum())} restored, {int((~changed & ~right).sum())} broken",
+            f"{int(changed.sum())} corrupted, {int((changed & right).sum())} restored, "
+            f"{int((~changed & ~right).sum())} broken",
             fontsize=9, loc="left",
         )  # fmt: skip
     handles = [plt.Rectangle((0, 0), 1, 1, fc=c) for c in _TOKEN_COLORS.values()]
@@ -292,7 +296,7 @@ def _vocab_of(root: Path) -> int | None:
     maps = sorted((root / "vocab").glob("mapping-*.json"))
     if not maps:
         return None
-    return int(json.loads(maps[0].read_text()) and maps[0].stem.split("-", 1)[1])
+    return int(maps[0].stem.split("-", 1)[1])
 
 
 FIGURES = (fig_recovery, fig_backends, fig_basins, fig_entropy, fig_perplexity, fig_extraction, fig_example)

@@ -1,0 +1,278 @@
+"""The denoising network of the uniform discrete diffusion LM: a DiT with adaLN time conditioning.
+
+A bidirectional transformer over ``[B, L]`` tokens that outputs the logits of ``x_theta(x_t, t)``, the model's
+guess of the clean tokens (the "mean" parameterization: ``x_theta = softmax(logits)``). Time enters through
+``sigma_t = -log alpha_t``: a sinusoidal embedding, an MLP to ``cond_dim``, then per block a zero-initialised
+linear map to shift/scale/gate of both sub-layers (adaLN-Zero, Peebles and Xie 2023). Rotary positions (Su et al.
+2021) on queries and keys, no bias in attention, GELU-tanh MLP, dropout on both residual branches, and a zero
+output layer so that ``x_theta`` starts uniform. This is the DiT of the UDLM and Duo code bases (Schiff et al.
+2024; Sahoo et al. 2025) as described in REFERENCE.md, written from that description.
+
+The final norm, the modulation after it and the logits are float32 whatever the autocast state (the loss is
+computed from them; REFERENCE.md "Pitfalls" reports bf16 NaN divergence on small training sets).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from amtheory._checks import check_float, check_int, check_tokens, check_vocab_size
+
+__all__ = ["DiT", "DiTConfig", "PRESETS", "linear_f32_out", "mm_f32"]
+
+#: width, blocks, heads (and for the CPU preset a smaller cond_dim). "tiny"/"small"/"medium" are the paper's sizes.
+PRESETS: dict[str, dict[str, int]] = {
+    "cpu-micro": {"d_model": 64, "n_blocks": 2, "n_heads": 2, "cond_dim": 32},
+    "gpu-quick": {"d_model": 256, "n_blocks": 6, "n_heads": 8},
+    "tiny": {"d_model": 256, "n_blocks": 8, "n_heads": 8},
+    "small": {"d_model": 768, "n_blocks": 12, "n_heads": 12},
+    "medium": {"d_model": 1024, "n_blocks": 24, "n_heads": 16},
+}
+
+
+@dataclass(frozen=True)
+class DiTConfig:
+    """Architecture of a :class:`DiT`; the paper's sizes come from :meth:`preset`."""
+
+    vocab_size: int
+    length: int
+    d_model: int
+    n_blocks: int
+    n_heads: int
+    cond_dim: int = 128
+    mlp_ratio: int = 4
+    dropout: float = 0.1
+
+    def __post_init__(self) -> None:
+        check_vocab_size("vocab_size", self.vocab_size)
+        check_int("length", self.length, minimum=1)
+        check_int("d_model", self.d_model, minimum=2)
+        check_int("n_blocks", self.n_blocks, minimum=1)
+        check_int("n_heads", self.n_heads, minimum=1)
+        check_int("cond_dim", self.cond_dim, minimum=1)
+        check_int("mlp_ratio", self.mlp_ratio, minimum=1)
+        check_float("dropout", self.dropout, minimum=0.0, maximum=1.0, strict_max=True)
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model: expected a multiple of n_heads = {self.n_heads}, got {self.d_model}")
+        if (self.d_model // self.n_heads) % 2:
+            raise ValueError(
+                f"d_model / n_heads: rotary positions need an even head width, got {self.d_model // self.n_heads}"
+            )
+
+    @property
+    def head_dim(self) -> int:
+        return self.d_model // self.n_heads
+
+    @staticmethod
+    def preset(name: str, vocab_size: int, length: int, **overrides: Any) -> DiTConfig:
+        """A named size: "tiny" (256 x 8 blocks x 8 heads; 23.7M parameters at V = 30522, L = 128), "small"
+        (768 x 12 x 12), "medium" (1024 x 24 x 16), "gpu-quick" (256 x 6 x 8) or "cpu-micro" (64 x 2 x 2)."""
+        if name not in PRESETS:
+            raise ValueError(f"name: expected one of {tuple(PRESETS)}, got {name!r}")
+        return DiTConfig(vocab_size=vocab_size, length=length, **{**PRESETS[name], **overrides})
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> DiTConfig:
+        if not isinstance(d, dict):
+            raise TypeError(f"d: expected a dict of DiTConfig fields, got {type(d).__name__}")
+        names = {f.name for f in dataclasses.fields(DiTConfig)}
+        unknown = set(d) - names
+        if unknown:
+            raise ValueError(f"d: unknown DiTConfig fields {sorted(unknown)}; expected a subset of {sorted(names)}")
+        return DiTConfig(**d)
+
+
+_MM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output product kernel is missing
+
+
+def mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``a @ b`` (2-D) with a float32 result; the product runs in the inputs' dtype (bf16 on the fast path).
+
+    On CUDA a bf16 product writes float32 directly (``torch.mm(..., out_dtype=float32)``), so logits and
+    gradient sums are not rounded to bf16; where that kernel is missing the bf16 result is cast up.
+    """
+    if a.dtype == torch.float32:
+        return a @ b.float()
+    if a.is_cuda and _MM_OUT_DTYPE["ok"]:
+        try:
+            return torch.mm(a, b, out_dtype=torch.float32)
+        except (RuntimeError, TypeError):  # an older torch: remember, and stop trying
+            _MM_OUT_DTYPE["ok"] = False
+    return (a @ b).float()
+
+
+def linear_f32_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``x @ weight^T + bias`` as float32, the product in ``x.dtype`` (see :func:`mm_f32`)."""
+    out = mm_f32(x.reshape(-1, x.shape[-1]), weight.to(x.dtype).t())
+    if bias is not None:
+        out = out + bias.float()
+    return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+class _LayerNorm(nn.Module):
+    """LayerNorm without bias, always computed in float32 (the residual stream can grow large)."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.dim = dim
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            return F.layer_norm(x.float(), (self.dim,)) * self.weight.float()
+
+
+def _modulate(x: torch.Tensor, shift: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    return x * (1.0 + scale[:, None]) + shift[:, None]
+
+
+class _TimestepEmbedding(nn.Module):
+    """sigma -> sinusoidal features (256) -> MLP -> ``cond_dim``."""
+
+    def __init__(self, cond_dim: int, n_freq: int = 256):
+        super().__init__()
+        self.n_freq = n_freq
+        self.mlp = nn.Sequential(nn.Linear(n_freq, cond_dim), nn.SiLU(), nn.Linear(cond_dim, cond_dim))
+        half = n_freq // 2
+        freqs = torch.exp(-math.log(10000.0) * torch.arange(half, dtype=torch.float32) / half)
+        self.register_buffer("freqs", freqs, persistent=False)
+
+    def forward(self, sigma_B: torch.Tensor) -> torch.Tensor:
+        args = sigma_B.float()[:, None] * self.freqs[None]
+        return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
+
+
+def _rotate_half(x: torch.Tensor) -> torch.Tensor:
+    a, b = x.chunk(2, dim=-1)
+    return torch.cat([-b, a], dim=-1)
+
+
+class _Block(nn.Module):
+    """Pre-norm attention + MLP, each branch modulated (shift, scale) and gated by the time conditioning."""
+
+    def __init__(self, cfg: DiTConfig):
+        super().__init__()
+        d = cfg.d_model
+        self.n_heads = cfg.n_heads
+        self.norm1 = _LayerNorm(d)
+        self.qkv = nn.Linear(d, 3 * d, bias=False)
+        self.attn_out = nn.Linear(d, d, bias=False)
+        self.norm2 = _LayerNorm(d)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, cfg.mlp_ratio * d), nn.GELU(approximate="tanh"), nn.Linear(cfg.mlp_ratio * d, d)
+        )
+        self.dropout = nn.Dropout(cfg.dropout)
+        self.adaLN = nn.Linear(cfg.cond_dim, 6 * d)
+        # adaLN-Zero: every block starts as the identity.
+        nn.init.zeros_(self.adaLN.weight)
+        nn.init.zeros_(self.adaLN.bias)
+
+    def forward(self, x: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        B, L, D = x.shape
+        shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
+        h = _modulate(self.norm1(x), shift1, scale1)
+        q, k, v = self.qkv(h).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        q = q * cos.to(q.dtype) + _rotate_half(q) * sin.to(q.dtype)
+        k = k * cos.to(k.dtype) + _rotate_half(k) * sin.to(k.dtype)
+        a = F.scaled_dot_product_attention(q, k, v)
+        a = a.transpose(1, 2).reshape(B, L, D)
+        x = x + gate1[:, None] * self.dropout(self.attn_out(a))
+        h = _modulate(self.norm2(x), shift2, scale2)
+        return x + gate2[:, None] * self.dropout(self.mlp(h))
+
+
+class DiT(nn.Module):
+    """Diffusion transformer ``(x_t [B, L], sigma_t [B]) -> logits [B, L, V]`` of ``x_theta``.
+
+    ``x_theta(x_t, t) = softmax(forward(x_t, sigma_t))``; REFERENCE.md "Uniform discrete diffusion" (UDLM/Duo DiT).
+    """
+
+    def __init__(self, config: DiTConfig):
+        super().__init__()
+        if not isinstance(config, DiTConfig):
+            raise TypeError(f"config: expected a DiTConfig, got {type(config).__name__}")
+        self.config = config
+        d = config.d_model
+        self.embed = nn.Embedding(config.vocab_size, d)
+        # Same spread as a fan-in uniform init of a [V, d] matrix; the first norm makes the scale irrelevant.
+        nn.init.uniform_(self.embed.weight, -1.0 / math.sqrt(d), 1.0 / math.sqrt(d))
+        self.time = _TimestepEmbedding(config.cond_dim)
+        self.blocks = nn.ModuleList([_Block(config) for _ in range(config.n_blocks)])
+        self.norm_final = _LayerNorm(d)
+        self.adaLN_final = nn.Linear(config.cond_dim, 2 * d)
+        self.out = nn.Linear(d, config.vocab_size)
+        for lin in (self.adaLN_final, self.out):
+            nn.init.zeros_(lin.weight)
+            nn.init.zeros_(lin.bias)
+        hd = config.head_dim
+        inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
+        ang = torch.arange(config.length, dtype=torch.float32)[:, None] * inv[None]
+        ang = torch.cat([ang, ang], dim=-1)  # [L, hd], matching _rotate_half's split
+        self.register_buffer("rope_cos", ang.cos(), persistent=False)
+        self.register_buffer("rope_sin", ang.sin(), persistent=False)
+
+    # ------------------------------------------------------------------------------------------------ checks
+    def _check_inputs(self, x_BL: object, sigma_B: object, check_values: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        cfg = self.config
+        x = check_tokens("x_BL", x_BL, vocab_size=cfg.vocab_size if check_values else None, rank=2)
+        if x.shape[1] > cfg.length:
+            raise ValueError(f"x_BL: expected sequence length <= {cfg.length} (config.length), got {x.shape[1]}")
+        if isinstance(sigma_B, (int, float)) and not isinstance(sigma_B, bool):
+            sigma_B = torch.full((x.shape[0],), float(sigma_B), device=x.device)
+        if not isinstance(sigma_B, torch.Tensor) or not sigma_B.is_floating_point():
+            raise TypeError(f"sigma_B: expected a float tensor [B] (sigma_t = -log alpha_t), got {sigma_B!r:.80}")
+        if sigma_B.dim() == 0:
+            sigma_B = sigma_B.expand(x.shape[0])
+        if sigma_B.shape != (x.shape[0],):
+            raise ValueError(f"sigma_B: expected shape ({x.shape[0]},), got {tuple(sigma_B.shape)}")
+        if check_values and sigma_B.numel() and not bool(torch.isfinite(sigma_B).all() and (sigma_B >= 0).all()):
+            raise ValueError(
+                f"sigma_B: expected finite values >= 0 (sigma_t = -log alpha_t), got range "
+                f"[{float(sigma_B.min())}, {float(sigma_B.max())}]"
+            )
+        return x, sigma_B.to(x.device)
+
+    # ------------------------------------------------------------------------------------------------ network
+    def hidden(self, x_BL: torch.Tensor, sigma_B: torch.Tensor | float, *, check: bool = True) -> torch.Tensor:
+        """Float32 features ``h [B, L, D]`` after the final norm and modulation; ``logits = head(h)``.
+
+        ``check=False`` skips the value checks (each needs a device sync); the trainer validates its data once.
+        """
+        x, sigma = self._check_inputs(x_BL, sigma_B, check)
+        L = x.shape[1]
+        c = F.silu(self.time(sigma))
+        cos, sin = self.rope_cos[:L], self.rope_sin[:L]
+        h = self.embed(x)
+        for blk in self.blocks:
+            h = blk(h, c, cos, sin)
+        with torch.autocast(device_type=h.device.type, enabled=False):
+            shift, scale = self.adaLN_final(c.float()).chunk(2, dim=-1)
+            return _modulate(self.norm_final(h), shift, scale)
+
+    def head(self, h_BLD: torch.Tensor) -> torch.Tensor:
+        """Float32 logits ``[B, L, V]`` from :meth:`hidden`'s features (bf16 product under autocast)."""
+        dt = torch.get_autocast_dtype(h_BLD.device.type) if torch.is_autocast_enabled(h_BLD.device.type) else None
+        with torch.autocast(device_type=h_BLD.device.type, enabled=False):
+            x = h_BLD.to(dt) if dt is not None else h_BLD.float()
+            return linear_f32_out(x, self.out.weight, self.out.bias)
+
+    def forward(self, x_BL: torch.Tensor, sigma_B: torch.Tensor | float, *, check: bool = True) -> torch.Tensor:
+        """Unnormalised float32 logits ``[B, L, V]``; ``x_theta = softmax(logits, -1)``."""
+        return self.head(self.hidden(x_BL, sigma_B, check=check))
+
+    def count_parameters(self) -> dict[str, int]:
+        """Parameter counts: total, token embedding + output head weight (2 V d, as the paper counts them), and
+        the rest (``non_embedding``, used for MFU; it includes the head's V biases)."""
+        total = sum(p.numel() for p in self.parameters())
+        emb = self.embed.weight.numel() + self.out.weight.numel()
+        return {"total": total, "embedding_and_head": emb, "non_embedding": total - emb}

@@ -1,0 +1,564 @@
+"""Training of the uniform discrete diffusion LM on a fixed set of token blocks.
+
+The recipe of REFERENCE.md "Uniform discrete diffusion": AdamW (lr 3e-4, no weight decay), linear warm-up then
+constant, gradient clipping at 1.0, EMA 0.9999, antithetic training times t ~ U[1e-3, 1], the continuous-time
+NELBO (computed by :func:`amtheory.diffusion.loss.chunked_nelbo`, float32 from float32 logits), a fixed number
+of steps whatever the training-set size (batches drawn with replacement, so a set of 16 sequences works).
+
+Randomness is a pure function of ``(seed, rank, step)``: the data indices, times and noise of step s come from a
+generator seeded from it, and so do the dropout masks (drawn under ``torch.random.fork_rng``, which leaves the
+caller's global RNG untouched). A checkpoint therefore holds the complete RNG state in ``(seed, step)``, and a
+resumed run is bit-identical to an uninterrupted one on CPU. Under ``torchrun`` the model is wrapped in
+DistributedDataParallel (nccl on CUDA, gloo on CPU); each rank draws its own batches; rank 0 writes.
+
+CLI (one CPU run, then the paper's tiny model on a GPU)::
+
+    python -m amtheory.diffusion.train --data data/brown-sotu --n-train 64 --preset cpu-micro --length 32 \
+        --batch-size 16 --steps 200 --warmup 20 --lr 1e-3 --device cpu --out runs/micro
+    torchrun --nproc-per-node 8 -m amtheory.diffusion.train --data data/brown-sotu --n-train 1024 \
+        --preset tiny --steps 100000 --batch-size 512 --compile --out runs/tiny-1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from amtheory._checks import check_float, check_int, check_tokens
+from amtheory.diffusion.checkpoint import (
+    CheckpointError,
+    latest_checkpoint,
+    load_train_state,
+    mark_latest,
+    save_checkpoint,
+)
+from amtheory.diffusion.loss import antithetic_times, chunked_nelbo, forward_noise, rows_loss_and_grad
+from amtheory.diffusion.model import DiT, DiTConfig
+
+__all__ = [
+    "EMA",
+    "NELBOObjective",
+    "TrainConfig",
+    "make_optimizer",
+    "optimizer_step",
+    "sample_batch",
+    "step_generator",
+    "train",
+]
+
+#: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
+RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows"})
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``batch_size`` is the global batch (sequences per optimizer step, all ranks)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 3e-4
+    warmup: int = 2500
+    clip: float = 1.0
+    ema: float = 0.9999
+    #: EMA decay min(ema, (1 + n)/(10 + n)) after n updates, so short runs do not keep the initial weights.
+    ema_warmup: bool = True
+    weight_decay: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    #: bf16 autocast (CUDA only; CPU runs in float32).
+    bf16: bool = True
+    compile: bool = False
+    grad_accum: int = 1
+    chunk_rows: int = 2048
+
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps, minimum=0)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_float("lr", self.lr, minimum=0.0, strict_min=True)
+        check_int("warmup", self.warmup, minimum=0)
+        check_float("clip", self.clip, minimum=0.0)
+        check_float("ema", self.ema, minimum=0.0, maximum=1.0, strict_max=True)
+        check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_int("seed", self.seed, minimum=0)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=1)
+        check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        check_int("log_every", self.log_every, minimum=1)
+        check_int("grad_accum", self.grad_accum, minimum=1)
+        check_int("chunk_rows", self.chunk_rows, minimum=1)
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size: expected a multiple of grad_accum = {self.grad_accum}, got {self.batch_size}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        return TrainConfig(**d)
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up over ``warmup`` steps, then constant."""
+        return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
+
+
+# ----------------------------------------------------------------------------------------------- building blocks
+def _seed_for(seed: int, rank: int, step: int, stream: str) -> int:
+    digest = hashlib.sha256(f"{seed}/{rank}/{step}/{stream}".encode()).digest()
+    return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
+
+
+def step_generator(seed: int, rank: int, step: int, device: torch.device | str) -> torch.Generator:
+    """The generator of step ``step`` on ``rank`` (data indices, times, noise), on ``device``."""
+    return torch.Generator(device=device).manual_seed(_seed_for(seed, rank, step, "batch"))
+
+
+def sample_batch(
+    data_NL: torch.Tensor, batch_size: int, vocab_size: int, generator: torch.Generator
+) -> dict[str, torch.Tensor]:
+    """Draw ``batch_size`` training sequences with replacement, antithetic times, and their forward noise.
+
+    Everything is drawn on ``data_NL``'s device, which must be the generator's. Returns x0, xt, alpha, alpha_prime
+    and sigma (= -log alpha).
+    """
+    dev = data_NL.device
+    idx = torch.randint(0, data_NL.shape[0], (batch_size,), generator=generator, device=dev)
+    x0 = data_NL[idx]
+    t = antithetic_times(batch_size, generator=generator, device=dev)
+    xt, a, ap = forward_noise(x0, t, vocab_size, generator=generator, check=False)
+    return {"x0": x0, "xt": xt, "alpha": a, "alpha_prime": ap, "sigma": -torch.log(a)}
+
+
+class NELBOObjective(nn.Module):
+    """``model`` and its chunked NELBO in one module, so DistributedDataParallel sees the whole forward."""
+
+    def __init__(self, model: DiT, chunk_rows: int = 2048, kernel: Callable | None = None):
+        super().__init__()
+        self.model = model
+        self.chunk_rows = chunk_rows
+        self.kernel = kernel if kernel is not None else rows_loss_and_grad
+
+    def forward(self, x0, xt, alpha, alpha_prime, sigma) -> torch.Tensor:
+        h = self.model.hidden(xt, sigma, check=False)
+        out = self.model.out
+        return chunked_nelbo(
+            h, out.weight, x0, xt, alpha, alpha_prime,
+            head_bias=out.bias, chunk_rows=self.chunk_rows, kernel=self.kernel, check=False,
+        )  # fmt: skip
+
+
+class EMA:
+    """Exponential moving average of a model's parameters (float32, same device)."""
+
+    def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
+        self.names = [n for n, _ in model.named_parameters()]
+        self.params = [p for _, p in model.named_parameters()]
+        self.shadow = [p.detach().float().clone() for p in self.params]
+        self.decay = decay
+        self.warmup = warmup
+        self.updates = 0
+
+    def update(self) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
+        torch._foreach_lerp_(self.shadow, [p.detach().float() for p in self.params], 1.0 - d)
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return dict(zip(self.names, self.shadow))
+
+    def load_state_dict(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(self.names) - set(state)
+        if missing:
+            raise CheckpointError(f"ema_state: missing {sorted(missing)[:5]}")
+        for s, n in zip(self.shadow, self.names):
+            s.copy_(state[n])
+
+
+def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
+    """AdamW (betas 0.9/0.999, eps 1e-8); the fused kernel on CUDA."""
+    return torch.optim.AdamW(
+        model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay,
+        fused=device.type == "cuda",
+    )  # fmt: skip
+
+
+def optimizer_step(
+    objective: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    batch: dict[str, torch.Tensor],
+    *,
+    grad_accum: int,
+    clip: float,
+    autocast_dtype: torch.dtype | None,
+    dropout_seed: int | None = None,
+    ema: EMA | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """One optimizer step over ``batch`` in ``grad_accum`` micro-batches; returns (mean loss, grad norm, taken).
+
+    A step whose gradient norm is not finite is skipped (parameters, moments and EMA untouched). Dropout masks
+    come from ``dropout_seed`` under ``fork_rng`` (the global RNG is restored afterwards).
+    """
+    dev = batch["x0"].device
+    B = batch["x0"].shape[0]
+    micro = B // grad_accum
+    ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
+    fork = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type)
+    loss_sum = torch.zeros((), device=dev)
+    with fork if dropout_seed is not None else contextlib.nullcontext():
+        if dropout_seed is not None:
+            torch.default_generator.manual_seed(dropout_seed)
+            if dev.type == "cuda":
+                with torch.cuda.device(dev):
+                    torch.cuda.manual_seed(dropout_seed)
+        for m in range(grad_accum):
+            part = {k: v[m * micro : (m + 1) * micro] for k, v in batch.items()}
+            sync = contextlib.nullcontext() if (not ddp or m == grad_accum - 1) else objective.no_sync()
+            amp = torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+            with sync:
+                with amp:
+                    loss = objective(part["x0"], part["xt"], part["alpha"], part["alpha_prime"], part["sigma"])
+                (loss / grad_accum).backward()
+            loss_sum += loss.detach()
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip if clip > 0 else math.inf, foreach=True)
+    taken = bool(torch.isfinite(norm))  # one sync per step; a NaN step must not reach the moments or the EMA
+    if taken:
+        optimizer.step()
+        if ema is not None:
+            ema.update()
+    optimizer.zero_grad(set_to_none=True)
+    return loss_sum / grad_accum, norm.detach(), taken
+
+
+# ----------------------------------------------------------------------------------------------- distributed
+def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
+    """(rank, world size, this rank's device, whether this call initialised the process group)."""
+    import torch.distributed as dist
+
+    world_env = int(os.environ.get("WORLD_SIZE", "1"))
+    owns = False
+    if device.type == "cuda" and device.index is None:
+        # torch.cuda.set_device and DDP need an index: this rank's GPU under torchrun, else the current one.
+        distributed = world_env > 1 or (dist.is_available() and dist.is_initialized())
+        idx = int(os.environ.get("LOCAL_RANK", "0")) if distributed else torch.cuda.current_device()
+        device = torch.device("cuda", idx)
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_env > 1 and dist.is_available() and not dist.is_initialized():
+        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
+        owns = True
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size(), device, owns
+    return 0, 1, device, owns
+
+
+def _all_mean(x: torch.Tensor, world: int) -> torch.Tensor:
+    if world > 1:
+        import torch.distributed as dist
+
+        x = x.clone()
+        dist.all_reduce(x)
+        x /= world
+    return x
+
+
+def _weights_sha256(tensors: list[torch.Tensor]) -> str:
+    h = hashlib.sha256()
+    for t in tensors:
+        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _data_sha256(data: torch.Tensor) -> str:
+    return hashlib.sha256(data.cpu().contiguous().numpy().tobytes()).hexdigest()
+
+
+def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainConfig, data_sha: str) -> None:
+    where = stored["path"]
+    if stored["model_config"] != model_config.to_dict():
+        raise CheckpointError(
+            f"{where}: cannot resume: model config {stored['model_config']} differs from {model_config.to_dict()}"
+        )
+    old = stored.get("train_config") or {}
+    diff = {k: (old.get(k), v) for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k) != v}
+    if diff:
+        raise CheckpointError(f"{where}: cannot resume: train config differs in {diff} (checkpoint, now)")
+    have = (stored.get("meta") or {}).get("data", {}).get("sha256")
+    if have != data_sha:
+        raise CheckpointError(f"{where}: cannot resume: trained on other data (sha256 {have}, now {data_sha})")
+
+
+# ----------------------------------------------------------------------------------------------- the loop
+def train(
+    model_config: DiTConfig,
+    train_config: TrainConfig,
+    data_BL: torch.Tensor,
+    out_dir: str | os.PathLike,
+    *,
+    device: torch.device | str = "cpu",
+    resume: bool = True,
+    progress: bool = True,
+    tensorboard_dir: str | os.PathLike | None = None,
+    meta: dict[str, Any] | None = None,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> dict[str, Any]:
+    """Train a :class:`DiT` on the token blocks ``data_BL`` [N, L] for ``train_config.steps`` steps.
+
+    Checkpoints go to ``out_dir/checkpoints`` every ``checkpoint_every`` steps and at the end; with ``resume``
+    the newest one is continued (``resume=False`` refuses a folder that already holds checkpoints). ``meta``
+    (e.g. ``vocab_sha256``) is stored in every checkpoint, with the data's sha256 and the seeds.
+    ``callback(step, record)`` runs on rank 0 after each completed step. Returns a summary: steps, losses at the
+    log points, skipped steps, tokens/s, the last checkpoint and a hash of the weights.
+    """
+    if not isinstance(model_config, DiTConfig):
+        raise TypeError(f"model_config: expected a DiTConfig, got {type(model_config).__name__}")
+    if not isinstance(train_config, TrainConfig):
+        raise TypeError(f"train_config: expected a TrainConfig, got {type(train_config).__name__}")
+    check_tokens("data_BL", data_BL, vocab_size=model_config.vocab_size, rank=2, length=model_config.length)
+    if data_BL.shape[0] < 1:
+        raise ValueError("data_BL: expected at least one training sequence, got 0")
+    cfg = train_config
+    rank, world, device, owns_group = _setup_distributed(torch.device(device))
+    try:
+        summary = _train(model_config, cfg, data_BL, Path(out_dir), device, rank, world, resume, progress,
+                         tensorboard_dir, meta or {}, callback)  # fmt: skip
+    except BaseException:
+        if owns_group:  # no barrier here: the other ranks may never reach it
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+        raise
+    if owns_group:
+        import torch.distributed as dist
+
+        dist.barrier()  # rank 0 may still be writing the last checkpoint
+        dist.destroy_process_group()
+    return summary
+
+
+def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progress, tb_dir, user_meta, callback):
+    if cfg.batch_size % (world * cfg.grad_accum):
+        raise ValueError(
+            f"batch_size: expected a multiple of world size x grad_accum = {world * cfg.grad_accum}, "
+            f"got {cfg.batch_size}"
+        )
+    per_rank = cfg.batch_size // world
+    V = model_config.vocab_size
+    ckpt_root = out / "checkpoints"
+    data_sha = _data_sha256(data_BL)
+    meta = {
+        **user_meta,
+        "data": {**user_meta.get("data", {}), "n": int(data_BL.shape[0]), "length": int(data_BL.shape[1]),
+                 "sha256": data_sha},
+        "seed": cfg.seed,
+        "world_size": world,
+        "torch": torch.__version__,
+    }  # fmt: skip
+
+    # Initial weights depend on the seed only (drawn on the CPU, outside the caller's RNG).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(cfg.seed, 0, 0, "init"))
+        model = DiT(model_config)
+    model.to(device)
+    ema = EMA(model, cfg.ema, cfg.ema_warmup)
+    optimizer = make_optimizer(model, cfg, device)
+    start, resumed_from = 0, None
+    if not resume and (ckpt_root / "LATEST").is_file():
+        raise ValueError(
+            f"out_dir: {out} already holds checkpoints and resume=False; pass resume=True to continue that run "
+            "or choose an empty folder"
+        )
+    found = latest_checkpoint(ckpt_root) if resume and (ckpt_root / "LATEST").is_file() else None
+    if found is not None:
+        stored = load_train_state(found, device=device)
+        _check_resume(stored, model_config, cfg, data_sha)
+        model.load_state_dict(stored["model_state"])
+        if stored["ema_state"] is not None:
+            ema.load_state_dict(stored["ema_state"])
+        optimizer.load_state_dict(stored["train_state"]["optimizer"])
+        start = int(stored["step"])
+        ema.updates = int(stored["train_state"]["extra"].get("ema_updates", start))
+        resumed_from = str(found)
+
+    kernel = None
+    if cfg.compile:
+        for blk in model.blocks:
+            blk.compile()
+        kernel = torch.compile(rows_loss_and_grad, dynamic=False)
+    objective: nn.Module = NELBOObjective(model, cfg.chunk_rows, kernel)
+    if world > 1:
+        objective = nn.parallel.DistributedDataParallel(
+            objective, device_ids=[device.index] if device.type == "cuda" else None
+        )
+    data = data_BL.to(device)
+    amp_dtype = torch.bfloat16 if (cfg.bf16 and device.type == "cuda") else None
+
+    writer = bar = None
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        if tb_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError as e:
+                raise ImportError("tensorboard_dir: TensorBoard logging needs `pip install tensorboard`") from e
+            writer = SummaryWriter(str(tb_dir))
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=start, desc="uddm train", dynamic_ncols=True)
+
+    losses: list[tuple[int, float]] = []
+    skipped = 0
+    last_ckpt = resumed_from
+    interval_loss = torch.zeros((), device=device)
+    interval_n = 0
+    t0 = time.perf_counter()
+    norm = torch.zeros(())
+
+    def checkpoint(step: int) -> str:
+        name = f"step-{step:08d}"
+        path = save_checkpoint(
+            ckpt_root / name, model=model, ema_state=ema.state_dict(), optimizer=optimizer, step=step,
+            model_config=model_config, train_config=cfg, meta=meta, extra_state={"ema_updates": ema.updates},
+        )  # fmt: skip
+        mark_latest(ckpt_root, name)
+        old = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir() and p.name != name)
+        for p in old[: max(0, len(old) - (cfg.keep_checkpoints - 1))]:
+            shutil.rmtree(p, ignore_errors=True)
+        return str(path)
+
+    objective.train()
+    for step in range(start, cfg.steps):
+        for g in optimizer.param_groups:
+            g["lr"] = cfg.lr_at(step)
+        batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device))
+        loss, norm, taken = optimizer_step(
+            objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
+            dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema,
+        )  # fmt: skip
+        skipped += not taken
+        interval_loss += loss
+        interval_n += 1
+        done = step + 1
+        record: dict[str, float] = {}
+        if done % cfg.log_every == 0 or done == cfg.steps:
+            mean_loss = float(_all_mean(interval_loss / interval_n, world))
+            interval_loss.zero_()
+            interval_n = 0
+            record = {"step": done, "loss": mean_loss, "lr": cfg.lr_at(step), "grad_norm": float(norm),
+                      "skipped": skipped, "elapsed_s": time.perf_counter() - t0}  # fmt: skip
+            losses.append((done, mean_loss))
+            if rank == 0:
+                with open(out / "log.jsonl", "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if writer is not None:
+                    for k in ("loss", "lr", "grad_norm"):
+                        writer.add_scalar(f"train/{k}", record[k], done)
+                if bar is not None:
+                    bar.set_postfix(loss=f"{mean_loss:.4f}", skipped=skipped)
+        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+            last_ckpt = checkpoint(done)
+        if bar is not None:
+            bar.update(1)
+        if callback is not None and rank == 0:
+            callback(done, record)
+
+    wall = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    if writer is not None:
+        writer.close()
+    trained = cfg.steps - start
+    return {
+        "steps": cfg.steps,
+        "start_step": start,
+        "resumed_from": resumed_from,
+        "losses": losses,
+        "final_loss": losses[-1][1] if losses else None,
+        "skipped_steps": skipped,
+        "wall_s": wall,
+        "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,
+        "checkpoint": last_ckpt,
+        "rank": rank,
+        "world_size": world,
+        "device": str(device),
+        "weights_sha256": _weights_sha256(list(model.parameters())),
+        "ema_sha256": _weights_sha256(ema.shadow),
+    }
+
+
+# ----------------------------------------------------------------------------------------------- CLI
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = argparse.ArgumentParser(description="Train a uniform discrete diffusion LM on a prepared token corpus.")
+    p.add_argument("--data", required=True, help="folder of a prepared TokenCorpus")
+    p.add_argument("--n-train", type=int, required=True, help="number of packed training blocks")
+    p.add_argument("--preset", default="tiny", help="DiT size: cpu-micro, gpu-quick, tiny, small, medium")
+    p.add_argument("--length", type=int, default=128, help="tokens per block")
+    p.add_argument("--steps", type=int, required=True)
+    p.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl)")
+    p.add_argument("--batch-size", type=int, default=512, help="global batch (all GPUs)")
+    p.add_argument("--lr", type=float, default=3e-4)
+    p.add_argument("--warmup", type=int, default=2500)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--ema", type=float, default=0.9999)
+    p.add_argument("--weight-decay", type=float, default=0.0)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=int, default=1000)
+    p.add_argument("--log-every", type=int, default=50)
+    p.add_argument("--grad-accum", type=int, default=1)
+    p.add_argument("--chunk-rows", type=int, default=2048)
+    p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--no-resume", action="store_true")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
+    a = p.parse_args(argv)
+
+    from amtheory.diffusion.data import TokenCorpus  # imported here: the trainer itself needs no corpus
+
+    corpus = TokenCorpus.load(a.data)
+    data = corpus.blocks("train", a.n_train, a.length)
+    vocab_sha = corpus.manifest.get("vocab_sha256")
+    mapping_sha = corpus.manifest.get("mapping_sha256")
+    if vocab_sha is not None and mapping_sha is not None:
+        vocab_sha = f"{vocab_sha}+{mapping_sha}"
+    meta = {
+        "vocab_sha256": vocab_sha,
+        "vocab_size": corpus.vocab_size,
+        "data": {"corpus": str(Path(a.data).resolve()), "split": "train", "n_blocks": a.n_train, "length": a.length},
+    }
+    model_config = DiTConfig.preset(a.preset, corpus.vocab_size, a.length, dropout=a.dropout)
+    cfg = TrainConfig(
+        steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
+        weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
+        bf16=not a.no_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
+    )  # fmt: skip
+    summary = train(
+        model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,
+        tensorboard_dir=a.tensorboard, meta=meta,
+    )  # fmt: skip
+    if summary["rank"] == 0:
+        print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
+    return summary
+
+
+if __name__ == "__main__":
+    main()

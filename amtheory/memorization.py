@@ -1,0 +1,769 @@
+"""From memorization to generalization on real text: uniform-diffusion LMs and the Hopfield family side by side.
+
+The experiment of Pham, Zaki, Ambrogioni, Krotov and Negri (2026, "Language Diffusion Models are Associative
+Memories Capable of Retrieving Unseen Data", arXiv 2604.26841) on Brown + State of the Union: UDDMs of a few sizes
+are trained for the same number of steps on nested training sets of packed token blocks whose size grows
+log-spaced. Each trained model is then measured on its own training blocks, on held-out test blocks and on random
+blocks; the training recovery of corrupted tokens falls and the test recovery rises with the training-set size
+until the two meet (the memorization-to-generalization transition).
+
+Cells (frozen dataclasses; every stage goes through ``amtheory.sweep.run_sweep``, so finished cells are skipped,
+a killed run is resumed by running it again, and every table is tidy parquet, one file per cell):
+
+* ``TrainCell`` — one UDDM: data (``DataSpec``: corpus, block length, vocabulary compaction), architecture
+  (``ModelSpec``), training-set size, steps, batch, learning rate, seed. Its checkpoint goes to
+  ``out/checkpoints/<cell key>/``; an interrupted training resumes from its newest checkpoint. Table ``out/train``.
+* ``EvalCell`` — one measurement (``measure``) of one trained model (``train``) with ``EvalSettings``; the
+  measurements and their tables are described in ``amtheory.memorization_eval``.
+* ``HopfieldCell`` — a Hopfield-family memory storing the same training blocks (``memory`` in ``empirical``,
+  ``dense_exp``, ``modern``, ``classical``), measured on the same sequences with the same corruptions; its rows go
+  into the same ``recovery`` and ``basins`` tables as the UDDM's (column ``backend``).
+
+Every evaluation table carries the columns ``backend`` ("uddm", "empirical", "dense_exp", "modern",
+"classical"), ``model_size`` (the UDDM's architecture name; "" for the Hopfield family, whose result does not
+depend on it) and ``train_size`` (training blocks seen or stored).
+
+The Hopfield family on text (what each backend materialises, and the choices made for it):
+
+* ``EmpiricalDenoiser`` — the exact posterior of a denoiser that memorized the training blocks (the memorization
+  limit: it can only return training sequences). It keeps the token ids only; one reverse step builds
+  ``[B, L, V]`` and ``[B, L, chunk]`` float64 tensors. It runs the very dynamics of the UDDM (the reverse chain,
+  with its own step count ``EvalSettings.empirical_steps``, because each step costs O(B L K)).
+* ``DenseAM("exp")`` — the categorical exponential dense memory ``E = -log sum_mu exp(beta m_mu)`` over agreement
+  counts (the memorizing denoiser's energy at a fixed inverse temperature). Its scores build ``[B, L, K]`` float64,
+  so queries go in chunks of ``EvalSettings.hopfield_batch``; no one-hot embedding is formed, any V works.
+  Deterministic synchronous updates to a fixed point (at most ``hopfield_max_iter`` steps).
+* ``ModernHopfield`` — Ramsauer et al.'s continuous network on one-hot tokens: it stores ``X`` of shape
+  ``[K, L V]`` float32, ``4 K L V`` bytes (K = 2048 blocks of 64 tokens at V = 8192: 4.3 GB). It is run only
+  where that is at most ``EvalSettings.modern_max_bytes``; above it the cell records "not applicable" with the
+  size it would need. That is why every preset compacts the vocabulary (top-M ids plus ``[UNK]``).
+* ``ClassicalHopfield`` (Hebbian, Potts coding) — its features have dimension ``L V``; the weight form holds
+  ``(L V)^2`` couplings and the pattern form ``K L V`` features. On text blocks ``L V`` is tens of thousands or
+  more (L = 32, V = 2048: 65,536, a 17 GB weight matrix), far past anything useful, so it applies only when
+  ``L V <= EvalSettings.classical_max_features`` (default 4096); otherwise the cell records "not applicable"
+  and the reason. None of the presets meets the condition: pairwise couplings on one-hot text are not a
+  practical memory for this task, which is itself a result of the comparison.
+
+Presets (``preset(name)``; CLI ``experiments/memorization.py``):
+
+* ``tiny`` — CPU, end to end in about three minutes on two cores: the embedded corpus (6,000 training sentences),
+  32-token blocks, the 2,048 most frequent ids (82.9% of tokens; the rest are ``[UNK]``), the ``cpu-micro`` DiT
+  (64 wide, 2 blocks) without dropout, 8 / 32 / 128 / 512 training blocks, 700 steps of 16 blocks (lr 3e-3), a 50-step
+  reverse grid and a few evaluation sequences.
+* ``gpu`` — one H100, the whole sweep in at most 10 minutes: the full corpus ``data/brown-sotu``, 64-token blocks,
+  the 8,192 most frequent ids (95.7% of tokens), two DiT sizes — ``gpu-small`` (128 wide, 4 blocks, 4 heads)
+  and ``gpu-quick`` (256 wide, 6 blocks, 8 heads, the reference model of REFERENCE.md) — and 32, 128, 512,
+  2,048, 8,192 and 32,768 training blocks, each trained for 2,500 steps of 256 blocks (bf16 autocast, lr 5e-4).
+  Budget: training 6 x 2,500 steps x (about 6 ms for gpu-small + about 12 ms for gpu-quick) = about 270 s (the
+  plain trainer took about 35 ms per step for the larger model at V = 30,522; the compact vocabulary divides the
+  head by 3.7 and the fused chunked loss avoids the ``[B, L, V]`` gradients); evaluation per model (128
+  sequences per split, the 1,000-step global grid) about 8 s: recovery 900 reverse steps on 384 sequences,
+  fixed points 1,000 steps, generation 1,000 steps on 128 sequences, basins about 150 forward passes on 512
+  queries, NELBO and KL a few passes: 12 models = about 100 s; the Hopfield family (100-step grid for the
+  empirical denoiser, up to 32,768 stored blocks) about 60 s; figures about 20 s. Every stage prints its wall
+  time; run the command again to finish what a first call did not.
+* ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
+  (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
+  64 and the whole pool), 20,000 steps of 512.
+
+``summarize(results_dir)`` gives the numbers of a results page: for each model size the training-set size where
+training and test recovery meet (per t, interpolated in log size), the conditional entropy on training data at
+the smallest and largest sizes, and where the test perplexity bound peaks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from amtheory._checks import check_choice, check_float, check_int
+from amtheory.diffusion.data import TokenCorpus, VocabMapping, random_sequences
+from amtheory.sweep import cell_key
+
+__all__ = [
+    "BACKENDS",
+    "MEASURES",
+    "DataSpec",
+    "EvalCell",
+    "EvalSettings",
+    "HopfieldCell",
+    "ModelSpec",
+    "Preset",
+    "TrainCell",
+    "checkpoint_dir",
+    "embedded_corpus_path",
+    "eval_sequences",
+    "load_data",
+    "longest_shared_span",
+    "meeting_point",
+    "preset",
+    "run_experiment",
+    "summarize",
+    "train_cell",
+]
+
+#: Evaluation tables, one folder each under the results folder.
+MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
+#: Hopfield-family backends put beside the UDDM.
+BACKENDS = ("empirical", "dense_exp", "modern", "classical")
+#: Splits every model is measured on.
+SPLITS = ("train", "test", "random")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Cells
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class DataSpec:
+    """Where the blocks come from: ``source`` ("embedded" or a prepared corpus folder), packed blocks of
+    ``length`` tokens (``[CLS]`` + ``length - 2`` stream tokens + ``[SEP]``), and ``vocab``: the compacted
+    vocabulary size (the ``vocab - 5`` most frequent ordinary ids plus the 5 special tokens, all other ids become
+    ``[UNK]``), or None for the full bert-base-uncased ids."""
+
+    source: str = "embedded"
+    length: int = 32
+    vocab: int | None = 2048
+
+    def __post_init__(self):
+        if not isinstance(self.source, str) or not self.source:
+            raise TypeError(f"source: expected 'embedded' or a corpus folder path, got {self.source!r}")
+        check_int("length", self.length, minimum=3)
+        if self.vocab is not None:
+            check_int("vocab", self.vocab, minimum=6)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A DiT architecture with a name (the ``model_size`` column); ``ModelSpec.preset`` reads
+    ``amtheory.diffusion.model.PRESETS``."""
+
+    name: str
+    d_model: int
+    n_blocks: int
+    n_heads: int
+    cond_dim: int = 128
+    dropout: float = 0.1
+
+    @staticmethod
+    def preset(name: str, **overrides: Any) -> ModelSpec:
+        """The DiT preset ``name`` (e.g. "cpu-micro", "gpu-quick", "tiny"), with field overrides."""
+        from amtheory.diffusion.model import PRESETS
+
+        if name not in PRESETS:
+            raise ValueError(f"name: expected one of {tuple(PRESETS)}, got {name!r}")
+        return ModelSpec(name=name, **{**PRESETS[name], **overrides})
+
+    def config(self, vocab_size: int, length: int):
+        """The ``DiTConfig`` for a vocabulary and block length."""
+        from amtheory.diffusion.model import DiTConfig
+
+        return DiTConfig(
+            vocab_size=vocab_size,
+            length=length,
+            d_model=self.d_model,
+            n_blocks=self.n_blocks,
+            n_heads=self.n_heads,
+            cond_dim=self.cond_dim,
+            dropout=self.dropout,
+        )
+
+
+@dataclass(frozen=True)
+class TrainCell:
+    """One UDDM: ``arch`` trained on the first ``n_train`` training blocks of ``data`` for ``steps`` optimizer
+    steps of ``batch_size`` blocks (drawn with replacement; the same steps at every size)."""
+
+    data: DataSpec
+    arch: ModelSpec
+    n_train: int
+    steps: int
+    batch_size: int
+    lr: float = 3e-4
+    warmup: int = 100
+    ema: float = 0.9999
+    seed: int = 0
+    bf16: bool = True
+
+    def __post_init__(self):
+        check_int("n_train", self.n_train, minimum=1)
+        check_int("steps", self.steps, minimum=1)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_float("lr", self.lr, minimum=0.0, strict_min=True)
+
+
+@dataclass(frozen=True)
+class EvalSettings:
+    """How a model is measured (see ``amtheory.memorization_eval`` for each measurement).
+
+    ``n_eval`` sequences per split (training: the first ``n_eval`` training blocks); recovery at the noise levels
+    ``ts`` with ancestral reverse sampling on the global ``n_steps`` grid and the posterior final step; basin radius
+    of ``n_basin`` blocks per split from ``basin_trials`` exact-count corruptions per level, tolerance
+    ``basin_delta``, under argmax reverse dynamics from ``basin_t_start`` on a local ``basin_steps`` grid; the
+    fixed-point test on the ``n_steps`` grid; ``n_generate`` samples for entropy (at ``entropy_t``) and
+    extraction; the test NELBO from ``nelbo_ts`` stratified times per sequence; the KL from the empirical
+    denoiser at ``kl_ts``. The Hopfield family: ``empirical_steps`` reverse-grid steps, ``hopfield_max_iter``
+    synchronous steps, inverse temperatures ``dense_beta`` and ``modern_beta``, ``hopfield_batch`` queries per
+    call, and the applicability limits ``modern_max_bytes`` and ``classical_max_features``.
+    """
+
+    n_eval: int = 8
+    ts: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
+    n_steps: int = 50
+    n_basin: int = 4
+    basin_trials: int = 4
+    basin_delta: float = 0.25
+    basin_t_start: float = 0.5
+    basin_steps: int = 5
+    n_generate: int = 8
+    entropy_t: float = 1e-5
+    nelbo_ts: int = 4
+    kl_ts: tuple[float, ...] = (0.1, 0.5)
+    batch_size: int = 256
+    empirical_steps: int = 50
+    hopfield_max_iter: int = 20
+    dense_beta: float = 1.0
+    modern_beta: float = 1.0
+    hopfield_batch: int = 64
+    modern_max_bytes: int = 2**30
+    classical_max_features: int = 4096
+
+    def __post_init__(self):
+        for name in ("n_eval", "n_steps", "n_basin", "basin_trials", "basin_steps", "n_generate", "nelbo_ts"):
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("empirical_steps", "hopfield_max_iter", "batch_size", "hopfield_batch"):
+            check_int(name, getattr(self, name), minimum=1)
+        for name in ("ts", "kl_ts"):
+            v = getattr(self, name)
+            if not isinstance(v, tuple) or not v:
+                raise TypeError(f"{name}: expected a non-empty tuple of times in (0, 1], got {v!r}")
+            for t in v:
+                check_float(name, t, minimum=0.0, maximum=1.0, strict_min=True)
+        check_float("basin_t_start", self.basin_t_start, minimum=0.0, maximum=1.0, strict_min=True)
+        check_float("entropy_t", self.entropy_t, minimum=0.0, maximum=1.0, strict_min=True)
+        check_float("basin_delta", self.basin_delta, minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
+
+
+@dataclass(frozen=True)
+class EvalCell:
+    """One measurement (``measure``, one of ``MEASURES``) of the model that ``train`` produced."""
+
+    train: TrainCell
+    measure: str
+    settings: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self):
+        check_choice("measure", self.measure, MEASURES)
+
+
+@dataclass(frozen=True)
+class HopfieldCell:
+    """A Hopfield-family ``memory`` (one of ``BACKENDS``) storing the first ``n_stored`` training blocks of
+    ``data``; ``measure`` is "recovery" or "basins"."""
+
+    memory: str
+    data: DataSpec
+    n_stored: int
+    measure: str
+    settings: EvalSettings = field(default_factory=EvalSettings)
+
+    def __post_init__(self):
+        check_choice("memory", self.memory, BACKENDS)
+        check_choice("measure", self.measure, ("recovery", "basins"))
+        check_int("n_stored", self.n_stored, minimum=1)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Presets
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Preset:
+    """A whole sweep: the training cells (model sizes x training sizes), the evaluation settings, which Hopfield
+    backends to run, and the runner's worker setting."""
+
+    name: str
+    data: DataSpec
+    archs: tuple[ModelSpec, ...]
+    sizes: tuple[int, ...]
+    steps: int
+    batch_size: int
+    lr: float
+    warmup: int
+    ema: float
+    settings: EvalSettings
+    backends: tuple[str, ...] = BACKENDS
+    workers: int | str | None = None
+    checkpoint_every: int = 500
+
+    def train_cells(self) -> list[TrainCell]:
+        return [
+            TrainCell(self.data, a, n, self.steps, self.batch_size, self.lr, self.warmup, self.ema)
+            for a in self.archs
+            for n in self.sizes
+        ]
+
+    def eval_cells(self, measure: str) -> list[EvalCell]:
+        return [EvalCell(tc, measure, self.settings) for tc in self.train_cells()]
+
+    def hopfield_cells(self, measure: str) -> list[HopfieldCell]:
+        return [HopfieldCell(b, self.data, n, measure, self.settings) for b in self.backends for n in self.sizes]
+
+
+def preset(
+    name: str, *, data: str | None = None, steps: int | None = None, sizes: tuple[int, ...] | None = None
+) -> Preset:
+    """The preset ``name`` ("tiny", "gpu" or "large"; see the module docstring), with optional overrides of the
+    corpus folder, the step count and the training sizes."""
+    check_choice("name", name, ("tiny", "gpu", "large"))
+    if name == "tiny":
+        p = Preset(
+            name="tiny",
+            data=DataSpec("embedded", 32, 2048),
+            archs=(ModelSpec.preset("cpu-micro", dropout=0.0),),
+            sizes=(8, 32, 128, 512),
+            steps=700,
+            batch_size=16,
+            lr=3e-3,
+            warmup=20,
+            ema=0.999,
+            settings=EvalSettings(),
+            checkpoint_every=350,
+        )
+    elif name == "gpu":
+        p = Preset(
+            name="gpu",
+            data=DataSpec("data/brown-sotu", 64, 8192),
+            archs=(
+                ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4),
+                ModelSpec.preset("gpu-quick"),
+            ),
+            sizes=(32, 128, 512, 2048, 8192, 32768),
+            steps=2500,
+            batch_size=256,
+            lr=5e-4,
+            warmup=100,
+            ema=0.999,
+            settings=EvalSettings(
+                n_eval=128,
+                n_steps=1000,
+                n_basin=32,
+                basin_trials=16,
+                basin_delta=0.1,
+                basin_steps=20,
+                n_generate=128,
+                nelbo_ts=8,
+                kl_ts=(0.05, 0.1, 0.25, 0.5),
+                batch_size=512,
+                empirical_steps=100,
+                hopfield_batch=32,
+                modern_max_bytes=8 * 2**30,
+            ),
+            checkpoint_every=1000,
+        )
+    else:
+        p = Preset(
+            name="large",
+            data=DataSpec("data/brown-sotu", 128, None),
+            archs=(ModelSpec.preset("tiny"), ModelSpec.preset("small")),
+            sizes=(64, 256, 1024, 4096, 16384),
+            steps=20000,
+            batch_size=512,
+            lr=3e-4,
+            warmup=2500,
+            ema=0.9999,
+            settings=EvalSettings(
+                n_eval=512,
+                n_steps=1000,
+                n_basin=64,
+                basin_trials=32,
+                basin_delta=0.1,
+                basin_steps=20,
+                n_generate=512,
+                nelbo_ts=16,
+                kl_ts=(0.05, 0.1, 0.25, 0.5),
+                batch_size=512,
+                empirical_steps=100,
+                hopfield_batch=16,
+                modern_max_bytes=16 * 2**30,
+            ),
+            workers="auto",
+            checkpoint_every=2000,
+        )
+    if data is not None:
+        p = dataclasses.replace(p, data=dataclasses.replace(p.data, source=str(data)))
+    if steps is not None:
+        p = dataclasses.replace(p, steps=check_int("steps", steps, minimum=1))
+    if sizes is not None:
+        p = dataclasses.replace(p, sizes=tuple(check_int("sizes", int(s), minimum=1) for s in sizes))
+    return p
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Data
+# ---------------------------------------------------------------------------------------------------------------
+def embedded_corpus_path() -> Path:
+    """The corpus shipped with the package (6,000 training and 1,000 test sentences)."""
+    return Path(__file__).resolve().parent / "data" / "embedded"
+
+
+def _corpus_path(source: str) -> Path:
+    return embedded_corpus_path() if source == "embedded" else Path(source)
+
+
+@functools.lru_cache(maxsize=4)
+def _load_corpus(source: str, vocab: int | None) -> TokenCorpus:
+    corpus = TokenCorpus.load(_corpus_path(source))
+    if vocab is None:
+        return corpus
+    return corpus.remap(corpus.compact(vocab))
+
+
+def load_data(spec: DataSpec) -> TokenCorpus:
+    """The corpus of ``spec`` in its (compacted) ids; cached per process."""
+    if not isinstance(spec, DataSpec):
+        raise TypeError(f"spec: expected a DataSpec, got {type(spec).__name__}")
+    return _load_corpus(spec.source, spec.vocab)
+
+
+def _named_generator(*parts: Any) -> torch.Generator:
+    """A CPU generator seeded from a text label, so that draws depend only on what they are for."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "big") & ((1 << 63) - 1))
+
+
+def _data_label(spec: DataSpec) -> str:
+    return f"{spec.source}|{spec.length}|{spec.vocab}"
+
+
+def eval_sequences(spec: DataSpec, n_train: int, n_eval: int) -> dict[str, torch.Tensor]:
+    """The evaluation blocks ``[n, L]`` of each split: the first ``min(n_eval, n_train)`` training blocks, the
+    first ``n_eval`` test blocks, and ``n_eval`` random blocks (``[CLS]``, uniform ordinary ids, ``[SEP]``: the
+    format of a real block with no structure in it). The random blocks depend only on the data and ``n_eval``."""
+    corpus = load_data(spec)
+    L = spec.length
+    train = corpus.blocks("train", n_train, L)[: min(n_eval, n_train)]
+    n_test = min(n_eval, corpus.n_blocks_available("test", L))
+    test = corpus.blocks("test", n_test, L)
+    ordinary = torch.arange(5 if corpus.mapping is not None else 999, corpus.vocab_size)
+    body = random_sequences(n_eval, L - 2, ordinary, _named_generator("random", _data_label(spec), n_eval))
+    sp = corpus.specials
+    rand = torch.cat(
+        [torch.full((n_eval, 1), sp.cls, dtype=torch.long), body, torch.full((n_eval, 1), sp.sep, dtype=torch.long)], 1
+    )
+    return {"train": train, "test": test, "random": rand}
+
+
+def save_vocabulary(spec: DataSpec, out_dir: str | Path) -> Path:
+    """Write ``vocab.txt`` and the compaction mapping of ``spec`` under ``out_dir/vocab/`` (for decoding in the
+    figures); returns that folder."""
+    corpus = load_data(spec)
+    folder = Path(out_dir) / "vocab"
+    folder.mkdir(parents=True, exist_ok=True)
+    src = _corpus_path(spec.source) / "vocab.txt"
+    if src.is_file() and not (folder / "vocab.txt").is_file():
+        (folder / "vocab.txt").write_text(src.read_text())
+    if corpus.mapping is not None:
+        path = folder / f"mapping-{spec.vocab}.json"
+        if not path.is_file():
+            corpus.mapping.save(path)
+    return folder
+
+
+def load_decoder(results_dir: str | Path, vocab: int | None):
+    """A function ``ids -> list of token strings`` from the vocabulary saved with the results."""
+    folder = Path(results_dir) / "vocab"
+    words = (folder / "vocab.txt").read_text().splitlines()
+    mapping = VocabMapping.load(folder / f"mapping-{vocab}.json") if vocab is not None else None
+
+    def decode(ids) -> list[str]:
+        t = torch.as_tensor(np.array(ids, dtype=np.int64))
+        full = mapping.decode(t) if mapping is not None else t
+        return [words[i] if i < len(words) else f"<{i}>" for i in full.tolist()]
+
+    return decode
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Training
+# ---------------------------------------------------------------------------------------------------------------
+def checkpoint_dir(root: str | Path, cell: TrainCell) -> Path:
+    """Where ``cell``'s training run lives: ``root/checkpoints/<cell key>/`` (its checkpoints in ``checkpoints/``)."""
+    return Path(root) / "checkpoints" / cell_key(cell)
+
+
+def train_cell(
+    cell: TrainCell,
+    generator: torch.Generator,
+    device: str,
+    *,
+    root: str,
+    checkpoint_every: int = 500,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """Train (or finish training) one UDDM; one row: final loss, wall time, ms per step, parameters, checkpoint.
+
+    The trainer resumes from the run's newest checkpoint, so a killed sweep loses at most ``checkpoint_every``
+    steps. Its seed is the cell's ``seed`` (the sweep's generator is not used: the training stream is the
+    trainer's own pure function of (seed, step)).
+    """
+    from amtheory.diffusion.train import TrainConfig, train
+
+    del generator
+    corpus = load_data(cell.data)
+    data = corpus.blocks("train", cell.n_train, cell.data.length)
+    cfg = cell.arch.config(corpus.vocab_size, cell.data.length)
+    tc = TrainConfig(
+        steps=cell.steps,
+        batch_size=cell.batch_size,
+        lr=cell.lr,
+        warmup=cell.warmup,
+        ema=cell.ema,
+        seed=cell.seed,
+        bf16=cell.bf16,
+        checkpoint_every=min(checkpoint_every, cell.steps),
+        log_every=max(1, min(100, cell.steps // 4)),
+    )
+    out = checkpoint_dir(root, cell)
+    meta = {"vocab_sha256": corpus.manifest.get("mapping_sha256"), "data": {"source": cell.data.source}}
+    t0 = time.perf_counter()
+    summary = train(cfg, tc, data, out, device=device, resume=True, progress=progress, meta=meta)
+    wall = time.perf_counter() - t0
+    trained = summary["steps"] - summary["start_step"]
+    n_params = sum(p.numel() for p in _param_shapes(cfg))
+    return pd.DataFrame(
+        {
+            "backend": ["uddm"],
+            "model_size": [cell.arch.name],
+            "train_size": [cell.n_train],
+            "final_loss": [summary["final_loss"]],
+            "skipped_steps": [summary["skipped_steps"]],
+            "steps_run": [trained],
+            "wall_s": [wall],
+            "ms_per_step": [1e3 * summary["wall_s"] / trained if trained else float("nan")],
+            "n_params": [n_params],
+            "vocab_size": [corpus.vocab_size],
+            "checkpoint": [str(summary["checkpoint"])],
+        }
+    )
+
+
+def _param_shapes(cfg) -> list[torch.Tensor]:
+    from amtheory.diffusion.model import DiT
+
+    with torch.device("meta"):
+        return list(DiT(cfg).parameters())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Extraction: the longest span a generated block shares with any training block
+# ---------------------------------------------------------------------------------------------------------------
+_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _window_hashes(x: np.ndarray, k: int) -> np.ndarray:
+    """Polynomial hashes mod 2^64 of every length-``k`` window of each row of ``x`` ``[N, L]``: ``[N, L - k + 1]``.
+
+    ``h(i, k) = P[i + k] - P[i] B^k`` with prefix hashes ``P[j + 1] = P[j] B + x_j + 1`` (unsigned wrap-around).
+    """
+    N, L = x.shape
+    vals = x.astype(np.uint64) + np.uint64(1)
+    prefix = np.zeros((N, L + 1), dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for j in range(L):
+            prefix[:, j + 1] = prefix[:, j] * _HASH_BASE + vals[:, j]
+        power = np.uint64(1)
+        for _ in range(k):
+            power = power * _HASH_BASE
+        return prefix[:, k:] - prefix[:, : L - k + 1] * power
+
+
+def longest_shared_span(generated: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray) -> np.ndarray:
+    """For each row of ``generated`` ``[G, L]``, the length of the longest contiguous token span that also occurs
+    (anywhere, at any offset) in a row of ``reference`` ``[N, L']``: ``[G]`` int64, ``L`` for a verbatim copy of a
+    reference row of the same length.
+
+    Spans of length ``k`` are compared through 64-bit polynomial hashes of all length-``k`` windows (a sorted
+    array of the reference windows and ``np.isin``); the length is found by binary search per row, because a
+    shared span of length ``k`` contains one of every shorter length. Hash collisions (probability about
+    ``N L / 2^64`` per query window) are ignored.
+    """
+    g = np.asarray(generated.cpu() if isinstance(generated, torch.Tensor) else generated, dtype=np.int64)
+    r = np.asarray(reference.cpu() if isinstance(reference, torch.Tensor) else reference, dtype=np.int64)
+    if g.ndim != 2 or r.ndim != 2:
+        raise ValueError(f"generated, reference: expected 2-D token arrays, got shapes {g.shape} and {r.shape}")
+    if g.size and g.min() < 0 or r.size and r.min() < 0:
+        raise ValueError("generated, reference: expected non-negative token ids")
+    G, L = g.shape
+    max_k = min(L, r.shape[1])
+    lo = np.zeros(G, dtype=np.int64)  # a shared span of length lo is known to exist
+    hi = np.full(G, max_k + 1, dtype=np.int64)  # no shared span of length hi exists
+    if r.shape[0] == 0 or max_k == 0:
+        return lo
+    cache: dict[int, np.ndarray] = {}
+    while True:
+        active = np.nonzero(hi - lo > 1)[0]
+        if active.size == 0:
+            return lo
+        mid = (lo + hi) // 2
+        for k in np.unique(mid[active]):
+            rows = active[mid[active] == k]
+            if k not in cache:
+                cache[k] = np.unique(_window_hashes(r, int(k)))
+            found = np.isin(_window_hashes(g[rows], int(k)), cache[k]).any(axis=1)
+            lo[rows[found]] = k
+            hi[rows[~found]] = k
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where training and test recovery meet
+# ---------------------------------------------------------------------------------------------------------------
+def meeting_point(sizes, train, test) -> float:
+    """The training-set size at which training recovery first drops to test recovery, interpolated linearly in
+    ``log(size)`` between the last size with ``train > test`` and the next one.
+
+    Returns the smallest size when training recovery is already at or below test recovery there, and NaN when
+    the curves have not met within the sizes given (the transition lies beyond the sweep).
+    """
+    s = np.asarray(sizes, dtype=float)
+    d = np.asarray(train, dtype=float) - np.asarray(test, dtype=float)
+    if s.ndim != 1 or s.shape != d.shape or s.size == 0:
+        raise ValueError(f"sizes, train, test: expected 1-D arrays of one length, got {s.shape} and {d.shape}")
+    if np.any(s <= 0):
+        raise ValueError("sizes: expected positive training-set sizes")
+    order = np.argsort(s)
+    s, d = s[order], d[order]
+    ok = np.isfinite(d)
+    s, d = s[ok], d[ok]
+    if s.size == 0:
+        return float("nan")
+    if d[0] <= 0:
+        return float(s[0])
+    for i in range(1, s.size):
+        if d[i] <= 0:
+            x0, x1 = math.log(s[i - 1]), math.log(s[i])
+            frac = d[i - 1] / (d[i - 1] - d[i])
+            return float(math.exp(x0 + frac * (x1 - x0)))
+    return float("nan")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The whole experiment
+# ---------------------------------------------------------------------------------------------------------------
+def _stage(name: str, fn, *args, **kwargs):
+    t0 = time.perf_counter()
+    out = fn(*args, **kwargs)
+    print(f"[memorization] {name}: {time.perf_counter() - t0:.1f} s", flush=True)
+    return out
+
+
+def run_experiment(
+    p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None
+) -> dict[str, pd.DataFrame]:
+    """Run every stage of preset ``p`` into ``out_dir`` (training, the UDDM measurements, the Hopfield family),
+    skipping finished cells; prints each stage's wall time. Returns the tables by name."""
+    from amtheory import memorization_eval as ev
+    from amtheory.sweep import run_sweep
+
+    if not isinstance(p, Preset):
+        raise TypeError(f"p: expected a Preset (see memorization.preset), got {type(p).__name__}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    workers = p.workers if workers is None else workers
+    save_vocabulary(p.data, out)
+    tables: dict[str, pd.DataFrame] = {}
+    train_fn = functools.partial(train_cell, root=str(out), checkpoint_every=p.checkpoint_every)
+    tables["train"] = _stage(
+        "train", run_sweep, p.train_cells(), train_fn, out / "train", device=device, progress=progress, workers=workers
+    )
+    eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
+    for m in MEASURES:
+        cells: list[Any] = p.eval_cells(m)
+        if m in ("recovery", "basins"):
+            cells += p.hopfield_cells(m)
+        tables[m] = _stage(m, run_sweep, cells, eval_fn, out / m, device=device, progress=progress, workers=workers)
+    return tables
+
+
+def _read(folder: Path) -> pd.DataFrame:
+    paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
+    return pd.concat([pd.read_parquet(q) for q in paths], ignore_index=True) if paths else pd.DataFrame()
+
+
+def recovery_summary(recovery: pd.DataFrame) -> pd.DataFrame:
+    """Mean recovery, broken share and exact match per (backend, model size, training size, split, t)."""
+    df = recovery[recovery["applicable"]] if "applicable" in recovery else recovery
+    keys = ["backend", "model_size", "train_size", "split", "t"]
+    return df.groupby(keys, as_index=False)[["recovered", "broken", "exact"]].mean()
+
+
+def summarize(results_dir: str | Path) -> dict[str, Any]:
+    """The numbers behind the results page, from the tables in ``results_dir``.
+
+    ``meeting``: per model size and t, the training-set size where UDDM training and test recovery meet
+    (``meeting_point``; None where they do not meet in the sweep); ``recovery``: the UDDM's mean training and
+    test recovery per model size, size and t; ``entropy``: mean per-token conditional entropy (nats) of training
+    and generated blocks at the smallest and largest sizes; ``perplexity_peak``: the training size with the
+    largest test perplexity bound ``exp(NELBO per token)`` and its value; ``extraction``: verbatim share and mean
+    longest span per size.
+    """
+    root = Path(results_dir)
+    rec = _read(root / "recovery")
+    if rec.empty:
+        raise FileNotFoundError(f"results_dir: expected recovery tables in {root / 'recovery'}, found none")
+    out: dict[str, Any] = {"meeting": {}, "recovery": {}, "entropy": {}, "perplexity_peak": {}, "extraction": {}}
+    summ = recovery_summary(rec)
+    uddm = summ[summ["backend"] == "uddm"]
+    for ms, g in uddm.groupby("model_size"):
+        out["meeting"][ms] = {}
+        out["recovery"][ms] = {}
+        for t, gt in g.groupby("t"):
+            piv = gt.pivot_table(index="train_size", columns="split", values="recovered")
+            if not {"train", "test"} <= set(piv.columns):
+                continue
+            mp = meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
+            out["meeting"][ms][float(t)] = None if math.isnan(mp) else mp
+            out["recovery"][ms][float(t)] = {
+                int(n): {"train": float(r["train"]), "test": float(r["test"])} for n, r in piv.iterrows()
+            }
+    gen = _read(root / "generation")
+    if not gen.empty:
+        for ms, g in gen.groupby("model_size"):
+            lo, hi = int(g["train_size"].min()), int(g["train_size"].max())
+            ent = {}
+            for name, n in (("smallest", lo), ("largest", hi)):
+                gn = g[g["train_size"] == n]
+                ent[name] = {"train_size": n}
+                for split in ("train", "test", "generated"):
+                    v = gn.loc[gn["split"] == split, "entropy"]
+                    ent[name][split] = float(v.mean()) if len(v) else None
+                if ent[name]["train"] is not None and ent[name]["generated"] is not None:
+                    ent[name]["gap"] = ent[name]["generated"] - ent[name]["train"]
+            out["entropy"][ms] = ent
+            gg = g[g["split"] == "generated"]
+            out["extraction"][ms] = {
+                int(n): {"verbatim": float(x["verbatim"].mean()), "longest_span": float(x["longest_span"].mean())}
+                for n, x in gg.groupby("train_size")
+            }
+    nel = _read(root / "nelbo")
+    if not nel.empty:
+        test = nel[nel["split"] == "test"]
+        for ms, g in test.groupby("model_size"):
+            per = g.groupby("train_size")["nelbo"].mean()
+            n = int(per.idxmax())
+            out["perplexity_peak"][ms] = {
+                "train_size": n,
+                "nelbo": float(per.max()),
+                "perplexity_bound": float(math.exp(per.max())),
+                "by_size": {int(k): float(math.exp(v)) for k, v in per.items()},
+            }
+    return out

@@ -1,0 +1,232 @@
+"""The memorization experiment: a micro pipeline end to end (tables, resume, figures), the extraction measure and
+the meeting-point interpolation on hand-made inputs."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amtheory import memorization as mz
+from amtheory.memorization import (
+    DataSpec,
+    EvalSettings,
+    ModelSpec,
+    Preset,
+    longest_shared_span,
+    meeting_point,
+    run_experiment,
+    summarize,
+)
+
+torch.set_num_threads(1)
+
+
+def micro_preset() -> Preset:
+    return Preset(
+        name="micro",
+        data=DataSpec("embedded", 12, 128),
+        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
+        sizes=(4, 16),
+        steps=20,
+        batch_size=4,
+        lr=3e-3,
+        warmup=2,
+        ema=0.9,
+        settings=EvalSettings(
+            n_eval=3,
+            ts=(0.1, 0.5),
+            n_steps=6,
+            n_basin=2,
+            basin_trials=2,
+            basin_steps=2,
+            n_generate=3,
+            nelbo_ts=2,
+            kl_ts=(0.5,),
+            empirical_steps=4,
+            hopfield_max_iter=3,
+            modern_max_bytes=50_000,
+        ),  # fmt: skip
+        checkpoint_every=10,
+    )
+
+
+@pytest.fixture(scope="module")
+def micro_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("memorization")
+    p = micro_preset()
+    t0 = time.perf_counter()
+    tables = run_experiment(p, out, device="cpu", progress=False)
+    return p, out, tables, time.perf_counter() - t0
+
+
+def test_pipeline_writes_tidy_tables(micro_run):
+    p, out, tables, _ = micro_run
+    n_models = len(p.train_cells())
+    assert len(tables["train"]) == n_models
+    assert (tables["train"]["final_loss"].notna()).all()
+    for name in mz.MEASURES:
+        df = tables[name]
+        assert {"backend", "model_size", "train_size", "split"} <= set(df.columns), name
+        assert len(list((out / name).glob("*.parquet"))) >= n_models
+    rec = tables["recovery"]
+    assert {"recovered", "broken", "exact", "t", "x0", "xq", "xf", "applicable"} <= set(rec.columns)
+    # Every applicable backend saw the same corrupted queries as the UDDM of the same training set.
+    q = rec[rec["applicable"].astype(bool)]
+    key = ["train_size", "split", "t", "sequence"]
+    for _, g in q.groupby(key):
+        first = np.asarray(g["xq"].iloc[0])
+        assert all(np.array_equal(first, np.asarray(x)) for x in g["xq"])
+    assert set(q["backend"]) >= {"uddm", "empirical", "dense_exp"}
+    # L V = 12 * 128 = 1536 <= 4096: the classical network runs; the modern one needs 4 K L V bytes, 24.6 kB at
+    # 4 blocks (under its 50 kB limit) and 98 kB at 16 (over it: recorded as not applicable, with the reason).
+    assert set(q["backend"]) >= {"classical", "modern"}
+    na = rec[~rec["applicable"].astype(bool)]
+    assert set(zip(na["backend"], na["train_size"])) == {("modern", 16)}
+    assert na["reason"].str.contains("GiB").all()
+    gen = tables["generation"]
+    assert set(gen["split"]) == {"train", "test", "generated"}
+    g = gen[gen["split"] == "generated"]
+    assert g["longest_span"].between(0, p.data.length).all()
+    assert (g["verbatim"] == (g["longest_span"] == p.data.length)).all()
+    assert (tables["nelbo"]["nelbo"] >= 0).all()
+    assert {"radius", "fraction", "split"} <= set(tables["basins"].columns)
+    assert (out / "checkpoints").is_dir()
+
+
+def test_empirical_denoiser_restores_training_blocks_exactly(micro_run):
+    _, _, tables, _ = micro_run
+    rec = tables["recovery"]
+    e = rec[(rec["backend"] == "empirical") & (rec["split"] == "train") & (rec["t"] == 0.1)]
+    # At t = 0.1 about 1 in 10 tokens is redrawn: the memorizing posterior puts the query back on its block.
+    assert e["exact"].mean() == 1.0
+
+
+def test_resume_skips_finished_cells(micro_run, tmp_path):
+    p, out, _, first = micro_run
+    stamps = {q: q.stat().st_mtime_ns for q in out.rglob("*.parquet")}
+    t0 = time.perf_counter()
+    run_experiment(p, out, device="cpu", progress=False)
+    assert time.perf_counter() - t0 < max(5.0, 0.5 * first)
+    assert {q: q.stat().st_mtime_ns for q in out.rglob("*.parquet")} == stamps
+
+
+def test_interrupted_training_resumes_from_checkpoint(tmp_path):
+    p = micro_preset()
+    cell = dataclasses.replace(p.train_cells()[0], steps=20)
+    half = dataclasses.replace(cell, steps=10)
+    g = torch.Generator()
+    # A run of 10 steps leaves a checkpoint at step 10 in the same folder a 20-step cell would use.
+    from amtheory.diffusion.train import TrainConfig  # noqa: F401  (the trainer must import)
+
+    root = tmp_path
+    first = mz.train_cell(half, g, "cpu", root=str(root), checkpoint_every=10)
+    src = mz.checkpoint_dir(root, half)
+    dst = mz.checkpoint_dir(root, cell)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    src.rename(dst)
+    second = mz.train_cell(cell, g, "cpu", root=str(root), checkpoint_every=10)
+    assert int(first["steps_run"].iloc[0]) == 10
+    assert int(second["steps_run"].iloc[0]) == 10  # only the remaining steps were trained
+
+
+def test_summary_and_figures(micro_run, tmp_path):
+    p, out, _, _ = micro_run
+    s = summarize(out)
+    assert set(s["meeting"]) == {"nano"}
+    assert set(s["recovery"]["nano"]) == {0.1, 0.5}
+    for v in s["meeting"]["nano"].values():
+        assert v is None or min(p.sizes) <= v <= max(p.sizes)
+    assert s["entropy"]["nano"]["smallest"]["train_size"] == 4
+    assert s["perplexity_peak"]["nano"]["train_size"] in p.sizes
+
+    from paper_figures.memorization import make_figures
+
+    paths = make_figures(out, tmp_path / "figs")
+    names = {q.name for q in paths}
+    for stem in ("recovery", "backends", "basins", "entropy", "perplexity", "extraction", "example"):
+        assert f"memorization_{stem}.png" in names and f"memorization_{stem}.pdf" in names
+    assert all(q.stat().st_size > 1000 for q in paths)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Hand-made inputs
+# ---------------------------------------------------------------------------------------------------------------
+def test_longest_shared_span_on_hand_made_blocks():
+    ref = np.array([[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]])
+    gen = np.array(
+        [
+            [1, 2, 3, 4, 5, 6],  # verbatim copy of row 0
+            [9, 9, 3, 4, 5, 0],  # "3 4 5": 3 tokens, at another offset
+            [0, 0, 0, 0, 0, 0],  # nothing shared
+            [10, 11, 12, 1, 2, 0],  # "10 11 12" from row 1 (a span never crosses rows)
+            [8, 13, 13, 13, 13, 7],  # single tokens only
+        ]
+    )
+    assert longest_shared_span(gen, ref).tolist() == [6, 3, 0, 3, 1]
+    assert longest_shared_span(torch.as_tensor(gen), torch.as_tensor(ref)).tolist() == [6, 3, 0, 3, 1]
+
+
+def test_longest_shared_span_matches_brute_force():
+    rng = np.random.default_rng(0)
+    ref = rng.integers(0, 4, size=(5, 9))
+    gen = rng.integers(0, 4, size=(7, 9))
+
+    def brute(row):
+        best = 0
+        for r in ref:
+            for i in range(9):
+                for j in range(9):
+                    k = 0
+                    while i + k < 9 and j + k < 9 and row[i + k] == r[j + k]:
+                        k += 1
+                    best = max(best, k)
+        return best
+
+    assert longest_shared_span(gen, ref).tolist() == [brute(g) for g in gen]
+
+
+def test_longest_shared_span_rejects_bad_input():
+    with pytest.raises(ValueError, match="2-D"):
+        longest_shared_span(np.zeros(4, dtype=int), np.zeros((2, 4), dtype=int))
+
+
+def test_meeting_point_interpolates_in_log_size():
+    # Gap +0.4 at 10 and -0.4 at 1000: the zero is halfway in log size, at 100.
+    assert meeting_point([10, 1000], [0.9, 0.5], [0.5, 0.9]) == pytest.approx(100.0)
+    # Gap 0.3 then 0.1 then -0.1: between 100 and 1000, at the middle in log.
+    assert meeting_point([10, 100, 1000], [0.9, 0.6, 0.5], [0.6, 0.5, 0.6]) == pytest.approx(10**2.5)
+    # Order of the inputs does not matter.
+    assert meeting_point([1000, 10], [0.5, 0.9], [0.9, 0.5]) == pytest.approx(100.0)
+    # Already met at the smallest size; never met.
+    assert meeting_point([10, 100], [0.2, 0.1], [0.3, 0.4]) == 10.0
+    assert math.isnan(meeting_point([10, 100], [0.9, 0.8], [0.1, 0.2]))
+    with pytest.raises(ValueError, match="sizes"):
+        meeting_point([0, 10], [1, 0], [0, 1])
+
+
+def test_cells_validate_their_fields():
+    with pytest.raises(ValueError, match="measure"):
+        mz.EvalCell(mz.preset("tiny").train_cells()[0], "nonsense")
+    with pytest.raises(ValueError, match="memory"):
+        mz.HopfieldCell("nonsense", DataSpec(), 8, "recovery")
+    with pytest.raises(TypeError, match="ts"):
+        EvalSettings(ts=[0.1])
+    with pytest.raises(ValueError, match="name"):
+        mz.preset("huge")
+
+
+def test_presets_cover_what_the_experiment_needs():
+    gpu = mz.preset("gpu")
+    assert len(gpu.archs) >= 2
+    assert min(gpu.sizes) <= 99 and max(gpu.sizes) >= 10_000
+    tiny = mz.preset("tiny", sizes=(8, 64))
+    assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
+    assert isinstance(pd.DataFrame(), pd.DataFrame)
+    assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
