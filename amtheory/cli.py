@@ -69,20 +69,48 @@ def _has_tabulate() -> bool:
     return True
 
 
+def format_summary(summary: dict) -> str:
+    """The memorization sweep's headline numbers as plain text."""
+    lines = []
+    for ms, by_t in summary.get("meeting", {}).items():
+        meet = ", ".join(
+            f"t={t:g}: {'not in range' if v is None else f'{v:.0f} blocks'}" for t, v in sorted(by_t.items())
+        )
+        lines.append(f"{ms}: training and test recovery meet at {meet}")
+        for t, rows in sorted(summary.get("recovery", {}).get(ms, {}).items()):
+            cells = "  ".join(f"{n}: {r['train']:.2f}/{r['test']:.2f}" for n, r in sorted(rows.items()))
+            lines.append(f"  recovered (train/test) at t={t:g}  {cells}")
+        ent = summary.get("entropy", {}).get(ms)
+        if ent:
+            for end in ("smallest", "largest"):
+                e = ent.get(end, {})
+                if e:
+                    lines.append(
+                        f"  entropy at {e['train_size']} blocks: train {e.get('train', float('nan')):.3f}, "
+                        f"generated {e.get('generated', float('nan')):.3f} nats/token"
+                    )
+        peak = summary.get("perplexity_peak", {}).get(ms)
+        if peak:
+            lines.append(
+                f"  test perplexity bound peaks at {peak['train_size']} blocks ({peak['perplexity_bound']:.1f})"
+            )
+    return "\n".join(lines)
+
+
 def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
     from amtheory import memorization
 
     t0 = time.perf_counter()
     print(f"\n== Diffusion LM: memorization to generalization (preset {preset}, {device}) ==", flush=True)
-    memorization.run(preset, out=str(out / "memorization"), device=device, progress=progress)
-    summary = memorization.summarize(out / "memorization")
-    text = memorization.format_summary(summary)
+    root = out / "memorization"
+    memorization.run_experiment(memorization.preset(preset), root, device=device, progress=progress)
+    text = format_summary(memorization.summarize(root))
     print(text)
     lines += [f"## Diffusion LM, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})", "", text, ""]
     try:
         from paper_figures import memorization as fig
 
-        for p in fig.figures(out / "memorization", out / "figures"):
+        for p in fig.make_figures(root, out / "figures"):
             print("figure:", p)
     except ImportError as e:
         print(f"(figures skipped: {e})")
@@ -100,8 +128,9 @@ def cmd_run(args: argparse.Namespace) -> None:
     if args.part in ("all", "diffusion"):
         _run_diffusion(preset, out, device, not args.no_progress, lines)
     (out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
-    print(f"\nwrote {out}/SUMMARY.md, tables under {out}, figures under {out}/figures "
-          f"({time.perf_counter() - t0:.0f} s)")
+    print(
+        f"\nwrote {out}/SUMMARY.md, tables under {out}, figures under {out}/figures ({time.perf_counter() - t0:.0f} s)"
+    )
 
 
 def cmd_probe(args: argparse.Namespace) -> None:

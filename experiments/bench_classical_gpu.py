@@ -121,7 +121,30 @@ def sync_throughput(device, N, K, B, rate):
             )
         )
     s32 = am.Sync().step(am.ClassicalHopfield(form="patterns").store(X), q, None)
-    s16 = am.Sync().step(am.ClassicalHopfield(form="patterns", matmul="exact-bf16").store(X), q, None)
+    mem16 = am.ClassicalHopfield(form="patterns", matmul="exact-bf16").store(X)
+    s16 = am.Sync().step(mem16, q, None)
+    if torch.device(device).type == "cuda":
+        # The two tensor-core products alone: the floor the element-wise work sits on.
+        xi16 = X.to(torch.bfloat16) * 2 - 1
+        xi2 = torch.cat([xi16, 256 * xi16])
+        sq = q.to(torch.bfloat16) * 2 - 1
+        lohi = torch.zeros(B, 2 * K, device=device, dtype=torch.bfloat16)
+
+        def gemms():
+            torch.mm(sq, xi16.T, out_dtype=torch.float32)
+            torch.mm(lohi, xi2, out_dtype=torch.float32)
+
+        t = timed(gemms, torch.device(device), repeats=10)
+        flops = 4 * B * N * K
+        out.append(dict(N=N, K=K, B=B, matmul="gemms only", ms_per_step=1e3 * t, queries_steps_per_s=B / t,
+                        tflops=flops / t / 1e12, share_of_bf16=flops / t / rate))
+    # End to end: retrieve() from corrupted queries, with its per-query fixed-point and cycle bookkeeping.
+    t = timed(lambda: am.retrieve(mem16, q, max_steps=5), torch.device(device), repeats=3, warmup=1)
+    r = am.retrieve(mem16, q, max_steps=5)
+    n_steps = int(r.steps.max()) + 1
+    out.append(dict(N=N, K=K, B=B, matmul=f"retrieve ({n_steps} steps)", ms_per_step=1e3 * t / n_steps,
+                    queries_steps_per_s=B * n_steps / t, tflops=4 * B * N * K * n_steps / t / 1e12,
+                    share_of_bf16=4 * B * N * K * n_steps / t / rate))
     return out, bool(torch.equal(s32, s16))
 
 

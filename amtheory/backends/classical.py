@@ -177,6 +177,7 @@ class ClassicalHopfield(AssociativeMemory):
         if not (self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32):
             return super().sync_update(x)
         K = self.xi_.shape[0]
+        c = float(K) if self.zero_diagonal else 0.0
         if self.matmul == "exact-bf16" and x.is_cuda and bf16_out_fp32_supported(x.device):
             if self._bf16_cache is None:
                 # Second product over a doubled contraction: [lo | hi] @ [Xi ; 256 Xi] sums both digits of the
@@ -186,15 +187,15 @@ class ClassicalHopfield(AssociativeMemory):
                     torch.cat([self.xi_, 256.0 * self.xi_]).to(torch.bfloat16),
                 )
             xi16, xi2_16 = self._bf16_cache
-            s = (2 * x - 1).to(torch.bfloat16)
+            s = _fused("spins", _spins)(x, torch.bfloat16)
             m = torch.mm(s, xi16.T, out_dtype=torch.float32)
             hi = torch.round(m / 256.0)
             lohi = torch.cat([m - 256.0 * hi, hi], dim=1).to(torch.bfloat16)
             H = torch.mm(lohi, xi2_16, out_dtype=torch.float32)
-        else:
-            s = (2 * x - 1).to(torch.float32)
-            H = (s @ self.xi_.T) @ self.xi_
-        return _sign_keep(H, s, x, float(K) if self.zero_diagonal else 0.0)
+            return _fused("sign_keep", _sign_keep)(H, s, x, c)
+        s = _spins(x, torch.float32)
+        H = (s @ self.xi_.T) @ self.xi_
+        return _sign_keep(H, s, x, c)
 
     def _self_term(self, x: torch.Tensor) -> torch.Tensor:
         """``W_ii phi(x_i)`` ``[B, N, D]``."""
@@ -224,10 +225,38 @@ class ClassicalHopfield(AssociativeMemory):
         return _WeightFields(self, x)
 
 
+def _spins(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Binary tokens -> spins ``2 x - 1`` in ``dtype``."""
+    return x.to(dtype) * 2 - 1
+
+
 def _sign_keep(H: torch.Tensor, s: torch.Tensor, x: torch.Tensor, self_coupling: float) -> torch.Tensor:
     """``x_i <- 1 if H_i > c s_i, 0 if H_i < c s_i, else x_i`` (the zero-diagonal field is ``H - c s``)."""
-    d = H - self_coupling * s.to(H.dtype) if self_coupling else H
+    d = H - self_coupling * s.to(H.dtype)
     return torch.where(d > 0, 1, torch.where(d < 0, 0, x))
+
+
+_FUSED: dict[str, object] = {}
+
+
+def _fused(name: str, fn):
+    """``fn`` compiled into one kernel (each element-wise pass over ``[B, N]`` costs as much as the matmuls at
+    large N); the eager function where compilation is unavailable. Same arithmetic, same results."""
+    if name not in _FUSED:
+        try:
+            _FUSED[name] = torch.compile(fn, dynamic=False)
+        except Exception:  # noqa: BLE001 - no compiler on this machine: eager is correct, only slower
+            _FUSED[name] = fn
+    compiled = _FUSED[name]
+
+    def call(*args):
+        try:
+            return compiled(*args)
+        except Exception:  # noqa: BLE001 - a failed compile falls back to the identical eager computation
+            _FUSED[name] = fn
+            return fn(*args)
+
+    return call
 
 
 class _WeightFields(LocalFields):
