@@ -1,23 +1,32 @@
-"""Benchmark one modern-Hopfield update ``X^T softmax(beta X xi)`` at large K: plain, torch SDPA, and streamed.
+"""Benchmark one modern-Hopfield update ``X^T softmax(beta X xi)`` at large K across kernels.
 
-For each configuration (K stored patterns of width d, B queries) it prints the time per step, the throughput in
-TFLOP/s (4 B K d floating-point operations: two matmuls), its share of the bf16 matmul rate measured in the same
-run (an 8192^3 product on GPU), the peak memory the step itself allocates (against the size of the queries plus
-the patterns, ``B d + K d``), and the largest deviation from a float32 reference on a subset of queries.
+For each configuration (K stored patterns of width d, B queries) it times every variant and reports the time per
+step, the throughput in TFLOP/s (4 B K d floating-point operations: two matmuls), its share of the bf16 matmul rate
+measured in the same run (an 8192^3 product on GPU), the peak memory one step allocates (against the size of the
+queries plus the patterns, ``B d + K d``), and the largest deviation from a float32 reference on a subset of
+queries. It prints a Markdown table per configuration, the fastest variant, and writes all rows with ``--json``.
 
-    python experiments/bench_modern_hopfield.py            # GPU: K=65536, d=512, B=4096 and K=2^20, d=128, B=1024
-    python experiments/bench_modern_hopfield.py --small    # CPU-sized, a few seconds
-    python experiments/bench_modern_hopfield.py --compile  # also the streamed step under torch.compile
+    python experiments/bench_modern_hopfield.py                  # GPU: K=65536 d=512 B=4096; K=2^20 d=128 B=1024
+    python experiments/bench_modern_hopfield.py --small          # CPU-sized, a few seconds
+    python experiments/bench_modern_hopfield.py --json out.json  # also write the rows as JSON
 
-Methods: "plain" materializes the [B, K] logits (bf16 matmuls, float32 softmax); "sdpa" is
-``torch.nn.functional.scaled_dot_product_attention`` with keys = values = X (bf16); "stream" is
-``ModernHopfield(beta, chunk_size=..., matmul_dtype=torch.bfloat16).continuous_step``. An out-of-memory error is
-reported in the table instead of stopping the run.
+Variants (each guarded: one that fails or runs out of memory is reported and skipped):
+  plain            materialized [B, K] logits, bf16 matmuls, float32 softmax
+  sdpa             torch.nn.functional.scaled_dot_product_attention, keys = values = X
+  stream[-cN]      ModernHopfield(kernel="stream"): chunked online softmax, chunk N
+  stream+compile   the streamed step under torch.compile (large chunks)
+  split-B/S=N      X cut into N slices run as one batched fused call of backend B (flash, cudnn, efficient;
+                   reference = plain matmuls per slice), merged with softmax_s(lse_s)
+  triton/...       the split Triton kernel with block sizes (BLOCK_M x BLOCK_N, warps, stages) and N slices
+  auto             ModernHopfield(kernel="auto"), what the library runs by default
+Total run time is capped by ``--budget`` seconds: once spent, the remaining optional variants are skipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
+import json
 import math
 import statistics
 import time
@@ -26,6 +35,7 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from amtheory.backends import _attention, _triton_attention
 from amtheory.backends.modern import ModernHopfield
 
 
@@ -67,28 +77,109 @@ def matmul_rate(n: int, device: torch.device, warmup: int, repeats: int) -> floa
     return 2.0 * n**3 / t
 
 
-def sdpa_backends(d: int, device: torch.device) -> list[str]:
-    """Fused SDPA kernels that accept head dimension ``d`` in bf16 (probed on a tiny problem)."""
-    if device.type != "cuda":
-        return []
-    from torch.nn.attention import SDPBackend, sdpa_kernel
-
-    ok = []
-    x = torch.randn(1, 1, 64, d, device=device, dtype=torch.bfloat16)
-    for name in ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION"):
-        backend = getattr(SDPBackend, name, None)
-        if backend is None:
-            continue
-        try:
-            with sdpa_kernel([backend]):
-                F.scaled_dot_product_attention(x, x, x)
-            ok.append(name.lower().removesuffix("_attention"))
-        except RuntimeError:
-            pass
-    return ok
+def with_options(mem: ModernHopfield, **options) -> ModernHopfield:
+    """A shallow copy of a stored memory (sharing its tensors) with other kernel options."""
+    m = copy.copy(mem)
+    m.__dict__.update(options)
+    return m
 
 
-def bench_config(K: int, d: int, B: int, args, device: torch.device, rate: float) -> None:
+def triton_configs(d: int) -> list[tuple[int, int, int, int]]:
+    """(BLOCK_M, BLOCK_N, num_warps, num_stages) candidates for width d: the default first."""
+    default = _triton_attention.default_blocks(d)
+    if d <= 128:
+        extra = [(128, 128, 8, 2), (128, 64, 4, 3), (64, 64, 4, 3), (128, 32, 4, 4)]
+    elif d <= 256:
+        extra = [(64, 32, 4, 2), (128, 32, 8, 2), (64, 64, 4, 1)]
+    else:
+        extra = [(64, 64, 8, 1), (64, 32, 4, 2), (32, 64, 4, 2), (128, 32, 8, 1), (64, 16, 4, 3)]
+    return [default] + [c for c in extra if c != default]
+
+
+def variants(
+    K: int, d: int, B: int, beta: float, mem: ModernHopfield, queries: torch.Tensor, args, device: torch.device
+) -> list[tuple[str, Callable[[], Callable[[], torch.Tensor]]]]:
+    """Named factories; each builds (and may compile) its step when called, so failures are caught per variant."""
+    X16 = mem.Xmm_
+    q16 = queries.to(torch.bfloat16)
+    n_sm = torch.cuda.get_device_properties(device).multi_processor_count if device.type == "cuda" else 1
+    out: list[tuple[str, Callable[[], Callable[[], torch.Tensor]]]] = []
+
+    def plain():
+        def step():
+            p = torch.softmax(beta * (q16 @ X16.T).float(), dim=-1)
+            return (p.to(torch.bfloat16) @ X16).float()
+
+        return step
+
+    def sdpa():
+        return lambda: F.scaled_dot_product_attention(q16[None, None], X16[None, None], X16[None, None], scale=beta)[
+            0, 0
+        ].float()
+
+    out += [("plain", plain), ("sdpa", sdpa)]
+    for chunk in dict.fromkeys([mem.chunk_size, 4 * mem.chunk_size]):
+
+        def stream(chunk=chunk):
+            m = with_options(mem, chunk_size=chunk, kernel="stream")
+            return lambda: m.continuous_step(queries)
+
+        out.append((f"stream-c{chunk}", stream))
+
+    # Split over keys with each fused backend that works here (CPU: the reference per-slice matmuls).
+    backends = _attention.fused_backends(device, torch.bfloat16, d) if device.type == "cuda" else ["reference"]
+    block_m = 128 if d <= 128 else 64
+    s_auto = _attention.choose_splits(-(-B // block_m), K, n_sm) if device.type == "cuda" else 4
+    split_counts = sorted({1, s_auto, 2 * s_auto, max(1, s_auto // 2)} | ({8, 16, 32, 64} if d <= 128 else {2, 4}))
+    for backend in backends:
+        for S in split_counts:
+            if backend == "reference" and S > 8:
+                continue
+
+            def split(backend=backend, S=S):
+                return lambda: _attention.split_attention(
+                    queries, X16, beta, splits=S, backend=backend, matmul_dtype=torch.bfloat16
+                )
+
+            out.append((f"split-{backend}/S={S}", split))
+
+    if _triton_attention.available(device) and device.type == "cuda":
+        qm = q16.contiguous()
+        for bm, bn, nw, ns in triton_configs(d):
+            s_tri = _attention.choose_splits(-(-B // bm), K, n_sm, min_keys=4 * bn)
+            for S in dict.fromkeys([s_tri, 2 * s_tri]):
+
+                def tri(bm=bm, bn=bn, nw=nw, ns=ns, S=S):
+                    def step():
+                        o, lse = _triton_attention.split_attention_partials(
+                            qm, X16, beta, S, block_m=bm, block_n=bn, num_warps=nw, num_stages=ns
+                        )
+                        return o[0] if o.shape[0] == 1 else _attention.combine_partials(o, lse)
+
+                    return step
+
+                out.append((f"triton/{bm}x{bn},w{nw},s{ns}/S={S}", tri))
+
+    if args.compile:
+        # Few, large chunks: the compiled graph unrolls the loop over chunks.
+        chunk_c = max(mem.chunk_size, K // 16)
+
+        def compiled():
+            m = with_options(mem, chunk_size=chunk_c, kernel="stream")
+            return torch.compile(m.continuous_step)
+
+        out.append((f"stream+compile-c{chunk_c}", lambda: (lambda f: lambda: f(queries))(compiled())))
+
+    def auto():
+        m = with_options(mem, kernel="auto")
+        print(f"  (auto resolves to {m.resolved_kernel(device)!r})")
+        return lambda: m.continuous_step(queries)
+
+    out.append(("auto", auto))
+    return out
+
+
+def bench_config(K: int, d: int, B: int, args, device: torch.device, rate: float, t_start: float) -> list[dict]:
     g = torch.Generator(device="cpu").manual_seed(K + d + B)
     # Spin patterns and queries: exact in bf16, so every method sees the same inputs.
     patterns = torch.randint(0, 2, (K, d), generator=g).to(device)
@@ -99,54 +190,65 @@ def bench_config(K: int, d: int, B: int, args, device: torch.device, rate: float
     chunk = args.chunk or max(1024, min(8192, 2 ** int(math.log2(max(1, K * d // (4 * B))))))
     mem = ModernHopfield(beta, chunk_size=chunk, matmul_dtype=torch.bfloat16).store(patterns, vocab_size=2)
     del patterns
-    X16 = mem.Xmm_
-    q16 = queries.to(torch.bfloat16)
     n_ref = min(B, 64)
     ref = torch.softmax(beta * (queries[:n_ref] @ mem.X_.T), dim=-1) @ mem.X_  # float32 reference
-
-    def plain():
-        p = torch.softmax(beta * (q16 @ X16.T).float(), dim=-1)
-        return (p.to(torch.bfloat16) @ X16).float()
-
-    def sdpa():
-        out = F.scaled_dot_product_attention(q16[None, None], X16[None, None], X16[None, None], scale=beta)
-        return out[0, 0].float()
-
-    methods: dict[str, Callable[[], torch.Tensor]] = {
-        "plain": plain,
-        "sdpa": sdpa,
-        "stream": lambda: mem.continuous_step(queries),
-    }
-    if args.compile:
-        try:
-            step = torch.compile(mem.continuous_step)
-            methods["stream+compile"] = lambda: step(queries)
-        except Exception as e:  # compile support differs per platform; report rather than stop
-            print(f"  torch.compile unavailable: {type(e).__name__}: {e}")
     flops = 4.0 * B * K * d
-    size_mb = (B * d + K * d) * 2 / 2**20
-    fused = sdpa_backends(d, device)
+    size_mib = (B * d + K * d) * 2 / 2**20
     print(
-        f"\nK={K} d={d} B={B} beta={beta:.4f} chunk={chunk}: {flops / 1e9:.1f} GFLOP per step; "
-        f"B d + K d in bf16 = {size_mb:.1f} MiB; fused SDPA kernels for d={d}: {fused or 'none'}"
+        f"\n### K={K} d={d} B={B} beta={beta:.4f} chunk={chunk}: {flops / 1e9:.1f} GFLOP per step; "
+        f"B d + K d in bf16 = {size_mib:.1f} MiB\n"
     )
-    print(f"  {'method':<15}{'ms/step':>10}{'TFLOP/s':>10}{'% bf16':>9}{'peak MiB':>11}{'max err':>10}")
-    for name, fn in methods.items():
-        try:
-            t, peak = timed(fn, device, args.warmup, args.repeats)
-            err = float((fn()[:n_ref] - ref).abs().max())
-        except torch.OutOfMemoryError:
-            print(f"  {name:<15}{'out of memory':>40}")
+    rows: list[dict] = []
+    base = dict(K=K, d=d, B=B, beta=beta)
+    for name, factory in variants(K, d, B, beta, mem, queries, args, device):
+        if time.perf_counter() - t_start > args.budget and name not in ("plain", f"stream-c{chunk}", "auto"):
+            rows.append(dict(base, method=name, status="skipped (time budget)"))
             continue
-        except RuntimeError as e:
-            print(f"  {name:<15} failed: {str(e).splitlines()[0][:90]}")
+        try:
+            fn = factory()
+            t, peak = timed(fn, device, args.warmup, args.repeats)
+            err = float((fn()[:n_ref].float() - ref).abs().max())
+        except torch.OutOfMemoryError:
+            rows.append(dict(base, method=name, status="out of memory"))
+            continue
+        except Exception as e:  # a variant that cannot run here (kernel limits, compile support) is reported
+            rows.append(dict(base, method=name, status=f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
             continue
         finally:
             if device.type == "cuda":
+                torch.cuda.synchronize()
                 torch.cuda.empty_cache()
-        tf = flops / t / 1e12
-        mem_mib = "n/a" if math.isnan(peak) else f"{peak / 2**20:.1f}"
-        print(f"  {name:<15}{t * 1e3:>10.3f}{tf:>10.3f}{100 * flops / t / rate:>8.1f}%{mem_mib:>11}{err:>10.2e}")
+        rows.append(
+            dict(
+                base,
+                method=name,
+                status="ok",
+                ms=t * 1e3,
+                tflops=flops / t / 1e12,
+                pct_bf16=100 * flops / t / rate,
+                peak_mib=None if math.isnan(peak) else peak / 2**20,
+                max_err=err,
+            )
+        )
+    print("| method | ms/step | TFLOP/s | % bf16 | peak MiB | max err |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for r in rows:
+        if r["status"] != "ok":
+            print(f"| {r['method']} | {r['status']} | | | | |")
+            continue
+        peak = "n/a" if r["peak_mib"] is None else f"{r['peak_mib']:.1f}"
+        print(
+            f"| {r['method']} | {r['ms']:.3f} | {r['tflops']:.1f} | {r['pct_bf16']:.1f}% | {peak} | "
+            f"{r['max_err']:.2e} |"
+        )
+    # The winner must also be accurate and stay within the memory target (a few times B d + K d).
+    ok = [r for r in rows if r["status"] == "ok" and r["max_err"] < 1e-2]
+    lean = [r for r in ok if r["peak_mib"] is None or r["peak_mib"] <= 4 * size_mib + 64]
+    for label, pool in (("fastest", ok), ("fastest within O(B d + K d) memory", lean)):
+        if pool:
+            best = min(pool, key=lambda r: r["ms"])
+            print(f"\n{label}: {best['method']} at {best['ms']:.3f} ms ({best['pct_bf16']:.1f}% of bf16 rate)")
+    return rows
 
 
 def main() -> None:
@@ -156,11 +258,15 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=None, help="stored patterns per streamed block (default: auto)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--compile", action="store_true", help="also time the streamed step under torch.compile")
+    parser.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None, help="time torch.compile")
+    parser.add_argument("--budget", type=float, default=200.0, help="seconds after which optional variants skip")
+    parser.add_argument("--json", default=None, help="write all rows to this JSON file")
     args = parser.parse_args()
     if args.device is None:
         args.device = "cpu" if args.small or not torch.cuda.is_available() else "cuda"
     device = torch.device(args.device)
+    if args.compile is None:
+        args.compile = device.type == "cuda"
     if device.type == "cpu":
         torch.set_num_threads(1)
     if args.small:
@@ -169,12 +275,21 @@ def main() -> None:
     else:
         configs = [(65536, 512, 4096), (2**20, 128, 1024)]
         n_mm = 8192
+    t_start = time.perf_counter()
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (1 thread)"
     rate = matmul_rate(n_mm, device, args.warmup, args.repeats)
-    print(f"device: {name}; torch {torch.__version__}")
+    triton_version = getattr(_triton_attention.triton, "__version__", None)
+    print(f"device: {name}; torch {torch.__version__}; triton {triton_version}")
     print(f"measured bf16 matmul rate ({n_mm}^3): {rate / 1e12:.2f} TFLOP/s")
+    rows: list[dict] = []
     for K, d, B in configs:
-        bench_config(K, d, B, args, device, rate)
+        rows += bench_config(K, d, B, args, device, rate, t_start)
+    print(f"\ntotal {time.perf_counter() - t_start:.0f} s")
+    if args.json:
+        meta = dict(device=name, torch=torch.__version__, triton=triton_version, bf16_tflops=rate / 1e12)
+        with open(args.json, "w") as f:
+            json.dump(dict(meta=meta, rows=rows), f, indent=1)
+        print(f"wrote {args.json}")
 
 
 if __name__ == "__main__":

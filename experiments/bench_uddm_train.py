@@ -125,7 +125,10 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
         for m in range(accum):
             p = {k: v[m * micro : (m + 1) * micro] for k, v in b.items()}
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp), sdpa_kernel([SDPBackend.MATH]):
-                logp = model(p["xt"], p["sigma"], check=False).log_softmax(-1)  # [B, L, V] float32
+                # The usual formulation: a bf16 output layer under autocast, then full float32 log-probs.
+                h = model.hidden(p["xt"], p["sigma"], check=False)
+                logits = torch.nn.functional.linear(h, model.out.weight, model.out.bias)
+                logp = logits.float().log_softmax(-1)  # [B, L, V] float32
                 loss = _nelbo_rows(
                     logp.reshape(-1, V), p["x0"].reshape(-1), p["xt"].reshape(-1),
                     p["alpha"].repeat_interleave(L), p["alpha_prime"].repeat_interleave(L),

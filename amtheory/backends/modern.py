@@ -22,6 +22,14 @@ Large K: ``continuous_step`` streams over the stored patterns in chunks of ``chu
 (running-max) softmax, so memory grows with ``B d + K d + B chunk_size`` instead of ``B K``; with ``matmul_dtype``
 (bfloat16 or float16) both matmuls take half-precision inputs (tensor cores) while logits, softmax statistics and the
 accumulator stay in float32.
+
+Kernels (``kernel``): ``"stream"`` is the chunked online softmax above; ``"split-sdpa"`` cuts X into S slices,
+runs a fused attention kernel that returns the log-sum-exp on all slices at once (``"split-flash"``,
+``"split-cudnn"``, ``"split-efficient"`` pin one; on CPU each slice is plain matmuls of at most ``chunk_size``
+patterns) and merges them with weights ``softmax_s(lse_s)``; ``"triton"`` does the same split in one Triton kernel
+that loads each tile of X once for both products. ``"auto"`` takes the first usable of ``AUTO_ORDER`` on CUDA with
+a half-precision ``matmul_dtype`` and ``"stream"`` otherwise. All of them keep memory at ``O(B d + K d)`` (plus
+``S B d`` for the slices' partial outputs).
 """
 
 from __future__ import annotations
@@ -33,6 +41,7 @@ from typing import ClassVar
 import torch
 
 from amtheory._checks import check_float, check_int
+from amtheory.backends import _attention, _triton_attention
 from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
 from amtheory.backends.dense import contributions, exclude_position, exp_log_scores, similarity
 
@@ -61,12 +70,20 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     return a.float() @ b.float()
 
 
+KERNELS = ("auto", "stream", "split-sdpa", "split-flash", "split-cudnn", "split-efficient", "triton")
+# Preference of kernel="auto" on CUDA with half-precision matmuls; each is skipped where it cannot run.
+AUTO_ORDER = ("triton", "split-sdpa", "stream")
+_AUTO_FAILED: set[tuple[str, str, int, torch.dtype | None]] = set()
+
+
 class ModernHopfield(AssociativeMemory):
     """Continuous modern Hopfield network ``xi <- X^T softmax(beta X xi)`` on embedded tokens (Ramsauer et al. 2020).
 
     ``beta`` (> 0) inverse temperature; ``max_iter``, ``tol`` defaults of ``iterate``; ``chunk_size`` stored
     patterns per streamed block (None: all at once); ``matmul_dtype`` None (the working ``dtype``), torch.bfloat16
-    or torch.float16 for the two matmuls; ``dtype`` float32 or float64 for embeddings and accumulators.
+    or torch.float16 for the two matmuls; ``dtype`` float32 or float64 for embeddings and accumulators;
+    ``kernel`` one of ``KERNELS`` (see the module docstring) for ``continuous_step``; ``splits`` the number of key
+    slices of the split kernels (None: chosen from the SM count on CUDA, ``ceil(K / chunk_size)`` on CPU).
     """
 
     has_energy: ClassVar[bool] = True
@@ -80,6 +97,8 @@ class ModernHopfield(AssociativeMemory):
         chunk_size: int | None = None,
         matmul_dtype: torch.dtype | None = None,
         dtype: torch.dtype = torch.float32,
+        kernel: str = "auto",
+        splits: int | None = None,
     ):
         self.beta = check_float("beta", beta, minimum=0.0, strict_min=True)
         self.max_iter = check_int("max_iter", max_iter, minimum=1)
@@ -95,6 +114,12 @@ class ModernHopfield(AssociativeMemory):
             )
         self.matmul_dtype = matmul_dtype
         self.dtype = dtype
+        if kernel not in KERNELS:
+            raise ValueError(f"kernel: expected one of {KERNELS}, got {kernel!r}")
+        self.kernel = kernel
+        if splits is not None:
+            check_int("splits", splits, minimum=1)
+        self.splits = splits
 
     # ---- storing and embedding ----------------------------------------------------------------------------------
     def _store(self, patterns: torch.Tensor) -> None:
@@ -108,6 +133,7 @@ class ModernHopfield(AssociativeMemory):
         self.Xmm_ = self.X_ if self.matmul_dtype is None else self.X_.to(self.matmul_dtype)
         self.max_norm_ = float(self.X_.double().norm(dim=-1).max())
         self.xi_T_ = patterns.T.contiguous()  # [L, K]: pattern tokens per position
+        self._padded_X = None  # X widened to a power of two for the Triton kernel, built on first use
 
     @property
     def width(self) -> int:
@@ -135,13 +161,105 @@ class ModernHopfield(AssociativeMemory):
         return xi.to(self.dtype)
 
     # ---- the continuous network -------------------------------------------------------------------------------
-    def continuous_step(self, xi_Bd: torch.Tensor) -> torch.Tensor:
-        """One update ``X^T softmax(beta X xi)`` ``[B, d]``, streamed over K in chunks with an online softmax.
+    def resolved_kernel(self, device: torch.device | str) -> str:
+        """The kernel ``continuous_step`` runs on ``device``: ``kernel`` itself unless it is ``"auto"``, which takes
+        the first usable of ``AUTO_ORDER`` on CUDA with a half-precision ``matmul_dtype`` and ``"stream"`` else."""
+        device = torch.device(device)
+        if self.kernel != "auto":
+            return self.kernel
+        if device.type != "cuda" or self.matmul_dtype not in (torch.bfloat16, torch.float16):
+            return "stream"
+        for name in AUTO_ORDER:
+            if (name, str(device), self.width, self.matmul_dtype) in _AUTO_FAILED:
+                continue
+            if name == "triton" and _triton_attention.available(device):
+                return name
+            if name == "split-sdpa" and _attention.fused_backends(device, self.matmul_dtype, self.width):
+                return name
+            if name == "stream":
+                return name
+        return "stream"
 
-        Per chunk ``c``: ``s = beta X_c xi``, ``m' = max(m, max s)``, ``l <- l e^{m - m'} + sum e^{s - m'}``,
-        ``acc <- acc e^{m - m'} + e^{s - m'} X_c``; the result is ``acc / l`` (Milakov and Gimelshein 2018).
+    def continuous_step(self, xi_Bd: torch.Tensor) -> torch.Tensor:
+        """One update ``X^T softmax(beta X xi)`` ``[B, d]`` with the kernel ``resolved_kernel`` names.
+
+        All kernels compute the same attention step; they differ in how they cut the work (see the module
+        docstring). ``"stream"``: per chunk ``c``: ``s = beta X_c xi``, ``m' = max(m, max s)``,
+        ``l <- l e^{m - m'} + sum e^{s - m'}``, ``acc <- acc e^{m - m'} + e^{s - m'} X_c``; the result is ``acc / l``
+        (Milakov and Gimelshein 2018). The split kernels compute per-slice outputs ``o_s`` and log-sum-exps
+        ``lse_s`` and return ``sum_s softmax_s(lse_s) o_s``.
         """
         q = self._check_xi(xi_Bd)
+        while True:
+            kernel = self.resolved_kernel(q.device)
+            try:
+                if kernel == "stream":
+                    return self._stream_step(q)
+                if kernel == "triton":
+                    return self._triton_step(q)
+                return self._split_step(q, "auto" if kernel == "split-sdpa" else kernel.removeprefix("split-"))
+            except Exception:
+                if self.kernel != "auto" or kernel == "stream":
+                    raise
+                # A kernel "auto" picked failed here (compilation limits, resources): never pick it again for
+                # this device and width, and fall through to the next one.
+                _AUTO_FAILED.add((kernel, str(q.device), self.width, self.matmul_dtype))
+
+    def _default_splits(self, K: int) -> int | None:
+        if self.splits is not None:
+            return self.splits
+        if self.X_.is_cuda:
+            return None  # chosen from the SM count
+        return 1 if self.chunk_size is None else -(-K // self.chunk_size)
+
+    def _split_step(self, q: torch.Tensor, backend: str) -> torch.Tensor:
+        half = self.matmul_dtype in (torch.bfloat16, torch.float16)
+        if not q.is_cuda or not half:
+            if backend != "auto":
+                raise ValueError(
+                    f"kernel: 'split-{backend}' needs a CUDA device and matmul_dtype bfloat16 or float16, got device "
+                    f"{q.device} and matmul_dtype {self.matmul_dtype}"
+                )
+            backend = "reference"
+        elif backend == "auto":
+            usable = _attention.fused_backends(q.device, self.matmul_dtype, self.width)
+            backend = usable[0] if usable else "reference"
+        K = self.X_.shape[0]
+        splits = self._default_splits(K)
+        if backend == "reference" and q.is_cuda:
+            # Without a fused kernel the slices are plain matmuls: keep each at most chunk_size patterns wide.
+            splits = max(splits or 1, 1 if self.chunk_size is None else -(-K // self.chunk_size))
+        return _attention.split_attention(
+            q, self.Xmm_, self.beta, splits=splits, backend=backend, matmul_dtype=self.matmul_dtype
+        ).to(self.dtype)
+
+    def _triton_step(self, q: torch.Tensor) -> torch.Tensor:
+        if not _triton_attention.available(q.device):
+            raise RuntimeError(
+                f"kernel: 'triton' cannot run on {q.device} here (triton importable: {_triton_attention.HAVE_TRITON})"
+            )
+        if q.is_cuda and self.matmul_dtype not in (torch.bfloat16, torch.float16):
+            raise ValueError(f"kernel: 'triton' needs matmul_dtype bfloat16 or float16, got {self.matmul_dtype}")
+        d = self.width
+        d_pad = max(16, 1 << (d - 1).bit_length())
+        X = self.Xmm_
+        if d_pad != d:
+            # Zero columns change no dot product and give zero outputs: widen X once, the queries per call.
+            if self._padded_X is None or self._padded_X.device != X.device:
+                self._padded_X = torch.nn.functional.pad(X, (0, d_pad - d))
+            X = self._padded_X
+        qm = torch.nn.functional.pad(q.to(X.dtype), (0, d_pad - d))
+        K = X.shape[0]
+        splits = self.splits
+        if splits is None:
+            bm, bn = _triton_attention.default_blocks(d_pad)[:2]
+            n_sm = torch.cuda.get_device_properties(q.device).multi_processor_count if q.is_cuda else 1
+            splits = _attention.choose_splits(-(-q.shape[0] // bm), K, n_sm, min_keys=4 * bn)
+        out_SBd, lse_SB = _triton_attention.split_attention_partials(qm, X, self.beta, splits)
+        out = out_SBd[0] if out_SBd.shape[0] == 1 else _attention.combine_partials(out_SBd, lse_SB)
+        return out[:, :d].to(self.dtype)
+
+    def _stream_step(self, q: torch.Tensor) -> torch.Tensor:
         B = q.shape[0]
         K = self.X_.shape[0]
         chunk = K if self.chunk_size is None else self.chunk_size

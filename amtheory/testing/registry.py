@@ -56,6 +56,8 @@ def _register_builtin() -> None:
     register(BackendCase("modern", lambda: ModernHopfield(beta=0.5)))
     # Streamed path with a chunk that does not divide K = 3: the online softmax must equal the plain one.
     register(BackendCase("modern-chunked", lambda: ModernHopfield(beta=0.5, chunk_size=2)))
+    # Split-K attention (slices merged by their log-sum-exp), on CPU through its reference per-slice path.
+    register(BackendCase("modern-split", lambda: ModernHopfield(beta=0.5, kernel="split-sdpa", chunk_size=2)))
 
     from amtheory.diffusion.empirical import EmpiricalDenoiser
 
