@@ -103,14 +103,15 @@ if HAVE_TRITON:
 
 def default_blocks(d: int) -> tuple[int, int, int, int]:
     """``(BLOCK_M, BLOCK_N, num_warps, num_stages)`` sized so the ``[BLOCK_M, d]`` float32 accumulator, the query
-    block and a double-buffered ``[BLOCK_N, d]`` tile fit one SM's registers and shared memory."""
+    block and a double-buffered ``[BLOCK_N, d]`` tile fit one SM's registers and shared memory. The d = 128 and
+    d = 512 choices are the fastest of benchmarks/h200_bench_modern.txt (70% and 33% of the bf16 rate)."""
     if d <= 64:
         return 128, 128, 4, 3
     if d <= 128:
-        return 128, 64, 8, 3
+        return 128, 64, 4, 3
     if d <= 256:
         return 64, 64, 8, 2
-    return 64, 32, 8, 2
+    return 32, 64, 4, 2
 
 
 def split_attention_partials(

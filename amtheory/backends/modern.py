@@ -71,8 +71,14 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 KERNELS = ("auto", "stream", "split-sdpa", "split-flash", "split-cudnn", "split-efficient", "triton")
-# Preference of kernel="auto" on CUDA with half-precision matmuls; each is skipped where it cannot run.
-AUTO_ORDER = ("triton", "split-sdpa", "stream")
+# Preference of kernel="auto" on CUDA with half-precision matmuls; each is skipped where it cannot run. Set from
+# benchmarks/h200_bench_modern.txt: cuDNN's fused attention over 16 key slices reached 80% of the bf16 rate at
+# d = 128 (K = 2^20, B = 1024) but 12% at d = 512, where the Triton kernel was the fastest in O(B d + K d) memory.
+AUTO_ORDER_NARROW = ("split-cudnn", "triton", "split-sdpa", "stream")  # width d <= 256
+AUTO_ORDER = ("triton", "split-sdpa", "stream")  # wider
+#: Key slices for the fused split kernels on CUDA when ``splits`` is None (powers of two divide K evenly; a slice
+#: keeps at least ``_MIN_SLICE`` patterns).
+_FUSED_SPLITS, _MIN_SLICE = 16, 4096
 _AUTO_FAILED: set[tuple[str, str, int, torch.dtype | None]] = set()
 
 
@@ -169,10 +175,12 @@ class ModernHopfield(AssociativeMemory):
             return self.kernel
         if device.type != "cuda" or self.matmul_dtype not in (torch.bfloat16, torch.float16):
             return "stream"
-        for name in AUTO_ORDER:
+        for name in AUTO_ORDER_NARROW if self.width <= 256 else AUTO_ORDER:
             if (name, str(device), self.width, self.matmul_dtype) in _AUTO_FAILED:
                 continue
             if name == "triton" and _triton_attention.available(device):
+                return name
+            if name == "split-cudnn" and "cudnn" in _attention.fused_backends(device, self.matmul_dtype, self.width):
                 return name
             if name == "split-sdpa" and _attention.fused_backends(device, self.matmul_dtype, self.width):
                 return name
@@ -209,7 +217,10 @@ class ModernHopfield(AssociativeMemory):
         if self.splits is not None:
             return self.splits
         if self.X_.is_cuda:
-            return None  # chosen from the SM count
+            s = _FUSED_SPLITS
+            while s > 1 and K // s < _MIN_SLICE:
+                s //= 2
+            return s
         return 1 if self.chunk_size is None else -(-K // self.chunk_size)
 
     def _split_step(self, q: torch.Tensor, backend: str) -> torch.Tensor:

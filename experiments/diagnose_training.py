@@ -1,0 +1,417 @@
+"""Diagnose a UDDM training run: where the time of a step goes, and what happens at the first non-finite step.
+
+Trains a DiT of the given size on the first ``--n-train`` packed blocks of a prepared corpus (or the embedded
+one), with the vocabulary compacted as ``amtheory.memorization.DataSpec`` does, using the trainer's own pieces
+(``amtheory.diffusion.train``: the same batches, dropout seeds, loss, clipping, AdamW and EMA). Three parts:
+
+1. speed: ms/step of :func:`amtheory.diffusion.train.train` itself (one checkpoint included), then a per-phase
+   breakdown (data, forward+loss, backward, optimizer = clip + AdamW, EMA) timed with CUDA events on a GPU
+   (``time.perf_counter`` on a CPU) over steady-state steps;
+2. a traced run of ``--steps`` steps (one host sync per step, so not timed): every ``--trace-every`` steps the
+   loss, grad norm, max |logit|, max |activation| after each block, max attention logit per block;
+3. at the first step with a non-finite gradient: which parameters have non-finite gradients, the max
+   |activation| per block (forward hooks), the max attention logit, the max |logit|, the loss, the times t
+   (and x_t = x_0 flags) of the rows whose closed-form loss or logit gradient is not finite, and whether the same
+   step recomputed in float32 (no autocast, same batch and dropout masks) is finite. Training goes on (the step is
+   skipped, as the trainer does) and the total of skipped steps is printed.
+
+    python experiments/diagnose_training.py             # the GPU sweep's setting (128x4x4, V=8192, L=64, 32 blocks)
+    python experiments/diagnose_training.py --small     # a few seconds on a CPU (checks the code path)
+    python experiments/diagnose_training.py --device cpu --cpu-bf16 --batch-size 64 --steps 400   # bf16 on CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from amtheory.diffusion.loss import chunked_nelbo, rows_loss_and_grad
+from amtheory.diffusion.model import DiT, DiTConfig, mm_f32
+from amtheory.diffusion.train import (
+    EMA,
+    NELBOObjective,
+    TrainConfig,
+    _seed_for,
+    apply_update,
+    compile_model,
+    compiled_loss_kernel,
+    forward_backward,
+    make_optimizer,
+    sample_batch,
+    seed_device_rng,
+    step_generator,
+    train,
+)
+
+
+# ------------------------------------------------------------------------------------------------ setup
+def load_blocks(source: str, vocab: int | None, length: int, n_train: int) -> tuple[torch.Tensor, int]:
+    """The first ``n_train`` training blocks ``[n, length]`` of ``source`` with the vocabulary compacted to
+    ``vocab`` ids (None: full ids), and the vocabulary size."""
+    from amtheory.memorization import DataSpec, load_data
+
+    corpus = load_data(DataSpec(source, length, vocab))
+    return corpus.blocks("train", n_train, length), corpus.vocab_size
+
+
+def build(args: argparse.Namespace, V: int, device: torch.device):
+    """A fresh model (the trainer's initial weights for ``--seed``), its objective, AdamW and EMA."""
+    mc = DiTConfig(vocab_size=V, length=args.length, d_model=args.d_model, n_blocks=args.n_blocks,
+                   n_heads=args.n_heads, cond_dim=args.cond_dim, dropout=args.dropout)  # fmt: skip
+    tc = train_config(args)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(tc.seed, 0, 0, "init"))
+        model = DiT(mc)
+    model.to(device)
+    kernel = None
+    if args.compile:
+        compile_model(model)
+        kernel = compiled_loss_kernel()
+    objective = NELBOObjective(model, args.chunk_rows, kernel).train()
+    return mc, tc, model, objective, make_optimizer(model, tc, device), EMA(model, tc.ema, tc.ema_warmup)
+
+
+def train_config(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        steps=args.steps, batch_size=args.batch_size, lr=args.lr, warmup=args.warmup, clip=args.clip, ema=args.ema,
+        seed=args.seed, bf16=args.bf16, cpu_bf16=args.cpu_bf16, compile=args.compile, chunk_rows=args.chunk_rows,
+        checkpoint_every=max(1, args.bench_steps), log_every=max(1, args.bench_steps),
+    )  # fmt: skip
+
+
+def amp_dtype(tc: TrainConfig, device: torch.device) -> torch.dtype | None:
+    return torch.bfloat16 if tc.bf16 and (device.type == "cuda" or tc.cpu_bf16) else None
+
+
+# ------------------------------------------------------------------------------------------------ timing
+class _Clock:
+    """Phase timer: CUDA events on a GPU (no sync until the end), perf_counter on a CPU."""
+
+    def __init__(self, device: torch.device):
+        self.cuda = device.type == "cuda"
+        self.marks: list[list[Any]] = []
+
+    def mark(self) -> Any:
+        if self.cuda:
+            e = torch.cuda.Event(enable_timing=True)
+            e.record()
+            return e
+        return time.perf_counter()
+
+    def elapsed_ms(self, a: Any, b: Any) -> float:
+        return a.elapsed_time(b) if self.cuda else 1e3 * (b - a)
+
+
+def phase_breakdown(args, data: torch.Tensor, V: int, device: torch.device) -> dict[str, float]:
+    """Mean ms per phase over ``--bench-steps`` steps after 10 warm-up steps (the trainer's step, split)."""
+    _, tc, model, objective, opt, ema = build(args, V, device)
+    amp = amp_dtype(tc, device)
+    skipped = torch.zeros((), device=device)
+    gen = torch.Generator(device=device)
+    clock = _Clock(device)
+    names = ("data", "forward+loss", "backward", "optimizer", "ema")
+    rows = []
+    n_warm = 10
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        for step in range(n_warm + args.bench_steps):
+            for g in opt.param_groups:
+                g["lr"] = tc.lr_at(step)
+            m0 = clock.mark()
+            batch = sample_batch(data, tc.batch_size, V, step_generator(tc.seed, 0, step, device, gen))
+            m1 = clock.mark()
+            seed_device_rng(device, _seed_for(tc.seed, 0, step, "dropout"))
+            with torch.autocast(device.type, dtype=amp, enabled=amp is not None):
+                loss = objective(batch["x0"], batch["xt"], batch["alpha"], batch["alpha_prime"], batch["sigma"])
+            m2 = clock.mark()
+            loss.backward()
+            m3 = clock.mark()
+            _, found_inf = apply_update(opt, clip=tc.clip, ema=None, skipped=skipped)
+            m4 = clock.mark()
+            ema.update(found_inf)
+            m5 = clock.mark()
+            if step >= n_warm:
+                rows.append((m0, m1, m2, m3, m4, m5))
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    out = {n: 0.0 for n in names}
+    for r in rows:
+        for i, n in enumerate(names):
+            out[n] += clock.elapsed_ms(r[i], r[i + 1]) / len(rows)
+    out["total"] = sum(out[n] for n in names)
+    out["skipped"] = float(skipped)
+    return out
+
+
+def trainer_speed(args, data: torch.Tensor, mc_V: int, device: torch.device) -> dict[str, float]:
+    """ms/step of ``train()`` over ``--bench-steps`` steps (compilation and one checkpoint included), twice: the
+    second run shows the steady state once compiled code is cached."""
+    mc, tc, *_ = build(args, mc_V, device)
+    tc = TrainConfig(**{**tc.to_dict(), "steps": args.bench_steps})
+    res = {}
+    for label in ("first", "second"):
+        folder = tempfile.mkdtemp(prefix="uddm-diag-")
+        try:
+            s = train(mc, tc, data, folder, device=device, progress=False)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        res[f"{label}_ms_per_step"] = 1e3 * s["wall_s"] / args.bench_steps
+        res[f"{label}_skipped"] = s["skipped_steps"]
+    return res
+
+
+# ------------------------------------------------------------------------------------------------ probes
+class Probes:
+    """Forward hooks on every block: max |output| and the inputs (for the attention logits on demand)."""
+
+    def __init__(self, model: DiT):
+        self.model = model
+        self.act_max: list[torch.Tensor | None] = [None] * len(model.blocks)
+        self.inputs: list[tuple | None] = [None] * len(model.blocks)
+        self.handles = []
+        for i, blk in enumerate(model.blocks):
+            self.handles.append(blk.register_forward_pre_hook(self._pre(i)))
+            self.handles.append(blk.register_forward_hook(self._post(i)))
+
+    def _pre(self, i: int):
+        def hook(module: nn.Module, args: tuple) -> None:
+            self.inputs[i] = tuple(a.detach() for a in args)
+
+        return hook
+
+    def _post(self, i: int):
+        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            self.act_max[i] = out.detach().float().abs().amax()
+
+        return hook
+
+    @torch.no_grad()
+    def attention_logit_max(self) -> list[float]:
+        """max |q . k| / sqrt(d_head) per block, recomputed (float32) from the inputs the hooks saw."""
+        out = []
+        for blk, inp in zip(self.model.blocks, self.inputs):
+            if inp is None:
+                out.append(float("nan"))
+                continue
+            x, c, cos, sin = (a.float() for a in inp)
+            B, L, D = x.shape
+            shift1, scale1, *_ = _f32(blk.adaLN, c).chunk(6, dim=-1)
+            h = blk.norm1(x) * (1.0 + scale1[:, None]) + shift1[:, None]
+            qkv = _f32(blk.qkv, h).view(B, L, 3, blk.n_heads, D // blk.n_heads).permute(2, 0, 3, 1, 4)
+            q, k = qkv[0], qkv[1]
+            rot = lambda z: torch.cat([-z.chunk(2, -1)[1], z.chunk(2, -1)[0]], -1)  # noqa: E731
+            q = q * cos + rot(q) * sin
+            k = k * cos + rot(k) * sin
+            out.append(float((q @ k.transpose(-1, -2)).abs().amax() / math.sqrt(D // blk.n_heads)))
+        return out
+
+    def activation_max(self) -> list[float]:
+        return [float(a) if a is not None else float("nan") for a in self.act_max]
+
+
+def _f32(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:
+    return torch.nn.functional.linear(x.float(), lin.weight.float(), None if lin.bias is None else lin.bias.float())
+
+
+@torch.no_grad()
+def logit_stats(model: DiT, batch: dict[str, torch.Tensor], chunk_rows: int) -> dict[str, Any]:
+    """max |h| and max |logit| of the batch, and the rows whose float32 loss or closed-form gradient is not
+    finite (with their t and whether x_t = x_0), recomputed in float32 in eval-free train mode without dropout
+    effects on the statistics' meaning (same model state, no autocast)."""
+    h = model.hidden(batch["xt"], batch["sigma"], check=False).float()
+    B, L, D = h.shape
+    hN = h.reshape(B * L, D)
+    W, b = model.out.weight.float(), model.out.bias.float()
+    a = batch["alpha"].float().repeat_interleave(L)
+    ap = batch["alpha_prime"].float().repeat_interleave(L)
+    x0, xt = batch["x0"].reshape(-1), batch["xt"].reshape(-1)
+    lmax = torch.zeros((), device=h.device)
+    bad_rows = []
+    for s in range(0, B * L, chunk_rows):
+        e = min(B * L, s + chunk_rows)
+        logits = mm_f32(hN[s:e], W.t()) + b
+        lmax = torch.maximum(lmax, logits.abs().amax())
+        loss, g = rows_loss_and_grad(logits, x0[s:e], xt[s:e], a[s:e], ap[s:e], 1.0 / (B * L))
+        bad = ~(torch.isfinite(loss) & torch.isfinite(g).all(-1))
+        bad_rows.append(torch.nonzero(bad).flatten() + s)
+    rows = torch.cat(bad_rows)
+    t = (1.0 - batch["alpha"].double()) / (1.0 - 1e-3)
+    seq = rows // L
+    return {
+        "max_abs_h": float(hN.abs().amax()),
+        "max_abs_logit": float(lmax),
+        "n_nonfinite_rows": int(rows.numel()),
+        "t_of_nonfinite_rows": sorted({round(float(t[i]), 5) for i in seq[:200].tolist()}),
+        "x_t_equals_x0_of_nonfinite_rows": [bool(x0[r] == xt[r]) for r in rows[:20].tolist()],
+        "t_range_of_batch": [float(t.min()), float(t.max())],
+    }
+
+
+def grad_report(model: nn.Module) -> tuple[list[dict[str, Any]], float]:
+    """Parameters with non-finite gradients (name, count, max finite |g|) and the total gradient norm."""
+    bad, sq = [], 0.0
+    for name, p in model.named_parameters():
+        if p.grad is None:
+            continue
+        g = p.grad.detach().float()
+        fin = torch.isfinite(g)
+        if not bool(fin.all()):
+            finite_max = float(g[fin].abs().max()) if bool(fin.any()) else float("nan")
+            bad.append({"param": name, "nonfinite": int((~fin).sum()), "numel": g.numel(), "max_finite": finite_max})
+        else:
+            sq += float((g * g).sum())
+    return bad, math.sqrt(sq) if not bad else float("inf")
+
+
+def recompute(objective, model, opt, batch, step, tc, dtype) -> dict[str, Any]:
+    """The same step (same batch, same dropout seed, same weights) under ``dtype`` autocast (None: float32)."""
+    opt.zero_grad(set_to_none=True)
+    loss = forward_backward(objective, batch, grad_accum=1, autocast_dtype=dtype,
+                            dropout_seed=_seed_for(tc.seed, 0, step, "dropout"))  # fmt: skip
+    bad, norm = grad_report(model)
+    opt.zero_grad(set_to_none=True)
+    return {"loss": float(loss), "grad_norm": norm, "finite": bool(math.isfinite(float(loss))) and not bad,
+            "nonfinite_params": [b["param"] for b in bad]}  # fmt: skip
+
+
+# ------------------------------------------------------------------------------------------------ the traced run
+def traced_run(args, data: torch.Tensor, V: int, device: torch.device) -> dict[str, Any]:
+    _, tc, model, objective, opt, ema = build(args, V, device)
+    amp = amp_dtype(tc, device)
+    probes = Probes(model)
+    skipped = torch.zeros((), device=device)
+    gen = torch.Generator(device=device)
+    trace, first_bad = [], None
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        for step in range(tc.steps):
+            for g in opt.param_groups:
+                g["lr"] = tc.lr_at(step)
+            batch = sample_batch(data, tc.batch_size, V, step_generator(tc.seed, 0, step, device, gen))
+            loss = forward_backward(objective, batch, grad_accum=1, autocast_dtype=amp,
+                                    dropout_seed=_seed_for(tc.seed, 0, step, "dropout"))  # fmt: skip
+            grads_finite = bool(torch.stack([torch.isfinite(p.grad).all() for p in model.parameters()
+                                             if p.grad is not None]).all())  # fmt: skip
+            if not grads_finite and first_bad is None:
+                first_bad = diagnose_step(step, loss, batch, probes, objective, model, opt, tc, amp)
+                print(json.dumps({"first_nonfinite_step": first_bad}, indent=1), flush=True)
+                if args.stop_at_first:
+                    break
+                # The diagnosis cleared the gradients: redo the step so that training continues as the trainer's.
+                loss = forward_backward(objective, batch, grad_accum=1, autocast_dtype=amp,
+                                        dropout_seed=_seed_for(tc.seed, 0, step, "dropout"))  # fmt: skip
+            norm, _ = apply_update(opt, clip=tc.clip, ema=ema, skipped=skipped)
+            if (step + 1) % args.trace_every == 0 or step == 0 or step + 1 == tc.steps:
+                stats = logit_stats(model, batch, args.chunk_rows)
+                rec = {"step": step + 1, "loss": round(float(loss), 5), "grad_norm": float(norm),
+                       "skipped": int(skipped), "max_abs_logit": round(stats["max_abs_logit"], 2),
+                       "max_abs_h": round(stats["max_abs_h"], 2),
+                       "block_act_max": [round(v, 1) for v in probes.activation_max()],
+                       "attn_logit_max": [round(v, 1) for v in probes.attention_logit_max()]}  # fmt: skip
+                trace.append(rec)
+                print(json.dumps(rec), flush=True)
+    return {"trace": trace, "first_nonfinite": first_bad, "skipped": int(skipped), "steps": tc.steps}
+
+
+def diagnose_step(step, loss, batch, probes, objective, model, opt, tc, amp) -> dict[str, Any]:
+    bad, _ = grad_report(model)
+    rep: dict[str, Any] = {
+        "step": step,
+        "lr": tc.lr_at(step),
+        "loss": float(loss),
+        "nonfinite_grads": bad,
+        "block_act_max": probes.activation_max(),
+        "attn_logit_max": probes.attention_logit_max(),
+    }
+    rep.update(logit_stats(model, batch, 1 << 30 if batch["x0"].numel() < 4096 else 2048))
+    rep["recomputed_float32"] = recompute(objective, model, opt, batch, step, tc, None)
+    if amp is not None:
+        rep["recomputed_same_dtype"] = recompute(objective, model, opt, batch, step, tc, amp)
+    return rep
+
+
+# ------------------------------------------------------------------------------------------------ CLI
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--data", default=None, help="corpus folder or 'embedded' (default: data/brown-sotu if present)")
+    p.add_argument("--vocab", type=int, default=8192, help="compacted vocabulary size (0: full ids)")
+    p.add_argument("--length", type=int, default=64)
+    p.add_argument("--n-train", type=int, default=32)
+    p.add_argument("--d-model", type=int, default=128)
+    p.add_argument("--n-blocks", type=int, default=4)
+    p.add_argument("--n-heads", type=int, default=4)
+    p.add_argument("--cond-dim", type=int, default=128)
+    p.add_argument("--dropout", type=float, default=0.1)
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--warmup", type=int, default=100)
+    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--ema", type=float, default=0.999)
+    p.add_argument("--steps", type=int, default=800)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--chunk-rows", type=int, default=2048)
+    p.add_argument("--no-bf16", dest="bf16", action="store_false")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too")
+    p.add_argument("--compile", action="store_true")
+    p.add_argument("--device", default=None)
+    p.add_argument("--bench-steps", type=int, default=100, help="steps of each timing part (0: skip timing)")
+    p.add_argument("--trace-every", type=int, default=50)
+    p.add_argument("--stop-at-first", action="store_true", help="stop the traced run at the first bad step")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--out", default=None, help="write the whole result as JSON here")
+    p.add_argument("--small", action="store_true", help="a small CPU run (embedded corpus, micro model)")
+    a = p.parse_args(argv)
+    if a.small:
+        a.data = a.data or "embedded"
+        a.vocab, a.length, a.n_train = 512, 32, 8
+        a.d_model, a.n_blocks, a.n_heads, a.cond_dim = 32, 2, 2, 32
+        a.batch_size, a.steps, a.warmup, a.lr = 16, 30, 5, 3e-3
+        a.bench_steps, a.trace_every = min(a.bench_steps, 5), 10
+        a.device = a.device or "cpu"
+    if a.data is None:
+        a.data = "data/brown-sotu" if Path("data/brown-sotu").is_dir() else "embedded"
+    a.device = a.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return a
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())
+    t0 = time.perf_counter()
+    data, V = load_blocks(args.data, args.vocab or None, args.length, args.n_train)
+    data = data.to(device)
+    print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+          f"torch {torch.__version__}; data {args.data}: {data.shape[0]} blocks x {args.length}, V = {V}; "
+          f"DiT {args.d_model}x{args.n_blocks}x{args.n_heads}; batch {args.batch_size}, lr {args.lr}, "
+          f"bf16 {args.bf16 and (device.type == 'cuda' or args.cpu_bf16)}, compile {args.compile}", flush=True)  # fmt: skip
+    result: dict[str, Any] = {"args": vars(args), "vocab_size": V, "device": str(device), "torch": torch.__version__}
+    if args.bench_steps > 0:
+        result["trainer"] = trainer_speed(args, data, V, device)
+        print("trainer (train()):", json.dumps(result["trainer"]), flush=True)
+        result["phases_ms"] = phase_breakdown(args, data, V, device)
+        print("phases (ms/step):", json.dumps({k: round(v, 3) for k, v in result["phases_ms"].items()}), flush=True)
+    result["run"] = traced_run(args, data, V, device)
+    print(f"traced run: {result['run']['skipped']} of {result['run']['steps']} steps skipped; "
+          f"first non-finite step: {None if result['run']['first_nonfinite'] is None else result['run']['first_nonfinite']['step']}; "
+          f"wall {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
+    if args.out:
+        os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1, default=str)
+    return result
+
+
+if __name__ == "__main__":
+    main()
