@@ -1,9 +1,15 @@
 """amtheory: Hopfield networks and language diffusion models side by side as associative memories."""
 
+from amtheory import theory
 from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
 from amtheory.backends.classical import ClassicalHopfield
+from amtheory.backends.dense import DenseAM
+from amtheory.backends.modern import ModernHopfield
+from amtheory.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
 from amtheory.corruption import Corrupted, corrupt
 from amtheory.dynamics import Async, Dynamics, RetrievalResult, Sync, retrieve
+from amtheory.entropy import conditional_entropy, entropy_from_probs
+from amtheory.exact import ExactBasins, exact_basins
 from amtheory.metrics import classify_outcome, overlap, records_to_frame, retrieval_records
 from amtheory.patterns import (
     biased_binary,
@@ -13,27 +19,43 @@ from amtheory.patterns import (
     stored_and_unseen,
     tokens_to_spins,
 )
+from amtheory.sweep import cell_key, derive_seed, load_results, run_sweep
 
 __all__ = [
     "AssociativeMemory",
     "Async",
+    "BasinRadius",
     "ClassicalHopfield",
     "Corrupted",
+    "DenseAM",
     "Dynamics",
+    "ExactBasins",
     "LocalFields",
+    "ModernHopfield",
     "NotStoredError",
     "RetrievalResult",
     "Sync",
+    "basin_radius",
     "biased_binary",
+    "cell_key",
     "classify_outcome",
+    "conditional_entropy",
     "corrupt",
     "correlated_families",
+    "derive_seed",
+    "entropy_from_probs",
+    "exact_basins",
     "iid_patterns",
+    "load_results",
     "overlap",
     "records_to_frame",
+    "recovery_curve",
     "retrieval_records",
     "retrieve",
+    "run_sweep",
     "spins_to_tokens",
     "stored_and_unseen",
+    "theory",
     "tokens_to_spins",
+    "wilson_interval",
 ]

@@ -2,6 +2,23 @@
 
 Modules: ``schedule`` (alpha_t, sigma_t), ``model`` (the DiT denoiser), ``loss`` (the continuous-time NELBO and
 the training noise), ``train`` (trainer and CLI), ``checkpoint`` (safetensors checkpoints), ``data`` (token
-corpora), and the retrieval side (``denoiser``, ``empirical``, ``backend``, ``sampler``, ``distance``). Import
-them directly; this package imports nothing on its own, so that each piece loads without the others.
+corpora), and the retrieval side (``denoiser``, ``empirical``, ``backend``, ``sampler``, ``distance``), whose main
+names are re-exported here. The model, trainer and data modules are imported only when used.
 """
+
+from amtheory.diffusion.backend import UniformDiffusionLM
+from amtheory.diffusion.denoiser import Denoiser
+from amtheory.diffusion.distance import kl_from_memorization
+from amtheory.diffusion.empirical import EmpiricalDenoiser
+from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
+
+__all__ = [
+    "Denoiser",
+    "EmpiricalDenoiser",
+    "ReverseDiffusion",
+    "UniformDiffusionLM",
+    "corrupt_forward",
+    "fixed_point_share",
+    "generate",
+    "kl_from_memorization",
+]
