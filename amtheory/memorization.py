@@ -73,6 +73,7 @@ the smallest and largest sizes, and where the test perplexity bound peaks.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import functools
 import hashlib
@@ -194,6 +195,8 @@ class TrainCell:
     ema: float = 0.9999
     seed: int = 0
     bf16: bool = True
+    compile: bool = False
+    chunk_rows: int = 2048
 
     def __post_init__(self):
         check_int("n_train", self.n_train, minimum=1)
@@ -304,10 +307,25 @@ class Preset:
     backends: tuple[str, ...] = BACKENDS
     workers: int | str | None = None
     checkpoint_every: int = 500
+    bf16: bool = True
+    compile: bool = False
+    chunk_rows: int = 2048
 
     def train_cells(self) -> list[TrainCell]:
         return [
-            TrainCell(self.data, a, n, self.steps, self.batch_size, self.lr, self.warmup, self.ema)
+            TrainCell(
+                self.data,
+                a,
+                n,
+                self.steps,
+                self.batch_size,
+                self.lr,
+                self.warmup,
+                self.ema,
+                bf16=self.bf16,
+                compile=self.compile,
+                chunk_rows=self.chunk_rows,
+            )  # fmt: skip
             for a in self.archs
             for n in self.sizes
         ]
@@ -369,6 +387,12 @@ def preset(
                 modern_max_bytes=8 * 2**30,
             ),
             checkpoint_every=1000,
+            # float32 (TF32 matmuls): while a model memorizes a few dozen blocks its attention logits grow without
+            # bound, and with bf16 autocast on an H200 most steps of the 32- and 128-block runs had non-finite
+            # gradients (2,185 and 1,807 of 2,500 skipped); at this model size float32 costs little.
+            bf16=False,
+            compile=True,
+            chunk_rows=16384,
         )
     else:
         p = Preset(
@@ -530,13 +554,16 @@ def train_cell(
         ema=cell.ema,
         seed=cell.seed,
         bf16=cell.bf16,
+        compile=cell.compile,
+        chunk_rows=cell.chunk_rows,
         checkpoint_every=min(checkpoint_every, cell.steps),
         log_every=max(1, min(100, cell.steps // 4)),
     )
     out = checkpoint_dir(root, cell)
     meta = {"vocab_sha256": corpus.manifest.get("mapping_sha256"), "data": {"source": cell.data.source}}
     t0 = time.perf_counter()
-    summary = train(cfg, tc, data, out, device=device, resume=True, progress=progress, meta=meta)
+    with _tf32(device):
+        summary = train(cfg, tc, data, out, device=device, resume=True, progress=progress, meta=meta)
     wall = time.perf_counter() - t0
     trained = summary["steps"] - summary["start_step"]
     n_params = sum(p.numel() for p in _param_shapes(cfg))
@@ -555,6 +582,20 @@ def train_cell(
             "checkpoint": [str(summary["checkpoint"])],
         }
     )
+
+
+@contextlib.contextmanager
+def _tf32(device: str):
+    """TF32 tensor cores for float32 matmuls while a model trains on CUDA (restored afterwards)."""
+    if not str(device).startswith("cuda"):
+        yield
+        return
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
 
 
 def _param_shapes(cfg) -> list[torch.Tensor]:
@@ -680,18 +721,30 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     workers = p.workers if workers is None else workers
     save_vocabulary(p.data, out)
-    tables: dict[str, pd.DataFrame] = {}
     train_fn = functools.partial(train_cell, root=str(out), checkpoint_every=p.checkpoint_every)
-    tables["train"] = _stage(
-        "train", run_sweep, p.train_cells(), train_fn, out / "train", device=device, progress=progress, workers=workers
-    )
     eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
-    for m in MEASURES:
-        cells: list[Any] = p.eval_cells(m)
-        if m in ("recovery", "basins"):
-            cells += p.hopfield_cells(m)
-        tables[m] = _stage(m, run_sweep, cells, eval_fn, out / m, device=device, progress=progress, workers=workers)
-    return tables
+    train_cells = p.train_cells()
+    if workers is not None and workers != 1:
+        # Several workers: each stage over all models at once, one process per GPU.
+        _stage("train", run_sweep, train_cells, train_fn, out / "train", device=device, progress=progress,
+               workers=workers)  # fmt: skip
+        for m in MEASURES:
+            cells: list[Any] = p.eval_cells(m) + (p.hopfield_cells(m) if m in ("recovery", "basins") else [])
+            _stage(m, run_sweep, cells, eval_fn, out / m, device=device, progress=progress, workers=workers)
+    else:
+        # One device: each model is trained and then measured before the next starts, so that a run cut short
+        # leaves complete results for the models it reached (checkpoints need not outlive the run).
+        done_sizes: set[int] = set()
+        for tc in train_cells:
+            label = f"{tc.arch.name} on {tc.n_train} blocks"
+            _stage(f"train {label}", run_sweep, [tc], train_fn, out / "train", device=device, progress=False)
+            for m in MEASURES:
+                cells = [EvalCell(tc, m, p.settings)]
+                if m in ("recovery", "basins") and tc.n_train not in done_sizes:
+                    cells += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
+                _stage(f"{m} {label}", run_sweep, cells, eval_fn, out / m, device=device, progress=False)
+            done_sizes.add(tc.n_train)
+    return {name: _read(out / name) for name in ("train", *MEASURES)}
 
 
 def _read(folder: Path) -> pd.DataFrame:

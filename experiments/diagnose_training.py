@@ -35,7 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from amtheory.diffusion.loss import chunked_nelbo, rows_loss_and_grad
+from amtheory.diffusion.loss import rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig, mm_f32
 from amtheory.diffusion.train import (
     EMA,
@@ -195,12 +195,15 @@ class Probes:
         return hook
 
     @torch.no_grad()
-    def attention_logit_max(self) -> list[float]:
-        """max |q . k| / sqrt(d_head) per block, recomputed (float32) from the inputs the hooks saw."""
-        out = []
+    def attention_stats(self) -> dict[str, list[float]]:
+        """Per block, recomputed in float32 from the inputs the hooks saw: max |q . k| / sqrt(d_head) and the
+        smallest logsumexp of a query row (the row's softmax normaliser; below ln(FLT_MAX) ~ -88.7 some bf16
+        attention backward kernels overflow)."""
+        out: dict[str, list[float]] = {"attn_logit_max": [], "attn_lse_min": []}
         for blk, inp in zip(self.model.blocks, self.inputs):
             if inp is None:
-                out.append(float("nan"))
+                out["attn_logit_max"].append(float("nan"))
+                out["attn_lse_min"].append(float("nan"))
                 continue
             x, c, cos, sin = (a.float() for a in inp)
             B, L, D = x.shape
@@ -211,7 +214,9 @@ class Probes:
             rot = lambda z: torch.cat([-z.chunk(2, -1)[1], z.chunk(2, -1)[0]], -1)  # noqa: E731
             q = q * cos + rot(q) * sin
             k = k * cos + rot(k) * sin
-            out.append(float((q @ k.transpose(-1, -2)).abs().amax() / math.sqrt(D // blk.n_heads)))
+            s = (q @ k.transpose(-1, -2)) / math.sqrt(D // blk.n_heads)
+            out["attn_logit_max"].append(float(s.abs().amax()))
+            out["attn_lse_min"].append(float(torch.logsumexp(s, -1).amin()))
         return out
 
     def activation_max(self) -> list[float]:
@@ -291,11 +296,22 @@ def traced_run(args, data: torch.Tensor, V: int, device: torch.device) -> dict[s
     skipped = torch.zeros((), device=device)
     gen = torch.Generator(device=device)
     trace, first_bad = [], None
+    armed = {"step": args.inject_nan_at}
+
+    def inject(g: torch.Tensor) -> torch.Tensor:  # a one-shot NaN, to test the diagnosis itself
+        if armed["step"] == -2:
+            armed["step"] = -1
+            return g * float("nan")
+        return g
+
+    model.blocks[-1].mlp[2].weight.register_hook(inject)
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
         for step in range(tc.steps):
             for g in opt.param_groups:
                 g["lr"] = tc.lr_at(step)
             batch = sample_batch(data, tc.batch_size, V, step_generator(tc.seed, 0, step, device, gen))
+            if step == armed["step"]:
+                armed["step"] = -2
             loss = forward_backward(objective, batch, grad_accum=1, autocast_dtype=amp,
                                     dropout_seed=_seed_for(tc.seed, 0, step, "dropout"))  # fmt: skip
             grads_finite = bool(torch.stack([torch.isfinite(p.grad).all() for p in model.parameters()
@@ -305,17 +321,19 @@ def traced_run(args, data: torch.Tensor, V: int, device: torch.device) -> dict[s
                 print(json.dumps({"first_nonfinite_step": first_bad}, indent=1), flush=True)
                 if args.stop_at_first:
                     break
-                # The diagnosis cleared the gradients: redo the step so that training continues as the trainer's.
-                loss = forward_backward(objective, batch, grad_accum=1, autocast_dtype=amp,
-                                        dropout_seed=_seed_for(tc.seed, 0, step, "dropout"))  # fmt: skip
-            norm, _ = apply_update(opt, clip=tc.clip, ema=ema, skipped=skipped)
+            if not grads_finite:  # skipped, as the trainer skips it (the diagnosis may have cleared the gradients)
+                opt.zero_grad(set_to_none=True)
+                skipped += 1
+                norm = torch.full((), float("nan"))
+            else:
+                norm, _ = apply_update(opt, clip=tc.clip, ema=ema, skipped=skipped)
             if (step + 1) % args.trace_every == 0 or step == 0 or step + 1 == tc.steps:
                 stats = logit_stats(model, batch, args.chunk_rows)
                 rec = {"step": step + 1, "loss": round(float(loss), 5), "grad_norm": float(norm),
                        "skipped": int(skipped), "max_abs_logit": round(stats["max_abs_logit"], 2),
                        "max_abs_h": round(stats["max_abs_h"], 2),
                        "block_act_max": [round(v, 1) for v in probes.activation_max()],
-                       "attn_logit_max": [round(v, 1) for v in probes.attention_logit_max()]}  # fmt: skip
+                       **{k: [round(v, 1) for v in vs] for k, vs in probes.attention_stats().items()}}  # fmt: skip
                 trace.append(rec)
                 print(json.dumps(rec), flush=True)
     return {"trace": trace, "first_nonfinite": first_bad, "skipped": int(skipped), "steps": tc.steps}
@@ -328,14 +346,47 @@ def diagnose_step(step, loss, batch, probes, objective, model, opt, tc, amp) -> 
         "lr": tc.lr_at(step),
         "loss": float(loss),
         "nonfinite_grads": bad,
+        "origin": origin(bad, model),
         "block_act_max": probes.activation_max(),
-        "attn_logit_max": probes.attention_logit_max(),
+        **probes.attention_stats(),
     }
     rep.update(logit_stats(model, batch, 1 << 30 if batch["x0"].numel() < 4096 else 2048))
     rep["recomputed_float32"] = recompute(objective, model, opt, batch, step, tc, None)
     if amp is not None:
         rep["recomputed_same_dtype"] = recompute(objective, model, opt, batch, step, tc, amp)
+        if batch["x0"].device.type == "cuda":
+            rep["recomputed_per_sdpa_backend"] = per_backend(objective, model, opt, batch, step, tc, amp)
     return rep
+
+
+def origin(bad: list[dict[str, Any]], model: DiT) -> str | None:
+    """The last module, in forward order, with a non-finite parameter gradient: back-propagation carries a NaN
+    born in block k to every parameter before it, but not to those after it (nor to the head, whose gradient
+    comes straight from the loss), so this is where the non-finite value appears first."""
+    names = {b["param"] for b in bad}
+    if not names:
+        return None
+    order = [n for n, _ in model.named_parameters()]
+    last = max(order.index(n) for n in names)
+    return order[last]
+
+
+def per_backend(objective, model, opt, batch, step, tc, amp) -> dict[str, Any]:
+    """The bad step recomputed with each scaled-dot-product-attention backend alone (CUDA)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    out = {}
+    for name in ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"):
+        backend = getattr(SDPBackend, name, None)
+        if backend is None:
+            continue
+        try:
+            with sdpa_kernel([backend]):
+                r = recompute(objective, model, opt, batch, step, tc, amp)
+            out[name] = {"finite": r["finite"], "grad_norm": r["grad_norm"], "loss": r["loss"]}
+        except RuntimeError as e:  # a backend that does not take these inputs
+            out[name] = {"error": str(e).splitlines()[0][:160]}
+    return out
 
 
 # ------------------------------------------------------------------------------------------------ CLI
@@ -365,6 +416,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--bench-steps", type=int, default=100, help="steps of each timing part (0: skip timing)")
     p.add_argument("--trace-every", type=int, default=50)
     p.add_argument("--stop-at-first", action="store_true", help="stop the traced run at the first bad step")
+    p.add_argument("--inject-nan-at", type=int, default=-1, help="make this step's gradient NaN once (a self-test)")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--out", default=None, help="write the whole result as JSON here")
     p.add_argument("--small", action="store_true", help="a small CPU run (embedded corpus, micro model)")
@@ -373,7 +425,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         a.data = a.data or "embedded"
         a.vocab, a.length, a.n_train = 512, 32, 8
         a.d_model, a.n_blocks, a.n_heads, a.cond_dim = 32, 2, 2, 32
-        a.batch_size, a.steps, a.warmup, a.lr = 16, 30, 5, 3e-3
+        a.batch_size, a.steps, a.warmup, a.lr = 16, min(a.steps, 30), 5, 3e-3
         a.bench_steps, a.trace_every = min(a.bench_steps, 5), 10
         a.device = a.device or "cpu"
     if a.data is None:
@@ -395,7 +447,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     print(f"device {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}; data {args.data}: {data.shape[0]} blocks x {args.length}, V = {V}; "
           f"DiT {args.d_model}x{args.n_blocks}x{args.n_heads}; batch {args.batch_size}, lr {args.lr}, "
-          f"bf16 {args.bf16 and (device.type == 'cuda' or args.cpu_bf16)}, compile {args.compile}", flush=True)  # fmt: skip
+          f"bf16 {args.bf16 and (device.type == 'cuda' or args.cpu_bf16)}, compile {args.compile}",
+          flush=True)  # fmt: skip
     result: dict[str, Any] = {"args": vars(args), "vocab_size": V, "device": str(device), "torch": torch.__version__}
     if args.bench_steps > 0:
         result["trainer"] = trainer_speed(args, data, V, device)
@@ -403,8 +456,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         result["phases_ms"] = phase_breakdown(args, data, V, device)
         print("phases (ms/step):", json.dumps({k: round(v, 3) for k, v in result["phases_ms"].items()}), flush=True)
     result["run"] = traced_run(args, data, V, device)
+    first = result["run"]["first_nonfinite"]
     print(f"traced run: {result['run']['skipped']} of {result['run']['steps']} steps skipped; "
-          f"first non-finite step: {None if result['run']['first_nonfinite'] is None else result['run']['first_nonfinite']['step']}; "
+          f"first non-finite step: {None if first is None else first['step']}; "
           f"wall {time.perf_counter() - t0:.1f} s", flush=True)  # fmt: skip
     if args.out:
         os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)

@@ -5,6 +5,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from amtheory.backends.base import AssociativeMemory
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.corruption import corrupt
@@ -194,3 +195,150 @@ def test_stored_patterns_are_fixed_points_at_low_load():
         mem.store(X, vocab_size=3)
         r = retrieve(mem, X, update="sync", max_steps=2)
         assert torch.equal(r.states, X) and bool(r.converged.all()), mem
+
+
+# ---- the synchronous step for spins as matrix products -------------------------------------------------------------
+def _generic_step(mem, x):
+    """The base class's step: argmax of the full ``scores``, keeping the current token on a tie."""
+    return AssociativeMemory.sync_update(mem, x)
+
+
+def _exact_poly_field(X, q, n):
+    """``f_i = sum_mu (h_mu + xi_mu,i)^n - (h_mu - xi_mu,i)^n`` in int64 from the definition: ``[B, L]``."""
+    xi = (2 * X - 1).long()  # [K, L]
+    s = (2 * q - 1).long()  # [B, L]
+    h = (s @ xi.T).unsqueeze(1) - xi.T.unsqueeze(0) * s.unsqueeze(-1)  # [B, L, K]
+    return ((h + xi.T) ** n - (h - xi.T) ** n).sum(-1)
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(2, 5),
+    K=st.integers(1, 9),
+    L=st.integers(2, 12),
+    flips=st.integers(0, 6),
+)
+def test_poly_sync_fast_path_is_exact(seed, n, K, L, flips):
+    """Fast path = sign of the exact integer field (ties keep the token), and = the generic step wherever the field
+    is nonzero (an integer >= 1 against float64 rounding of relative size 1e-16 * K (L + 2)^n: unambiguous)."""
+    g = torch.Generator().manual_seed(seed)
+    X = iid_patterns(K, L, generator=g)
+    q = corrupt(X[torch.arange(12) % K], vocab_size=2, n_changed=min(flips, L), generator=g).states
+    mem = DenseAM("poly", n=n).store(X, vocab_size=2)
+    assert mem.sync_path() == "poly"
+    fast = mem.sync_update(q)
+    f = _exact_poly_field(X, q, n)
+    expected = torch.where(f > 0, 1, torch.where(f < 0, 0, q))
+    assert torch.equal(fast, expected)
+    generic = _generic_step(mem, q)
+    assert torch.equal(fast[f != 0], generic[f != 0])
+
+
+def test_poly_sync_ties_keep_the_current_token():
+    """Small even K makes exact zero fields common; the fast path must keep the token at every one of them."""
+    g = torch.Generator().manual_seed(2)
+    for n, L in ((2, 10), (3, 10), (4, 11)):
+        X = iid_patterns(4, L, generator=g)
+        q = iid_patterns(200, L, generator=g)
+        mem = DenseAM("poly", n=n).store(X, vocab_size=2)
+        f = _exact_poly_field(X, q, n)
+        ties = f == 0
+        assert int(ties.sum()) > 20, n
+        fast = mem.sync_update(q)
+        assert torch.equal(fast[ties], q[ties])
+        assert torch.equal(fast[~ties], (f[~ties] > 0).long())
+
+
+def _unambiguous(scores, rel=1e-9):
+    """Positions where the two tokens' generic scores differ by more than float64 rounding can blur."""
+    gap = (scores[..., 1] - scores[..., 0]).abs()
+    return gap > rel * (1 + scores.abs().amax(-1))
+
+
+@SETTINGS
+@given(
+    seed=st.integers(0, 2**16),
+    beta=st.sampled_from([0.01, 0.3, 1.0, 4.0, 40.0, 300.0]),
+    K=st.integers(1, 9),
+    L=st.integers(2, 12),
+    flips=st.integers(0, 6),
+)
+def test_exp_sync_fast_path_matches_generic(seed, beta, K, L, flips):
+    g = torch.Generator().manual_seed(seed)
+    X = iid_patterns(K, L, generator=g)
+    q = corrupt(X[torch.arange(12) % K], vocab_size=2, n_changed=min(flips, L), generator=g).states
+    q[-4:] = iid_patterns(4, L, generator=g)
+    mem = DenseAM("exp", beta=beta).store(X, vocab_size=2)
+    assert mem.sync_path() == "exp"
+    fast = mem.sync_update(q)
+    ok = _unambiguous(mem.gibbs_scores(q))
+    assert torch.equal(fast[ok], _generic_step(mem, q)[ok])
+    # And against -E(x^{i<-a}) computed from the energy itself (independent of the score code).
+    E = _energies_by_token(mem, q, 2)
+    ok_E = ok & _unambiguous(-E)
+    assert torch.equal(fast[ok_E], argmax_keep(-E, q)[ok_E])
+
+
+def test_exp_sync_large_beta_needs_no_underflowed_terms():
+    """At beta = 300, relative to the top pattern (overlap L) two patterns at overlap L - 2 carry e^{-600} each,
+    and at overlap L - 4 e^{-1200}, below float64; flipping position 0, where they all disagree with the query,
+    gives 2 e^{300 L} + e^{300 (L - 2)} > e^{300 L}: the fast path must see the flip."""
+    L = 9
+    top = torch.zeros(1, L, dtype=torch.long)
+    a = top.clone()
+    a[0, 0] = 1  # overlap L - 2, disagrees at position 0
+    c = a.clone()
+    c[0, 8] = 1  # overlap L - 4, disagrees at position 0
+    X = torch.cat([top, a, a, c])
+    mem = DenseAM("exp", beta=300.0).store(X, vocab_size=2)
+    fast = mem.sync_update(top)
+    assert fast[0, 0] == 1
+    E = _energies_by_token(mem, top, 2)
+    assert bool(E[0, 0, 1] < E[0, 0, 0])
+    assert torch.equal(fast, _generic_step(mem, top))
+
+
+def test_sync_paths_and_fallbacks():
+    g = torch.Generator().manual_seed(0)
+    X = iid_patterns(5, 40, generator=g)
+    q = corrupt(X, vocab_size=2, n_changed=15, generator=g).states
+    assert DenseAM("rectpoly", n=3).store(X).sync_path() == "generic"
+    assert DenseAM("poly", n=80).store(X).sync_path() == "generic"  # 5 * 42^80 > 2^53
+    assert DenseAM("exp", beta=400.0).store(X).sync_path() == "generic"
+    assert DenseAM("poly", n=3).store(iid_patterns(5, 6, vocab_size=3, generator=g), vocab_size=3).sync_path() == (
+        "generic"
+    )
+    frozen = DenseAM("exp", beta=0.0).store(X)
+    assert frozen.sync_path() == "frozen"
+    assert torch.equal(frozen.sync_update(q), q)
+    assert torch.equal(frozen.sync_update(q), _generic_step(frozen, q))  # constant energy: every token ties
+    for mem in (DenseAM("rectpoly", n=3), DenseAM("poly", n=80), DenseAM("exp", beta=400.0)):
+        mem.store(X)
+        assert torch.equal(mem.sync_update(q), argmax_keep(mem.scores(q), q))
+    with pytest.raises(ValueError, match="x"):
+        DenseAM("poly", n=3).store(X).sync_update(torch.full((2, 40), 2))
+    assert DenseAM("poly").sync_path() == "generic"
+
+
+def test_exact_digit_product():
+    """The bf16 digit split reproduces an integer product exactly in float64 far beyond float32's 2^24."""
+    from amtheory.backends.dense import _exact_digit_mm
+
+    g = torch.Generator().manual_seed(1)
+    a = torch.randint(-(2**40), 2**40, (7, 30), generator=g).double()
+    xi = (torch.randint(0, 2, (30, 11), generator=g) * 2 - 1).double()
+    out = _exact_digit_mm(a, xi.to(torch.bfloat16), max_abs=2**40)
+    assert torch.equal(out, (a.long() @ xi.long()).double())
+
+
+def test_generic_scores_are_chunked(monkeypatch):
+    import amtheory.backends.dense as dense
+
+    X, q = _setup(3, 6, 9, 3, B=10)
+    mem = DenseAM("rectpoly", n=3).store(X, vocab_size=3)
+    full = mem.scores(q)
+    g_full = mem.gibbs_scores(q)
+    monkeypatch.setattr(dense, "_SCORE_CHUNK_ELEMS", 3 * 9 * 6)  # 3 queries a chunk: 4 chunks, the last short
+    torch.testing.assert_close(mem.scores(q), full, rtol=0, atol=0)
+    torch.testing.assert_close(mem.gibbs_scores(q), g_full, rtol=0, atol=0)

@@ -185,3 +185,29 @@ def test_bad_input():
         chunked_nelbo(torch.zeros(2, 3, 4), torch.zeros(V, 3), x0, x0, a, ap)
     with pytest.raises(ValueError, match="t:"):
         forward_noise(x0, -F.relu(torch.ones(2)), V)
+
+
+@pytest.mark.parametrize("t", [T_MIN, 0.5, 1.0])
+def test_closed_form_gradient_stays_finite_for_extreme_logits(t):
+    """A memorizing model's logits grow without bound; the float32 loss and its closed-form logit gradient must
+    stay finite (no expm1/softplus/1/(1 - alpha) overflow) for margins up to 5e7, right or wrong, x_t = x_0 or not,
+    at V = 8192 (lam = log(V alpha/(1 - alpha)) ~ 15.9 at t = T_MIN)."""
+    from amtheory.diffusion.loss import rows_loss_and_grad
+
+    V, N = 8192, 16
+    g = torch.Generator().manual_seed(0)
+    for spread in (1.0, 1e2, 1e4, 1e6):
+        z = torch.randn(N, V, generator=g) * spread
+        x0 = torch.randint(0, V, (N,), generator=g)
+        xt = x0.clone()
+        xt[N // 2 :] = (x0[N // 2 :] + 1) % V
+        z[: N // 4].scatter_(1, x0[: N // 4, None], spread * 50)  # confident and right
+        z[N // 2 : 3 * N // 4].scatter_(1, xt[N // 2 : 3 * N // 4, None], spread * 50)  # confident in the noise token
+        tt = torch.full((N,), t)
+        loss, grad = rows_loss_and_grad(z, x0, xt, alpha(tt), alpha_prime(tt), 1.0 / N)
+        assert torch.isfinite(loss).all() and torch.isfinite(grad).all(), spread
+        assert (loss >= -1e-3).all()
+        # w = -alpha'/(alpha xbar_i) <= 1/(alpha (1 - alpha)) and |expm1(u)| <= V alpha/(1 - alpha), so
+        # |d loss / d logit| <= 2 w (1 + V alpha/(1 - alpha)) / N: bounded at every t in [T_MIN, 1].
+        a = float(alpha(torch.tensor(t)))
+        assert grad.abs().max() <= 2 * (1 + V * a / (1 - a)) / (a * (1 - a)) / N

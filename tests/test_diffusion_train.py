@@ -4,6 +4,7 @@ exactly, runs data-parallel over gloo, and its CLI writes a checkpoint."""
 from __future__ import annotations
 
 import json
+import math
 import os
 import socket
 
@@ -14,7 +15,15 @@ import torch.multiprocessing as mp
 from amtheory.diffusion.checkpoint import CheckpointError, load_model
 from amtheory.diffusion.loss import antithetic_times, chunked_nelbo, forward_noise
 from amtheory.diffusion.model import DiT, DiTConfig
-from amtheory.diffusion.train import NELBOObjective, TrainConfig, optimizer_step, sample_batch, train
+from amtheory.diffusion.train import (
+    EMA,
+    NELBOObjective,
+    TrainConfig,
+    optimizer_step,
+    sample_batch,
+    step_generator,
+    train,
+)
 
 torch.set_num_threads(1)
 
@@ -189,3 +198,166 @@ def test_cli_trains_from_a_token_corpus(tmp_path):
     model, cfg, meta = load_model(tmp_path / "run")
     assert cfg.vocab_size == 140 and cfg.length == 16 and meta["step"] == 3
     assert meta["data"]["n_blocks"] == 12 and "vocab_sha256" in meta
+
+
+# ------------------------------------------------------------------------------------------------ device-side skipping
+def _setup_step(fused: bool, seed: int = 0):
+    V, L = 20, 8
+    mc = DiTConfig.preset("cpu-micro", V, L, dropout=0.0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = DiT(mc)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2, fused=fused, foreach=None if fused else True)
+    ema = EMA(model, 0.9)
+    data = _progressions(12, L, V, 6)
+    batches = [sample_batch(data, 8, V, torch.Generator().manual_seed(i)) for i in range(4)]
+    return model, NELBOObjective(model, chunk_rows=16), opt, ema, batches
+
+
+def _snapshot(model, opt, ema):
+    params = [p.detach().clone() for p in model.parameters()]
+    state = [{k: v.clone() for k, v in opt.state[p].items()} for p in model.parameters()]
+    return params, state, [s.clone() for s in ema.shadow], ema.updates
+
+
+@pytest.mark.parametrize("fused", [True, False])
+def test_nonfinite_step_is_skipped_on_the_device(fused):
+    """A NaN gradient leaves parameters, Adam moments and step count, and the EMA untouched, and is counted; the
+    fused kernel skips through found_inf, the foreach optimizer through the masked update."""
+    model, objective, opt, ema, batches = _setup_step(fused)
+    skipped = torch.zeros(())
+    kw = dict(grad_accum=1, clip=1.0, autocast_dtype=None, ema=ema, skipped=skipped)
+    for b in batches[:2]:
+        optimizer_step(objective, opt, b, **kw)
+    before = _snapshot(model, opt, ema)
+    assert before[3] == 2 and float(skipped) == 0
+    handle = model.blocks[0].qkv.weight.register_hook(lambda g: g * float("nan"))
+    _, norm, found_inf = optimizer_step(objective, opt, batches[2], **kw)
+    handle.remove()
+    assert not torch.isfinite(norm) and float(found_inf) == 1.0 and float(skipped) == 1.0
+    after = _snapshot(model, opt, ema)
+    assert all(torch.equal(a, b) for a, b in zip(before[0], after[0])), "parameters moved"
+    for sb, sa in zip(before[1], after[1]):
+        assert sb.keys() == sa.keys() and all(torch.equal(sb[k], sa[k]) for k in sb), "moments or step moved"
+    assert all(torch.equal(a, b) for a, b in zip(before[2], after[2])), "EMA moved"
+    assert after[3] == 2, "EMA update count moved"
+    # The next finite step is taken normally.
+    _, _, found_inf = optimizer_step(objective, opt, batches[3], **kw)
+    assert float(found_inf) == 0.0 and float(skipped) == 1.0 and ema.updates == 3
+    assert not all(torch.equal(a, p) for a, p in zip(before[0], model.parameters()))
+
+
+def test_nonfinite_first_step_leaves_a_fresh_optimizer_fresh():
+    model, objective, opt, ema, batches = _setup_step(False)
+    before = [p.detach().clone() for p in model.parameters()]
+    skipped = torch.zeros(())
+    model.out.bias.register_hook(lambda g: g + float("inf"))
+    optimizer_step(objective, opt, batches[0], grad_accum=1, clip=1.0, autocast_dtype=None, ema=ema, skipped=skipped)
+    assert float(skipped) == 1.0 and ema.updates == 0 and len(opt.state) == 0
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters()))
+
+
+def test_device_skipping_equals_the_plain_step_when_finite():
+    """With nothing skipped, the masked optimizer and EMA give exactly the plain AdamW step and the plain EMA
+    formula shadow <- lerp(shadow, p, 1 - min(decay, (1 + n)/(10 + n)))."""
+    ref_model, ref_obj, ref_opt, _, batches = _setup_step(False, seed=1)
+    model, objective, opt, ema, _ = _setup_step(False, seed=1)
+    shadow = [p.detach().clone() for p in ref_model.parameters()]
+    for n, b in enumerate(batches, start=1):
+        ref_obj(b["x0"], b["xt"], b["alpha"], b["alpha_prime"], b["sigma"]).backward()
+        torch.nn.utils.clip_grad_norm_(list(ref_model.parameters()), 1.0)
+        ref_opt.step()
+        ref_opt.zero_grad()
+        torch._foreach_lerp_(shadow, [p.detach() for p in ref_model.parameters()], 1.0 - min(0.9, (1 + n) / (10 + n)))
+        optimizer_step(objective, opt, b, grad_accum=1, clip=1.0, autocast_dtype=None, ema=ema)
+    assert all(torch.equal(a, p) for a, p in zip(ref_model.parameters(), model.parameters()))
+    assert all(torch.equal(a, s) for a, s in zip(shadow, ema.shadow))
+
+
+def test_no_host_reads_in_a_fused_step(monkeypatch):
+    """The step never reads a tensor on the host (bool/float/int/item), so on a GPU nothing waits for it."""
+    model, objective, opt, ema, batches = _setup_step(True)
+    skipped = torch.zeros(())
+    kw = dict(grad_accum=1, clip=1.0, autocast_dtype=None, ema=ema, skipped=skipped, dropout_seed=3)
+    optimizer_step(objective, opt, batches[0], **kw)  # state is created here
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("host read of a tensor")
+
+    for name in ("__bool__", "__float__", "__int__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    optimizer_step(objective, opt, batches[1], **kw)
+    monkeypatch.undo()
+    assert ema.updates == 2
+
+
+def test_dropout_masks_come_from_the_step_seed_not_the_caller_rng():
+    """optimizer_step re-seeds the device RNG from dropout_seed (training owns it during a run): the same seed
+    gives the same step whatever the caller's RNG state; another seed gives other masks."""
+    results = []
+    for caller_seed, dropout_seed in ((0, 7), (1, 7), (0, 8)):
+        V, L = 20, 8
+        mc = DiTConfig.preset("cpu-micro", V, L, dropout=0.5)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            model = DiT(mc)
+        with torch.no_grad():  # open the zero-initialised gates, or the masks would have no effect
+            for name, p in model.named_parameters():
+                if "adaLN" in name or name.startswith("out."):
+                    p.normal_(0, 0.3, generator=torch.Generator().manual_seed(1))
+        batch = sample_batch(_progressions(12, L, V, 6), 8, V, torch.Generator().manual_seed(0))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(caller_seed)
+            sgd = torch.optim.SGD(model.parameters(), lr=0.1)
+            loss, _, _ = optimizer_step(NELBOObjective(model), sgd, batch, grad_accum=1, clip=0.0,
+                                        autocast_dtype=None, dropout_seed=dropout_seed)  # fmt: skip
+        results.append(float(loss))
+    assert results[0] == results[1]
+    assert results[0] != results[2]
+
+
+def test_step_generator_reseeds_one_object():
+    g = torch.Generator()
+    a = step_generator(3, 0, 5, "cpu", g)
+    assert a is g
+    assert torch.equal(torch.rand(4, generator=a), torch.rand(4, generator=step_generator(3, 0, 5, "cpu")))
+    assert not torch.equal(torch.rand(4, generator=step_generator(3, 0, 6, "cpu", g)),
+                           torch.rand(4, generator=step_generator(3, 0, 5, "cpu")))  # fmt: skip
+
+
+def test_cpu_bf16_switch_and_resume_of_an_older_config(tmp_path):
+    """cpu_bf16 turns on bf16 autocast on CPU (other losses, still finite); a checkpoint written before the field
+    existed resumes, the missing field counting as its default."""
+    V, L = 30, 8
+    data = _progressions(10, L, V, seed=4)
+    mc = DiTConfig.preset("cpu-micro", V, L, dropout=0.0)
+    base = dict(steps=4, batch_size=6, lr=1e-3, warmup=2, seed=5, checkpoint_every=2, log_every=1)
+    f32 = train(mc, TrainConfig(**base), data, tmp_path / "f32", progress=False)
+    bf16 = train(mc, TrainConfig(**base, cpu_bf16=True), data, tmp_path / "bf16", progress=False)
+    assert all(math.isfinite(l) for _, l in bf16["losses"]) and bf16["losses"] != f32["losses"]
+    cfg_file = tmp_path / "f32" / "checkpoints" / "step-00000004" / "config.json"
+    doc = json.loads(cfg_file.read_text())
+    del doc["train_config"]["cpu_bf16"]
+    cfg_file.write_text(json.dumps(doc))
+    more = train(mc, TrainConfig(**{**base, "steps": 5}), data, tmp_path / "f32", progress=False)
+    assert more["start_step"] == 4 and more["steps"] == 5
+
+
+def test_diagnosis_script_finds_an_injected_nan(tmp_path, capsys):
+    """experiments/diagnose_training.py --small: timing parts run, and a NaN injected into the last block's MLP
+    gradient at step 5 is reported there, with a finite float32 recomputation of the same step."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "experiments" / "diagnose_training.py"
+    spec = importlib.util.spec_from_file_location("diagnose_training", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    res = mod.main(["--small", "--steps", "8", "--bench-steps", "2", "--inject-nan-at", "5", "--threads", "1"])
+    assert res["phases_ms"]["total"] > 0 and res["trainer"]["second_ms_per_step"] > 0
+    first = res["run"]["first_nonfinite"]
+    assert first["step"] == 5 and res["run"]["skipped"] == 1
+    assert first["origin"] == "blocks.1.mlp.2.weight"
+    assert {b["param"] for b in first["nonfinite_grads"]} == {"blocks.1.mlp.2.weight"}
+    assert first["recomputed_float32"]["finite"] and first["n_nonfinite_rows"] == 0
+    assert len(first["attn_lse_min"]) == 2 and "first non-finite step: 5" in capsys.readouterr().out

@@ -32,9 +32,20 @@ def split_digits(a: torch.Tensor, count: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+_SUPPORTED: dict[str, bool] = {}
+
+
 def bf16_out_fp32_supported(device: torch.device) -> bool:
+    """Whether ``torch.mm(bf16, bf16, out_dtype=float32)`` runs on ``device`` (probed once per device)."""
     if device.type != "cuda":
         return False
+    key = str(device)
+    if key not in _SUPPORTED:
+        _SUPPORTED[key] = _probe(device)
+    return _SUPPORTED[key]
+
+
+def _probe(device: torch.device) -> bool:
     try:
         a = torch.ones(16, 16, device=device, dtype=torch.bfloat16)
         torch.mm(a, a, out_dtype=torch.float32)

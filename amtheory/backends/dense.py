@@ -55,8 +55,36 @@ temperature of the memorizing denoiser at noise level ``alpha`` (``amtheory.diff
 No finite energy has ``q_i`` itself as its conditional (``q_i(v)`` is zero for a token no pattern holds at ``i``),
 so the mixture is the exact statement; ``q_i`` is its ``alpha -> 1`` part.
 
-Cost: a full ``scores`` call builds ``[B, L, K]`` float64 (``B L K`` work); an asynchronous flip through
-``local_fields`` costs O(K) and the scores at one position O(K + V).
+Cost: a full ``scores`` call builds ``[B, L, K]`` float64 (``B L K`` work, in chunks of queries so that memory
+stays bounded); an asynchronous flip through ``local_fields`` costs O(K) and the scores at one position O(K + V).
+
+Synchronous step for spins (V = 2) as matrix products (``sync_update``). With ``s = 2 x - 1``, ``Xi`` the pattern
+spins ``[K, N]`` and ``m = Xi s`` the overlaps (one product), setting ``s_i = a`` gives ``sim_mu = h_mu + xi_mu,i a``
+with ``h_mu = m_mu - xi_mu,i s_i``, so the field ``f_i = -E(s_i = +1) + E(s_i = -1)`` is
+``sum_mu [F_N(h_mu + xi_mu,i) - F_N(h_mu - xi_mu,i)]`` and ``s_i <- sign(f_i)``, kept where ``f_i = 0``.
+
+* "poly": with ``u = xi_mu,i s_i`` (so ``u^2 = s_i^2 = 1``), ``f_i ∝ s_i sum_mu [m^n - (m - 2 u)^n]``; expanding
+  the binomial,
+
+      f_i ∝ sum_mu xi_mu,i P(m_mu) - s_i sum_mu Q(m_mu),
+      P(m) = sum_{k odd} C(n, k) 2^k m^(n-k),    Q(m) = sum_{k even >= 2} C(n, k) 2^k m^(n-k),
+
+  one more product ``P(m) Xi`` and a sum per query. Everything is an integer of magnitude below
+  ``K (N + 2)^n``; while that is below 2^53 float64 is exact (any summation order), so the sign, ties included,
+  is exact. On CUDA the overlaps and ``P(m) Xi`` run on bf16 tensor cores, ``P(m)`` split into balanced base-256
+  digits with float32 accumulation (exact while ``128 K < 2^24``) and recombined in float64: the same integers.
+  Beyond 2^53 (large n) the generic path is used.
+* "exp": ``exp(beta sim_mu)`` with ``s_i`` flipped is ``w_mu = exp(beta m_mu)`` times ``exp(-2 beta u)``, a
+  factor depending only on ``u = xi_mu,i s_i``; the flip lowers E iff ``log D_i + 2 beta > log A_i`` with ``A_i``
+  (``D_i``) the sum of ``w_mu`` over the patterns that agree (disagree) with ``s`` at ``i``. Both are products of
+  the weights with the 0/1 token indicators ``[Xi = +1 | Xi = -1]``, sums of positive terms (no cancellation).
+  The weights are taken relative to the per-query maximum and multiplied by ``e^{c0}``,
+  ``c0 = min(2 beta, 690 - log K)``: every term that can tip the comparison is a normal float64 and nothing
+  overflows. Where ``2 beta > 690 - log K`` (beta above ~340) the generic path is used; at ``beta = 0`` the
+  energy is constant and nothing moves.
+
+Matmul counts of that step: ``4 B N K`` (poly: overlaps and ``P(m) Xi``; the bf16 digits add ``2 (d - 1) B N K``
+tensor-core work for ``d`` digits), ``6 B N K`` (exp: overlaps and the two indicator products, float64).
 """
 
 from __future__ import annotations
@@ -67,7 +95,13 @@ from typing import ClassVar, Literal
 import torch
 
 from amtheory._checks import check_beta, check_choice
+from amtheory.backends._exact_mm import bf16_out_fp32_supported
 from amtheory.backends.base import AssociativeMemory, LocalFields
+
+#: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
+_SCORE_CHUNK_ELEMS = 2**24
+#: Exponent headroom for the exponential fast path's weights: ``e^{c0} K`` stays below the float64 maximum.
+_EXP_HEADROOM = 690.0
 
 
 def contributions(vocab_size: int, *, centred: bool = True) -> tuple[float, float]:
@@ -118,6 +152,35 @@ def exp_log_scores(
     return torch.logaddexp(log_A.expand_as(S), torch.log(S) + log_gap) + top
 
 
+def _poly_abs_bound(n: int, N: int) -> int:
+    """``max_{|m| <= N} |P(m)|`` bound: ``((N + 2)^n - (N - 2)^n) / 2`` (the odd part of ``(N + 2)^n``)."""
+    return ((N + 2) ** n - (N - 2) ** n) // 2
+
+
+def _exact_digit_mm(a_BK: torch.Tensor, xi16_KN: torch.Tensor, *, max_abs: int) -> torch.Tensor:
+    """``a @ Xi`` exactly in float64 for integer-valued ``a`` (``|a| <= max_abs``, float64) and +-1 ``Xi`` (bf16).
+
+    ``a`` is split into balanced base-256 digits (each in [-128, 128], exact in bf16); one tensor-core product
+    of the stacked digits with float32 accumulation (exact while ``128 K < 2^24``), recombined in float64."""
+    count = max(1, math.ceil(math.log(2 * max_abs + 1) / math.log(256.0)))
+    digits = []
+    r = a_BK
+    for _ in range(count):
+        d = r - 256.0 * torch.round(r / 256.0)
+        digits.append(d)
+        r = (r - d) / 256.0
+    d16 = torch.cat(digits).to(torch.bfloat16)
+    if d16.is_cuda:
+        out = torch.mm(d16, xi16_KN, out_dtype=torch.float32)
+    else:  # the same bf16 operands with float32 accumulation (lets the digit arithmetic be checked on CPU)
+        out = d16.float() @ xi16_KN.float()
+    out = out.view(count, a_BK.shape[0], xi16_KN.shape[1]).double()
+    total = out[-1]
+    for k in range(count - 2, -1, -1):
+        total = total * 256.0 + out[k]
+    return total
+
+
 class DenseAM(AssociativeMemory):
     """Dense associative memory ``E(x) = -N sum_mu F(sim(xi_mu, x) / N)`` (Krotov and Hopfield 2016; Demircigil et
     al. 2017); see the module docstring for the similarity, the normalization, the exponential log form and the
@@ -141,6 +204,8 @@ class DenseAM(AssociativeMemory):
     def _store(self, patterns: torch.Tensor) -> None:
         # Pattern tokens transposed once: column i holds xi_mu,i for every mu (the scatter index at position i).
         self.xi_T_ = patterns.T.contiguous()  # [L, K]
+        # Per-device operands of the spin fast path, built on first use (keyed by device, so ``to`` is harmless).
+        self._fast_cache: dict[tuple[str, str], torch.Tensor] = {}
 
     # ---- the function F and its per-position differences -------------------------------------------------------
     def _F(self, z: torch.Tensor) -> torch.Tensor:
@@ -169,9 +234,110 @@ class DenseAM(AssociativeMemory):
     def _all_scores(self, x: torch.Tensor, *, gibbs: bool) -> torch.Tensor:
         B, L = x.shape
         K = self.patterns_.shape[0]
-        sim = similarity(x, self.patterns_, self.vocab_size_)  # [B, K]
-        xi_col = self.xi_T_.unsqueeze(0).expand(B, L, K)
-        return self._position_scores(sim.unsqueeze(1).expand(B, L, K), xi_col, x, gibbs=gibbs)
+        # Queries in chunks: the intermediates are [chunk, L, K] float64, bounded whatever B is.
+        step = max(1, _SCORE_CHUNK_ELEMS // max(1, L * K))
+        out = []
+        for x_c in x.split(step):
+            b = x_c.shape[0]
+            sim = similarity(x_c, self.patterns_, self.vocab_size_)  # [b, K]
+            xi_col = self.xi_T_.unsqueeze(0).expand(b, L, K)
+            out.append(self._position_scores(sim.unsqueeze(1).expand(b, L, K), xi_col, x_c, gibbs=gibbs))
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    # ---- synchronous step for spins as matrix products ---------------------------------------------------------
+    def sync_update(self, x: torch.Tensor) -> torch.Tensor:
+        """One deterministic synchronous step ``[B, L]``; for V = 2 (poly and exp kinds) as matrix products with
+        the same decisions as the argmax of ``scores`` (see the module docstring), otherwise the generic step."""
+        x = self.check_queries("x", x)
+        path = self.sync_path(x.device)
+        if path == "poly":
+            return self._sync_poly(x)
+        if path == "exp":
+            return self._sync_exp(x)
+        if path == "frozen":
+            return x.clone()
+        return super().sync_update(x)
+
+    def sync_path(self, device: torch.device | str | None = None) -> str:
+        """Which synchronous step ``sync_update`` takes: "poly", "exp", "frozen" (exp at beta = 0: constant
+        energy) or "generic" (V > 2, rectpoly, or where the fast path's exactness bounds do not hold)."""
+        if not self.is_stored:
+            return "generic"
+        if self.vocab_size_ != 2:
+            return "generic"
+        K, N = self.patterns_.shape
+        if self.kind == "poly":
+            # Every intermediate of the expansion is an integer below K (N + 2)^n: exact in float64 below 2^53.
+            return "poly" if K * (N + 2) ** self.n < 2**53 else "generic"
+        if self.kind == "exp":
+            if self.beta == 0:
+                return "frozen"
+            return "exp" if 2 * self.beta <= _EXP_HEADROOM - math.log(K) else "generic"
+        return "generic"
+
+    def _cached(self, name: str, device: torch.device, build) -> torch.Tensor:
+        key = (name, str(device))
+        if key not in self._fast_cache:
+            self._fast_cache[key] = build()
+        return self._fast_cache[key]
+
+    def _overlaps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Spins ``s`` ``[B, N]`` (float64), overlaps ``m = s Xi^T`` ``[B, K]`` (float64, exact integers) and the
+        bf16 pattern spins on CUDA (None elsewhere)."""
+        dev = x.device
+        s = x.to(torch.float64) * 2 - 1
+        K, N = self.patterns_.shape
+        if dev.type == "cuda" and 128 * max(K, N) < 2**24 and bf16_out_fp32_supported(dev):
+            # +-1 products accumulated in float32: exact integers while |m| <= N < 2^24.
+            xi16 = self._cached("xi_bf16", dev, lambda: (self.patterns_ * 2 - 1).to(torch.bfloat16))
+            m = torch.mm((x * 2 - 1).to(torch.bfloat16), xi16.T, out_dtype=torch.float32).double()
+            return s, m, xi16
+        xi = self._cached("xi_f64", dev, lambda: self.patterns_.to(torch.float64) * 2 - 1)
+        return s, s @ xi.T, None
+
+    def _sync_poly(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.n
+        K, N = self.patterns_.shape
+        s, m, xi16 = self._overlaps(x)
+        # f_i = sum_mu xi_mu,i P(m_mu) - s_i sum_mu Q(m_mu); Horner in float64 on integers below 2^53: exact.
+        P = torch.zeros_like(m)
+        Q = torch.zeros_like(m)
+        for j in range(n - 1, -1, -1):  # coefficient of m^j comes from k = n - j
+            k = n - j
+            coef = float(math.comb(n, k) * 2**k)
+            P = P * m + (coef if k % 2 == 1 else 0.0)
+            Q = Q * m + (coef if (k % 2 == 0 and k >= 2) else 0.0)
+        c = Q.sum(-1, keepdim=True)  # [B, 1]
+        if xi16 is not None:
+            field = _exact_digit_mm(P, xi16, max_abs=_poly_abs_bound(n, N))
+        else:
+            xi = self._cached("xi_f64", x.device, lambda: self.patterns_.to(torch.float64) * 2 - 1)
+            field = P @ xi
+        d = field - s * c
+        return torch.where(d > 0, torch.ones_like(x), torch.where(d < 0, torch.zeros_like(x), x))
+
+    def _sync_exp(self, x: torch.Tensor) -> torch.Tensor:
+        K = self.patterns_.shape[0]
+        s, m, _ = self._overlaps(x)
+        beta = self.beta
+        c0 = min(2 * beta, _EXP_HEADROOM - math.log(K))
+        z = beta * m
+        w = torch.exp(z - z.amax(-1, keepdim=True) + c0)  # [B, K], max e^{c0}
+        # [Xi = +1 | Xi = -1]: sums over the patterns holding token 1 and token 0 at each position, no cancellation.
+        ind = self._cached(
+            "ind_f64",
+            x.device,
+            lambda: torch.cat([self.patterns_ == 1, self.patterns_ == 0], dim=1).to(torch.float64),
+        )
+        S = w @ ind  # [B, 2N]
+        N = self.length_
+        S1, S0 = S[:, :N], S[:, N:]
+        up = s > 0
+        agree = torch.where(up, S1, S0)
+        disagree = torch.where(up, S0, S1)
+        # Flip iff sum_dis e^{beta (m + 2)} > sum_agree e^{beta m}, in logs (log 0 = -inf never flips).
+        flip = torch.log(disagree) + 2 * beta > torch.log(agree)
+        return torch.where(flip, 1 - x, x)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """Update scores ``[B, L, V]`` (float64): ``-E(x^{i<-a})`` up to a positive scale and a shift per ``(b, i)``."""

@@ -5,11 +5,17 @@ constant, gradient clipping at 1.0, EMA 0.9999, antithetic training times t ~ U[
 NELBO (computed by :func:`amtheory.diffusion.loss.chunked_nelbo`, float32 from float32 logits), a fixed number
 of steps whatever the training-set size (batches drawn with replacement, so a set of 16 sequences works).
 
-Randomness is a pure function of ``(seed, rank, step)``: the data indices, times and noise of step s come from a
-generator seeded from it, and so do the dropout masks (drawn under ``torch.random.fork_rng``, which leaves the
-caller's global RNG untouched). A checkpoint therefore holds the complete RNG state in ``(seed, step)``, and a
-resumed run is bit-identical to an uninterrupted one on CPU. Under ``torchrun`` the model is wrapped in
-DistributedDataParallel (nccl on CUDA, gloo on CPU); each rank draws its own batches; rank 0 writes.
+A step whose gradient norm is not finite is skipped on the device: ``found_inf = 1 - isfinite(norm)`` reaches
+the fused AdamW kernel (the mechanism of ``torch.amp.GradScaler``), masks the EMA's lerp weight and adds to a
+device-side counter, so no step waits for the GPU; the counter is read at log points only.
+
+Randomness is a pure function of ``(seed, rank, step)``: the data indices, times and noise of step s come from
+one generator per run re-seeded for each step, and the dropout masks from the device's default generator
+re-seeded for each step. Training therefore owns the global RNG of its device during a run; :func:`train`
+saves it once at the start and restores it at the end, so the caller's RNG state is unchanged afterwards. A
+checkpoint holds the complete RNG state in ``(seed, step)``, and a resumed run is bit-identical to an
+uninterrupted one on CPU. Under ``torchrun`` the model is wrapped in DistributedDataParallel (nccl on CUDA,
+gloo on CPU); each rank draws its own batches; rank 0 writes.
 
 CLI (one CPU run, then the paper's tiny model on a GPU)::
 
@@ -53,9 +59,15 @@ __all__ = [
     "EMA",
     "NELBOObjective",
     "TrainConfig",
+    "apply_update",
+    "compile_model",
+    "compiled_loss_kernel",
+    "forward_backward",
     "make_optimizer",
+    "masked_optimizer_step",
     "optimizer_step",
     "sample_batch",
+    "seed_device_rng",
     "step_generator",
     "train",
 ]
@@ -81,8 +93,10 @@ class TrainConfig:
     checkpoint_every: int = 1000
     keep_checkpoints: int = 2
     log_every: int = 50
-    #: bf16 autocast (CUDA only; CPU runs in float32).
+    #: bf16 autocast on CUDA (a CPU run stays float32 unless ``cpu_bf16``).
     bf16: bool = True
+    #: with ``bf16``, autocast on CPU too (slow; it exists to study bf16 numerics without a GPU).
+    cpu_bf16: bool = False
     compile: bool = False
     grad_accum: int = 1
     chunk_rows: int = 2048
@@ -124,9 +138,35 @@ def _seed_for(seed: int, rank: int, step: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
-def step_generator(seed: int, rank: int, step: int, device: torch.device | str) -> torch.Generator:
-    """The generator of step ``step`` on ``rank`` (data indices, times, noise), on ``device``."""
-    return torch.Generator(device=device).manual_seed(_seed_for(seed, rank, step, "batch"))
+def step_generator(
+    seed: int, rank: int, step: int, device: torch.device | str, generator: torch.Generator | None = None
+) -> torch.Generator:
+    """The generator of step ``step`` on ``rank`` (data indices, times, noise), on ``device``.
+
+    With ``generator`` (a generator on ``device``) that object is re-seeded and returned: a run keeps one
+    generator and re-seeds it every step instead of building a new one.
+    """
+    if generator is None:
+        generator = torch.Generator(device=device)
+    elif not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator: expected a torch.Generator or None, got {type(generator).__name__}")
+    return generator.manual_seed(_seed_for(seed, rank, step, "batch"))
+
+
+def seed_device_rng(device: torch.device | str, seed: int) -> None:
+    """Re-seed the default generator of ``device`` (the one dropout draws from) with ``seed``.
+
+    This replaces that device's global RNG state: callers that need theirs back save and restore it around a
+    whole run (:func:`train` does), which costs one save and one restore instead of two per step.
+    """
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        idx = dev.index if dev.index is not None else torch.cuda.current_device()
+        torch.cuda.default_generators[idx].manual_seed(seed)
+    elif dev.type == "cpu":
+        torch.default_generator.manual_seed(seed)
+    else:
+        raise ValueError(f"device: expected a cpu or cuda device, got {dev}")
 
 
 def sample_batch(
@@ -143,6 +183,34 @@ def sample_batch(
     t = antithetic_times(batch_size, generator=generator, device=dev)
     xt, a, ap = forward_noise(x0, t, vocab_size, generator=generator, check=False)
     return {"x0": x0, "xt": xt, "alpha": a, "alpha_prime": ap, "sigma": -torch.log(a)}
+
+
+_COMPILED_KERNEL: dict[str, Callable] = {}
+
+
+def compiled_loss_kernel() -> Callable:
+    """:func:`rows_loss_and_grad` under ``torch.compile`` (static shapes), built once per process.
+
+    Every model and every run share one compiled object, so a sweep of many training runs compiles the loss
+    kernel once per chunk shape rather than once per run.
+    """
+    if "kernel" not in _COMPILED_KERNEL:
+        _COMPILED_KERNEL["kernel"] = torch.compile(rows_loss_and_grad, dynamic=False)
+    return _COMPILED_KERNEL["kernel"]
+
+
+def compile_model(model: DiT) -> None:
+    """Compile each transformer block of ``model`` in place (regional compilation), once per model.
+
+    The blocks share one code object and Dynamo passes their parameters as graph inputs, so the first block's
+    graph serves the others; the embedding, time MLP and the chunked loss (whose kernel is
+    :func:`compiled_loss_kernel`) stay eager. A second call on a model whose blocks are compiled does nothing.
+    """
+    if not isinstance(model, DiT):
+        raise TypeError(f"model: expected a DiT, got {type(model).__name__}")
+    for blk in model.blocks:
+        if getattr(blk, "_compiled_call_impl", None) is None:
+            blk.compile()
 
 
 class NELBOObjective(nn.Module):
@@ -164,20 +232,45 @@ class NELBOObjective(nn.Module):
 
 
 class EMA:
-    """Exponential moving average of a model's parameters (float32, same device)."""
+    """Exponential moving average of a model's parameters (float32, same device).
+
+    ``shadow <- lerp(shadow, param, (1 - d) (1 - found_inf))`` with ``d = min(decay, (1 + n) / (10 + n))`` after
+    ``n`` taken updates (``warmup``) or ``d = decay``. The count ``n`` lives on the device (float64, so ``d`` is
+    the value a Python float would give), so a skipped step neither moves the average nor needs a host sync.
+    """
 
     def __init__(self, model: nn.Module, decay: float, warmup: bool = True):
         self.names = [n for n, _ in model.named_parameters()]
         self.params = [p for _, p in model.named_parameters()]
+        # Detached views, made once: float32 parameters are averaged without a copy per step.
+        self._sources = [p.detach() for p in self.params]
         self.shadow = [p.detach().float().clone() for p in self.params]
         self.decay = decay
         self.warmup = warmup
-        self.updates = 0
+        dev = self.shadow[0].device if self.shadow else torch.device("cpu")
+        self._count = torch.zeros((), dtype=torch.float64, device=dev)
 
-    def update(self) -> None:
-        self.updates += 1
-        d = min(self.decay, (1 + self.updates) / (10 + self.updates)) if self.warmup else self.decay
-        torch._foreach_lerp_(self.shadow, [p.detach().float() for p in self.params], 1.0 - d)
+    @property
+    def updates(self) -> int:
+        """Updates taken so far (reads the device counter: a host sync)."""
+        return int(self._count.item())
+
+    @updates.setter
+    def updates(self, n: int) -> None:
+        self._count.fill_(float(check_int("updates", n, minimum=0)))
+
+    def update(self, found_inf: torch.Tensor | None = None) -> None:
+        """One EMA step; ``found_inf`` (a 0-dim float tensor, 1.0 = skip) leaves the average and count as they are."""
+        keep = None if found_inf is None else 1.0 - found_inf.to(self._count.device, torch.float64)
+        self._count.add_(1.0 if keep is None else keep)
+        if self.warmup:
+            d = torch.clamp((1.0 + self._count) / (10.0 + self._count), max=self.decay)
+        else:
+            d = torch.full_like(self._count, self.decay)
+        w = (1.0 - d) if keep is None else (1.0 - d) * keep
+        w = w.float()
+        src = [s if s.dtype == torch.float32 else s.float() for s in self._sources]
+        torch._foreach_lerp_(self.shadow, src, [w] * len(src))
 
     def state_dict(self) -> dict[str, torch.Tensor]:
         return dict(zip(self.names, self.shadow))
@@ -191,11 +284,105 @@ class EMA:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.Optimizer:
-    """AdamW (betas 0.9/0.999, eps 1e-8); the fused kernel on CUDA."""
+    """AdamW (betas 0.9/0.999, eps 1e-8); the fused kernel on CUDA (it skips a step on the device when told to),
+    the foreach one on CPU (its skipped steps are undone by :func:`masked_optimizer_step`)."""
     return torch.optim.AdamW(
         model.parameters(), lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=cfg.weight_decay,
         fused=device.type == "cuda",
     )  # fmt: skip
+
+
+def _supports_found_inf(optimizer: torch.optim.Optimizer) -> bool:
+    # Fused Adam/AdamW/SGD read `found_inf` and skip in the kernel (what GradScaler relies on).
+    return bool(getattr(optimizer, "_step_supports_amp_scaling", False)) and all(
+        g.get("fused", False) for g in optimizer.param_groups
+    )
+
+
+def masked_optimizer_step(optimizer: torch.optim.Optimizer, found_inf: torch.Tensor) -> None:
+    """``optimizer.step()`` unless ``found_inf`` (0-dim float, 1.0 = skip) is set, decided on the device.
+
+    Fused optimizers take ``found_inf`` themselves (parameters, moments and step count untouched when it is 1).
+    Others step, then every parameter and state tensor is set back to its saved value where ``found_inf`` is 1
+    (``torch.where``, so NaN never leaks). Their state does not exist before the first step, so that one step
+    alone is decided on the host.
+    """
+    if _supports_found_inf(optimizer):
+        optimizer.grad_scale = None
+        optimizer.found_inf = found_inf
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.grad_scale, optimizer.found_inf
+        return
+    params = [p for g in optimizer.param_groups for p in g["params"] if p.grad is not None]
+    if any(len(optimizer.state.get(p, {})) == 0 for p in params):
+        if not bool(found_inf):  # first step: nothing to restore from yet
+            optimizer.step()
+        return
+    tensors = params + [v for p in params for v in optimizer.state[p].values() if isinstance(v, torch.Tensor)]
+    saved = [t.detach().clone() for t in tensors]
+    optimizer.step()
+    skip = found_inf.bool()
+    with torch.no_grad():
+        for t, s in zip(tensors, saved):
+            t.copy_(torch.where(skip.to(t.device), s, t))
+
+
+def forward_backward(
+    objective: nn.Module,
+    batch: dict[str, torch.Tensor],
+    *,
+    grad_accum: int,
+    autocast_dtype: torch.dtype | None,
+    dropout_seed: int | None = None,
+) -> torch.Tensor:
+    """Accumulate the gradient of the mean NELBO over ``batch`` in ``grad_accum`` micro-batches; returns the loss.
+
+    With ``dropout_seed`` the device's default generator is re-seeded first (see :func:`seed_device_rng`).
+    ``autocast_dtype`` (e.g. bf16) enables autocast on the batch's device, CPU included.
+    """
+    dev = batch["x0"].device
+    B = batch["x0"].shape[0]
+    micro = B // grad_accum
+    ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
+    if dropout_seed is not None:
+        seed_device_rng(dev, dropout_seed)
+    loss_sum = torch.zeros((), device=dev)
+    for m in range(grad_accum):
+        part = batch if grad_accum == 1 else {k: v[m * micro : (m + 1) * micro] for k, v in batch.items()}
+        sync = contextlib.nullcontext() if (not ddp or m == grad_accum - 1) else objective.no_sync()
+        amp = torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
+        with sync:
+            with amp:
+                loss = objective(part["x0"], part["xt"], part["alpha"], part["alpha_prime"], part["sigma"])
+            (loss / grad_accum if grad_accum > 1 else loss).backward()
+        loss_sum += loss.detach()
+    return loss_sum / grad_accum if grad_accum > 1 else loss_sum
+
+
+def apply_update(
+    optimizer: torch.optim.Optimizer,
+    *,
+    clip: float,
+    ema: EMA | None = None,
+    skipped: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Clip, step and average, skipping on the device if the gradient norm is not finite; returns (norm, found_inf).
+
+    ``found_inf = 1 - isfinite(norm)`` (0-dim float32) masks the optimizer step (:func:`masked_optimizer_step`)
+    and the EMA; it is added to ``skipped`` (a device counter) when given. No host sync.
+    """
+    params = [p for g in optimizer.param_groups for p in g["params"]]
+    norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip if clip > 0 else math.inf, foreach=True)
+    found_inf = (~torch.isfinite(norm)).to(torch.float32)
+    masked_optimizer_step(optimizer, found_inf)
+    if ema is not None:
+        ema.update(found_inf)
+    if skipped is not None:
+        skipped.add_(found_inf.to(skipped.dtype))
+    optimizer.zero_grad(set_to_none=True)
+    return norm.detach(), found_inf
 
 
 def optimizer_step(
@@ -208,42 +395,19 @@ def optimizer_step(
     autocast_dtype: torch.dtype | None,
     dropout_seed: int | None = None,
     ema: EMA | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """One optimizer step over ``batch`` in ``grad_accum`` micro-batches; returns (mean loss, grad norm, taken).
+    skipped: torch.Tensor | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One optimizer step over ``batch`` in ``grad_accum`` micro-batches; returns (mean loss, grad norm, found_inf).
 
-    A step whose gradient norm is not finite is skipped (parameters, moments and EMA untouched). Dropout masks
-    come from ``dropout_seed`` under ``fork_rng`` (the global RNG is restored afterwards).
+    :func:`forward_backward` then :func:`apply_update`: a step whose gradient norm is not finite is skipped on
+    the device (parameters, moments and EMA untouched; ``found_inf`` = 1.0, added to ``skipped`` when given).
+    Nothing here waits for the device. ``dropout_seed`` re-seeds the device's default generator.
     """
-    dev = batch["x0"].device
-    B = batch["x0"].shape[0]
-    micro = B // grad_accum
-    ddp = isinstance(objective, nn.parallel.DistributedDataParallel)
-    fork = torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else [], device_type=dev.type)
-    loss_sum = torch.zeros((), device=dev)
-    with fork if dropout_seed is not None else contextlib.nullcontext():
-        if dropout_seed is not None:
-            torch.default_generator.manual_seed(dropout_seed)
-            if dev.type == "cuda":
-                with torch.cuda.device(dev):
-                    torch.cuda.manual_seed(dropout_seed)
-        for m in range(grad_accum):
-            part = {k: v[m * micro : (m + 1) * micro] for k, v in batch.items()}
-            sync = contextlib.nullcontext() if (not ddp or m == grad_accum - 1) else objective.no_sync()
-            amp = torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
-            with sync:
-                with amp:
-                    loss = objective(part["x0"], part["xt"], part["alpha"], part["alpha_prime"], part["sigma"])
-                (loss / grad_accum).backward()
-            loss_sum += loss.detach()
-    params = [p for g in optimizer.param_groups for p in g["params"]]
-    norm = torch.nn.utils.clip_grad_norm_(params, max_norm=clip if clip > 0 else math.inf, foreach=True)
-    taken = bool(torch.isfinite(norm))  # one sync per step; a NaN step must not reach the moments or the EMA
-    if taken:
-        optimizer.step()
-        if ema is not None:
-            ema.update()
-    optimizer.zero_grad(set_to_none=True)
-    return loss_sum / grad_accum, norm.detach(), taken
+    loss = forward_backward(
+        objective, batch, grad_accum=grad_accum, autocast_dtype=autocast_dtype, dropout_seed=dropout_seed
+    )
+    norm, found_inf = apply_update(optimizer, clip=clip, ema=ema, skipped=skipped)
+    return loss, norm, found_inf
 
 
 # ----------------------------------------------------------------------------------------------- distributed
@@ -296,7 +460,13 @@ def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainCon
             f"{where}: cannot resume: model config {stored['model_config']} differs from {model_config.to_dict()}"
         )
     old = stored.get("train_config") or {}
-    diff = {k: (old.get(k), v) for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES and old.get(k) != v}
+    # A field added after the checkpoint was written counts as its default value there.
+    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
+    diff = {
+        k: (old.get(k, defaults.get(k)), v)
+        for k, v in cfg.to_dict().items()
+        if k not in RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != v
+    }
     if diff:
         raise CheckpointError(f"{where}: cannot resume: train config differs in {diff} (checkpoint, now)")
     have = (stored.get("meta") or {}).get("data", {}).get("sha256")
@@ -324,7 +494,8 @@ def train(
     the newest one is continued (``resume=False`` refuses a folder that already holds checkpoints). ``meta``
     (e.g. ``vocab_sha256``) is stored in every checkpoint, with the data's sha256 and the seeds.
     ``callback(step, record)`` runs on rank 0 after each completed step. Returns a summary: steps, losses at the
-    log points, skipped steps, tokens/s, the last checkpoint and a hash of the weights.
+    log points, skipped steps (since step 0, resumed runs included), tokens/s, the last checkpoint and a hash
+    of the weights. The global RNG of ``device`` (and the CPU's) is used by the run and restored when it ends.
     """
     if not isinstance(model_config, DiTConfig):
         raise TypeError(f"model_config: expected a DiTConfig, got {type(model_config).__name__}")
@@ -378,7 +549,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
     model.to(device)
     ema = EMA(model, cfg.ema, cfg.ema_warmup)
     optimizer = make_optimizer(model, cfg, device)
-    start, resumed_from = 0, None
+    start, resumed_from, skipped_before = 0, None, 0
     if not resume and (ckpt_root / "LATEST").is_file():
         raise ValueError(
             f"out_dir: {out} already holds checkpoints and resume=False; pass resume=True to continue that run "
@@ -394,20 +565,20 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         optimizer.load_state_dict(stored["train_state"]["optimizer"])
         start = int(stored["step"])
         ema.updates = int(stored["train_state"]["extra"].get("ema_updates", start))
+        skipped_before = int(stored["train_state"]["extra"].get("skipped", 0))
         resumed_from = str(found)
 
     kernel = None
     if cfg.compile:
-        for blk in model.blocks:
-            blk.compile()
-        kernel = torch.compile(rows_loss_and_grad, dynamic=False)
+        compile_model(model)
+        kernel = compiled_loss_kernel()
     objective: nn.Module = NELBOObjective(model, cfg.chunk_rows, kernel)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None
         )
     data = data_BL.to(device)
-    amp_dtype = torch.bfloat16 if (cfg.bf16 and device.type == "cuda") else None
+    amp_dtype = torch.bfloat16 if (cfg.bf16 and (device.type == "cuda" or cfg.cpu_bf16)) else None
 
     writer = bar = None
     if rank == 0:
@@ -424,7 +595,8 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             bar = tqdm(total=cfg.steps, initial=start, desc="uddm train", dynamic_ncols=True)
 
     losses: list[tuple[int, float]] = []
-    skipped = 0
+    # Skipped steps are counted on the device and read at log points and checkpoints only.
+    skipped = torch.full((), float(skipped_before), device=device)
     last_ckpt = resumed_from
     interval_loss = torch.zeros((), device=device)
     interval_n = 0
@@ -435,7 +607,8 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         name = f"step-{step:08d}"
         path = save_checkpoint(
             ckpt_root / name, model=model, ema_state=ema.state_dict(), optimizer=optimizer, step=step,
-            model_config=model_config, train_config=cfg, meta=meta, extra_state={"ema_updates": ema.updates},
+            model_config=model_config, train_config=cfg, meta=meta,
+            extra_state={"ema_updates": ema.updates, "skipped": int(skipped.item())},
         )  # fmt: skip
         mark_latest(ckpt_root, name)
         old = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir() and p.name != name)
@@ -444,40 +617,43 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         return str(path)
 
     objective.train()
-    for step in range(start, cfg.steps):
-        for g in optimizer.param_groups:
-            g["lr"] = cfg.lr_at(step)
-        batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device))
-        loss, norm, taken = optimizer_step(
-            objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
-            dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema,
-        )  # fmt: skip
-        skipped += not taken
-        interval_loss += loss
-        interval_n += 1
-        done = step + 1
-        record: dict[str, float] = {}
-        if done % cfg.log_every == 0 or done == cfg.steps:
-            mean_loss = float(_all_mean(interval_loss / interval_n, world))
-            interval_loss.zero_()
-            interval_n = 0
-            record = {"step": done, "loss": mean_loss, "lr": cfg.lr_at(step), "grad_norm": float(norm),
-                      "skipped": skipped, "elapsed_s": time.perf_counter() - t0}  # fmt: skip
-            losses.append((done, mean_loss))
-            if rank == 0:
-                with open(out / "log.jsonl", "a") as f:
-                    f.write(json.dumps(record) + "\n")
-                if writer is not None:
-                    for k in ("loss", "lr", "grad_norm"):
-                        writer.add_scalar(f"train/{k}", record[k], done)
-                if bar is not None:
-                    bar.set_postfix(loss=f"{mean_loss:.4f}", skipped=skipped)
-        if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
-            last_ckpt = checkpoint(done)
-        if bar is not None:
-            bar.update(1)
-        if callback is not None and rank == 0:
-            callback(done, record)
+    gen = torch.Generator(device=device)  # one per run, re-seeded every step
+    # Training owns the global RNG of its device (dropout is re-seeded every step): save it once, restore at the end.
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else [], device_type=device.type):
+        for step in range(start, cfg.steps):
+            for g in optimizer.param_groups:
+                g["lr"] = cfg.lr_at(step)
+            batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device, gen))
+            loss, norm, _ = optimizer_step(
+                objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
+                dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
+            )  # fmt: skip
+            interval_loss += loss
+            interval_n += 1
+            done = step + 1
+            record: dict[str, float] = {}
+            if done % cfg.log_every == 0 or done == cfg.steps:
+                mean_loss = float(_all_mean(interval_loss / interval_n, world))
+                interval_loss.zero_()
+                interval_n = 0
+                n_skipped = int(skipped.item())
+                record = {"step": done, "loss": mean_loss, "lr": cfg.lr_at(step), "grad_norm": float(norm),
+                          "skipped": n_skipped, "elapsed_s": time.perf_counter() - t0}  # fmt: skip
+                losses.append((done, mean_loss))
+                if rank == 0:
+                    with open(out / "log.jsonl", "a") as f:
+                        f.write(json.dumps(record) + "\n")
+                    if writer is not None:
+                        for k in ("loss", "lr", "grad_norm"):
+                            writer.add_scalar(f"train/{k}", record[k], done)
+                    if bar is not None:
+                        bar.set_postfix(loss=f"{mean_loss:.4f}", skipped=n_skipped)
+            if rank == 0 and (done % cfg.checkpoint_every == 0 or done == cfg.steps):
+                last_ckpt = checkpoint(done)
+            if bar is not None:
+                bar.update(1)
+            if callback is not None and rank == 0:
+                callback(done, record)
 
     wall = time.perf_counter() - t0
     if bar is not None:
@@ -491,7 +667,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "resumed_from": resumed_from,
         "losses": losses,
         "final_loss": losses[-1][1] if losses else None,
-        "skipped_steps": skipped,
+        "skipped_steps": int(skipped.item()),
         "wall_s": wall,
         "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,
         "checkpoint": last_ckpt,
@@ -525,6 +701,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--chunk-rows", type=int, default=2048)
     p.add_argument("--no-bf16", action="store_true")
+    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (to study bf16 numerics)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--no-resume", action="store_true")
@@ -549,7 +726,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     cfg = TrainConfig(
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
         weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
-        bf16=not a.no_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
+        bf16=not a.no_bf16, cpu_bf16=a.cpu_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
     )  # fmt: skip
     summary = train(
         model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,
