@@ -735,8 +735,17 @@ def run_experiment(
         # One device: each model is trained and then measured before the next starts, so that a run cut short
         # leaves complete results for the models it reached (checkpoints need not outlive the run).
         done_sizes: set[int] = set()
+        from amtheory.diffusion.checkpoint import latest_checkpoint
+        from amtheory.sweep import pending_cells, result_path
+
         for tc in train_cells:
             label = f"{tc.arch.name} on {tc.n_train} blocks"
+            trained = result_path(out / "train", tc)
+            unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in MEASURES)
+            if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
+                # Trained on another machine whose checkpoints did not come along: train again to measure it.
+                print(f"[memorization] {label}: no checkpoint here for pending measurements; training again")
+                trained.unlink()
             _stage(f"train {label}", run_sweep, [tc], train_fn, out / "train", device=device, progress=False)
             for m in MEASURES:
                 cells = [EvalCell(tc, m, p.settings)]

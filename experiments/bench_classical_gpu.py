@@ -136,15 +136,34 @@ def sync_throughput(device, N, K, B, rate):
 
         t = timed(gemms, torch.device(device), repeats=10)
         flops = 4 * B * N * K
-        out.append(dict(N=N, K=K, B=B, matmul="gemms only", ms_per_step=1e3 * t, queries_steps_per_s=B / t,
-                        tflops=flops / t / 1e12, share_of_bf16=flops / t / rate))
+        out.append(
+            dict(
+                N=N,
+                K=K,
+                B=B,
+                matmul="gemms only",
+                ms_per_step=1e3 * t,
+                queries_steps_per_s=B / t,
+                tflops=flops / t / 1e12,
+                share_of_bf16=flops / t / rate,
+            )
+        )
     # End to end: retrieve() from corrupted queries, with its per-query fixed-point and cycle bookkeeping.
     t = timed(lambda: am.retrieve(mem16, q, max_steps=5), torch.device(device), repeats=3, warmup=1)
     r = am.retrieve(mem16, q, max_steps=5)
     n_steps = int(r.steps.max()) + 1
-    out.append(dict(N=N, K=K, B=B, matmul=f"retrieve ({n_steps} steps)", ms_per_step=1e3 * t / n_steps,
-                    queries_steps_per_s=B * n_steps / t, tflops=4 * B * N * K * n_steps / t / 1e12,
-                    share_of_bf16=4 * B * N * K * n_steps / t / rate))
+    out.append(
+        dict(
+            N=N,
+            K=K,
+            B=B,
+            matmul=f"retrieve ({n_steps} steps)",
+            ms_per_step=1e3 * t / n_steps,
+            queries_steps_per_s=B * n_steps / t,
+            tflops=4 * B * N * K * n_steps / t / 1e12,
+            share_of_bf16=4 * B * N * K * n_steps / t / rate,
+        )
+    )
     return out, bool(torch.equal(s32, s16))
 
 

@@ -27,10 +27,15 @@ def figure(results: str | Path, out: str | Path) -> list[Path]:
     fig, axes = plt.subplots(1, len(loads) + 1, figsize=(3.3 * (len(loads) + 1), 3.4), constrained_layout=True)
     for ax, load in zip(axes[:-1], loads):
         d = rec[rec["load"] == load].groupby(["backend", "rho"], as_index=False)["exact"].mean()
-        sns.lineplot(d, x="rho", y="exact", hue="backend", hue_order=backends, palette=palette, marker="o",
-                     ax=ax, legend=False)
-        ax.set(title=f"load K/N = {load:g}", xlabel="fraction of tokens corrupted", ylabel="exact retrieval",
-               ylim=(-0.03, 1.03))
+        sns.lineplot(
+            d, x="rho", y="exact", hue="backend", hue_order=backends, palette=palette, marker="o", ax=ax, legend=False
+        )
+        ax.set(
+            title=f"load K/N = {load:g}",
+            xlabel="fraction of tokens corrupted",
+            ylabel="exact retrieval",
+            ylim=(-0.03, 1.03),
+        )
     ax = axes[-1]
     per_cell = rad.groupby(["backend", "load", "replicate"], as_index=False)[
         ["median_fraction", "median_ci_low", "median_ci_high"]

@@ -361,3 +361,19 @@ def test_diagnosis_script_finds_an_injected_nan(tmp_path, capsys):
     assert {b["param"] for b in first["nonfinite_grads"]} == {"blocks.1.mlp.2.weight"}
     assert first["recomputed_float32"]["finite"] and first["n_nonfinite_rows"] == 0
     assert len(first["attn_lse_min"]) == 2 and "first non-finite step: 5" in capsys.readouterr().out
+
+
+def test_training_attention_leaves_out_cudnn():
+    """The trainer's attention context must exclude the cuDNN kernel (non-finite backward seen on an H200) and
+    still run attention on this machine."""
+    import torch.nn.functional as F
+    from torch.nn.attention import SDPBackend
+
+    from amtheory.diffusion.train import TRAINING_SDPA_BACKENDS, training_attention_backends
+
+    assert "CUDNN_ATTENTION" not in TRAINING_SDPA_BACKENDS
+    assert all(hasattr(SDPBackend, name) for name in TRAINING_SDPA_BACKENDS)
+    q = torch.randn(1, 2, 4, 8, requires_grad=True)
+    with training_attention_backends():
+        F.scaled_dot_product_attention(q, q, q).sum().backward()
+    assert torch.isfinite(q.grad).all()

@@ -230,3 +230,21 @@ def test_presets_cover_what_the_experiment_needs():
     assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
     assert isinstance(pd.DataFrame(), pd.DataFrame)
     assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
+
+
+def test_model_trained_elsewhere_without_checkpoint_is_trained_again(tmp_path):
+    """A train table carried from another machine without its checkpoint must not block pending measurements."""
+    import shutil
+
+    from amtheory.sweep import result_path
+
+    p = dataclasses.replace(micro_preset(), sizes=micro_preset().sizes[:1], backends=())
+    run_experiment(p, tmp_path, device="cpu", progress=False)
+    tc = p.train_cells()[0]
+    shutil.rmtree(mz.checkpoint_dir(tmp_path, tc))
+    pending = result_path(tmp_path / "recovery", mz.EvalCell(tc, "recovery", p.settings))
+    pending.unlink()
+    before = result_path(tmp_path / "train", tc).stat().st_mtime_ns
+    run_experiment(p, tmp_path, device="cpu", progress=False)
+    assert pending.exists()
+    assert result_path(tmp_path / "train", tc).stat().st_mtime_ns != before

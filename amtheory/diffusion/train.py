@@ -329,6 +329,22 @@ def masked_optimizer_step(optimizer: torch.optim.Optimizer, found_inf: torch.Ten
             t.copy_(torch.where(skip.to(t.device), s, t))
 
 
+#: Attention kernels used while training. cuDNN's fused attention is left out: on an H200 (torch 2.11, bf16) its
+#: backward pass returned non-finite gradients once a model memorizing 32 blocks had attention logits near 1000
+#: and a row log-sum-exp near -110, while the flash, memory-efficient and math kernels gave finite gradients for
+#: the very same step (benchmarks/h200_diagnose_training_bf16.txt, from experiments/diagnose_training.py).
+TRAINING_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
+
+
+def training_attention_backends() -> contextlib.AbstractContextManager:
+    """Restrict scaled-dot-product attention to ``TRAINING_SDPA_BACKENDS`` (a no-op where torch lacks the API)."""
+    try:
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+    except ImportError:  # pragma: no cover - older torch
+        return contextlib.nullcontext()
+    return sdpa_kernel([getattr(SDPBackend, name) for name in TRAINING_SDPA_BACKENDS])
+
+
 def forward_backward(
     objective: nn.Module,
     batch: dict[str, torch.Tensor],
@@ -353,7 +369,7 @@ def forward_backward(
         part = batch if grad_accum == 1 else {k: v[m * micro : (m + 1) * micro] for k, v in batch.items()}
         sync = contextlib.nullcontext() if (not ddp or m == grad_accum - 1) else objective.no_sync()
         amp = torch.autocast(dev.type, dtype=autocast_dtype, enabled=autocast_dtype is not None)
-        with sync:
+        with sync, training_attention_backends():
             with amp:
                 loss = objective(part["x0"], part["xt"], part["alpha"], part["alpha_prime"], part["sigma"])
             (loss / grad_accum if grad_accum > 1 else loss).backward()
