@@ -107,3 +107,15 @@ def draw_device(generator: torch.Generator | None, device: torch.device | str) -
     pass a CUDA generator to draw on the GPU directly at scale.
     """
     return generator.device if generator is not None else torch.device(device)
+
+
+def resolve_device(name: str, device: str | None) -> str:
+    """``"cuda"`` for ``None``/``"auto"`` when a GPU is available (else ``"cpu"``); ``"cpu"`` or ``"cuda[:i]"`` as
+    asked, with an error naming ``name`` when CUDA is asked for without one or the text is neither."""
+    if device is None or device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if not isinstance(device, str) or (device != "cpu" and not device.startswith("cuda")):
+        raise ValueError(f"{name}: expected auto, cpu or cuda[:i], got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"{name}: {device!r} asked for, but torch.cuda.is_available() is False")
+    return device

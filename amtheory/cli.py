@@ -17,17 +17,14 @@ import sys
 import time
 from pathlib import Path
 
-import torch
-
 
 def _device(arg: str) -> str:
-    if arg == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if arg.startswith("cuda") and not torch.cuda.is_available():
-        raise SystemExit(f"--device: {arg!r} asked for, but no CUDA device is available")
-    if arg != "cpu" and not arg.startswith("cuda"):
-        raise SystemExit(f"--device: expected auto, cpu or cuda[:i], got {arg!r}")
-    return arg
+    from amtheory._checks import resolve_device
+
+    try:
+        return resolve_device("--device", arg)
+    except ValueError as e:
+        raise SystemExit(str(e)) from None
 
 
 def _run_hopfield(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:

@@ -28,24 +28,28 @@ from amtheory.patterns import stored_and_unseen
 from amtheory.sweep import run_sweep
 
 
-def _backends(n: int) -> dict[str, Callable[[], AssociativeMemory]]:
-    """The backends compared, with the hyperparameters used (documented in the table's ``backend`` names)."""
+def make_backend(name: str, *, exp_beta: float = 1.0, modern_beta: float = 1.0) -> AssociativeMemory:
+    """The Hopfield-family memory called ``name`` (one of ``BACKENDS``), unstored."""
     from amtheory.backends.classical import ClassicalHopfield
     from amtheory.backends.dense import DenseAM
     from amtheory.backends.modern import ModernHopfield
 
-    # Modern Hopfield on spins: the target's overlap exceeds the others' by O(N) against O(sqrt N) noise, so
-    # beta = 4 / sqrt(N) separates them by O(sqrt N) in the softmax (Ramsauer et al.'s regime of single-pattern
-    # fixed points) while small loads are not yet a hard argmax.
-    return {
-        "hebbian": lambda: ClassicalHopfield("hebbian"),
-        "storkey": lambda: ClassicalHopfield("storkey"),
-        "pseudoinverse": lambda: ClassicalHopfield("pseudoinverse"),
-        "poly3": lambda: DenseAM("poly", n=3),
-        "rectpoly3": lambda: DenseAM("rectpoly", n=3),
-        "exp": lambda: DenseAM("exp", beta=1.0),
-        "modern": lambda: ModernHopfield(beta=4.0 / math.sqrt(n)),
-    }
+    if name in ("hebbian", "storkey", "pseudoinverse"):
+        return ClassicalHopfield(name)
+    if name in ("poly3", "rectpoly3"):
+        return DenseAM(name[:-1], n=3)
+    if name == "exp":
+        return DenseAM("exp", beta=exp_beta)
+    if name == "modern":
+        return ModernHopfield(beta=modern_beta)
+    raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+
+
+def _backends(n: int) -> dict[str, Callable[[], AssociativeMemory]]:
+    """The backends of the main job. Modern Hopfield on spins: the target's overlap exceeds the others' by O(N)
+    against O(sqrt N) noise, so beta = 4 / sqrt(N) separates them by O(sqrt N) in the softmax (Ramsauer et al.'s
+    regime of single-pattern fixed points) while small loads are not yet a hard argmax."""
+    return {b: (lambda b=b: make_backend(b, modern_beta=4.0 / math.sqrt(n))) for b in BACKENDS}
 
 
 BACKENDS = ("hebbian", "storkey", "pseudoinverse", "poly3", "rectpoly3", "exp", "modern")

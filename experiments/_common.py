@@ -21,13 +21,9 @@ PRESETS = ("tiny", "full")
 def pick_device(device: str | None) -> str:
     """``cuda`` when asked for or (``device=None``) when available, else ``cpu``; asking for CUDA without one
     raises ``ValueError``."""
-    if device is None:
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"--device: {device!r} asked for, but torch.cuda.is_available() is False")
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"--device: expected 'cpu' or 'cuda[:i]', got {device!r}")
-    return device
+    from amtheory._checks import resolve_device
+
+    return resolve_device("--device", device)
 
 
 def parser(description: str, default_out: str) -> argparse.ArgumentParser:

@@ -55,22 +55,10 @@ class BasinCell:
 
 
 def make_backend(name: str, cell: BasinCell):
-    """The memory named ``name`` with the cell's hyperparameters (imported lazily: backends are optional)."""
-    if name in ("hebbian", "storkey", "pseudoinverse"):
-        from amtheory.backends.classical import ClassicalHopfield
+    """The memory named ``name`` with the cell's hyperparameters."""
+    from amtheory.compare import make_backend as make
 
-        return ClassicalHopfield(name)
-    if name in ("poly3", "rectpoly3", "exp"):
-        from amtheory.backends.dense import DenseAM
-
-        if name == "exp":
-            return DenseAM("exp", beta=cell.exp_beta)
-        return DenseAM(name[:-1], n=3)
-    if name == "modern":
-        from amtheory.backends.modern import ModernHopfield
-
-        return ModernHopfield(beta=cell.modern_beta)
-    raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+    return make(name, exp_beta=cell.exp_beta, modern_beta=cell.modern_beta)
 
 
 def available_backends() -> tuple[str, ...]:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Callable
 
 import torch
 
@@ -33,6 +32,8 @@ import amtheory as am
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
+from amtheory.benchmarking import bf16_matmul_rate
+from amtheory.benchmarking import timed as _timed
 
 
 def _sync(device: torch.device) -> None:
@@ -40,31 +41,12 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def timed(fn: Callable[[], object], device: torch.device, repeats: int = 5, warmup: int = 2) -> float:
-    """Mean seconds per call of ``fn`` after ``warmup`` calls (CUDA events on a GPU, wall clock elsewhere)."""
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(repeats):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1e3 / repeats
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
+def timed(fn, device, repeats=10, warmup=3):
+    return _timed(fn, device, repeats=repeats, warmup=warmup)
 
 
-def bf16_rate(device: torch.device, n: int) -> float:
-    """Measured FLOP/s of an ``n x n x n`` bf16 matrix product (float32 on CPU, where bf16 is emulated)."""
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
-    a = torch.randn(n, n, device=device, dtype=dtype)
-    b = torch.randn(n, n, device=device, dtype=dtype)
-    return 2 * n**3 / timed(lambda: a @ b, device, repeats=10)
+def bf16_rate(device, n=8192):
+    return bf16_matmul_rate(device, n)
 
 
 def backends(full: bool) -> list[dict]:

@@ -14,36 +14,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import torch
 
 import amtheory as am
+from amtheory.benchmarking import bf16_matmul_rate
+from amtheory.benchmarking import timed as _timed
 
 
 def timed(fn, device, repeats=10, warmup=3):
-    for _ in range(warmup):
-        fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
-        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        for _ in range(repeats):
-            fn()
-        end.record()
-        torch.cuda.synchronize()
-        return start.elapsed_time(end) / 1e3 / repeats
-    t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
-    return (time.perf_counter() - t0) / repeats
+    return _timed(fn, device, repeats=repeats, warmup=warmup)
 
 
 def bf16_rate(device, n=8192):
-    a = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    b = torch.randn(n, n, device=device, dtype=torch.bfloat16)
-    t = timed(lambda: a @ b, device, repeats=10)
-    return 2 * n**3 / t
+    return bf16_matmul_rate(device, n)
 
 
 def check_cpu_equals_gpu(device) -> list[dict]:
@@ -106,7 +90,7 @@ def sync_throughput(device, N, K, B, rate):
     for matmul in ("float32", "exact-bf16"):
         mem = am.ClassicalHopfield("hebbian", form="patterns", matmul=matmul).store(X, vocab_size=2)
         step = am.Sync()
-        t = timed(lambda mem=mem: step.step(mem, q, None), torch.device(device), repeats=10)
+        t = timed(lambda mem=mem, step=step: step.step(mem, q, None), torch.device(device), repeats=10)
         flops = 4 * B * N * K
         out.append(
             dict(
@@ -175,7 +159,7 @@ def async_throughput(device, N, K, B):
     for form in ("patterns", "weights"):
         mem = am.ClassicalHopfield("hebbian", form=form).store(X, vocab_size=2)
         step = am.Async(order="random")
-        t = timed(lambda mem=mem: step.step(mem, q, g), torch.device(device), repeats=2, warmup=1)
+        t = timed(lambda mem=mem, step=step: step.step(mem, q, g), torch.device(device), repeats=2, warmup=1)
         out.append(dict(N=N, K=K, B=B, form=form, s_per_sweep=t, flips_per_s=B * N / t))
     return out
 

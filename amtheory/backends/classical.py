@@ -29,7 +29,8 @@ the K stored patterns (O(K D) per flip; a synchronous step costs 4 B N K multipl
 "auto" picks patterns when K < N D / 2.
 
 ``matmul="exact-bf16"`` (binary Hebbian, pattern form) computes the integer overlaps and fields on bf16 tensor
-cores with float32 accumulation, exactly (see ``_exact_mm``); results equal the float32 path bit for bit (both are exact while N K < 2^24).
+cores with float32 accumulation, exactly (see ``_exact_mm``); results equal the float32 path bit for bit (both
+are exact while N K < 2^24).
 """
 
 from __future__ import annotations
@@ -259,6 +260,15 @@ def _fused(name: str, fn):
     return call
 
 
+def _gibbs_at(m: ClassicalHopfield, h: torch.Tensor, pos: torch.Tensor, cur: torch.Tensor) -> torch.Tensor:
+    """Gibbs log-potentials ``[B, V]`` at ``pos`` from the fields ``h`` ``[B, D]`` there (self-coupling included):
+    ``<h - W_ii phi(x_i), phi(a)> + 1/2 phi(a)^T W_ii phi(a)``."""
+    d = m.diag_[pos]  # [B, D, D]
+    h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])
+    quad = 0.5 * torch.einsum("va,Bab,vb->Bv", m.phi_, d, m.phi_)
+    return h @ m.phi_.T + quad
+
+
 class _WeightFields(LocalFields):
     """Keeps ``h = W phi(x)`` ``[B, N, D]``; a flip at i adds ``W[i-block] (phi(new) - phi(old))``: O(N D^2)."""
 
@@ -275,11 +285,7 @@ class _WeightFields(LocalFields):
         h = self.h[self.rows, pos] * m.w_scale_  # [B, D]
         if not gibbs:
             return m._snap(h) @ m.phi_.T
-        cur = self.x[self.rows, pos]
-        d = m.diag_[pos]  # [B, D, D]
-        h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])
-        quad = 0.5 * torch.einsum("va,Bab,vb->Bv", m.phi_, d, m.phi_)
-        return h @ m.phi_.T + quad
+        return _gibbs_at(m, h, pos, self.x[self.rows, pos])
 
     def set(self, pos, new):
         old = self.x[self.rows, pos]
@@ -310,10 +316,7 @@ class _PatternFields(_WeightFields):
         h = h - torch.einsum("Bab,Bb->Ba", self.raw_diag[pos], m.phi_[cur])
         if not gibbs:
             return h @ m.phi_.T
-        d = m.diag_[pos]
-        h = h - torch.einsum("Bab,Bb->Ba", d, m.phi_[cur])
-        quad = 0.5 * torch.einsum("va,Bab,vb->Bv", m.phi_, d, m.phi_)
-        return h @ m.phi_.T + quad
+        return _gibbs_at(m, h, pos, cur)
 
     def set(self, pos, new):
         old = self.x[self.rows, pos]

@@ -105,7 +105,8 @@ def check_energy_never_rises_async(case: BackendCase, seed: int) -> None:
 
 
 def check_gibbs_matches_energy(case: BackendCase, seed: int) -> None:
-    """Where there is an energy: ``log p(x_i = a | rest) - log p(x_i = b | rest) = -beta (E(.., a, ..) - E(.., b, ..))``."""
+    """Where there is an energy, the Gibbs conditional is the Boltzmann law of single-site changes:
+    ``log p(x_i = a | rest) - log p(x_i = b | rest) = -beta (E(x^{i<-a}) - E(x^{i<-b}))``."""
     for V in case.vocab_sizes:
         mem, X, q = build(case, V, seed)
         if not mem.has_energy:
