@@ -48,7 +48,7 @@ Presets (``preset(name)``; CLI ``experiments/memorization.py``):
 
 * ``tiny`` — CPU, end to end in about three minutes on two cores: the embedded corpus (6,000 training sentences),
   32-token blocks, the 2,048 most frequent ids (82.9% of tokens; the rest are ``[UNK]``), the ``cpu-micro`` DiT
-  (64 wide, 2 blocks) without dropout, 8 / 32 / 128 / 512 training blocks, 700 steps of 16 blocks (lr 3e-3), a 50-step
+  (64 wide, 2 blocks) without dropout, 8 / 32 / 128 / 512 training blocks, 1,200 steps of 16 blocks (lr 3e-3), a 50-step
   reverse grid and a few evaluation sequences.
 * ``gpu`` — one H100, the whole sweep in at most 10 minutes: the full corpus ``data/brown-sotu``, 64-token blocks,
   the 8,192 most frequent ids (95.7% of tokens), two DiT sizes — ``gpu-small`` (128 wide, 4 blocks, 4 heads)
@@ -349,7 +349,7 @@ def preset(
             data=DataSpec("embedded", 32, 2048),
             archs=(ModelSpec.preset("cpu-micro", dropout=0.0),),
             sizes=(8, 32, 128, 512),
-            steps=700,
+            steps=1200,
             batch_size=16,
             lr=3e-3,
             warmup=20,

@@ -170,9 +170,14 @@ def fig_entropy(root: Path, out: Path) -> list[Path]:
                     ax.hist(v, bins=bins, alpha=0.55, color=colors[split], label=split)
             ax.set_title(f"{ms}, n = {n:,}", fontsize=9)
             if r == len(sizes_m) - 1:
-                ax.set_xlabel("mean entropy per token (nats)")
+                ax.set_xlabel("entropy (nats/token)")
     axes[0][0].set_ylabel("blocks")
-    axes[0][-1].legend(loc="upper right")
+    # The legend comes from any panel that has data (a model may lack some training sizes).
+    handles, labels = next(
+        (h, lab) for h, lab in (ax.get_legend_handles_labels() for row in axes for ax in row) if h
+    ) if len(gen) else ([], [])  # fmt: skip
+    if handles:
+        fig.legend(handles, labels, loc="upper right", ncol=len(labels))
     fig.suptitle("Conditional entropy at t = 1e-5: training vs generated blocks", y=1.02)
     return save(fig, out, "memorization_entropy")
 
