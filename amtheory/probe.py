@@ -46,6 +46,10 @@ def reference_ranges() -> dict | None:
     return json.loads(data)
 
 
+def _device_of(module: torch.nn.Module) -> torch.device:
+    return next(module.parameters()).device
+
+
 def probe_checkpoint(
     checkpoint: str | Path,
     *,
@@ -66,8 +70,14 @@ def probe_checkpoint(
     check_int("n_steps", n_steps, minimum=1)
     model = UniformDiffusionLM.from_checkpoint(checkpoint, ema=ema, device=device)
     g = torch.Generator().manual_seed(seed)
+    config = getattr(model.model, "config", None)
+    if config is None or not hasattr(config, "length"):
+        raise ValueError(
+            f"checkpoint: expected a DiT checkpoint whose config records the sequence length, got {checkpoint}"
+        )
+    # store() records the sequence length and vocabulary the sampler needs (nothing is trained): one placeholder row.
+    model.store(torch.zeros(1, config.length, dtype=torch.long, device=_device_of(model.model)))
     samples = generate(model, n, n_steps=n_steps, generator=g)
-    model.store(samples)  # the samples are the reference set the probe looks at; nothing is trained
     h = conditional_entropy(model, samples, beta=1.0, conditionals_kwargs={"t": t})
     per_seq = h.double().mean(-1).cpu()
     mean, median = float(per_seq.mean()), float(per_seq.median())
@@ -79,7 +89,10 @@ def probe_checkpoint(
     ]
     ref = reference_ranges()
     if ref:
-        lines.append(f"reference ({ref.get('source', 'recorded sweep')}):")
+        lines.append(
+            f"reference ({ref.get('source', 'recorded sweep')}; V = {ref.get('vocab_size', '?')}, "
+            f"L = {ref.get('length', '?')}):"
+        )
         for row in ref.get("rows", []):
             lines.append(
                 f"  {row['regime']:>14}: {row['model_size']} on {row['train_size']} blocks, entropy on generated "
