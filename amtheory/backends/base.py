@@ -67,6 +67,11 @@ class AssociativeMemory(abc.ABC):
     def is_stored(self) -> bool:
         return hasattr(self, "patterns_")
 
+    def require_stored(self) -> None:
+        """Raise ``NotStoredError`` unless ``store`` has been called (a cheap check, no pass over the data)."""
+        if not self.is_stored:
+            raise NotStoredError(f"{type(self).__name__}: call store(patterns, vocab_size=...) before using it")
+
     def check_queries(self, name: str, x: object, *, rank: int = 2) -> torch.Tensor:
         """Validate a query batch against the stored vocabulary, length and device."""
         if not self.is_stored:
@@ -88,6 +93,7 @@ class AssociativeMemory(abc.ABC):
 
         Backends may override it with a faster path that gives identical results.
         """
+        self.require_stored()
         s = self.scores(x)
         best = s.argmax(dim=-1)
         cur = s.gather(-1, x.unsqueeze(-1)).squeeze(-1)
@@ -113,6 +119,7 @@ class AssociativeMemory(abc.ABC):
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
         """A cache for asynchronous updates; the default recomputes all scores at every call."""
+        self.require_stored()
         return RecomputeFields(self, x)
 
     # ---- devices --------------------------------------------------------------------------------------------

@@ -140,6 +140,7 @@ class ClassicalHopfield(AssociativeMemory):
     # ---- fields and scores ----------------------------------------------------------------------------------
     def fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
         """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default)."""
+        self.require_stored()
         f = embed(x, self.phi_)
         N, D = self.length_, self.phi_.shape[1]
         if self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32:
@@ -175,6 +176,7 @@ class ClassicalHopfield(AssociativeMemory):
 
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result)."""
+        self.require_stored()
         if not (self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32):
             return super().sync_update(x)
         K = self.xi_.shape[0]
@@ -221,6 +223,7 @@ class ClassicalHopfield(AssociativeMemory):
         return -0.5 * (f * h).sum(-1)
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
+        self.require_stored()
         if self.form_ == "patterns":
             return _PatternFields(self, x)
         return _WeightFields(self, x)

@@ -248,6 +248,7 @@ class DenseAM(AssociativeMemory):
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
         """One deterministic synchronous step ``[B, L]``; for V = 2 (poly and exp kinds) as matrix products with
         the same decisions as the argmax of ``scores`` (see the module docstring), otherwise the generic step."""
+        self.require_stored()
         x = self.check_queries("x", x)
         path = self.sync_path(x.device)
         if path == "poly":
@@ -359,6 +360,7 @@ class DenseAM(AssociativeMemory):
         return -N * self._F(sim / N).sum(-1)
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
+        self.require_stored()
         return _DenseFields(self, x)
 
     # ---- the diffusion bridge (exponential kind) ----------------------------------------------------------------

@@ -365,6 +365,7 @@ class ModernHopfield(AssociativeMemory):
         return self.continuous_energy(self.embed(x))
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
+        self.require_stored()
         return _ModernFields(self, x)
 
 
