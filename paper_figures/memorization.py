@@ -68,6 +68,16 @@ def _meeting(rec: pd.DataFrame, model_size: str, t: float) -> float:
     return meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
 
 
+def _recovery_legend(axes) -> None:
+    """The y label and one legend for recovery panels: the colours of the first panel plus solid train / dashed
+    test."""
+    axes[0][0].set_ylabel("corrupted tokens restored")
+    h, lab = axes[0][0].get_legend_handles_labels()
+    h += [plt.Line2D([], [], color="k", ls="-"), plt.Line2D([], [], color="k", ls="--")]
+    lab += ["train", "test"]
+    axes[0][-1].legend(h, lab, loc="center left", bbox_to_anchor=(1.0, 0.5))
+
+
 def fig_recovery(root: Path, out: Path) -> list[Path]:
     rec = _read(root, "recovery")
     u = rec[rec["backend"] == "uddm"]
@@ -87,11 +97,7 @@ def fig_recovery(root: Path, out: Path) -> list[Path]:
         _sizes_axis(ax, g["train_size"])
         ax.set_title(ms)
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("corrupted tokens restored")
-    h, lab = axes[0][0].get_legend_handles_labels()
-    h += [plt.Line2D([], [], color="k", ls="-"), plt.Line2D([], [], color="k", ls="--")]
-    lab += ["train", "test"]
-    axes[0][-1].legend(h, lab, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _recovery_legend(axes)
     fig.suptitle("UDDM recovery against training-set size (thin lines: where train and test meet)", y=1.02)
     return save(fig, out, "memorization_recovery")
 
@@ -126,11 +132,7 @@ def fig_backends(root: Path, out: Path) -> list[Path]:
         _sizes_axis(ax, d["train_size"])
         ax.set_title(f"t = {t:g}")
         ax.set_ylim(-0.02, 1.02)
-    axes[0][0].set_ylabel("corrupted tokens restored")
-    h, lab = axes[0][0].get_legend_handles_labels()
-    h += [plt.Line2D([], [], color="k", ls="-"), plt.Line2D([], [], color="k", ls="--")]
-    lab += ["train", "test"]
-    axes[0][-1].legend(h, lab, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    _recovery_legend(axes)
     fig.suptitle("Same blocks, same corruptions: only a generalizing model restores unseen text", y=1.02)
     return save(fig, out, "memorization_backends")
 

@@ -25,9 +25,9 @@ from pathlib import Path
 from amtheory._checks import check_int
 from amtheory.diffusion.data import TokenCorpus
 from amtheory.diffusion.prepare import (
+    already_prepared,
     build_corpus,
     corpus_config,
-    existing_matches,
     find_vocab,
     report,
     sha256_file,
@@ -129,11 +129,9 @@ def convert_lm1b(
         min_words=min_words,
         max_train=max_train,
     )
-    if existing_matches(out, config):
-        corpus = TokenCorpus.load(out)
-        log(f"{out} is already prepared with this configuration; nothing to do")
-        log(report(corpus, out))
-        return corpus
+    prepared = already_prepared(out, config, log)
+    if prepared is not None:
+        return prepared
 
     def records() -> Iterator[tuple[str, int]]:
         # Training sentences first, so a test sentence that repeats a training one is the copy dedup drops.

@@ -30,7 +30,7 @@ import subprocess
 import sys
 import tarfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -303,6 +303,16 @@ def corpus_config(
     }
 
 
+def already_prepared(out: Path, config: dict[str, Any], log: Callable[[str], None]) -> TokenCorpus | None:
+    """The corpus in ``out`` if it was built with ``config`` (then reported through ``log``), else None."""
+    if not existing_matches(out, config):
+        return None
+    corpus = TokenCorpus.load(out)
+    log(f"{out} is already prepared with this configuration; nothing to do")
+    log(report(corpus, out))
+    return corpus
+
+
 def existing_matches(out: Path, config: dict[str, Any]) -> bool:
     """Whether ``out`` is a finished corpus folder built from ``config``; a different one is an error."""
     man = out / "manifest.json"
@@ -452,11 +462,9 @@ def prepare_brown_sotu(
         block=block,
         min_words=min_words,
     )
-    if existing_matches(out, config):
-        corpus = TokenCorpus.load(out)
-        log(f"{out} is already prepared with this configuration; nothing to do")
-        log(report(corpus, out))
-        return corpus
+    prepared = already_prepared(out, config, log)
+    if prepared is not None:
+        return prepared
 
     def records() -> Iterator[tuple[str, int]]:
         for s in brown_sentences(tarballs["brown"]):
