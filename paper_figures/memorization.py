@@ -143,11 +143,16 @@ def fig_basins(root: Path, out: Path) -> list[Path]:
     for ax, split in zip(axes, ("train", "test")):
         d = bas[bas["split"] == split]
         for lab, col, sub in _backend_lines(d):
-            # A radius of -1 (the block is not a fixed point) counts as 0 changed tokens tolerated.
-            g = sub.assign(frac=sub["radius"].clip(lower=0) / sub["length"]).groupby("train_size")["frac"].median()
-            ax.plot(g.index, g.values, "-o", color=col, ms=4, label=lab)
+            # A radius of -1 (the block is not even a fixed point) is drawn below zero, at -1 / L, and marked
+            # with an open symbol, so that it is not mistaken for a fixed point with no basin.
+            g = sub.assign(frac=sub["radius"] / sub["length"]).groupby("train_size")["frac"].median()
+            ax.plot(g.index, g.values, "-", color=col, label=lab)
+            fixed = g.values >= 0
+            ax.plot(g.index[fixed], g.values[fixed], "o", color=col, ms=4)
+            ax.plot(g.index[~fixed], g.values[~fixed], "o", mfc="white", color=col, ms=5)
         _sizes_axis(ax, d["train_size"])
-        ax.set_title(f"{split} blocks")
+        ax.axhline(0.0, color="0.6", lw=0.6)
+        ax.set_title(f"{split} blocks (open: not a fixed point)")
     axes[0].set_ylabel("median basin radius (share of block)")
     axes[1].legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     return save(fig, out, "memorization_basins")
