@@ -50,18 +50,14 @@ Presets (``preset(name)``; CLI ``experiments/memorization.py``):
   32-token blocks, the 2,048 most frequent ids (82.9% of tokens; the rest are ``[UNK]``), the ``cpu-micro`` DiT
   (64 wide, 2 blocks) without dropout, 8 / 32 / 128 / 512 training blocks, 1,200 steps of 16 blocks (lr 3e-3), a 50-step
   reverse grid and a few evaluation sequences.
-* ``gpu`` — one H100, the whole sweep in at most 10 minutes: the full corpus ``data/brown-sotu``, 64-token blocks,
-  the 8,192 most frequent ids (95.7% of tokens), two DiT sizes — ``gpu-small`` (128 wide, 4 blocks, 4 heads)
-  and ``gpu-quick`` (256 wide, 6 blocks, 8 heads, the reference model of REFERENCE.md) — and 32, 128, 512,
-  2,048, 8,192 and 32,768 training blocks, each trained for 2,500 steps of 256 blocks (bf16 autocast, lr 5e-4).
-  Budget: training 6 x 2,500 steps x (about 6 ms for gpu-small + about 12 ms for gpu-quick) = about 270 s (the
-  plain trainer took about 35 ms per step for the larger model at V = 30,522; the compact vocabulary divides the
-  head by 3.7 and the fused chunked loss avoids the ``[B, L, V]`` gradients); evaluation per model (128
-  sequences per split, the 1,000-step global grid) about 8 s: recovery 900 reverse steps on 384 sequences,
-  fixed points 1,000 steps, generation 1,000 steps on 128 sequences, basins about 150 forward passes on 512
-  queries, NELBO and KL a few passes: 12 models = about 100 s; the Hopfield family (100-step grid for the
-  empirical denoiser, up to 32,768 stored blocks) about 60 s; figures about 20 s. Every stage prints its wall
-  time; run the command again to finish what a first call did not.
+* ``gpu`` — one GPU: the full corpus ``data/brown-sotu``, 64-token blocks, the 8,192 most frequent ids (95.7% of
+  tokens), two DiT sizes — ``gpu-small`` (128 wide, 4 blocks, 4 heads) and ``gpu-quick`` (256 wide, 6 blocks,
+  8 heads, the reference model of REFERENCE.md) — and 32, 128, 512, 2,048, 8,192 and 32,768 training blocks, each
+  trained for 2,500 steps of 256 blocks (float32 with TF32, compiled, lr 5e-4); evaluation on 128 sequences per
+  split with the 1,000-step global grid. Measured on one H200 (docs/results_memorization.md): training 25-47 s and
+  evaluation 59-150 s per model, so the 12 models take about 23 minutes, not the 10 the preset was meant for; the
+  evaluation (reverse chains, basins, fixed points) is what to cut. Every stage prints its wall time; run the
+  command again to finish what a first call did not.
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
   64 and the whole pool), 20,000 steps of 512.
