@@ -19,7 +19,7 @@ from typing import Literal
 import torch
 
 from amtheory._checks import check_beta, check_choice, check_generator, check_int, draw_device
-from amtheory.backends.base import AssociativeMemory
+from amtheory.backends.base import AssociativeMemory, argmax_keep
 
 
 @dataclass(frozen=True)
@@ -37,14 +37,6 @@ class RetrievalResult:
     converged: torch.Tensor
     cycled: torch.Tensor
     info: dict
-
-
-def argmax_keep(scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Argmax over the last axis, keeping ``current`` unless another token scores strictly higher."""
-    best = scores.argmax(dim=-1)
-    cur = scores.gather(-1, current.unsqueeze(-1)).squeeze(-1)
-    top = scores.gather(-1, best.unsqueeze(-1)).squeeze(-1)
-    return torch.where(cur >= top, current, best)
 
 
 def sample_categorical(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:

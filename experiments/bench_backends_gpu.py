@@ -32,21 +32,13 @@ import amtheory as am
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
-from amtheory.benchmarking import bf16_matmul_rate
-from amtheory.benchmarking import timed as _timed
+from amtheory.benchmarking import bf16_matmul_rate as bf16_rate
+from amtheory.benchmarking import timed
 
 
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
-
-
-def timed(fn, device, repeats=10, warmup=3):
-    return _timed(fn, device, repeats=repeats, warmup=warmup)
-
-
-def bf16_rate(device, n=8192):
-    return bf16_matmul_rate(device, n)
 
 
 def backends(full: bool) -> list[dict]:

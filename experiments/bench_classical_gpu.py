@@ -18,16 +18,8 @@ import json
 import torch
 
 import amtheory as am
-from amtheory.benchmarking import bf16_matmul_rate
-from amtheory.benchmarking import timed as _timed
-
-
-def timed(fn, device, repeats=10, warmup=3):
-    return _timed(fn, device, repeats=repeats, warmup=warmup)
-
-
-def bf16_rate(device, n=8192):
-    return bf16_matmul_rate(device, n)
+from amtheory.benchmarking import bf16_matmul_rate as bf16_rate
+from amtheory.benchmarking import timed
 
 
 def check_cpu_equals_gpu(device) -> list[dict]:

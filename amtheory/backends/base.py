@@ -19,6 +19,14 @@ import torch
 from amtheory._checks import check_beta, check_tokens, check_vocab_size
 
 
+def argmax_keep(scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
+    """Argmax over the last axis, keeping ``current`` unless another token scores strictly higher."""
+    best = scores.argmax(dim=-1)
+    cur = scores.gather(-1, current.unsqueeze(-1)).squeeze(-1)
+    top = scores.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+    return torch.where(cur >= top, current, best)
+
+
 class NotStoredError(RuntimeError):
     """Raised when a memory is used before ``store``."""
 
@@ -94,11 +102,7 @@ class AssociativeMemory(abc.ABC):
         Backends may override it with a faster path that gives identical results.
         """
         self.require_stored()
-        s = self.scores(x)
-        best = s.argmax(dim=-1)
-        cur = s.gather(-1, x.unsqueeze(-1)).squeeze(-1)
-        top = s.gather(-1, best.unsqueeze(-1)).squeeze(-1)
-        return torch.where(cur >= top, x, best)
+        return argmax_keep(self.scores(x), x)
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
         """Log-potentials of the Gibbs conditional, ``p(x_i = v | rest) ∝ exp(beta * gibbs_scores[..., i, v])``.

@@ -103,7 +103,10 @@ class ClassicalHopfield(AssociativeMemory):
         # Diagonal blocks W_ii [N, D, D]: the self-couplings.
         if use_patterns:
             blocks = xi.view(K, N, D)
-            self.diag_ = torch.einsum("kna,knb->nab", blocks, blocks) / N
+            # The Hebbian self-couplings, kept whether or not the update uses them: with a zero diagonal the
+            # pattern-form fields subtract them from (Xi^T Xi / N) phi(x).
+            self.hebbian_diag_ = torch.einsum("kna,knb->nab", blocks, blocks) / N
+            self.diag_ = self.hebbian_diag_
             self.W_ = None
         else:
             # Hebbian couplings are kept as integer counts (exact) and scaled by 1/N when fields are formed.
@@ -158,9 +161,7 @@ class ClassicalHopfield(AssociativeMemory):
             h = (f @ self.xi_.T) @ self.xi_ / N
             h = h.view(-1, N, D)
             if self.zero_diagonal:
-                blocks = self.xi_.view(-1, N, D)
-                raw = torch.einsum("kna,knb->nab", blocks, blocks) / N
-                h = h - torch.einsum("nab,Bnb->Bna", raw, f.view(-1, N, D))
+                h = h - torch.einsum("nab,Bnb->Bna", self.hebbian_diag_, f.view(-1, N, D))
             return h
         h = ((f @ self.W_) * self.w_scale_).view(-1, N, D)
         return self._snap(h) if snap else h
@@ -306,8 +307,8 @@ class _PatternFields(_WeightFields):
         N, D = mem.length_, mem.phi_.shape[1]
         self.blocks = mem.xi_.view(-1, N, D)  # [K, N, D]
         self.overlap = embed(self.x, mem.phi_) @ mem.xi_.T  # [B, K]
-        raw = torch.einsum("kna,knb->nab", self.blocks, self.blocks) / N
-        self.raw_diag = raw if mem.zero_diagonal else torch.zeros_like(raw)
+        # With a zero diagonal the overlaps carry the self-coupling, which at() takes out again.
+        self.raw_diag = mem.hebbian_diag_ if mem.zero_diagonal else torch.zeros_like(mem.hebbian_diag_)
         self.rows = torch.arange(x.shape[0], device=x.device)
 
     def at(self, pos, *, gibbs=False):
