@@ -74,7 +74,6 @@ import dataclasses
 import functools
 import hashlib
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,6 +85,7 @@ import torch
 
 from amtheory._checks import check_choice, check_float, check_int
 from amtheory.diffusion.data import TokenCorpus, VocabMapping, random_sequences
+from amtheory.memorization_analysis import _read, longest_shared_span, meeting_point, recovery_summary, summarize
 from amtheory.sweep import cell_key
 
 __all__ = [
@@ -105,6 +105,7 @@ __all__ = [
     "longest_shared_span",
     "meeting_point",
     "preset",
+    "recovery_summary",
     "run_experiment",
     "summarize",
     "train_cell",
@@ -602,98 +603,6 @@ def _param_shapes(cfg) -> list[torch.Tensor]:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Extraction: the longest span a generated block shares with any training block
-# ---------------------------------------------------------------------------------------------------------------
-_HASH_BASE = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _window_hashes(x: np.ndarray, k: int) -> np.ndarray:
-    """Polynomial hashes mod 2^64 of every length-``k`` window of each row of ``x`` ``[N, L]``: ``[N, L - k + 1]``.
-
-    ``h(i, k) = P[i + k] - P[i] B^k`` with prefix hashes ``P[j + 1] = P[j] B + x_j + 1`` (unsigned wrap-around).
-    """
-    N, L = x.shape
-    vals = x.astype(np.uint64) + np.uint64(1)
-    prefix = np.zeros((N, L + 1), dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for j in range(L):
-            prefix[:, j + 1] = prefix[:, j] * _HASH_BASE + vals[:, j]
-        power = np.uint64(1)
-        for _ in range(k):
-            power = power * _HASH_BASE
-        return prefix[:, k:] - prefix[:, : L - k + 1] * power
-
-
-def longest_shared_span(generated: torch.Tensor | np.ndarray, reference: torch.Tensor | np.ndarray) -> np.ndarray:
-    """For each row of ``generated`` ``[G, L]``, the length of the longest contiguous token span that also occurs
-    (anywhere, at any offset) in a row of ``reference`` ``[N, L']``: ``[G]`` int64, ``L`` for a verbatim copy of a
-    reference row of the same length.
-
-    Spans of length ``k`` are compared through 64-bit polynomial hashes of all length-``k`` windows (a sorted
-    array of the reference windows and ``np.isin``); the length is found by binary search per row, because a
-    shared span of length ``k`` contains one of every shorter length. Hash collisions (probability about
-    ``N L / 2^64`` per query window) are ignored.
-    """
-    g = np.asarray(generated.cpu() if isinstance(generated, torch.Tensor) else generated, dtype=np.int64)
-    r = np.asarray(reference.cpu() if isinstance(reference, torch.Tensor) else reference, dtype=np.int64)
-    if g.ndim != 2 or r.ndim != 2:
-        raise ValueError(f"generated, reference: expected 2-D token arrays, got shapes {g.shape} and {r.shape}")
-    if g.size and g.min() < 0 or r.size and r.min() < 0:
-        raise ValueError("generated, reference: expected non-negative token ids")
-    G, L = g.shape
-    max_k = min(L, r.shape[1])
-    lo = np.zeros(G, dtype=np.int64)  # a shared span of length lo is known to exist
-    hi = np.full(G, max_k + 1, dtype=np.int64)  # no shared span of length hi exists
-    if r.shape[0] == 0 or max_k == 0:
-        return lo
-    cache: dict[int, np.ndarray] = {}
-    while True:
-        active = np.nonzero(hi - lo > 1)[0]
-        if active.size == 0:
-            return lo
-        mid = (lo + hi) // 2
-        for k in np.unique(mid[active]):
-            rows = active[mid[active] == k]
-            if k not in cache:
-                cache[k] = np.unique(_window_hashes(r, int(k)))
-            found = np.isin(_window_hashes(g[rows], int(k)), cache[k]).any(axis=1)
-            lo[rows[found]] = k
-            hi[rows[~found]] = k
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Where training and test recovery meet
-# ---------------------------------------------------------------------------------------------------------------
-def meeting_point(sizes, train, test) -> float:
-    """The training-set size at which training recovery first drops to test recovery, interpolated linearly in
-    ``log(size)`` between the last size with ``train > test`` and the next one.
-
-    Returns the smallest size when training recovery is already at or below test recovery there, and NaN when
-    the curves have not met within the sizes given (the transition lies beyond the sweep).
-    """
-    s = np.asarray(sizes, dtype=float)
-    d = np.asarray(train, dtype=float) - np.asarray(test, dtype=float)
-    if s.ndim != 1 or s.shape != d.shape or s.size == 0:
-        raise ValueError(f"sizes, train, test: expected 1-D arrays of one length, got {s.shape} and {d.shape}")
-    if np.any(s <= 0):
-        raise ValueError("sizes: expected positive training-set sizes")
-    order = np.argsort(s)
-    s, d = s[order], d[order]
-    ok = np.isfinite(d)
-    s, d = s[ok], d[ok]
-    if s.size == 0:
-        return float("nan")
-    if d[0] <= 0:
-        return float(s[0])
-    for i in range(1, s.size):
-        if d[i] <= 0:
-            x0, x1 = math.log(s[i - 1]), math.log(s[i])
-            frac = d[i - 1] / (d[i - 1] - d[i])
-            return float(math.exp(x0 + frac * (x1 - x0)))
-    return float("nan")
-
-
-# ---------------------------------------------------------------------------------------------------------------
 # The whole experiment
 # ---------------------------------------------------------------------------------------------------------------
 def _stage(name: str, fn, *args, **kwargs):
@@ -750,78 +659,3 @@ def run_experiment(
                 _stage(f"{m} {label}", run_sweep, cells, eval_fn, out / m, device=device, progress=False)
             done_sizes.add(tc.n_train)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
-
-
-def _read(folder: Path) -> pd.DataFrame:
-    paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    return pd.concat([pd.read_parquet(q) for q in paths], ignore_index=True) if paths else pd.DataFrame()
-
-
-def recovery_summary(recovery: pd.DataFrame) -> pd.DataFrame:
-    """Mean recovery, broken share and exact match per (backend, model size, training size, split, t)."""
-    df = recovery[recovery["applicable"]] if "applicable" in recovery else recovery
-    keys = ["backend", "model_size", "train_size", "split", "t"]
-    return df.groupby(keys, as_index=False)[["recovered", "broken", "exact"]].mean()
-
-
-def summarize(results_dir: str | Path) -> dict[str, Any]:
-    """The numbers behind the results page, from the tables in ``results_dir``.
-
-    ``meeting``: per model size and t, the training-set size where UDDM training and test recovery meet
-    (``meeting_point``; None where they do not meet in the sweep); ``recovery``: the UDDM's mean training and
-    test recovery per model size, size and t; ``entropy``: mean per-token conditional entropy (nats) of training
-    and generated blocks at the smallest and largest sizes; ``perplexity_peak``: the training size with the
-    largest test perplexity bound ``exp(NELBO per token)`` and its value; ``extraction``: verbatim share and mean
-    longest span per size.
-    """
-    root = Path(results_dir)
-    rec = _read(root / "recovery")
-    if rec.empty:
-        raise FileNotFoundError(f"results_dir: expected recovery tables in {root / 'recovery'}, found none")
-    out: dict[str, Any] = {"meeting": {}, "recovery": {}, "entropy": {}, "perplexity_peak": {}, "extraction": {}}
-    summ = recovery_summary(rec)
-    uddm = summ[summ["backend"] == "uddm"]
-    for ms, g in uddm.groupby("model_size"):
-        out["meeting"][ms] = {}
-        out["recovery"][ms] = {}
-        for t, gt in g.groupby("t"):
-            piv = gt.pivot_table(index="train_size", columns="split", values="recovered")
-            if not {"train", "test"} <= set(piv.columns):
-                continue
-            mp = meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
-            out["meeting"][ms][float(t)] = None if math.isnan(mp) else mp
-            out["recovery"][ms][float(t)] = {
-                int(n): {"train": float(r["train"]), "test": float(r["test"])} for n, r in piv.iterrows()
-            }
-    gen = _read(root / "generation")
-    if not gen.empty:
-        for ms, g in gen.groupby("model_size"):
-            lo, hi = int(g["train_size"].min()), int(g["train_size"].max())
-            ent = {}
-            for name, n in (("smallest", lo), ("largest", hi)):
-                gn = g[g["train_size"] == n]
-                ent[name] = {"train_size": n}
-                for split in ("train", "test", "generated"):
-                    v = gn.loc[gn["split"] == split, "entropy"]
-                    ent[name][split] = float(v.mean()) if len(v) else None
-                if ent[name]["train"] is not None and ent[name]["generated"] is not None:
-                    ent[name]["gap"] = ent[name]["generated"] - ent[name]["train"]
-            out["entropy"][ms] = ent
-            gg = g[g["split"] == "generated"]
-            out["extraction"][ms] = {
-                int(n): {"verbatim": float(x["verbatim"].mean()), "longest_span": float(x["longest_span"].mean())}
-                for n, x in gg.groupby("train_size")
-            }
-    nel = _read(root / "nelbo")
-    if not nel.empty:
-        test = nel[nel["split"] == "test"]
-        for ms, g in test.groupby("model_size"):
-            per = g.groupby("train_size")["nelbo"].mean()
-            n = int(per.idxmax())
-            out["perplexity_peak"][ms] = {
-                "train_size": n,
-                "nelbo": float(per.max()),
-                "perplexity_bound": float(math.exp(per.max())),
-                "by_size": {int(k): float(math.exp(v)) for k, v in per.items()},
-            }
-    return out
