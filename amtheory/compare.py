@@ -14,7 +14,6 @@ Results go through the sweep runner (cached per cell, resumable) into ``out/reco
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ import torch
 from amtheory.backends.base import AssociativeMemory
 from amtheory.basins import basin_radius, recovery_curve
 from amtheory.patterns import stored_and_unseen
-from amtheory.sweep import run_sweep
+from amtheory.sweep import run_sweep, text_generator
 
 
 def make_backend(name: str, *, exp_beta: float = 1.0, modern_beta: float = 1.0) -> AssociativeMemory:
@@ -86,8 +85,7 @@ PRESETS = {
 
 def _task_generator(cell: CompareCell, what: str) -> torch.Generator:
     """A generator that depends on (N, load, replicate) only: the same task for every backend."""
-    h = hashlib.sha256(f"{what}|{cell.n}|{cell.load!r}|{cell.replicate}".encode()).digest()
-    return torch.Generator().manual_seed(int.from_bytes(h[:8], "little") % (2**63))
+    return text_generator(f"{what}|{cell.n}|{cell.load!r}|{cell.replicate}", byteorder="little")
 
 
 def _task(cell: CompareCell, device: str) -> torch.Tensor:

@@ -72,7 +72,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import functools
-import hashlib
 import json
 import time
 from dataclasses import dataclass, field
@@ -86,7 +85,7 @@ import torch
 from amtheory._checks import check_choice, check_float, check_int
 from amtheory.diffusion.data import TokenCorpus, VocabMapping, random_sequences
 from amtheory.memorization_analysis import _read, longest_shared_span, meeting_point, recovery_summary, summarize
-from amtheory.sweep import cell_key
+from amtheory.sweep import cell_key, text_generator
 
 __all__ = [
     "BACKENDS",
@@ -458,8 +457,7 @@ def load_data(spec: DataSpec) -> TokenCorpus:
 
 def _named_generator(*parts: Any) -> torch.Generator:
     """A CPU generator seeded from a text label, so that draws depend only on what they are for."""
-    digest = hashlib.sha256(json.dumps([str(p) for p in parts]).encode()).digest()
-    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "big") & ((1 << 63) - 1))
+    return text_generator(json.dumps([str(p) for p in parts]))
 
 
 def _data_label(spec: DataSpec) -> str:

@@ -98,11 +98,17 @@ def derive_seed(root_seed: int, cell: Any) -> int:
     return int.from_bytes(digest[:8], "big") & ((1 << 63) - 1)
 
 
+def text_generator(text: str, *, byteorder: str = "big") -> torch.Generator:
+    """A CPU generator seeded from the sha256 of ``text`` (its first 8 bytes read in ``byteorder``, 63 bits kept):
+    random streams named by what they are for, the same in every process and on every machine."""
+    digest = hashlib.sha256(text.encode()).digest()
+    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], byteorder) & ((1 << 63) - 1))
+
+
 def sub_generator(generator: torch.Generator, label: str) -> torch.Generator:
     """A CPU generator derived from ``generator``'s seed and a label: independent streams for parts of a cell
     (for example one per backend) that do not shift when another part draws more numbers."""
-    digest = hashlib.sha256(f"{generator.initial_seed()}:{label}".encode()).digest()
-    return torch.Generator(device="cpu").manual_seed(int.from_bytes(digest[:8], "big") & ((1 << 63) - 1))
+    return text_generator(f"{generator.initial_seed()}:{label}")
 
 
 def cell_columns(cell: Any) -> dict[str, Any]:
