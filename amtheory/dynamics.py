@@ -86,8 +86,11 @@ class _IteratedMap(Dynamics):
         # A random linear hash of each state; deterministic dynamics revisit a state iff they are in a cycle.
         hg = torch.Generator(device="cpu").manual_seed(0x5EED)
         weights = torch.randint(-(2**62), 2**62, (L,), generator=hg).to(dev)
-        history = [(x * weights).sum(-1)] if deterministic else []
-        for _ in range(max_steps):
+        # hashes[k] holds the hash of the state after k steps; it is filled as the run goes.
+        hashes = torch.empty((max_steps + 1, B), dtype=torch.long, device=dev) if deterministic else None
+        if hashes is not None:
+            hashes[0] = (x * weights).sum(-1)
+        for k in range(max_steps):
             active = ~(converged | cycled)
             if not bool(active.any()):
                 break
@@ -95,14 +98,13 @@ class _IteratedMap(Dynamics):
             new = torch.where(active.unsqueeze(-1), new, x)
             same = (new == x).all(dim=-1)
             steps += (active & ~same).long()
-            if deterministic:
-                converged |= active & same
+            converged |= active & same
+            if hashes is not None:
                 h = (new * weights).sum(-1)
-                seen = torch.stack(history[:-1]).eq(h).any(0) if len(history) > 1 else torch.zeros_like(same)
+                # Equal to a state before the previous one (the previous one itself is a fixed point).
+                seen = hashes[:k].eq(h).any(0)
                 cycled |= active & ~same & seen
-                history.append(h)
-            else:
-                converged |= active & same
+                hashes[k + 1] = h
             x = new
         return RetrievalResult(x, steps, converged, cycled, {**self.describe(), "max_steps": max_steps})
 
