@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import amtheory as am
-from amtheory.backends._exact_mm import exact_int_matmul, n_digits, split_digits
+from amtheory.backends._exact_mm import digit_matmul, n_digits, split_digits
 from amtheory.backends.classical import hopfield_from_weights, token_features
 from amtheory.dynamics import argmax_keep
 
@@ -40,7 +40,7 @@ def test_digit_split_round_trip_and_exact_product():
     assert float(d.abs().max()) <= 128
     assert torch.equal((d * 256.0 ** torch.arange(d.shape[0]).view(-1, 1, 1)).sum(0), a)
     b = (torch.randint(0, 2, (48, 32), generator=g) * 2 - 1).float()
-    assert torch.equal(exact_int_matmul(a, b, max_abs_a=9000), (a.double() @ b.double()).float())
+    assert torch.equal(digit_matmul(a, b.to(torch.bfloat16), max_abs=9000), (a.double() @ b.double()).float())
 
 
 def test_sync_two_cycle_is_flagged():

@@ -323,12 +323,12 @@ def test_sync_paths_and_fallbacks():
 
 def test_exact_digit_product():
     """The bf16 digit split reproduces an integer product exactly in float64 far beyond float32's 2^24."""
-    from amtheory.backends.dense import _exact_digit_mm
+    from amtheory.backends._exact_mm import digit_matmul
 
     g = torch.Generator().manual_seed(1)
     a = torch.randint(-(2**40), 2**40, (7, 30), generator=g).double()
     xi = (torch.randint(0, 2, (30, 11), generator=g) * 2 - 1).double()
-    out = _exact_digit_mm(a, xi.to(torch.bfloat16), max_abs=2**40)
+    out = digit_matmul(a, xi.to(torch.bfloat16), max_abs=2**40, out_dtype=torch.float64)
     assert torch.equal(out, (a.long() @ xi.long()).double())
 
 

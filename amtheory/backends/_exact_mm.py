@@ -1,10 +1,11 @@
 """Exact integer matrix products on bf16 tensor cores.
 
-Classical Hopfield fields in the pattern form are integer products: overlaps ``m = S Xi^T`` (spins times spins,
-``|m| <= N``) and fields ``H = m Xi``. bf16 holds every integer of magnitude <= 256 exactly and tensor cores
-accumulate in float32, which is exact while partial sums stay below 2^24. Splitting an integer matrix into
-balanced base-256 digits (each in [-128, 128]) and stacking the digits along the rows gives the exact product in
-one bf16 matrix multiply with float32 output, at tensor-core speed instead of the float32 (non-tensor-core) rate.
+Hopfield fields in the pattern form are integer products: overlaps ``m = S Xi^T`` (spins times spins,
+``|m| <= N``) and fields such as ``H = m Xi`` or, for dense memories, ``P(m) Xi``. bf16 holds every integer of
+magnitude <= 256 exactly and tensor cores accumulate in float32, which is exact while partial sums stay below 2^24.
+Splitting an integer matrix into balanced base-256 digits (each in [-128, 128]) and stacking the digits along the
+rows gives the exact product in one bf16 matrix multiply with float32 output, at tensor-core speed instead of the
+float32 (non-tensor-core) rate.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ def n_digits(max_abs: int) -> int:
 def split_digits(a: torch.Tensor, count: int) -> torch.Tensor:
     """``a`` (integer-valued float) -> ``[count, *a.shape]`` balanced digits with ``a = sum_k 256^k d_k``."""
     out = []
-    r = a.to(torch.float32)
+    # float64 input stays float64 (integers up to 2^53 split exactly); anything else is split in float32.
+    r = a if a.dtype == torch.float64 else a.to(torch.float32)
     for _ in range(count):
         d = r - _BASE * torch.round(r / _BASE)
         out.append(d)
@@ -54,23 +56,21 @@ def _probe(device: torch.device) -> bool:
         return False
 
 
-def exact_int_matmul(a: torch.Tensor, b: torch.Tensor, *, max_abs_a: int) -> torch.Tensor:
-    """``a @ b`` exactly, in float32, for integer-valued ``a`` ``[M, K]`` with ``|a| <= max_abs_a`` and ``b``
-    ``[K, N]`` with entries in {-1, 0, 1}.
-
-    On CUDA this uses bf16 tensor cores with float32 accumulation over digit-split ``a``; elsewhere a float32
-    product (exact for these magnitudes). Exactness needs ``128 K < 2^24`` and the result below 2^24.
-    """
-    if b.shape[0] * 128 >= 2**24:
-        raise ValueError(f"b: expected at most {2**24 // 128} rows for an exact product, got {b.shape[0]}")
-    if a.device.type != "cuda" or not bf16_out_fp32_supported(a.device):
-        return a.to(torch.float32) @ b.to(torch.float32)
-    c = n_digits(max_abs_a)
-    if c == 1:
-        return torch.mm(a.to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32)
-    d = split_digits(a, c)  # [c, M, K]
-    out = torch.mm(d.flatten(0, 1).to(torch.bfloat16), b.to(torch.bfloat16), out_dtype=torch.float32)
-    out = out.view(c, a.shape[0], b.shape[1])
+def digit_matmul(
+    a: torch.Tensor, b16: torch.Tensor, *, max_abs: int, out_dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """``a @ b`` exactly, for integer-valued ``a`` ``[M, K]`` (``|a| <= max_abs``) and ``b16`` ``[K, N]`` in bf16
+    with entries in {-1, 0, 1}: one bf16 product of the stacked balanced digits of ``a`` with float32
+    accumulation (exact while ``128 K < 2^24``), the digits recombined in ``out_dtype`` (float64 where the result
+    exceeds 2^24). On a CPU the same bf16 operands are multiplied in float32, so the digit arithmetic is checkable
+    there."""
+    c = n_digits(max_abs)
+    d16 = split_digits(a, c).flatten(0, 1).to(torch.bfloat16)  # [c M, K]
+    if d16.is_cuda:
+        out = torch.mm(d16, b16, out_dtype=torch.float32)
+    else:
+        out = d16.float() @ b16.float()
+    out = out.view(c, a.shape[0], b16.shape[1]).to(out_dtype)
     total = out[-1]
     for k in range(c - 2, -1, -1):
         total = total * _BASE + out[k]

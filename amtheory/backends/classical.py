@@ -29,7 +29,7 @@ the K stored patterns (O(K D) per flip; a synchronous step costs 4 B N K multipl
 "auto" picks patterns when K < N D / 2.
 
 ``matmul="exact-bf16"`` (binary Hebbian, pattern form) computes the integer overlaps and fields on bf16 tensor
-cores with float32 accumulation, exactly (see ``_exact_mm``); results equal the float32 path bit for bit (both
+cores with float32 accumulation, exactly (see ``_integer_field``); results equal the float32 path bit for bit (both
 are exact while N K < 2^24).
 """
 
@@ -40,7 +40,7 @@ from typing import ClassVar, Literal
 import torch
 
 from amtheory._checks import check_choice
-from amtheory.backends._exact_mm import bf16_out_fp32_supported, exact_int_matmul
+from amtheory.backends._exact_mm import bf16_out_fp32_supported
 from amtheory.backends.base import AssociativeMemory, LocalFields
 
 
@@ -149,11 +149,7 @@ class ClassicalHopfield(AssociativeMemory):
         if self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32:
             # Binary fields are integers times 1/N: form the integer field exactly (float32 is exact below 2^24,
             # or bf16 tensor cores with digit splitting), then scale; dividing by N keeps every sign and zero.
-            if self.matmul == "exact-bf16":
-                m = exact_int_matmul(f, self.xi_.T, max_abs_a=1)
-                H = exact_int_matmul(m, self.xi_, max_abs_a=N)
-            else:
-                H = (f @ self.xi_.T) @ self.xi_
+            H = self._integer_field(f.to(torch.bfloat16) if self._tensor_cores(x) else f)
             if self.zero_diagonal:
                 H = H - self.xi_.shape[0] * f
             return (H / N).view(-1, N, 1)
@@ -182,24 +178,32 @@ class ClassicalHopfield(AssociativeMemory):
             return super().sync_update(x)
         K = self.xi_.shape[0]
         c = float(K) if self.zero_diagonal else 0.0
-        if self.matmul == "exact-bf16" and x.is_cuda and bf16_out_fp32_supported(x.device):
-            if self._bf16_cache is None:
-                # Second product over a doubled contraction: [lo | hi] @ [Xi ; 256 Xi] sums both digits of the
-                # overlaps in one float32 accumulator (exact while N K < 2^24).
-                self._bf16_cache = (
-                    self.xi_.to(torch.bfloat16),
-                    torch.cat([self.xi_, 256.0 * self.xi_]).to(torch.bfloat16),
-                )
-            xi16, xi2_16 = self._bf16_cache
+        if self._tensor_cores(x):
             s = _fused("spins", _spins)(x, torch.bfloat16)
-            m = torch.mm(s, xi16.T, out_dtype=torch.float32)
-            hi = torch.round(m / 256.0)
-            lohi = torch.cat([m - 256.0 * hi, hi], dim=1).to(torch.bfloat16)
-            H = torch.mm(lohi, xi2_16, out_dtype=torch.float32)
-            return _fused("sign_keep", _sign_keep)(H, s, x, c)
+            return _fused("sign_keep", _sign_keep)(self._integer_field(s), s, x, c)
         s = _spins(x, torch.float32)
-        H = (s @ self.xi_.T) @ self.xi_
-        return _sign_keep(H, s, x, c)
+        return _sign_keep(self._integer_field(s), s, x, c)
+
+    def _tensor_cores(self, x: torch.Tensor) -> bool:
+        """Whether the binary pattern-form fields of ``x`` run on bf16 tensor cores (``matmul="exact-bf16"``)."""
+        return self.matmul == "exact-bf16" and x.is_cuda and bf16_out_fp32_supported(x.device)
+
+    def _integer_field(self, s: torch.Tensor) -> torch.Tensor:
+        """``H = (s Xi^T) Xi`` ``[B, N]`` exactly in float32 for spins ``s``: in bf16 on tensor cores, where the
+        second product runs over a doubled contraction, ``[lo | hi] @ [Xi ; 256 Xi]``, summing both base-256 digits
+        of the overlaps in one float32 accumulator; else in float32. Exact while N K < 2^24."""
+        if s.dtype != torch.bfloat16:
+            return (s @ self.xi_.T) @ self.xi_
+        if self._bf16_cache is None:
+            self._bf16_cache = (
+                self.xi_.to(torch.bfloat16),
+                torch.cat([self.xi_, 256.0 * self.xi_]).to(torch.bfloat16),
+            )
+        xi16, xi2_16 = self._bf16_cache
+        m = torch.mm(s, xi16.T, out_dtype=torch.float32)
+        hi = torch.round(m / 256.0)
+        lohi = torch.cat([m - 256.0 * hi, hi], dim=1).to(torch.bfloat16)
+        return torch.mm(lohi, xi2_16, out_dtype=torch.float32)
 
     def _self_term(self, x: torch.Tensor) -> torch.Tensor:
         """``W_ii phi(x_i)`` ``[B, N, D]``."""

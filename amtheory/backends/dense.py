@@ -95,7 +95,7 @@ from typing import ClassVar, Literal
 import torch
 
 from amtheory._checks import check_beta, check_choice
-from amtheory.backends._exact_mm import bf16_out_fp32_supported
+from amtheory.backends._exact_mm import bf16_out_fp32_supported, digit_matmul
 from amtheory.backends.base import AssociativeMemory, LocalFields
 
 #: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
@@ -155,30 +155,6 @@ def exp_log_scores(
 def _poly_abs_bound(n: int, N: int) -> int:
     """``max_{|m| <= N} |P(m)|`` bound: ``((N + 2)^n - (N - 2)^n) / 2`` (the odd part of ``(N + 2)^n``)."""
     return ((N + 2) ** n - (N - 2) ** n) // 2
-
-
-def _exact_digit_mm(a_BK: torch.Tensor, xi16_KN: torch.Tensor, *, max_abs: int) -> torch.Tensor:
-    """``a @ Xi`` exactly in float64 for integer-valued ``a`` (``|a| <= max_abs``, float64) and +-1 ``Xi`` (bf16).
-
-    ``a`` is split into balanced base-256 digits (each in [-128, 128], exact in bf16); one tensor-core product
-    of the stacked digits with float32 accumulation (exact while ``128 K < 2^24``), recombined in float64."""
-    count = max(1, math.ceil(math.log(2 * max_abs + 1) / math.log(256.0)))
-    digits = []
-    r = a_BK
-    for _ in range(count):
-        d = r - 256.0 * torch.round(r / 256.0)
-        digits.append(d)
-        r = (r - d) / 256.0
-    d16 = torch.cat(digits).to(torch.bfloat16)
-    if d16.is_cuda:
-        out = torch.mm(d16, xi16_KN, out_dtype=torch.float32)
-    else:  # the same bf16 operands with float32 accumulation (lets the digit arithmetic be checked on CPU)
-        out = d16.float() @ xi16_KN.float()
-    out = out.view(count, a_BK.shape[0], xi16_KN.shape[1]).double()
-    total = out[-1]
-    for k in range(count - 2, -1, -1):
-        total = total * 256.0 + out[k]
-    return total
 
 
 class DenseAM(AssociativeMemory):
@@ -310,7 +286,7 @@ class DenseAM(AssociativeMemory):
             Q = Q * m + (coef if (k % 2 == 0 and k >= 2) else 0.0)
         c = Q.sum(-1, keepdim=True)  # [B, 1]
         if xi16 is not None:
-            field = _exact_digit_mm(P, xi16, max_abs=_poly_abs_bound(n, N))
+            field = digit_matmul(P, xi16, max_abs=_poly_abs_bound(n, N), out_dtype=torch.float64)
         else:
             xi = self._cached("xi_f64", x.device, lambda: self.patterns_.to(torch.float64) * 2 - 1)
             field = P @ xi
