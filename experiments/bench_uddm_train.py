@@ -12,8 +12,10 @@ accumulation), two formulations of one optimizer step (AdamW, clipping 1.0, EMA,
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x non-embedding parameters x tokens + attention FLOPs) /
 (the bf16 rate of an 8192^3 matmul measured in the same run); also MFU against the H100's nominal 989 TFLOP/s.
-Then the cost of one retrieval evaluation: sequences x reverse steps per second of one bf16 forward pass (+
-softmax) at batch 512 under ``torch.inference_mode``. A failing variant prints its error and the run goes on;
+Then the cost of retrieval evaluation: sequences x reverse steps per second of one bf16 forward pass (+
+softmax) at batch 512 under ``torch.inference_mode``, and of whole reverse chains (``UniformDiffusionLM`` under
+``ReverseDiffusion``, ancestral and argmax, float64 posterior steps). ``--profile`` prints the top kernels of each
+optimised step. A failing variant prints its error and the run goes on;
 a time budget (``--budget-s``, default 270 s) skips what would not fit.
 
     python experiments/bench_uddm_train.py               # CUDA, about 3-5 minutes on one H100
@@ -84,10 +86,15 @@ def matmul_rate(n: int, device: torch.device) -> float:
     return 2 * n**3 / sec
 
 
-def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int) -> float:
-    """6 N P (non-embedding) plus attention: 4 B L^2 D per layer forward (QK^T and AV), x3 for training."""
+def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int, *, with_head: bool = False) -> float:
+    """6 N P (non-embedding) plus attention: 4 B L^2 D per layer forward (QK^T and AV), x3 for training.
+
+    ``with_head``: also the output head's product (6 x V x D per token), a dense GEMM that the non-embedding
+    count leaves out (at d = 256 and V = 30522 it is as large as the rest of the model).
+    """
     tokens = batch * cfg.length
-    return 6 * n_params_ne * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model
+    head = 6 * cfg.vocab_size * cfg.d_model * tokens if with_head else 0
+    return 6 * n_params_ne * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model + head
 
 
 def _new_model(cfg: DiTConfig, device: torch.device) -> DiT:
@@ -176,6 +183,25 @@ def eval_cost(model: DiT, data: torch.Tensor, batch: int, device: torch.device, 
     return batch / sec
 
 
+def reverse_chain_cost(model: DiT, data: torch.Tensor, batch: int, device: torch.device, n_steps: int) -> dict:
+    """Sequences x reverse steps per second of whole retrievals: ``UniformDiffusionLM`` (bf16 forward on CUDA)
+    under ``ReverseDiffusion`` from t = 1 on an ``n_steps`` grid, ancestral and argmax (float64 posterior steps)."""
+    from amtheory.diffusion.backend import UniformDiffusionLM
+    from amtheory.diffusion.sampler import ReverseDiffusion
+
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    uddm = UniformDiffusionLM(model, vocab_size=model.config.vocab_size, batch_size=batch, autocast_dtype=amp)
+    uddm.store(data[:batch])
+    out = {}
+    for sampler in ("ancestral", "argmax"):
+        dyn = ReverseDiffusion(t_start=1.0, n_steps=n_steps, sampler=sampler)
+        g = torch.Generator(device=device).manual_seed(0)
+        sec = _time(lambda i: dyn.run(uddm, data[:batch], generator=g), 1, 2, device)
+        out[f"reverse_{sampler}_seq_steps_per_s"] = batch * n_steps / sec
+    model.train()
+    return out
+
+
 # ------------------------------------------------------------------------------------------------ main
 def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -189,6 +215,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     p.add_argument("--budget-s", type=float, default=270.0, help="skip what would start after this many seconds")
     p.add_argument("--json", default=None, help="also write the rows to this file")
+    p.add_argument("--profile", action="store_true", help="print the top kernels of each optimised variant's step")
     a = p.parse_args(argv)
 
     if a.small_cpu:
@@ -241,6 +268,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 model = _new_model(cfg, device)
                 model_ne = model.count_parameters()["non_embedding"]
                 flops = step_flops(cfg, model_ne, batch)
+                flops_head = step_flops(cfg, model_ne, batch, with_head=True)
                 if variant == "plain":
                     fn = plain_step(model, data, batch, accum[cname], device)
                 else:
@@ -251,9 +279,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     fn = optimised_step(model, data, batch, accum[cname], device, c, kernel)
                 t0 = time.perf_counter()
                 sec = _time(fn, warm, steps, device)
+                if a.profile and variant != "plain":
+                    _profile(fn, device, f"{cname} {variant}", steps + warm)
                 row.update(
                     ms_step=sec * 1e3, tokens_s=batch * L / sec, mfu=flops / sec / rate,
                     mfu_nominal=flops / sec / H100_BF16_DENSE if device.type == "cuda" else None,
+                    mfu_head_nominal=flops_head / sec / H100_BF16_DENSE if device.type == "cuda" else None,
                     peak_gb=_peak_gb(device), wall_s=time.perf_counter() - t0,
                 )  # fmt: skip
             except Exception as e:  # one failing variant must not end the benchmark
@@ -267,7 +298,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if not over_budget(f"{cname} retrieval evaluation"):
             try:
                 model = _new_model(cfg, device)
-                evals.append({"config": cname, "seq_steps_per_s": eval_cost(model, data, batch, device, steps)})
+                row = {"config": cname, "seq_steps_per_s": eval_cost(model, data, batch, device, steps)}
+                row.update(reverse_chain_cost(model, data, batch, device, n_steps=20 if device.type == "cuda" else 3))
+                evals.append(row)
             except Exception as e:
                 traceback.print_exc()
                 evals.append({"config": cname, "error": f"{type(e).__name__}: {e}"[:160]})
@@ -283,6 +316,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     return rows
 
 
+def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: int, n: int = 3) -> None:
+    """Print where ``n`` steps of ``fn`` spend their device time (top kernels), after the timed steps."""
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=acts) as prof:
+        for i in range(n):
+            fn(first + i)
+        _sync(device)
+    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    print(f"--- profile: {label}, {n} steps, sorted by {key}")
+    print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=70))
+
+
 def _fmt(v: Any, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
@@ -291,15 +338,19 @@ def _fmt(v: Any, spec: str) -> str:
 
 def _print_tables(rows, evals, rate, device, batch, L) -> None:
     print()
-    print(f"Training step, batch {batch} x {L}; MFU against the measured {rate / 1e12:.3g} TFLOP/s and against 989")
+    print(f"Training step, batch {batch} x {L}; MFU = (6 x non-embedding parameters x tokens + attention) against the")
+    print(f"measured {rate / 1e12:.3g} TFLOP/s and against 989; 'with head' adds the output head's 6 V D per token.")
     print()
-    print("| config | variant | accum | ms/step | tokens/s | MFU (measured) | MFU (989 TF) | peak GiB | note |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print(
+        "| config | variant | accum | ms/step | tokens/s | MFU (measured) | MFU (989 TF) | MFU with head (989 TF) "
+        "| peak GiB | note |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['config']} | {r['variant']} | {r['accum']} | {_fmt(r.get('ms_step'), '.1f')} | "
             f"{_fmt(r.get('tokens_s'), ',.0f')} | {_fmt(r.get('mfu'), '.1%')} | {_fmt(r.get('mfu_nominal'), '.1%')} | "
-            f"{_fmt(r.get('peak_gb'), '.2f')} | {r.get('error', '')} |"
+            f"{_fmt(r.get('mfu_head_nominal'), '.1%')} | {_fmt(r.get('peak_gb'), '.2f')} | {r.get('error', '')} |"
         )
     print()
     print("| config | speed-up (plain ms / best optimised ms) | peak memory ratio (plain / optimised) |")
@@ -315,12 +366,19 @@ def _print_tables(rows, evals, rate, device, batch, L) -> None:
         mem_s = f"{mem:.2f}x" if mem is not None else "n/a"
         print(f"| {cname} | {plain['ms_step'] / best['ms_step']:.2f}x ({best['variant']}) | {mem_s} |")
     print()
-    print(f"Retrieval evaluation: one denoiser call (bf16 forward + softmax) at batch {batch}")
+    print(
+        f"Retrieval evaluation at batch {batch}, sequences x reverse steps per second: one denoiser call (bf16 forward "
+        "+ softmax), and whole reverse chains (UniformDiffusionLM, float64 posterior steps)"
+    )
     print()
-    print("| config | sequences x steps / s | note |")
-    print("|---|---|---|")
+    print("| config | denoiser call | reverse chain, ancestral | reverse chain, argmax | note |")
+    print("|---|---|---|---|---|")
     for e in evals:
-        print(f"| {e['config']} | {_fmt(e.get('seq_steps_per_s'), ',.0f')} | {e.get('error', '')} |")
+        print(
+            f"| {e['config']} | {_fmt(e.get('seq_steps_per_s'), ',.0f')} | "
+            f"{_fmt(e.get('reverse_ancestral_seq_steps_per_s'), ',.0f')} | "
+            f"{_fmt(e.get('reverse_argmax_seq_steps_per_s'), ',.0f')} | {e.get('error', '')} |"
+        )
 
 
 if __name__ == "__main__":

@@ -3,6 +3,8 @@ memorizing denoiser."""
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from amtheory import ClassicalHopfield, corrupt, retrieve
 from amtheory.diffusion.denoiser import Denoiser
@@ -16,6 +18,7 @@ from amtheory.diffusion.sampler import (
     posterior_step_probs,
 )
 from amtheory.diffusion.schedule import alpha
+from amtheory.dynamics import argmax_keep
 from amtheory.patterns import stored_and_unseen
 
 torch.set_num_threads(1)
@@ -237,3 +240,32 @@ def test_a_start_below_the_first_grid_point_still_takes_the_final_step():
     assert torch.equal(r.steps, torch.tensor([1, 1, 2, 500]))
     # The memorizing denoiser is sure at small t: one final step already restores the changed token.
     assert torch.equal(r.states, P)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    V=st.integers(2, 9),
+    t=st.floats(0.01, 1.0),
+    frac=st.floats(0.0, 0.999),
+    sharp=st.floats(0.0, 30.0),
+    per_query=st.booleans(),
+)
+def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac, sharp, per_query):
+    """The argmax chain's shortcut picks the token argmax_keep picks from the float64 step distribution, for sharp
+    and flat models, exact ties (repeated logits) and tokens the model rules out (-inf)."""
+    from amtheory.diffusion.sampler import _step_mode, _step_probs
+
+    g = torch.Generator().manual_seed(seed)
+    B, L = 3, 5
+    logits = (sharp * torch.randn(B, L, V, generator=g)).round()  # rounding makes exact ties common
+    logits[0, 0, : V // 2] = float("-inf")  # a position where the model excludes half the vocabulary
+    log_x = torch.log_softmax(logits, -1)
+    x_t = torch.randint(0, V, (B, L), generator=g)
+    s = t * frac
+    if per_query:
+        a_t, a_s = alpha(torch.full((B,), t, dtype=torch.float64)), alpha(torch.full((B,), s, dtype=torch.float64))
+    else:
+        a_t, a_s = float(alpha(t)), float(alpha(s))
+    full = argmax_keep(_step_probs(log_x, x_t, a_t, a_s), x_t)
+    assert torch.equal(_step_mode(log_x, x_t, a_t, a_s), full)

@@ -62,6 +62,28 @@ def _step_probs(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> tor
     return out / out.sum(-1, keepdim=True)
 
 
+def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
+    """``argmax_keep(_step_probs(...), x_t)`` without forming the ``[B, L, V]`` float64 distribution.
+
+    Off the current token ``z`` the unnormalized step weight ``(a_s - a_t) x(v) + c`` increases with ``x(v)``
+    (``a_s >= a_t``), and ``z`` weighs at least as much as any token with the same ``x``, so only the argmax of
+    ``log_x`` (first index on ties, as ``argmax``) can beat ``z``: its weight and that of ``z`` are compared in
+    float64 as in :func:`_step_probs` (ties keep ``z``; if the argmax is ``z`` itself, ``z`` stays). One reduction
+    over ``log_x`` in its own dtype instead of about eight float64 passes over ``[B, L, V]``.
+    """
+    z = x_t.unsqueeze(-1)
+    l_z = log_x.gather(-1, z).squeeze(-1).double()
+    l_other, best = log_x.max(dim=-1)
+    a_t, a_s = (a.reshape(a.shape[:-1]) if a.dim() else a for a in (_as_col(alpha_t, log_x), _as_col(alpha_s, log_x)))
+    a_ts = a_t / a_s
+    V = log_x.shape[-1]
+    c = (1.0 - a_ts) * (1.0 - a_s) / V
+    x_z = l_z.exp()
+    w_other = (a_s - a_t) * l_other.double().exp() + c
+    w_z = (a_s - a_t) * x_z + c + (V * a_t * x_z + (a_ts - a_t))
+    return torch.where(w_z >= w_other, x_t, best)
+
+
 def _check_step_inputs(log_x_theta: object, x_t: object) -> None:
     if not isinstance(log_x_theta, torch.Tensor) or not log_x_theta.is_floating_point() or log_x_theta.dim() != 3:
         got = f"{log_x_theta.dtype} {tuple(log_x_theta.shape)}" if isinstance(log_x_theta, torch.Tensor) else ""
@@ -239,8 +261,11 @@ class ReverseDiffusion(Dynamics):
                     sc = log_x.double() if self.final == "argmax" else _final_scores(log_x, x_c, a_t)
                     new = argmax_keep(sc, x_c)
                 else:
-                    p = _step_probs(log_x, x_c, a_t, alpha_of_t(t_to[r_cpu].to(dev)))
-                    new = _draw_from_probs(p, u[r]) if u is not None else argmax_keep(p, x_c)
+                    a_s = alpha_of_t(t_to[r_cpu].to(dev))
+                    if u is None:  # argmax chain: the mode, found without the float64 distribution
+                        new = _step_mode(log_x, x_c, a_t, a_s)
+                    else:
+                        new = _draw_from_probs(_step_probs(log_x, x_c, a_t, a_s), u[r])
                 x[r] = new
         # Flat scalar entries, so that result tables get one column each (denoiser, t_eval, weights, ...).
         info = {**self.describe(), **memory.describe()}
