@@ -196,7 +196,7 @@ def reverse_chain_cost(model: DiT, data: torch.Tensor, batch: int, device: torch
     for sampler in ("ancestral", "argmax"):
         dyn = ReverseDiffusion(t_start=1.0, n_steps=n_steps, sampler=sampler)
         g = torch.Generator(device=device).manual_seed(0)
-        sec = _time(lambda i: dyn.run(uddm, data[:batch], generator=g), 1, 2, device)
+        sec = _time(lambda i, dyn=dyn, g=g: dyn.run(uddm, data[:batch], generator=g), 1, 2, device)
         out[f"reverse_{sampler}_seq_steps_per_s"] = batch * n_steps / sec
     model.train()
     return out

@@ -12,7 +12,7 @@ nothing is typed in by hand. With ``--probe`` it also writes the reference range
 
 Run: ``python experiments/summarize_memorization.py --results results/memorization_gpu
 --out docs/results_memorization.md [--probe amtheory/data/probe_reference.json]
-[--log benchmarks/h200_memorization_gpu.log] [--data data/brown-sotu]``.
+[--log benchmarks/h100_memorization_gpu.log] [--machine TEXT] [--data data/brown-sotu]``.
 """
 
 from __future__ import annotations
@@ -52,7 +52,10 @@ FIGURES = (
         "memorization_extraction",
         "verbatim copies, longest shared span, fixed-point shares, KL from the empirical denoiser",
     ),
-    ("memorization_example", "one training and one test block corrupted at t = 0.25 and restored, 32 vs 32,768 blocks"),
+    (
+        "memorization_example",
+        "one training and one test block corrupted at t = 0.25 and restored, smallest vs largest training set",
+    ),
 )
 
 
@@ -288,7 +291,71 @@ def section_setup(tabs, cov, times, data_info) -> str:
     return "\n".join(lines)
 
 
-def section_machine(tabs, cov, times) -> str:
+def _log_total(log: str | Path | None) -> float | None:
+    """The end-to-end seconds of the run (``[memorization] total <s> s``), if the log has them."""
+    if log is None or not Path(log).is_file():
+        return None
+    m = re.findall(r"\[memorization\] total ([\d.]+) s", Path(log).read_text())
+    return float(m[-1]) if m else None
+
+
+def _steps_text(tabs) -> str:
+    """The training step count(s) of the sweep, as text."""
+    tr = tabs["train"]
+    return " / ".join(f"{int(v):,}" for v in sorted(set(tr["steps"]))) if not tr.empty else "?"
+
+
+def _diag_phases(path: str = "benchmarks/h100_diagnose_training.txt") -> str:
+    """The per-phase step times of the diagnosis run, as text ("?" where the file is missing)."""
+    f = Path(path)
+    m = re.search(r"phases \(ms/step\): (\{.*\})", f.read_text()) if f.is_file() else None
+    if not m:
+        return "per-phase times not recorded"
+    ph = json.loads(m.group(1))
+    return (
+        f"{ph['total']:.1f} ms per bf16 step of the 128-wide model on 256 blocks of 64 tokens: forward and loss "
+        f"{ph['forward+loss']:.1f} ms, backward {ph['backward']:.1f} ms, optimizer {ph['optimizer']:.1f} ms"
+    )
+
+
+def _gap_lines(u: pd.DataFrame, ts) -> list[str]:
+    """Per model and size, the range over t of train - test recovery, and the first size from which every
+    difference (at that size and all larger ones) is within two standard errors of zero."""
+    rows, notes = [], []
+    sizes = sorted(u["train_size"].unique())
+    for ms, g in u.groupby("model_size"):
+        row, within = [ms], {}
+        for n in sizes:
+            diffs, ok = [], True
+            for t in ts:
+                c = g[(g["train_size"] == n) & (g["t"] == t)].set_index("split")
+                if not {"train", "test"} <= set(c.index):
+                    continue
+                d = c.loc["train", "recovered"] - c.loc["test", "recovered"]
+                se = math.hypot(c.loc["train", "recovered_se"], c.loc["test", "recovered_se"])
+                diffs.append(d)
+                ok = ok and abs(d) <= 2 * se
+            row.append(f"{100 * min(diffs):+.0f} to {100 * max(diffs):+.0f}" if diffs else "–")
+            within[n] = ok and bool(diffs)
+        rows.append(row)
+        first = next((n for i, n in enumerate(sizes) if all(within.get(m, False) for m in sizes[i:])), None)
+        notes.append(
+            f"- {ms}: from {n_fmt(first)} blocks on, training and test recovery agree within two standard errors at "
+            f"every t."
+            if first is not None
+            else f"- {ms}: training and test recovery differ by more than two standard errors at the largest size."
+        )
+    return [
+        "Training minus test recovery (percentage points, the range over the four t):",
+        "",
+        table(["model"] + [n_fmt(n) for n in sizes], rows),
+        "",
+        *notes,
+        "",
+    ]
+
+
+def section_machine(tabs, cov, times, machine: str, log: str | None) -> str:
     tr = tabs["train"]
     lines = ["## Command, machine, what was measured, time", ""]
     lines += [
@@ -300,32 +367,33 @@ def section_machine(tabs, cov, times) -> str:
         "python -m paper_figures.memorization --results results/memorization_gpu --out <folder>",
         "```",
         "",
-        "Machine: one NVIDIA H200, torch 2.11.0+cu130 (per-stage timings in `benchmarks/h200_memorization_gpu.log`). "
-        "The results folder is not in the repository; every number below is on this page.",
-        "",
-    ]
-    rows = []
-    for ms, c in cov.items():
-        unmeasured = sorted(set(c["trained"]) - set(c["measured"]))
-        rows.append(
-            [ms, ", ".join(n_fmt(n) for n in c["trained"]) or "–", ", ".join(n_fmt(n) for n in c["measured"]) or "–",
-             ", ".join(n_fmt(n) for n in unmeasured) or "–"]
-        )  # fmt: skip
-    lines += [
-        "**The sweep is incomplete.** The GPU time ran out before it finished:",
-        "",
-        table(["model", "trained (blocks)", "measured (blocks)", "trained, not measured"], rows),
+        f"Machine: {machine} (per-stage timings in `{log}`). The results folder is not in the repository; every "
+        "number below is on this page.",
         "",
     ]
     p = preset("gpu")
     missing = {ms: sorted(set(p.sizes) - set(c["measured"])) for ms, c in cov.items()}
-    for ms, m in missing.items():
-        if m:
-            lines.append(
-                f"- {ms}: no measurements at {', '.join(n_fmt(n) for n in m)} blocks, so it has no transition of "
-                f"its own on this page; its rows below are the memorizing end only."
-            )
-    lines.append("")
+    if any(missing.values()):
+        rows = []
+        for ms, c in cov.items():
+            unmeasured = sorted(set(c["trained"]) - set(c["measured"]))
+            rows.append(
+                [ms, ", ".join(n_fmt(n) for n in c["trained"]) or "–",
+                 ", ".join(n_fmt(n) for n in c["measured"]) or "–", ", ".join(n_fmt(n) for n in unmeasured) or "–"]
+            )  # fmt: skip
+        lines += [
+            "**The sweep is incomplete**; these models were trained and measured:",
+            "",
+            table(["model", "trained (blocks)", "measured (blocks)", "trained, not measured"], rows),
+            "",
+        ]
+        for ms, m in missing.items():
+            if m:
+                lines.append(
+                    f"- {ms}: no measurements at {', '.join(n_fmt(n) for n in m)} blocks, so its transition on this "
+                    f"page is bounded by the sizes measured."
+                )
+        lines.append("")
     if not tr.empty:
         trows = []
         for _, r in tr.sort_values(["model_size", "train_size"]).iterrows():
@@ -335,41 +403,39 @@ def section_machine(tabs, cov, times) -> str:
                 [r["model_size"], n_fmt(r["train_size"]), fmt(r["final_loss"]), int(r["skipped_steps"]),
                  f"{r['wall_s']:.1f}", f"{r['ms_per_step']:.1f}", f"{ev['seconds'].sum():.1f}" if len(ev) else "–"]
             )  # fmt: skip
-        per_model, ev_times = [], []
-        for _, g in times.groupby(["model_size", "train_size"]):
-            if set(g["stage"]) >= {"train", "recovery", "kl"}:
-                per_model.append(g["seconds"].sum())
-                ev_times.append(g.loc[g["stage"] != "train", "seconds"].sum())
         lines += [
             "Training and evaluation time per model (the train table; evaluation = sum of the measurement stages in "
-            "the log, including the Hopfield family at that size):",
+            "the log, including the Hopfield family at that size, which runs with the first model size):",
             "",
             table(["model", "blocks", "final loss", "skipped steps", "train s", "ms / step", "evaluation s"], trows),
             "",
         ]
-        if per_model:
-            p_models = len(p.train_cells())
-            lo, hi = min(per_model), max(per_model)
-            mean = float(np.mean(per_model))
-            lines.append(
-                f"Training took {tr['wall_s'].min():.0f}-{tr['wall_s'].max():.0f} s per model (2,500 steps, "
-                f"{tr['ms_per_step'].min():.1f}-{tr['ms_per_step'].max():.1f} ms per step, including compilation). "
-                f"A complete model (training and every measurement) took {lo:.0f}-{hi:.0f} s, {mean:.0f} s on "
-                f"average; the {p_models} models of the preset therefore need about {p_models * mean / 60:.0f} min "
-                f"on one H200 before the figures (more, since the larger gpu-quick models were timed only once), "
-                f"about twice the 10 minutes the preset was meant to fit in. The preset's budget assumed about 6 ms "
-                f"(gpu-small) and 12 ms (gpu-quick) per step and about 8 s of evaluation per model; evaluation took "
-                f"{min(ev_times):.0f}-{max(ev_times):.0f} s per model."
+        total = _log_total(log)
+        steps = sorted({int(v) for v in tr["steps"]})
+        ev_all = times.loc[times["stage"] != "train", "seconds"].sum() if len(times) else float("nan")
+        sentence = (
+            f"Training took {tr['wall_s'].sum():.0f} s in all ({tr['wall_s'].min():.0f}-{tr['wall_s'].max():.0f} s "
+            f"per model, {', '.join(f'{s:,}' for s in steps)} steps, {tr['ms_per_step'].min():.1f}-"
+            f"{tr['ms_per_step'].max():.1f} ms per step including compilation), the measurements {ev_all:.0f} s."
+        )
+        if total is not None:
+            sentence += (
+                f" The whole preset — every training, every measurement and the figures, from an empty results "
+                f"folder — took {total:.0f} s ({total / 60:.1f} min)."
             )
+        lines.append(sentence)
     lines += [
         "",
-        "Why float32: with bf16 autocast the 32-block run had non-finite gradients from step 278 on "
-        "(`benchmarks/h200_diagnose_training_bf16.txt`: 485 of 800 traced steps skipped). Recomputing the failing "
+        "Why float32: with bf16 autocast the 32-block run had non-finite gradients from step 278 on (H200, "
+        "`benchmarks/h200_diagnose_training_bf16.txt`: 485 of 800 traced steps skipped). Recomputing the failing "
         "step with each scaled-dot-product backend gave a non-finite gradient only with cuDNN's attention "
         "(backward); the flash, memory-efficient and math kernels gave finite gradients (norm about 7.2) on the "
         "same batch. While the model memorizes, its attention logits reach about 1,000 and a row log-sum-exp "
-        "about -110. The sweep therefore trained in float32 with TF32 matmuls (and the trainer now leaves cuDNN "
-        "attention out); no step was skipped in any run above.",
+        "about -110. The trainer now leaves cuDNN attention out, and the same bf16 run then skipped none of its 800 "
+        "steps (H100, `benchmarks/h100_diagnose_training.txt`, attention logits up to 8,540); the preset still "
+        "trains in float32 with TF32 matmuls, because at these widths a step costs host time, not GPU time "
+        f"(the same file: {_diag_phases()}), so bf16 would not make it faster."
+        + (f" Skipped steps in the runs above: {int(tr['skipped_steps'].sum())}." if not tr.empty else ""),
     ]
     return "\n".join(lines)
 
@@ -425,7 +491,12 @@ def section_differences(tabs, data_info) -> str:
                         f"{p.settings.n_eval} blocks per split, t up to 0.5",
                         "cost; t = 1.0 is pure noise and says nothing about a basin",
                     ],
-                    ["precision", "bf16 mixed", "float32 + TF32", "bf16 diverged on the memorizing runs (below)"],
+                    [
+                        "precision",
+                        "bf16 mixed",
+                        "float32 + TF32",
+                        "at these widths a step is host-bound, so bf16 gains nothing (above)",
+                    ],
                 ],
             ),  # fmt: skip
             "",
@@ -477,13 +548,16 @@ def section_recovery(rs, meet, cov) -> str:
             row.append(f"{where} (train - test at {n_fmt(nmax)}: {d:+.3f} +- {se:.3f})")
         mrows.append(row)
     lines += [table(["model"] + [f"t = {t:g}" for t in ts], mrows), ""]
+    lines += _gap_lines(u, ts)
     small = "gpu-small" if "gpu-small" in meet else sorted(meet)[0]
     finite = {t: m for t, m in meet[small].items() if math.isfinite(m)}
     g = u[u["model_size"] == small]
     if finite:
+        lo, hi = min(finite.values()), max(finite.values())
+        span = f"at {lo:,.0f} blocks" if len(finite) == 1 else f"between {lo:,.0f} and {hi:,.0f} blocks depending on t"
+        each = ", ".join(f"t = {t:g}: {m:,.0f}" for t, m in sorted(finite.items()))
         lines.append(
-            f"For {small} the curves cross between {min(finite.values()):,.0f} and {max(finite.values()):,.0f} "
-            f"blocks depending on t ({', '.join(f't = {t:g}: {m:,.0f}' for t, m in sorted(finite.items()))})"
+            f"For {small} the curves cross {span} ({each})"
             + (
                 f"; at t = {', '.join(f'{t:g}' for t in sorted(set(meet[small]) - set(finite)))} training recovery "
                 f"stays above test recovery up to the largest size (difference and standard error in the table)."
@@ -646,16 +720,50 @@ def section_basins(tabs) -> str:
         tr = us[us["split"] == "train"].groupby("train_size")["radius"].median()
         lines.append("")
         lines.append(
-            f"The UDDM (gpu-small) holds the whole searched radius of its training blocks up to "
-            f"{n_fmt(tr[tr >= L // 2].index.max()) if (tr >= L // 2).any() else '–'} blocks, then the median falls to "
-            f"{', '.join(f'{fmt(v, 0)} at {n_fmt(n)}' for n, v in tr.items() if v < L // 2)}: from 2,048 blocks on a "
-            f"training block is a fixed point that no longer corrects a single changed token with probability 0.9. "
-            f"Test blocks are not fixed points of a memorizing model (radius -1); at the largest sizes most of them "
-            f"become fixed points (radius 0), but none acquires a basin of even one token under this criterion. The "
-            f"memories of the Hopfield family keep a censored radius of {L // 2} (half the block) on every stored "
-            f"block at every size, and -1 on every test block."
+            f"The median radius of the UDDM's (gpu-small) training blocks is "
+            f"{', '.join(f'{fmt(v, 1)} at {n_fmt(n)}' for n, v in tr.items())} blocks (the search stops at "
+            f"{L // 2}): {_basin_trend(tr)}. " + _test_basin_text(ok, L)
         )
     return "\n".join(lines)
+
+
+def _range(v: pd.Series) -> str:
+    lo, hi = int(v.min()), int(v.max())
+    return f"{lo}" if lo == hi else f"{lo} to {hi}"
+
+
+def _test_basin_text(ok: pd.DataFrame, L: int) -> str:
+    """Sentences on test-block radii of the UDDMs and on the Hopfield family's radii, from the basins table."""
+    ud = ok[(ok["backend"] == "uddm") & (ok["split"] == "test")]
+    med = ud.groupby(["model_size", "train_size"])["radius"].median()
+    fixed = ud.groupby(["model_size", "train_size"])["radius"].apply(lambda r: (r >= 0).mean())
+    smallest = ud["train_size"].min()
+    text = (
+        f"Test blocks at {n_fmt(smallest)} blocks: a fixed point for {100 * fixed.xs(smallest, level=1).max():.0f}% "
+        f"of them at most (radius -1 otherwise); at the largest size up to "
+        f"{100 * fixed.xs(ud['train_size'].max(), level=1).max():.0f}% are fixed points. The largest test-block "
+        f"radius of any UDDM is {int(ud['radius'].max())} token(s) (median at most {fmt(med.max(), 1)})."
+    )
+    hop = ok[ok["backend"] != "uddm"]
+    if len(hop):
+        tr, te = hop[hop["split"] == "train"]["radius"], hop[hop["split"] == "test"]["radius"]
+        text += (
+            f" The memories of the Hopfield family: stored blocks have radius {_range(tr)} (the search stops at "
+            f"{L // 2}), test blocks {_range(te)}."
+        )
+    return text
+
+
+def _basin_trend(tr: pd.Series) -> str:
+    """One clause on the training-block median radius against size."""
+    zero = [n for n in tr.index if tr[n] <= 0]
+    first_zero = next((n for i, n in enumerate(tr.index) if (tr.iloc[i:] <= 0).all()), None)
+    if first_zero is None:
+        return "the basin shrinks with the training set but stays open at every size" if not zero else "it varies"
+    return (
+        f"from {n_fmt(first_zero)} blocks on a training block is a fixed point that no longer corrects a single "
+        f"changed token with probability 0.9"
+    )
 
 
 def section_fixed_points(tabs) -> str:
@@ -667,6 +775,7 @@ def section_fixed_points(tabs) -> str:
             [ms, n_fmt(n)]
             + [f"{sh.loc[s, 'mean']:.3f} ({int(sh.loc[s, 'size'])})" for s in ("train", "test", "random")]
         )
+    train_min = float(fp[fp["split"] == "train"].groupby(["model_size", "train_size"])["fixed"].mean().min())
     return "\n".join(
         [
             "## Fixed points (argmax dynamics from t = 1 started at the clean block)",
@@ -675,10 +784,10 @@ def section_fixed_points(tabs) -> str:
             "",
             table(["model", "blocks", "train", "test", "random"], rows),
             "",
-            "Training blocks are fixed points at every size. Test and random blocks become fixed points only in the "
-            "generalizing regime; that random blocks do too at the largest sizes shows that this test alone does not "
-            "separate memorized from merely unremarkable blocks there: the posterior final step keeps a token unless "
-            "the model is confident it is wrong.",
+            f"Training blocks are fixed points at every size (share at least {train_min:.2f}). Test and random blocks "
+            "become fixed points only in the generalizing regime; that random blocks do too at the largest sizes "
+            "shows that this test alone does not separate memorized from merely unremarkable blocks there: the "
+            "posterior final step keeps a token unless the model is confident it is wrong.",
         ]
     )
 
@@ -738,6 +847,26 @@ def section_entropy(tabs) -> str:
     return "\n".join(lines)
 
 
+def _extraction_text(g: pd.DataFrame) -> str:
+    """What the verbatim shares say, per model: where samples are training blocks and from which size none is."""
+    parts = []
+    for ms, x in g.groupby("model_size"):
+        share = x.groupby("train_size")["verbatim"].apply(lambda v: v.astype(bool).mean()).sort_index()
+        some = [f"{100 * v:.0f}% at {n_fmt(n)}" for n, v in share.items() if v > 0]
+        none_from = next((n for i, n in enumerate(share.index) if (share.iloc[i:] == 0).all()), None)
+        text = f"{ms}: verbatim copies " + (", ".join(some) if some else "at no size")
+        if none_from is not None and some:
+            text += f", none from {n_fmt(none_from)} blocks on"
+        parts.append(text)
+    return (
+        "Samples that are training blocks, per model — "
+        + "; ".join(parts)
+        + ". Where a model copies its training blocks, the entropy on its own samples is near zero (claim 2); once "
+        "it does not, the longest shared span is a short phrase that lengthens slowly with the training set (more "
+        "text to share a phrase with)."
+    )
+
+
 def section_extraction(tabs) -> str:
     gen = tabs["generation"]
     g = gen[gen["split"] == "generated"]
@@ -758,9 +887,7 @@ def section_extraction(tabs) -> str:
             "",
             table(["model", "blocks", "generated", "verbatim share", "span mean", "span median", "span max"], rows),
             "",
-            "Extraction agrees with the entropy probe and the basin radius: every sample of the 32-block models is a "
-            "training block, a few of the 128-block model's are, and from 512 blocks on none is; the longest shared "
-            "span then grows slowly with the training set (more text to share a short phrase with).",
+            _extraction_text(g),
         ]
     )
 
@@ -791,14 +918,22 @@ def section_nelbo(tabs, meet) -> str:
             lines.append(f"- {ms}: one size only ({n_fmt(n)} blocks, test bound {v:,.0f}); no peak to locate.")
             continue
         m = meet.get(ms, {}).get(0.25, float("nan"))
-        lines.append(
-            f"- {ms}: the test bound is largest at the smallest size, {n_fmt(n)} blocks ({v:,.0f}, above the "
-            f"{V:,} of a uniform guess: the memorizing model is confidently wrong on unseen text), and falls "
-            f"monotonically with size; the meeting point of train and test recovery at t = 0.25 is at "
-            f"{m:,.0f} blocks."
-            if math.isfinite(m)
-            else f"- {ms}: the test bound is largest at {n_fmt(n)} blocks ({v:,.0f})."
+        curve = nel[(nel["split"] == "test") & (nel["model_size"] == ms)].groupby("train_size")["nelbo"].mean()
+        smallest = n == int(curve.index.min())
+        falls = bool(np.all(np.diff(curve.to_numpy()) < 0))
+        where = f"at the smallest size, {n_fmt(n)} blocks" if smallest else f"at {n_fmt(n)} blocks"
+        above = (
+            f", above the {V:,} of a uniform guess: the memorizing model is confidently wrong on unseen text"
+            if v > V
+            else ""
         )
+        trend = (
+            "falls at every larger size"
+            if falls
+            else f"is lowest at {n_fmt(int(curve.idxmin()))} blocks ({math.exp(curve.min()):,.1f})"
+        )
+        meet_s = f"; train and test recovery meet at t = 0.25 at {m:,.0f} blocks" if math.isfinite(m) else ""
+        lines.append(f"- {ms}: the test bound is largest {where} ({v:,.0f}{above}) and {trend}{meet_s}.")
     test_curves = nel[nel["split"] == "test"].groupby(["model_size", "train_size"])["nelbo"].mean()
     mono = all(bool(np.all(np.diff(c.to_numpy()) < 0)) for _, c in test_curves.groupby(level=0) if len(c) > 1)
     lines += [
@@ -808,9 +943,13 @@ def section_nelbo(tabs, meet) -> str:
             "These data do not show a peak there: the test bound falls at every step of the sweep, fastest while "
             "the model memorizes, and the training bound rises to meet it. A peak between the measured sizes, or one "
             "that needs the paper's much longer training (which lets the memorizing end overfit further), cannot be "
-            "ruled out by 6 sizes and 2,500 steps."
+            f"ruled out by {nel['train_size'].nunique()} sizes and {_steps_text(tabs)} steps."
             if mono
-            else "Compare the peak sizes above with the meeting points of claim 1."
+            else "Here the test bound is largest at the smallest training set and lowest at a larger size per model "
+            "(above); no peak at the meeting point is resolved "
+            f"by {nel['train_size'].nunique()} sizes and {_steps_text(tabs)} steps."
+            if all(n == int(nel["train_size"].min()) for n, _, _ in peaks.values())
+            else "Compare the sizes where the test bound peaks (above) with the meeting points of claim 1."
         ),
     ]
     return "\n".join(lines)
@@ -870,7 +1009,15 @@ def data_summary(data: str | None, tabs: dict[str, pd.DataFrame]) -> dict | None
     }
 
 
-def build_page(tabs: dict[str, pd.DataFrame], *, times: pd.DataFrame, data_info: dict | None, fig_dir: str) -> str:
+def build_page(
+    tabs: dict[str, pd.DataFrame],
+    *,
+    times: pd.DataFrame,
+    data_info: dict | None,
+    fig_dir: str,
+    machine: str = "one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130",
+    log: str | None = None,
+) -> str:
     """The whole Markdown page from the tables."""
     rs = recovery_numbers(tabs)
     meet = meeting_points(rs)
@@ -887,7 +1034,7 @@ def build_page(tabs: dict[str, pd.DataFrame], *, times: pd.DataFrame, data_info:
         "by `experiments/summarize_memorization.py` from the result tables; +- is one standard error over "
         "evaluation blocks.",
         "",
-        section_machine(tabs, cov, times),
+        section_machine(tabs, cov, times, machine, log),
         "",
         section_setup(tabs, cov, times, data_info),
         "",
@@ -918,20 +1065,26 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/memorization_gpu", help="folder of the experiment's tables")
     ap.add_argument("--out", default="docs/results_memorization.md", help="the Markdown page to write")
-    ap.add_argument("--log", default="benchmarks/h200_memorization_gpu.log", help="run log with stage timings")
+    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu.log", help="run log with stage timings")
+    ap.add_argument(
+        "--machine", default="one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130", help="the machine the sweep ran on"
+    )
     ap.add_argument("--data", default="data/brown-sotu", help="prepared corpus (for block counts; optional)")
     ap.add_argument("--figures", default="figures", help="figure folder, relative to the page")
     ap.add_argument("--probe", default=None, help="also write the probe reference ranges (JSON) here")
     ap.add_argument("--probe-model", default="gpu-small", help="model size whose ends give the probe ranges")
     a = ap.parse_args(argv)
     tabs = read_tables(a.results)
-    page = build_page(tabs, times=stage_times(a.log), data_info=data_summary(a.data, tabs), fig_dir=a.figures)
+    page = build_page(
+        tabs, times=stage_times(a.log), data_info=data_summary(a.data, tabs), fig_dir=a.figures,
+        machine=a.machine, log=a.log,
+    )  # fmt: skip
     Path(a.out).parent.mkdir(parents=True, exist_ok=True)
     Path(a.out).write_text(page)
     print(f"wrote {a.out} ({len(page):,} characters)")
     if a.probe:
         ref = probe_reference(
-            tabs, a.probe_model, "memorization sweep, gpu preset, one H200 (docs/results_memorization.md)"
+            tabs, a.probe_model, f"memorization sweep, gpu preset, {a.machine} (docs/results_memorization.md)"
         )
         Path(a.probe).write_text(json.dumps(ref, indent=2) + "\n")
         print(f"wrote {a.probe}")
