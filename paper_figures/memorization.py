@@ -45,10 +45,15 @@ def _read(root: Path, name: str) -> pd.DataFrame:
     return df
 
 
+def _short_count(n: int) -> str:
+    """A tick label that stays narrow on a log axis: 512, 2k, 16k, 53k (thousands rounded; tables give exact sizes)."""
+    return str(n) if n < 1000 else f"{round(n / 1000)}k"
+
+
 def _sizes_axis(ax, sizes) -> None:
     ax.set_xscale("log")
     ax.set_xticks(sorted(set(int(s) for s in sizes)))
-    ax.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda v, _: f"{int(v):,}"))
+    ax.get_xaxis().set_major_formatter(plt.FuncFormatter(lambda v, _: _short_count(int(v))))
     ax.minorticks_off()
     ax.set_xlabel("training blocks")
 
