@@ -248,3 +248,17 @@ def test_model_trained_elsewhere_without_checkpoint_is_trained_again(tmp_path):
     run_experiment(p, tmp_path, device="cpu", progress=False)
     assert pending.exists()
     assert result_path(tmp_path / "train", tc).stat().st_mtime_ns != before
+
+
+def test_main_job_gpu_preset_runs_on_the_embedded_corpus_up_to_its_whole_pool():
+    """The main job needs no prepared data: its GPU preset keeps the gpu preset's models and settings but reads the
+    embedded corpus, with sizes at most half the pool and then the pool itself."""
+    from amtheory.cli import main_job_memorization_preset
+    from amtheory.memorization import load_data, preset
+
+    p, ref = main_job_memorization_preset("gpu"), preset("gpu")
+    pool = load_data(p.data).n_blocks_available("train", p.data.length)
+    assert p.data.source == "embedded" and p.data.length == ref.data.length and p.data.vocab == ref.data.vocab
+    assert p.archs == ref.archs and p.settings == ref.settings and p.steps == ref.steps
+    assert p.sizes[-1] == pool and all(2 * n <= pool for n in p.sizes[:-1]) and len(p.sizes) >= 3
+    assert main_job_memorization_preset("tiny") == preset("tiny")
