@@ -368,8 +368,8 @@ def preset(
             # Log-spaced by 8 from 32 blocks, then the whole pool of 64-token training blocks of data/brown-sotu.
             sizes=(32, 256, 2048, 16384, GPU_POOL_BLOCKS),
             # Sized for the whole preset (training, evaluation, figures) within 10 minutes on one H100. Steps of
-            # these small models cost host time, not GPU time (14-23 ms each on an H100, benchmarks/
-            # h100_diagnose_training.txt), so the step count sets the training time: 1,200 steps.
+            # these small models take 13-24 ms on an H100 whatever the precision (a bf16 step was no faster:
+            # benchmarks/h100_diagnose_training.txt), so the step count sets the training time: 1,200 steps.
             steps=1200,
             batch_size=256,
             lr=5e-4,

@@ -433,8 +433,9 @@ def section_machine(tabs, cov, times, machine: str, log: str | None) -> str:
         "same batch. While the model memorizes, its attention logits reach about 1,000 and a row log-sum-exp "
         "about -110. The trainer now leaves cuDNN attention out, and the same bf16 run then skipped none of its 800 "
         "steps (H100, `benchmarks/h100_diagnose_training.txt`, attention logits up to 8,540); the preset still "
-        "trains in float32 with TF32 matmuls, because at these widths a step costs host time, not GPU time "
-        f"(the same file: {_diag_phases()}), so bf16 would not make it faster."
+        "trains in float32 with TF32 matmuls, because at these widths bf16 was not faster (the same file: "
+        f"{_diag_phases()}; the float32 steps of the gpu-small runs below took 13-15 ms once compiled), which "
+        "points at per-step overhead rather than arithmetic."
         + (f" Skipped steps in the runs above: {int(tr['skipped_steps'].sum())}." if not tr.empty else ""),
     ]
     return "\n".join(lines)
@@ -495,7 +496,7 @@ def section_differences(tabs, data_info) -> str:
                         "precision",
                         "bf16 mixed",
                         "float32 + TF32",
-                        "at these widths a step is host-bound, so bf16 gains nothing (above)",
+                        "at these widths bf16 was not faster (above)",
                     ],
                 ],
             ),  # fmt: skip
