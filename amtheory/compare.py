@@ -79,9 +79,9 @@ class ComparePreset:
 
 PRESETS = {
     "tiny": ComparePreset(ns=(64,), loads=(0.05, 0.1, 0.2, 0.3), replicates=1, n_trials=24),
-    # 70 recovery and 70 basin cells. A first version (7 loads, 3 replicates, 128 trials: 294 + 294 cells) had
-    # finished 263 recovery cells after 330 s on an H100 (benchmarks/h100_main_job_gpu.log): each cell's cost is
-    # its table, not its arithmetic, at these sizes.
+    # 70 recovery and 70 basin cells, cut down from 7 loads, 3 replicates and 128 trials (294 + 294 cells), of
+    # which an H100 had written 263 recovery cells after 330 s (benchmarks/h100_main_job_gpu.log). This smaller
+    # preset has not been timed on a GPU.
     "gpu": ComparePreset(ns=(256, 1024), loads=(0.05, 0.1, 0.14, 0.2, 0.3), replicates=1, n_trials=64),
 }
 
