@@ -94,28 +94,14 @@ def format_summary(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def main_job_memorization_preset(preset: str):
-    """The memorization preset of the main job: "tiny" as it is; "gpu" with its models and settings on the embedded
-    corpus (shipped with the package, so the job needs no prepared data), its training sizes cut to those at most half
-    the embedded pool of training blocks, then the whole pool."""
-    from amtheory import memorization
-
-    p = memorization.preset(preset)
-    if preset != "gpu":
-        return p
-    spec = memorization.DataSpec("embedded", p.data.length, p.data.vocab)
-    pool = memorization.load_data(spec).n_blocks_available("train", spec.length)
-    sizes = tuple(n for n in p.sizes if 2 * n <= pool) + (pool,)
-    return memorization.preset("gpu", data="embedded", sizes=sizes)
-
-
 def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
     from amtheory import memorization
+    from amtheory.memorization_presets import main_job_preset
 
     t0 = time.perf_counter()
     print(f"\n== Diffusion LM: memorization to generalization (preset {preset}, {device}) ==", flush=True)
     root = out / "memorization"
-    memorization.run_experiment(main_job_memorization_preset(preset), root, device=device, progress=progress)
+    memorization.run_experiment(main_job_preset(preset), root, device=device, progress=progress)
     text = format_summary(memorization.summarize(root))
     print(text)
     lines += [f"## Diffusion LM, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})", "", text, ""]

@@ -44,22 +44,7 @@ The Hopfield family on text (what each backend materialises, and the choices mad
   and the reason. None of the presets meets the condition: pairwise couplings on one-hot text are not a
   practical memory for this task, which is itself a result of the comparison.
 
-Presets (``preset(name)``; CLI ``experiments/memorization.py``):
-
-* ``tiny`` — CPU, end to end in about three minutes on two cores: the embedded corpus (6,000 training sentences),
-  32-token blocks, the 2,048 most frequent ids (82.9% of tokens; the rest are ``[UNK]``), the ``cpu-micro`` DiT
-  (64 wide, 2 blocks) without dropout, 8 / 32 / 128 / 512 training blocks, 1,200 steps of 16 blocks (lr 3e-3), a 50-step
-  reverse grid and a few evaluation sequences.
-* ``gpu`` — one GPU: the full corpus ``data/brown-sotu``, 64-token blocks, the 8,192 most frequent ids (95.7% of
-  tokens), two DiT sizes without dropout — ``gpu-small`` (128 wide, 4 blocks, 4 heads) and ``gpu-quick`` (256 wide,
-  6 blocks, 8 heads, the reference model of REFERENCE.md) — and 32, 256, 2,048, 16,384 and 53,167 (the whole pool)
-  training blocks, each trained for 1,200 steps of 256 blocks (float32 with TF32, compiled, lr 5e-4); evaluation on
-  96 sequences per split with a 250-step global grid. The whole preset, figures included, took 8.5 minutes on one
-  H100 (docs/results_memorization.md, benchmarks/h100_memorization_gpu.log). Every stage prints its wall time;
-  run the command again to finish what a first call did not.
-* ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
-  (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
-  64 and the whole pool), 20,000 steps of 512.
+The named sweeps (``tiny``, ``gpu``, ``large``) are in ``amtheory.memorization_presets``.
 
 ``summarize(results_dir)`` gives the numbers of a results page: for each model size the training-set size where
 training and test recovery meet (per t, interpolated in log size), the conditional entropy on training data at
@@ -69,7 +54,6 @@ the smallest and largest sizes, and where the test perplexity bound peaks.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import time
@@ -102,7 +86,6 @@ __all__ = [
     "load_data",
     "longest_shared_span",
     "meeting_point",
-    "preset",
     "recovery_summary",
     "run_experiment",
     "summarize",
@@ -113,9 +96,6 @@ __all__ = [
 MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
 #: Hopfield-family backends put beside the UDDM.
 BACKENDS = ("empirical", "dense_exp", "modern", "classical")
-#: Packed 64-token training blocks of the prepared Brown + State of the Union corpus (``amtheory prepare``): the
-#: largest training set of the gpu preset is the whole pool.
-GPU_POOL_BLOCKS = 53167
 #: Splits every model is measured on.
 SPLITS = ("train", "test", "random")
 
@@ -335,109 +315,6 @@ class Preset:
         return [HopfieldCell(b, self.data, n, measure, self.settings) for b in self.backends for n in self.sizes]
 
 
-def preset(
-    name: str, *, data: str | None = None, steps: int | None = None, sizes: tuple[int, ...] | None = None
-) -> Preset:
-    """The preset ``name`` ("tiny", "gpu" or "large"; see the module docstring), with optional overrides of the
-    corpus folder, the step count and the training sizes."""
-    check_choice("name", name, ("tiny", "gpu", "large"))
-    if name == "tiny":
-        p = Preset(
-            name="tiny",
-            data=DataSpec("embedded", 32, 2048),
-            archs=(ModelSpec.preset("cpu-micro", dropout=0.0),),
-            sizes=(8, 32, 128, 512),
-            steps=1200,
-            batch_size=16,
-            lr=3e-3,
-            warmup=20,
-            ema=0.999,
-            settings=EvalSettings(),
-            checkpoint_every=350,
-        )
-    elif name == "gpu":
-        p = Preset(
-            name="gpu",
-            data=DataSpec("data/brown-sotu", 64, 8192),
-            # No dropout: with 0.1 and 1,000 steps the 32-block models restored 80-94% of the corrupted tokens of
-            # their training blocks and reproduced none verbatim (benchmarks/h100_memorization_gpu_1000steps.log).
-            archs=(
-                ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4, dropout=0.0),
-                ModelSpec.preset("gpu-quick", dropout=0.0),
-            ),
-            # Log-spaced by 8 from 32 blocks, then the whole pool of 64-token training blocks of data/brown-sotu.
-            sizes=(32, 256, 2048, 16384, GPU_POOL_BLOCKS),
-            # Sized for the whole preset (training, evaluation, figures) within 10 minutes on one H100. Steps of
-            # these small models take 13-24 ms on an H100 whatever the precision (a bf16 step was no faster:
-            # benchmarks/h100_diagnose_training.txt), so the step count sets the training time: 1,200 steps.
-            steps=1200,
-            batch_size=256,
-            lr=5e-4,
-            warmup=100,
-            ema=0.999,
-            # A 250-step global grid (the paper's 1000 cost 59-150 s of evaluation per model on an H200), 96
-            # blocks per split, 16 basin blocks per split on a 10-step local grid, 50 empirical-denoiser steps.
-            settings=EvalSettings(
-                n_eval=96,
-                n_steps=250,
-                n_basin=16,
-                basin_trials=16,
-                basin_delta=0.1,
-                basin_steps=10,
-                n_generate=96,
-                nelbo_ts=8,
-                kl_ts=(0.05, 0.1, 0.25, 0.5),
-                batch_size=512,
-                empirical_steps=50,
-                hopfield_batch=32,
-                modern_max_bytes=8 * 2**30,
-            ),
-            checkpoint_every=1000,
-            # float32 (TF32 matmuls): while a model memorizes a few dozen blocks its attention logits grow without
-            # bound, and with bf16 autocast on an H200 most steps of the 32- and 128-block runs had non-finite
-            # gradients (2,185 and 1,807 of 2,500 skipped); at this model size float32 costs little.
-            bf16=False,
-            compile=True,
-            chunk_rows=16384,
-        )
-    else:
-        p = Preset(
-            name="large",
-            data=DataSpec("data/brown-sotu", 128, None),
-            archs=(ModelSpec.preset("tiny"), ModelSpec.preset("small")),
-            sizes=(64, 256, 1024, 4096, 16384),
-            steps=20000,
-            batch_size=512,
-            lr=3e-4,
-            warmup=2500,
-            ema=0.9999,
-            settings=EvalSettings(
-                n_eval=512,
-                n_steps=1000,
-                n_basin=64,
-                basin_trials=32,
-                basin_delta=0.1,
-                basin_steps=20,
-                n_generate=512,
-                nelbo_ts=16,
-                kl_ts=(0.05, 0.1, 0.25, 0.5),
-                batch_size=512,
-                empirical_steps=100,
-                hopfield_batch=16,
-                modern_max_bytes=16 * 2**30,
-            ),
-            workers="auto",
-            checkpoint_every=2000,
-        )
-    if data is not None:
-        p = dataclasses.replace(p, data=dataclasses.replace(p.data, source=str(data)))
-    if steps is not None:
-        p = dataclasses.replace(p, steps=check_int("steps", steps, minimum=1))
-    if sizes is not None:
-        p = dataclasses.replace(p, sizes=tuple(check_int("sizes", int(s), minimum=1) for s in sizes))
-    return p
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Data
 # ---------------------------------------------------------------------------------------------------------------
@@ -629,7 +506,7 @@ def run_experiment(
     from amtheory.sweep import run_sweep
 
     if not isinstance(p, Preset):
-        raise TypeError(f"p: expected a Preset (see memorization.preset), got {type(p).__name__}")
+        raise TypeError(f"p: expected a Preset (see amtheory.memorization_presets), got {type(p).__name__}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     workers = p.workers if workers is None else workers

@@ -32,7 +32,8 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from amtheory.memorization import meeting_point, preset, recovery_summary  # noqa: E402
+from amtheory.memorization import meeting_point, recovery_summary  # noqa: E402
+from amtheory.memorization_presets import preset  # noqa: E402
 
 TABLES = ("train", "recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
 HOPFIELD = ("empirical", "dense_exp", "modern", "classical")

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from amtheory import memorization as mz
+from amtheory import memorization_presets as mzp
 from amtheory.memorization import (
     DataSpec,
     EvalSettings,
@@ -213,20 +214,20 @@ def test_meeting_point_interpolates_in_log_size():
 
 def test_cells_validate_their_fields():
     with pytest.raises(ValueError, match="measure"):
-        mz.EvalCell(mz.preset("tiny").train_cells()[0], "nonsense")
+        mz.EvalCell(mzp.preset("tiny").train_cells()[0], "nonsense")
     with pytest.raises(ValueError, match="memory"):
         mz.HopfieldCell("nonsense", DataSpec(), 8, "recovery")
     with pytest.raises(TypeError, match="ts"):
         EvalSettings(ts=[0.1])
     with pytest.raises(ValueError, match="name"):
-        mz.preset("huge")
+        mzp.preset("huge")
 
 
 def test_presets_cover_what_the_experiment_needs():
-    gpu = mz.preset("gpu")
+    gpu = mzp.preset("gpu")
     assert len(gpu.archs) >= 2
     assert min(gpu.sizes) <= 99 and max(gpu.sizes) >= 10_000
-    tiny = mz.preset("tiny", sizes=(8, 64))
+    tiny = mzp.preset("tiny", sizes=(8, 64))
     assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
     assert isinstance(pd.DataFrame(), pd.DataFrame)
     assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
@@ -253,12 +254,12 @@ def test_model_trained_elsewhere_without_checkpoint_is_trained_again(tmp_path):
 def test_main_job_gpu_preset_runs_on_the_embedded_corpus_up_to_its_whole_pool():
     """The main job needs no prepared data: its GPU preset keeps the gpu preset's models and settings but reads the
     embedded corpus, with sizes at most half the pool and then the pool itself."""
-    from amtheory.cli import main_job_memorization_preset
-    from amtheory.memorization import load_data, preset
+    from amtheory.memorization import load_data
+    from amtheory.memorization_presets import main_job_preset, preset
 
-    p, ref = main_job_memorization_preset("gpu"), preset("gpu")
+    p, ref = main_job_preset("gpu"), preset("gpu")
     pool = load_data(p.data).n_blocks_available("train", p.data.length)
     assert p.data.source == "embedded" and p.data.length == ref.data.length and p.data.vocab == ref.data.vocab
     assert p.archs == ref.archs and p.settings == ref.settings and p.steps == ref.steps
     assert p.sizes[-1] == pool and all(2 * n <= pool for n in p.sizes[:-1]) and len(p.sizes) >= 3
-    assert main_job_memorization_preset("tiny") == preset("tiny")
+    assert main_job_preset("tiny") == preset("tiny")
