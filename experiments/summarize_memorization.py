@@ -320,6 +320,22 @@ def _diag_phases(path: str = "benchmarks/h100_diagnose_training.txt") -> str:
     )
 
 
+def _train_test_gap(g: pd.DataFrame, n: int, t: float) -> tuple[float, float] | None:
+    """Training minus test recovery of one model at size ``n`` and time ``t``, with its standard error (None when
+    a split is missing)."""
+    c = g[(g["train_size"] == n) & (g["t"] == t)].set_index("split")
+    if not {"train", "test"} <= set(c.index):
+        return None
+    d = c.loc["train", "recovered"] - c.loc["test", "recovered"]
+    return d, math.hypot(c.loc["train", "recovered_se"], c.loc["test", "recovered_se"])
+
+
+def _first_from_which(values: pd.Series) -> Any:
+    """The first index label from which every value (a bool, in index order) is True; None if the last is not."""
+    held = values.to_numpy(dtype=bool)
+    return next((n for i, n in enumerate(values.index) if held[i:].all()), None)
+
+
 def _gap_lines(u: pd.DataFrame, ts) -> list[str]:
     """Per model and size, the range over t of train - test recovery, and the first size from which every
     difference (at that size and all larger ones) is within two standard errors of zero."""
@@ -328,19 +344,12 @@ def _gap_lines(u: pd.DataFrame, ts) -> list[str]:
     for ms, g in u.groupby("model_size"):
         row, within = [ms], {}
         for n in sizes:
-            diffs, ok = [], True
-            for t in ts:
-                c = g[(g["train_size"] == n) & (g["t"] == t)].set_index("split")
-                if not {"train", "test"} <= set(c.index):
-                    continue
-                d = c.loc["train", "recovered"] - c.loc["test", "recovered"]
-                se = math.hypot(c.loc["train", "recovered_se"], c.loc["test", "recovered_se"])
-                diffs.append(d)
-                ok = ok and abs(d) <= 2 * se
+            gaps = [x for x in (_train_test_gap(g, n, t) for t in ts) if x is not None]
+            diffs = [d for d, _ in gaps]
             row.append(f"{100 * min(diffs):+.0f} to {100 * max(diffs):+.0f}" if diffs else "–")
-            within[n] = ok and bool(diffs)
+            within[n] = bool(gaps) and all(abs(d) <= 2 * se for d, se in gaps)
         rows.append(row)
-        first = next((n for i, n in enumerate(sizes) if all(within.get(m, False) for m in sizes[i:])), None)
+        first = _first_from_which(pd.Series(within))
         notes.append(
             f"- {ms}: from {n_fmt(first)} blocks on, training and test recovery agree within two standard errors at "
             f"every t."
@@ -542,9 +551,7 @@ def section_recovery(rs, meet, cov) -> str:
         row = [ms]
         for t in ts:
             m = meet[ms].get(float(t), float("nan"))
-            c = g[(g["train_size"] == nmax) & (g["t"] == t)].set_index("split")
-            d = c.loc["train", "recovered"] - c.loc["test", "recovered"]
-            se = math.hypot(c.loc["train", "recovered_se"], c.loc["test", "recovered_se"])
+            d, se = _train_test_gap(g, nmax, t)
             where = f"{m:,.0f} blocks" if math.isfinite(m) else "not within the sweep"
             if len(g["train_size"].unique()) < 2:
                 where = "one size only"
@@ -759,10 +766,9 @@ def _test_basin_text(ok: pd.DataFrame, L: int) -> str:
 
 def _basin_trend(tr: pd.Series) -> str:
     """One clause on the training-block median radius against size."""
-    zero = [n for n in tr.index if tr[n] <= 0]
-    first_zero = next((n for i, n in enumerate(tr.index) if (tr.iloc[i:] <= 0).all()), None)
+    first_zero = _first_from_which(tr <= 0)
     if first_zero is None:
-        return "the basin shrinks with the training set but stays open at every size" if not zero else "it varies"
+        return "the training-block basin stays open at the largest size"
     return (
         f"from {n_fmt(first_zero)} blocks on a training block is a fixed point that no longer corrects a single "
         f"changed token with probability 0.9"
@@ -856,7 +862,7 @@ def _extraction_text(g: pd.DataFrame) -> str:
     for ms, x in g.groupby("model_size"):
         share = x.groupby("train_size")["verbatim"].apply(lambda v: v.astype(bool).mean()).sort_index()
         some = [f"{100 * v:.0f}% at {n_fmt(n)}" for n, v in share.items() if v > 0]
-        none_from = next((n for i, n in enumerate(share.index) if (share.iloc[i:] == 0).all()), None)
+        none_from = _first_from_which(share == 0)
         text = f"{ms}: verbatim copies " + (", ".join(some) if some else "at no size")
         if none_from is not None and some:
             text += f", none from {n_fmt(none_from)} blocks on"
