@@ -74,7 +74,7 @@ def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torc
     z = x_t.unsqueeze(-1)
     l_z = log_x.gather(-1, z).squeeze(-1).double()
     l_other, best = log_x.max(dim=-1)
-    a_t, a_s = (a.reshape(a.shape[:-1]) if a.dim() else a for a in (_as_col(alpha_t, log_x), _as_col(alpha_s, log_x)))
+    a_t, a_s = _as_col(alpha_t, log_x).squeeze(-1), _as_col(alpha_s, log_x).squeeze(-1)  # [B, 1] or 0-d
     a_ts = a_t / a_s
     V = log_x.shape[-1]
     c = (1.0 - a_ts) * (1.0 - a_s) / V
