@@ -5,9 +5,12 @@ accumulation), two formulations of one optimizer step (AdamW, clipping 1.0, EMA,
 
 - plain: bf16 autocast, SDPA restricted to its math kernel, the full [B, L, V] float32 logits and log-probs
   materialised and the loss computed from them in eager mode, foreach AdamW, no compile;
-- optimised: the trainer's step (:func:`amtheory.diffusion.train.optimizer_step`): bf16 autocast, flash SDPA,
-  transformer blocks compiled (regional ``torch.compile``), the chunked NELBO whose closed-form gradient kernel is
-  compiled (no [B, L, V] tensor), fused AdamW.
+- compiled/chunkN: the trainer's step (:func:`amtheory.diffusion.train.optimizer_step`): bf16 autocast, flash
+  SDPA, transformer blocks compiled (regional ``torch.compile``), the chunked NELBO (N rows of logits at a time,
+  vocabulary padded to aligned GEMMs, no [B, L, V] tensor) whose closed-form gradient kernel is compiled, fused
+  AdamW;
+- triton/chunkN: the same step with the loss kernel "triton" (the trainer's default on CUDA): two Triton kernels
+  over each chunk's logits (:mod:`amtheory.diffusion.loss_kernels`).
 
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x non-embedding parameters x tokens + attention FLOPs) /
@@ -35,7 +38,8 @@ from typing import Any
 
 import torch
 
-from amtheory.diffusion.loss import _nelbo_rows, rows_loss_and_grad
+from amtheory.diffusion import loss_kernels
+from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train import (
     EMA,
@@ -216,6 +220,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--budget-s", type=float, default=270.0, help="skip what would start after this many seconds")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--profile", action="store_true", help="print the top kernels of each optimised variant's step")
+    p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
     a = p.parse_args(argv)
 
     if a.small_cpu:
@@ -237,6 +242,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         chunks = [int(c) for c in (a.chunk_rows or "1024,4096").split(",")]
         accum = {c: (2 if c in ("small", "medium") else 1) for c in configs}
         compile_ = not a.no_compile
+    if a.tiles:
+        with open(a.tiles) as f:
+            loss_kernels.GPU_TILES.update(json.load(f)["tiles"])
+        print(f"Triton loss-kernel tiles: {loss_kernels.GPU_TILES}")
     t_start = time.perf_counter()
 
     def over_budget(what: str) -> bool:
@@ -258,7 +267,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         cfg = DiTConfig.preset(cname, V, L)
         model_ne = None
         flops = None
-        for variant in ["plain"] + [f"optimised/chunk{c}" for c in chunks]:
+        triton_ok = loss_kernels.available(device)
+        variants = ["plain"] + [f"compiled/chunk{c}" for c in chunks]
+        variants += [f"triton/chunk{c}" for c in chunks] if triton_ok else []
+        for variant in variants:
             if over_budget(f"{cname} {variant}"):
                 continue
             row: dict[str, Any] = {"config": cname, "variant": variant, "accum": accum[cname]}
@@ -276,7 +288,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         for blk in model.blocks:
                             blk.compile()
                     c = int(variant.split("chunk")[1])
-                    fn = optimised_step(model, data, batch, accum[cname], device, c, kernel)
+                    k = TRITON_ROWS if variant.startswith("triton") else kernel
+                    fn = optimised_step(model, data, batch, accum[cname], device, c, k)
                 t0 = time.perf_counter()
                 sec = _time(fn, warm, steps, device)
                 if a.profile and variant != "plain":

@@ -24,6 +24,7 @@ Every term is a softplus of a log-probability, so there is no cancellation of la
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 
 import torch
 import torch.nn.functional as F
@@ -33,12 +34,15 @@ from amtheory.diffusion.model import mm_f32
 from amtheory.diffusion.schedule import alpha, alpha_prime
 
 __all__ = [
+    "PAD_LOGIT",
     "T_MIN",
+    "TRITON_ROWS",
     "antithetic_times",
     "chunked_nelbo",
     "forward_noise",
     "nelbo_per_token",
     "nelbo_per_token_reference",
+    "pad_vocab",
     "rows_loss_and_grad",
 ]
 
@@ -90,21 +94,44 @@ def _softplus_gap(lam: torch.Tensor, ell: torch.Tensor) -> torch.Tensor:
     return torch.where(lam > 0, far, F.softplus(lam) - F.softplus(lam + ell))
 
 
-def _nelbo_rows(ell_NV: torch.Tensor, x0_N, xt_N, a_N, ap_N) -> torch.Tensor:
-    """Per-row NELBO from log-probabilities (the two-case, one-hot-free form of the module docstring)."""
-    V = ell_NV.shape[-1]
+def row_terms(l_k, l_i, S_rest, same, a_N, ap_N, V: int):
+    """The NELBO of each row from its statistics: ``l_k``, ``l_i`` the log-probabilities at ``x_0`` and ``x_t``,
+    ``S_rest = sum_{j != x_0} softplus(l_j + lam)``, ``same = (x_0 == x_t)``. Returns ``(loss, lam, c, u, w)`` with
+    ``u = log r`` and ``w = -alpha' / (alpha xbar_i)`` (the two-case, one-hot-free form of the module docstring)."""
     lam = torch.log(V * a_N) - torch.log1p(-a_N)
     c = (1.0 - a_N) / V
+    gap_k = _softplus_gap(lam, l_k)  # = log(q_{x0} / q_theta_{x0})
+    # The literal formula on the given log-probabilities: in float32 their x0 entry is quantised to ulp(logit), so
+    # they need not sum to one, and for a model that has memorized a row this term can come out near -1e-12.
+    kl = (a_N + c) * gap_k - c * S_rest
+    u = torch.where(same, gap_k, -F.softplus(l_i + lam))  # log r
+    xbar_i = torch.where(same, V * a_N + 1.0 - a_N, 1.0 - a_N)
+    w = (-ap_N) / (a_N * xbar_i)
+    return w * (kl + torch.expm1(u) - u), lam, c, u, w
+
+
+def row_coefficients(l_k, l_i, G, lam, c, u, w, a_N, scale: float):
+    """``scale * dloss/dlogits_j = A sigmoid(l_j + lam) + P x_theta_j + ck [j = x_0] + ci [j = x_t]``; returns
+    ``(A, P, ck, ci)`` per row from ``G = sum_j sigmoid(l_j + lam)`` and the terms of :func:`row_terms`.
+
+    From ``dloss/dl_j = w (-c s_j - alpha s_{x0} [j = x0] - expm1(u) s_{x_t} [j = x_t])`` (``s = sigmoid(l +
+    lam)``) and ``dloss/dlogit_j = dloss/dl_j - x_theta_j sum_m dloss/dl_m``.
+    """
+    ws = w * scale
+    A = -ws * c
+    ck = -ws * a_N * torch.sigmoid(l_k + lam)
+    ci = -ws * torch.expm1(u) * torch.sigmoid(l_i + lam)
+    return A, -(A * G + ck + ci), ck, ci
+
+
+def _nelbo_rows(ell_NV: torch.Tensor, x0_N, xt_N, a_N, ap_N) -> torch.Tensor:
+    """Per-row NELBO from log-probabilities [n, V]."""
+    V = ell_NV.shape[-1]
+    lam = torch.log(V * a_N) - torch.log1p(-a_N)
     S = F.softplus(ell_NV + lam[:, None]).sum(-1)
     l_k = ell_NV.gather(-1, x0_N[:, None])[:, 0]
-    sp_k = F.softplus(l_k + lam)
-    sp_i = F.softplus(ell_NV.gather(-1, xt_N[:, None])[:, 0] + lam)
-    gap_k = _softplus_gap(lam, l_k)  # = log(q_{x0} / q_theta_{x0})
-    same = x0_N == xt_N
-    kl = (a_N + c) * gap_k - c * (S - sp_k)
-    u = torch.where(same, gap_k, -sp_i)  # log r
-    xbar_i = torch.where(same, V * a_N + 1.0 - a_N, 1.0 - a_N)
-    return (-ap_N) / (a_N * xbar_i) * (kl + torch.expm1(u) - u)
+    l_i = ell_NV.gather(-1, xt_N[:, None])[:, 0]
+    return row_terms(l_k, l_i, S - F.softplus(l_k + lam), x0_N == xt_N, a_N, ap_N, V)[0]
 
 
 def nelbo_per_token(
@@ -176,38 +203,39 @@ def rows_loss_and_grad(
     scale: float,
     with_grad: bool = True,
     grad_dtype: torch.dtype | None = None,
+    V: int | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Per-row NELBO from float32 logits and, optionally, ``scale * d(sum of rows)/d logits`` in closed form
     (returned in ``grad_dtype``, default float32).
 
-    With ``l = logits - logsumexp``, ``s_j = sigmoid(l_j + lam)``, ``w = -alpha'/(alpha xbar_i)``, ``u = log r``:
-    ``dloss/dl_j = w (-c s_j - alpha s_{x0} [j = x0] - expm1(u) s_{x_t} [j = x_t])`` and
-    ``dloss/dlogit_j = dloss/dl_j - x_theta_j sum_m dloss/dl_m``. Unchecked inner kernel of
-    :func:`chunked_nelbo` (pure tensor code, so ``torch.compile`` can fuse it into a few passes).
+    ``V``: the vocabulary size when ``logits_NV`` has padding columns past it (logits of :data:`PAD_LOGIT`, whose
+    probabilities, softplus and sigmoid terms and gradient are exactly zero); default ``logits_NV.shape[-1]``.
+    With ``p = softmax(logits)``, ``e = exp(l + lam) = K p`` (``K = exp(lam)``), the softplus and sigmoid of
+    ``l + lam`` are ``log1p(e)`` and ``e / (1 + e)``: one exponential per entry serves all three. The gradient is
+    :func:`row_coefficients`. Unchecked inner kernel of :func:`chunked_nelbo` (pure tensor code, so
+    ``torch.compile`` can fuse it into a few passes).
     """
-    V = logits_NV.shape[-1]
+    V = logits_NV.shape[-1] if V is None else V
     z = logits_NV.float()
     ell = z - torch.logsumexp(z, dim=-1, keepdim=True)
-    loss = _nelbo_rows(ell, x0_N, xt_N, a_N, ap_N)
-    if not with_grad:
-        return loss, None
     lam = torch.log(V * a_N) - torch.log1p(-a_N)
-    c = (1.0 - a_N) / V
-    same = x0_N == xt_N
+    p = torch.exp(ell)
+    e = p * torch.exp(lam)[:, None]
+    S = torch.log1p(e).sum(-1)
     l_k = ell.gather(-1, x0_N[:, None])[:, 0]
     l_i = ell.gather(-1, xt_N[:, None])[:, 0]
-    u = torch.where(same, _softplus_gap(lam, l_k), -F.softplus(l_i + lam))
-    xbar_i = torch.where(same, V * a_N + 1.0 - a_N, 1.0 - a_N)
-    ws = (-ap_N) / (a_N * xbar_i) * scale
-    sig = torch.sigmoid(ell + lam[:, None])
-    coef_k = -ws * a_N * torch.sigmoid(l_k + lam)
-    coef_i = -ws * torch.expm1(u) * torch.sigmoid(l_i + lam)
-    sum_g = -ws * c * sig.sum(-1) + coef_k + coef_i
-    grad = -(ws * c)[:, None] * sig - torch.exp(ell) * sum_g[:, None]
+    # The x0 term taken out of the sum it is in (the same float value): only the sum's rounding remains.
+    S_rest = S - torch.log1p(e.gather(-1, x0_N[:, None])[:, 0])
+    loss, lam, c, u, w = row_terms(l_k, l_i, S_rest, x0_N == xt_N, a_N, ap_N, V)
+    if not with_grad:
+        return loss, None
+    sig = e / (1.0 + e)
+    A, P, coef_k, coef_i = row_coefficients(l_k, l_i, sig.sum(-1), lam, c, u, w, a_N, scale)
+    grad = A[:, None] * sig + P[:, None] * p
     if torch.compiler.is_compiling():
         # Masks keep the whole gradient one fused pointwise pass that writes grad_dtype directly; a scatter
         # would split it into three passes over [n, V].
-        col = torch.arange(V, device=logits_NV.device)
+        col = torch.arange(logits_NV.shape[-1], device=logits_NV.device)
         grad = grad + torch.where(col == x0_N[:, None], coef_k[:, None], 0.0)
         grad = grad + torch.where(col == xt_N[:, None], coef_i[:, None], 0.0)
     else:
@@ -215,12 +243,49 @@ def rows_loss_and_grad(
     return loss, grad.to(grad_dtype or torch.float32)
 
 
+#: ``kernel`` value of :func:`chunked_nelbo` for the Triton kernels of :mod:`amtheory.diffusion.loss_kernels`
+#: over each chunk's float32 logits (the trainer's choice on CUDA).
+TRITON_ROWS = "triton-rows"
+
+#: The head's vocabulary is padded to a multiple of this many rows, so rows of the logits and of their bf16
+#: gradient stay 256-byte aligned, the layout cuBLAS's fast Hopper kernels need: V = 30,522 is not even a multiple
+#: of 8, and on an H100 the head's three GEMMs ran at 121-252 TFLOP/s unpadded, 292-761 padded to 30,592
+#: (benchmarks/h100_bench_loss_kernels.txt).
+VOCAB_ALIGN = 128
+#: Logit of a padding row (its bias; its weights are zero): exp, softplus and sigmoid of it are exactly zero.
+PAD_LOGIT = -30000.0
+
+
+def pad_vocab(V: int) -> int:
+    """``V`` rounded up to a multiple of :data:`VOCAB_ALIGN`."""
+    return -(-V // VOCAB_ALIGN) * VOCAB_ALIGN
+
+
+def triton_chunk(stats_fn, grad_fn, x0, xt, a, ap, scale: float, with_grad: bool, V: int):
+    """Loss ``[n]`` and ``scale * dloss/dlogits`` of a chunk from Triton kernels: ``stats_fn(K)`` gives each row's
+    ``[lse, logit at x0, logit at xt, S_rest, G]`` (``K = exp(lam)``; ``S_rest`` leaves out the x0 term) and
+    ``grad_fn(coef)`` the gradient from each row's ``[lse, K, A, P, ck, ci]``; between the two, the per-row
+    arithmetic of :func:`row_terms` and :func:`row_coefficients`."""
+    lam = torch.log(V * a) - torch.log1p(-a)
+    K = torch.exp(lam)
+    lse, zk, zi, S_rest, G = stats_fn(K).unbind(1)
+    l_k, l_i = zk - lse, zi - lse
+    loss, lam, c, u, w = row_terms(l_k, l_i, S_rest, x0 == xt, a, ap, V)
+    if not with_grad:
+        return loss, None
+    A, P, ck, ci = row_coefficients(l_k, l_i, G, lam, c, u, w, a, scale)
+    return loss, grad_fn(torch.stack([lse, K, A, P, ck, ci], dim=1))
+
+
 class _ChunkedNELBO(torch.autograd.Function):
     """Mean NELBO of ``head(h)`` over rows, one row chunk of logits at a time.
 
     The gradient is computed in the forward pass (the loss is the end of the graph, so its gradient with
     respect to each chunk's logits is known there) and applied to ``h``, ``W`` and ``b`` at once; backward only
-    scales it. No [N, V] tensor is ever kept: peak extra memory is a few [chunk_rows, V] buffers.
+    scales it. No [N, V] tensor is ever kept: peak extra memory is a few [chunk_rows, V] buffers. With
+    ``kernel = TRITON_ROWS`` the loss and gradient come from two Triton kernels over the chunk's logits.
+    The vocabulary is padded to :func:`pad_vocab` rows (zero weights, bias :data:`PAD_LOGIT`) so every product
+    over it is an aligned GEMM.
     """
 
     @staticmethod
@@ -229,28 +294,38 @@ class _ChunkedNELBO(torch.autograd.Function):
         with_grad = need_h or need_W or need_b
         N, D = h_ND.shape
         V = W_VD.shape[0]
+        VP = pad_vocab(V)
         dev = h_ND.device
+        if kernel == TRITON_ROWS:
+            from amtheory.diffusion import loss_kernels as lk
         # The bias rides in the product as an extra input column of ones (padded to 8 for aligned GEMMs), so
         # neither adding it to the logits nor summing its gradient costs a pass over [n, V].
-        pad = 8 if b_V is not None else 0
+        pad = 8
         with torch.autocast(device_type=dev.type, enabled=False):
-            Wc = torch.zeros(V, D + pad, dtype=compute_dtype, device=dev)
-            Wc[:, :D] = W_VD.detach()
+            Wc = torch.zeros(VP, D + pad, dtype=compute_dtype, device=dev)
+            Wc[:V, :D] = W_VD.detach()
             if b_V is not None:
-                Wc[:, D] = b_V.detach()
+                Wc[:V, D] = b_V.detach()
+            Wc[V:, D] = PAD_LOGIT
             ones = torch.zeros(1, pad, dtype=compute_dtype, device=dev)
             ones[:, :1] = 1.0
             total = torch.zeros((), dtype=torch.float32, device=dev)
             g_h = torch.empty((N, D), dtype=torch.float32, device=dev) if need_h else None
-            g_Wb = torch.zeros((V, D + pad), dtype=torch.float32, device=dev) if (need_W or need_b) else None
+            g_Wb = torch.zeros((VP, D + pad), dtype=torch.float32, device=dev) if (need_W or need_b) else None
             for s in range(0, N, chunk_rows):
                 e = min(N, s + chunk_rows)
-                hc = h_ND[s:e].detach().to(compute_dtype)
-                if pad:
-                    hc = torch.cat([hc, ones.expand(e - s, pad)], dim=1)
+                hc = torch.cat([h_ND[s:e].detach().to(compute_dtype), ones.expand(e - s, pad)], dim=1)
+                x0c, xtc = x0_N[s:e], xt_N[s:e]
                 logits = mm_f32(hc, Wc.t())
-                # The kernel writes the logits' gradient directly in the product dtype (one pass fewer).
-                loss, gc = kernel(logits, x0_N[s:e], xt_N[s:e], a_N[s:e], ap_N[s:e], 1.0 / N, with_grad, compute_dtype)
+                if kernel == TRITON_ROWS:
+                    loss, gc = triton_chunk(
+                        partial(lk.row_stats, logits, x0c, xtc),
+                        partial(lk.row_logit_grad, logits, x0c, xtc, dtype=compute_dtype),
+                        x0c, xtc, a_N[s:e], ap_N[s:e], 1.0 / N, with_grad, V,
+                    )  # fmt: skip
+                else:
+                    # The kernel writes the logits' gradient directly in the product dtype (one pass fewer).
+                    loss, gc = kernel(logits, x0c, xtc, a_N[s:e], ap_N[s:e], 1.0 / N, with_grad, compute_dtype, V)
                 del logits
                 total = total + loss.sum()
                 if not with_grad:
@@ -259,8 +334,8 @@ class _ChunkedNELBO(torch.autograd.Function):
                     g_h[s:e] = mm_f32(gc, Wc[:, :D])
                 if g_Wb is not None:
                     g_Wb += mm_f32(gc.t(), hc)
-        g_W = g_Wb[:, :D] if need_W else None
-        g_b = g_Wb[:, D].contiguous() if need_b else None
+        g_W = g_Wb[:V, :D] if need_W else None
+        g_b = g_Wb[:V, D].contiguous() if need_b else None
         ctx.grads = (g_h, g_W, g_b)
         ctx.dtypes = (h_ND.dtype, W_VD.dtype, b_V.dtype if b_V is not None else None)
         return total / N
@@ -295,7 +370,9 @@ def chunked_nelbo(
     ``hidden``, ``head_weight`` and ``head_bias``), holding only ``chunk_rows`` rows of logits at a time.
     ``compute_dtype`` is the dtype of the head product (default: bf16 under CUDA/CPU autocast, else that of
     ``hidden``); logits and the loss are always float32. ``kernel`` replaces :func:`rows_loss_and_grad` (e.g. its
-    ``torch.compile``-d version). ``check=False`` skips the value checks that need a device sync.
+    ``torch.compile``-d version); ``kernel = TRITON_ROWS`` uses the Triton kernels of
+    :mod:`amtheory.diffusion.loss_kernels` (CUDA, or a CPU under ``TRITON_INTERPRET=1``).
+    ``check=False`` skips the value checks that need a device sync.
     """
     if not isinstance(hidden_BLD, torch.Tensor) or not hidden_BLD.is_floating_point() or hidden_BLD.dim() != 3:
         raise TypeError(f"hidden_BLD: expected a float tensor [B, L, D], got {hidden_BLD!r:.80}")
@@ -306,6 +383,8 @@ def chunked_nelbo(
     if head_bias is not None and (not isinstance(head_bias, torch.Tensor) or head_bias.shape != (V,)):
         raise ValueError(f"head_bias: expected a tensor [{V}] or None, got {getattr(head_bias, 'shape', head_bias)}")
     check_int("chunk_rows", chunk_rows, minimum=1)
+    if isinstance(kernel, str) and kernel != TRITON_ROWS:
+        raise ValueError(f"kernel: expected a callable, None or {TRITON_ROWS!r}, got {kernel!r}")
     x0, xt = _check_pair(x0, xt, V, check)
     if x0.shape != (B, L):
         raise ValueError(f"x0: expected shape {(B, L)} to match hidden_BLD, got {tuple(x0.shape)}")

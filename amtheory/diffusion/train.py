@@ -50,6 +50,7 @@ from amtheory.diffusion.checkpoint import (
     mark_latest,
     save_checkpoint,
 )
+from amtheory.diffusion.loss import TRITON_ROWS
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
@@ -89,7 +90,10 @@ __all__ = [
 ]
 
 #: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
-RESUMABLE_CHANGES = frozenset({"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows"})
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel"}
+)
+LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
 
 
 @dataclass(frozen=True)
@@ -115,7 +119,15 @@ class TrainConfig:
     cpu_bf16: bool = False
     compile: bool = False
     grad_accum: int = 1
-    chunk_rows: int = 2048
+    #: Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient); on
+    #: an H100 at V = 30,522, 16,384 rows ran about as fast as 32,768 and faster than 4,096
+    #: (benchmarks/h100_bench_uddm_train.txt).
+    chunk_rows: int = 16384
+    #: How the chunked loss is computed from each chunk's logits (the same loss and gradient up to rounding):
+    #: "triton" (two Triton kernels), "compiled" (the loss kernel under torch.compile), "eager", or "auto": triton
+    #: on CUDA when Triton is installed, else compiled with ``compile``, else eager. Triton on a CPU needs
+    #: TRITON_INTERPRET=1 (slow).
+    loss_kernel: str = "auto"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, minimum=0)
@@ -131,6 +143,8 @@ class TrainConfig:
         check_int("log_every", self.log_every, minimum=1)
         check_int("grad_accum", self.grad_accum, minimum=1)
         check_int("chunk_rows", self.chunk_rows, minimum=1)
+        if self.loss_kernel not in LOSS_KERNELS:
+            raise ValueError(f"loss_kernel: expected one of {LOSS_KERNELS}, got {self.loss_kernel!r}")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size: expected a multiple of grad_accum = {self.grad_accum}, got {self.batch_size}"
@@ -210,6 +224,24 @@ def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainCon
     have = (stored.get("meta") or {}).get("data", {}).get("sha256")
     if have != data_sha:
         raise CheckpointError(f"{where}: cannot resume: trained on other data (sha256 {have}, now {data_sha})")
+
+
+def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:
+    """The ``kernel`` argument of :func:`chunked_nelbo` that ``cfg.loss_kernel`` names on ``device``."""
+    from amtheory.diffusion import loss_kernels
+
+    choice = cfg.loss_kernel
+    if choice == "auto":
+        on_gpu = torch.device(device).type == "cuda" and loss_kernels.available(device)
+        choice = "triton" if on_gpu else ("compiled" if cfg.compile else "eager")
+    if choice == "triton":
+        if not loss_kernels.available(device):
+            raise ValueError(
+                f"loss_kernel: 'triton' needs Triton and a CUDA device (or TRITON_INTERPRET=1 on a CPU), got "
+                f"device {device} with Triton {'installed' if loss_kernels.triton is not None else 'missing'}"
+            )
+        return TRITON_ROWS
+    return compiled_loss_kernel() if choice == "compiled" else None
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -306,10 +338,9 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         skipped_before = int(stored["train_state"]["extra"].get("skipped", 0))
         resumed_from = str(found)
 
-    kernel = None
     if cfg.compile:
         compile_model(model)
-        kernel = compiled_loss_kernel()
+    kernel = loss_kernel_for(cfg, device)
     objective: nn.Module = NELBOObjective(model, cfg.chunk_rows, kernel)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(
@@ -437,7 +468,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--checkpoint-every", type=int, default=1000)
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--chunk-rows", type=int, default=2048)
+    p.add_argument("--chunk-rows", type=int, default=16384, help="rows of logits per chunk of the loss")
+    p.add_argument("--loss-kernel", default="auto", choices=LOSS_KERNELS, help="head and loss computation")
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (to study bf16 numerics)")
     p.add_argument("--compile", action="store_true")
@@ -465,6 +497,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
         weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
         bf16=not a.no_bf16, cpu_bf16=a.cpu_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
+        loss_kernel=a.loss_kernel,
     )  # fmt: skip
     summary = train(
         model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,

@@ -110,7 +110,7 @@ def compile_model(model: DiT) -> None:
 class NELBOObjective(nn.Module):
     """``model`` and its chunked NELBO in one module, so DistributedDataParallel sees the whole forward."""
 
-    def __init__(self, model: DiT, chunk_rows: int = 2048, kernel: Callable | None = None):
+    def __init__(self, model: DiT, chunk_rows: int = 16384, kernel: Callable | str | None = None):
         super().__init__()
         self.model = model
         self.chunk_rows = chunk_rows
