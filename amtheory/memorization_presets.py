@@ -10,8 +10,8 @@
   tokens), two DiT sizes without dropout — ``gpu-small`` (128 wide, 4 blocks, 4 heads) and ``gpu-quick`` (256 wide,
   6 blocks, 8 heads, the reference model of REFERENCE.md) — and 32, 256, 2,048, 16,384 and 53,167 (the whole pool)
   training blocks, each trained for 1,200 steps of 256 blocks (float32 with TF32, compiled, lr 5e-4); evaluation on
-  96 sequences per split with a 250-step global grid. The whole preset, figures included, took 8.5 minutes on one
-  H100 (docs/results_memorization.md, benchmarks/h100_memorization_gpu.log). Every stage prints its wall time;
+  96 sequences per split with a 250-step global grid. The whole preset, figures included, took 7.9 minutes on one
+  H100 (docs/results_memorization.md, benchmarks/h100_memorization_gpu_triton.log). Every stage prints its wall time;
   run the command again to finish what a first call did not.
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times

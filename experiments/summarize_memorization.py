@@ -12,7 +12,7 @@ nothing is typed in by hand. With ``--probe`` it also writes the reference range
 
 Run: ``python experiments/summarize_memorization.py --results results/memorization_gpu
 --out docs/results_memorization.md [--probe amtheory/data/probe_reference.json]
-[--log benchmarks/h100_memorization_gpu.log] [--machine TEXT] [--data data/brown-sotu]``.
+[--log benchmarks/h100_memorization_gpu_triton.log] [--machine TEXT] [--data data/brown-sotu]``.
 """
 
 from __future__ import annotations
@@ -1074,7 +1074,9 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/memorization_gpu", help="folder of the experiment's tables")
     ap.add_argument("--out", default="docs/results_memorization.md", help="the Markdown page to write")
-    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu.log", help="run log with stage timings")
+    ap.add_argument(
+        "--log", default="benchmarks/h100_memorization_gpu_triton.log", help="run log with stage timings"
+    )
     ap.add_argument(
         "--machine", default="one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130", help="the machine the sweep ran on"
     )
