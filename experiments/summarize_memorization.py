@@ -1074,9 +1074,7 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/memorization_gpu", help="folder of the experiment's tables")
     ap.add_argument("--out", default="docs/results_memorization.md", help="the Markdown page to write")
-    ap.add_argument(
-        "--log", default="benchmarks/h100_memorization_gpu_triton.log", help="run log with stage timings"
-    )
+    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu_triton.log", help="run log with stage timings")
     ap.add_argument(
         "--machine", default="one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130", help="the machine the sweep ran on"
     )
