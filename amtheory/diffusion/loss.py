@@ -249,7 +249,7 @@ TRITON_ROWS = "triton-rows"
 
 #: The head's vocabulary is padded to a multiple of this many rows, so rows of the logits and of their bf16
 #: gradient stay 256-byte aligned, the layout cuBLAS's fast Hopper kernels need: V = 30,522 is not even a multiple
-#: of 8, and on an H100 the head's three GEMMs ran at 121-252 TFLOP/s unpadded, 292-761 padded to 30,592
+#: of 8, and on an H100 the head's three GEMMs ran at 121-247 TFLOP/s unpadded, 292-761 padded to 30,592
 #: (benchmarks/h100_bench_loss_kernels.txt).
 VOCAB_ALIGN = 128
 #: Logit of a padding row (its bias; its weights are zero): exp, softplus and sigmoid of it are exactly zero.
