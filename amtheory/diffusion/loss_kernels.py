@@ -10,7 +10,9 @@ logits is then ``A s_j + P p_j + ck [j = x_0] + ci [j = x_t]`` with per-row coef
   term is left out of ``S_rest`` rather than subtracted, so a memorized row loses nothing to cancellation);
 - :func:`row_logit_grad`: one sweep that writes the gradient in the product dtype (bf16 on the GPU).
 
-Between them, the per-row loss and coefficients are float32 torch code shared with the other paths. Padding
+Between them, the per-row loss and coefficients are float32 torch code shared with the other paths. Like
+:func:`amtheory.diffusion.loss.rows_loss_and_grad` these are inner kernels: token ids are not range-checked here
+(:func:`amtheory.diffusion.loss.chunked_nelbo` checks them). Padding
 columns (logit :data:`amtheory.diffusion.loss.PAD_LOGIT`) add exactly zero and get a zero gradient. Under
 ``TRITON_INTERPRET=1`` (set before Triton is first imported) the same kernels run on CPU tensors in Triton's
 interpreter: exact but slow, which is how the tests check them without a GPU.
