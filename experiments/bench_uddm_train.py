@@ -1,7 +1,7 @@
 """GPU training benchmark of the UDDM: a plain training step against the trainer's optimised one.
 
 At batch 512 x 128 tokens and V = 30522, for the paper's "tiny" and "small" DiTs (small as 2 x 256 with gradient
-accumulation), two formulations of one optimizer step (AdamW, clipping 1.0, EMA, the continuous-time NELBO):
+accumulation), formulations of one optimizer step (AdamW, clipping 1.0, EMA, the continuous-time NELBO):
 
 - plain: bf16 autocast, SDPA restricted to its math kernel, the full [B, L, V] float32 logits and log-probs
   materialised and the loss computed from them in eager mode, foreach AdamW, no compile;
