@@ -220,6 +220,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--budget-s", type=float, default=270.0, help="skip what would start after this many seconds")
     p.add_argument("--json", default=None, help="also write the rows to this file")
     p.add_argument("--profile", action="store_true", help="print the top kernels of each optimised variant's step")
+    p.add_argument(
+        "--compile-mode", default=None, help="torch.compile mode of the blocks (e.g. max-autotune-no-cudagraphs)"
+    )
+    p.add_argument("--variants", default=None, help="comma list of variant prefixes to run (default: all)")
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
     a = p.parse_args(argv)
 
@@ -270,6 +274,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         triton_ok = loss_kernels.available(device)
         variants = ["plain"] + [f"compiled/chunk{c}" for c in chunks]
         variants += [f"triton/chunk{c}" for c in chunks] if triton_ok else []
+        if a.variants:
+            variants = [v for v in variants if v.startswith(tuple(a.variants.split(",")))]
         for variant in variants:
             if over_budget(f"{cname} {variant}"):
                 continue
@@ -286,7 +292,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 else:
                     if compile_:
                         for blk in model.blocks:
-                            blk.compile()
+                            blk.compile(mode=a.compile_mode)
                     c = int(variant.split("chunk")[1])
                     k = TRITON_ROWS if variant.startswith("triton") else kernel
                     fn = optimised_step(model, data, batch, accum[cname], device, c, k)
