@@ -94,11 +94,17 @@ def _softplus_gap(lam: torch.Tensor, ell: torch.Tensor) -> torch.Tensor:
     return torch.where(lam > 0, far, F.softplus(lam) - F.softplus(lam + ell))
 
 
-def row_terms(l_k, l_i, S_rest, same, a_N, ap_N, V: int):
+def _lam(a_N: torch.Tensor, V: int) -> torch.Tensor:
+    """``lam = log(V alpha / (1 - alpha))`` per row: ``softplus(l + lam)`` is ``log(q_theta / c)`` of the module
+    docstring."""
+    return torch.log(V * a_N) - torch.log1p(-a_N)
+
+
+def row_terms(l_k, l_i, S_rest, same, lam, a_N, ap_N, V: int):
     """The NELBO of each row from its statistics: ``l_k``, ``l_i`` the log-probabilities at ``x_0`` and ``x_t``,
-    ``S_rest = sum_{j != x_0} softplus(l_j + lam)``, ``same = (x_0 == x_t)``. Returns ``(loss, lam, c, u, w)`` with
-    ``u = log r`` and ``w = -alpha' / (alpha xbar_i)`` (the two-case, one-hot-free form of the module docstring)."""
-    lam = torch.log(V * a_N) - torch.log1p(-a_N)
+    ``S_rest = sum_{j != x_0} softplus(l_j + lam)``, ``same = (x_0 == x_t)``, ``lam`` of :func:`_lam`. Returns
+    ``(loss, c, u, w)`` with ``u = log r`` and ``w = -alpha' / (alpha xbar_i)`` (the two-case, one-hot-free form of
+    the module docstring)."""
     c = (1.0 - a_N) / V
     gap_k = _softplus_gap(lam, l_k)  # = log(q_{x0} / q_theta_{x0})
     # The literal formula on the given log-probabilities: in float32 their x0 entry is quantised to ulp(logit), so
@@ -107,7 +113,7 @@ def row_terms(l_k, l_i, S_rest, same, a_N, ap_N, V: int):
     u = torch.where(same, gap_k, -F.softplus(l_i + lam))  # log r
     xbar_i = torch.where(same, V * a_N + 1.0 - a_N, 1.0 - a_N)
     w = (-ap_N) / (a_N * xbar_i)
-    return w * (kl + torch.expm1(u) - u), lam, c, u, w
+    return w * (kl + torch.expm1(u) - u), c, u, w
 
 
 def row_coefficients(l_k, l_i, G, lam, c, u, w, a_N, scale: float):
@@ -127,11 +133,11 @@ def row_coefficients(l_k, l_i, G, lam, c, u, w, a_N, scale: float):
 def _nelbo_rows(ell_NV: torch.Tensor, x0_N, xt_N, a_N, ap_N) -> torch.Tensor:
     """Per-row NELBO from log-probabilities [n, V]."""
     V = ell_NV.shape[-1]
-    lam = torch.log(V * a_N) - torch.log1p(-a_N)
+    lam = _lam(a_N, V)
     S = F.softplus(ell_NV + lam[:, None]).sum(-1)
     l_k = ell_NV.gather(-1, x0_N[:, None])[:, 0]
     l_i = ell_NV.gather(-1, xt_N[:, None])[:, 0]
-    return row_terms(l_k, l_i, S - F.softplus(l_k + lam), x0_N == xt_N, a_N, ap_N, V)[0]
+    return row_terms(l_k, l_i, S - F.softplus(l_k + lam), x0_N == xt_N, lam, a_N, ap_N, V)[0]
 
 
 def nelbo_per_token(
@@ -218,7 +224,7 @@ def rows_loss_and_grad(
     V = logits_NV.shape[-1] if V is None else V
     z = logits_NV.float()
     ell = z - torch.logsumexp(z, dim=-1, keepdim=True)
-    lam = torch.log(V * a_N) - torch.log1p(-a_N)
+    lam = _lam(a_N, V)
     p = torch.exp(ell)
     e = p * torch.exp(lam)[:, None]
     S = torch.log1p(e).sum(-1)
@@ -226,7 +232,7 @@ def rows_loss_and_grad(
     l_i = ell.gather(-1, xt_N[:, None])[:, 0]
     # The x0 term taken out of the sum it is in (the same float value): only the sum's rounding remains.
     S_rest = S - torch.log1p(e.gather(-1, x0_N[:, None])[:, 0])
-    loss, lam, c, u, w = row_terms(l_k, l_i, S_rest, x0_N == xt_N, a_N, ap_N, V)
+    loss, c, u, w = row_terms(l_k, l_i, S_rest, x0_N == xt_N, lam, a_N, ap_N, V)
     if not with_grad:
         return loss, None
     sig = e / (1.0 + e)
@@ -266,11 +272,11 @@ def triton_chunk(stats_fn, grad_fn, x0, xt, a, ap, scale: float, with_grad: bool
     ``[lse, logit at x0, logit at xt, S_rest, G]`` (``K = exp(lam)``; ``S_rest`` leaves out the x0 term) and
     ``grad_fn(coef)`` the gradient from each row's ``[lse, K, A, P, ck, ci]``; between the two, the per-row
     arithmetic of :func:`row_terms` and :func:`row_coefficients`."""
-    lam = torch.log(V * a) - torch.log1p(-a)
+    lam = _lam(a, V)
     K = torch.exp(lam)
     lse, zk, zi, S_rest, G = stats_fn(K).unbind(1)
     l_k, l_i = zk - lse, zi - lse
-    loss, lam, c, u, w = row_terms(l_k, l_i, S_rest, x0 == xt, a, ap, V)
+    loss, c, u, w = row_terms(l_k, l_i, S_rest, x0 == xt, lam, a, ap, V)
     if not with_grad:
         return loss, None
     A, P, ck, ci = row_coefficients(l_k, l_i, G, lam, c, u, w, a, scale)
