@@ -50,10 +50,10 @@ from amtheory.diffusion.checkpoint import (
     mark_latest,
     save_checkpoint,
 )
-from amtheory.diffusion.loss import TRITON_ROWS
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
+    LOSS_KERNELS,
     TRAINING_SDPA_BACKENDS,
     NELBOObjective,
     _seed_for,
@@ -61,6 +61,7 @@ from amtheory.diffusion.train_step import (  # the step's building blocks, re-ex
     compile_model,
     compiled_loss_kernel,
     forward_backward,
+    loss_kernel_for,
     make_optimizer,
     masked_optimizer_step,
     optimizer_step,
@@ -72,6 +73,7 @@ from amtheory.diffusion.train_step import (  # the step's building blocks, re-ex
 
 __all__ = [
     "EMA",
+    "LOSS_KERNELS",
     "TRAINING_SDPA_BACKENDS",
     "NELBOObjective",
     "TrainConfig",
@@ -79,6 +81,7 @@ __all__ = [
     "compile_model",
     "compiled_loss_kernel",
     "forward_backward",
+    "loss_kernel_for",
     "make_optimizer",
     "masked_optimizer_step",
     "optimizer_step",
@@ -93,7 +96,6 @@ __all__ = [
 RESUMABLE_CHANGES = frozenset(
     {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel"}
 )
-LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
 
 
 @dataclass(frozen=True)
@@ -224,24 +226,6 @@ def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainCon
     have = (stored.get("meta") or {}).get("data", {}).get("sha256")
     if have != data_sha:
         raise CheckpointError(f"{where}: cannot resume: trained on other data (sha256 {have}, now {data_sha})")
-
-
-def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:
-    """The ``kernel`` argument of :func:`chunked_nelbo` that ``cfg.loss_kernel`` names on ``device``."""
-    from amtheory.diffusion import loss_kernels
-
-    choice = cfg.loss_kernel
-    if choice == "auto":
-        on_gpu = torch.device(device).type == "cuda" and loss_kernels.available(device)
-        choice = "triton" if on_gpu else ("compiled" if cfg.compile else "eager")
-    if choice == "triton":
-        if not loss_kernels.available(device):
-            raise ValueError(
-                f"loss_kernel: 'triton' needs Triton and a CUDA device (or TRITON_INTERPRET=1 on a CPU), got "
-                f"device {device} with Triton {'installed' if loss_kernels.triton is not None else 'missing'}"
-            )
-        return TRITON_ROWS
-    return compiled_loss_kernel() if choice == "compiled" else None
 
 
 # ----------------------------------------------------------------------------------------------- the loop

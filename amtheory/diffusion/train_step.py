@@ -1,6 +1,7 @@
 """One training step of the uniform discrete diffusion LM: the per-step randomness, the batch and its forward noise,
-the objective (model plus chunked NELBO), the EMA, and the optimizer update that skips non-finite steps on the
-device. ``amtheory.diffusion.train`` runs these steps into a checkpointed, resumable training run.
+the objective (model plus chunked NELBO) and its loss kernel, the EMA, and the optimizer update that skips
+non-finite steps on the device. ``amtheory.diffusion.train`` runs these steps into a checkpointed, resumable
+training run.
 
 Randomness is a pure function of ``(seed, rank, step)``: the data indices, times and noise of step s come from a
 generator re-seeded from it, and so do the dropout masks, so a run resumed from a checkpoint is bit-identical.
@@ -19,7 +20,7 @@ from torch import nn
 
 from amtheory._checks import check_int
 from amtheory.diffusion.checkpoint import CheckpointError
-from amtheory.diffusion.loss import antithetic_times, chunked_nelbo, forward_noise, rows_loss_and_grad
+from amtheory.diffusion.loss import TRITON_ROWS, antithetic_times, chunked_nelbo, forward_noise, rows_loss_and_grad
 from amtheory.diffusion.model import DiT
 
 if TYPE_CHECKING:
@@ -91,6 +92,28 @@ def compiled_loss_kernel() -> Callable:
     if "kernel" not in _COMPILED_KERNEL:
         _COMPILED_KERNEL["kernel"] = torch.compile(rows_loss_and_grad, dynamic=False)
     return _COMPILED_KERNEL["kernel"]
+
+
+#: Values of ``TrainConfig.loss_kernel`` (see :func:`loss_kernel_for`).
+LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
+
+
+def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:
+    """The ``kernel`` argument of :func:`chunked_nelbo` that ``cfg.loss_kernel`` names on ``device``."""
+    from amtheory.diffusion import loss_kernels
+
+    choice = cfg.loss_kernel
+    if choice == "auto":
+        on_gpu = torch.device(device).type == "cuda" and loss_kernels.available(device)
+        choice = "triton" if on_gpu else ("compiled" if cfg.compile else "eager")
+    if choice == "triton":
+        if not loss_kernels.available(device):
+            raise ValueError(
+                f"loss_kernel: 'triton' needs Triton and a CUDA device (or TRITON_INTERPRET=1 on a CPU), got "
+                f"device {device} with Triton {'installed' if loss_kernels.triton is not None else 'missing'}"
+            )
+        return TRITON_ROWS
+    return compiled_loss_kernel() if choice == "compiled" else None
 
 
 def compile_model(model: DiT) -> None:
