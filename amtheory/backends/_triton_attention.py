@@ -19,21 +19,13 @@ Triton is optional: ``available()`` says whether the kernel can run here (CUDA t
 from __future__ import annotations
 
 import math
-import os
 
 import torch
 
-try:  # optional dependency: the rest of the package works without it
-    import triton
-    import triton.language as tl
+from amtheory._triton import INTERPRET as _INTERPRET
+from amtheory._triton import tl, triton
 
-    HAVE_TRITON = True
-except Exception:  # pragma: no cover - depends on the installation
-    triton = None
-    tl = None
-    HAVE_TRITON = False
-
-_INTERPRET = os.environ.get("TRITON_INTERPRET", "0") == "1"
+HAVE_TRITON = triton is not None
 _LOG2E = 1.0 / math.log(2.0)
 
 

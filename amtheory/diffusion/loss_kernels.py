@@ -22,22 +22,16 @@ take 5.7 + 4.1 ms, and a forward + backward of the chunked loss (its GEMMs inclu
 the compiled loss kernel, whose one fused reduction took about 12.9 ms.
 """
 
-import os
-
 import torch
 
-try:  # the kernels' source refers to `tl` as a module global, as Triton's compiler and interpreter expect
-    import triton
-    import triton.language as tl
-except ImportError:  # pragma: no cover - depends on the environment
-    triton = tl = None
+from amtheory._triton import INTERPRET, tl, triton
 
 __all__ = ["available", "interpreted", "row_logit_grad", "row_stats", "tiles_for"]
 
 
 def interpreted() -> bool:
     """Whether Triton runs kernels in its interpreter (``TRITON_INTERPRET=1`` when Triton was imported)."""
-    return triton is not None and os.environ.get("TRITON_INTERPRET", "0").lower() not in ("", "0", "false")
+    return triton is not None and INTERPRET
 
 
 def available(device: torch.device | str) -> bool:
