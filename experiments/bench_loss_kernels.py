@@ -65,21 +65,23 @@ def _rel(x: torch.Tensor, y: torch.Tensor) -> float:
 
 
 def _sweep(fn, which: str, budget_s: float) -> dict:
-    """Time ``fn(tiles)`` over a grid (the default first) until ``budget_s`` is spent; keep the best as default."""
+    """Time ``fn(tiles)`` over a grid (the default first) until ``budget_s`` is spent; print every time and keep
+    the best as default."""
     grid = [loss_kernels.tiles_for(which)]
     for br, bc, nw in itertools.product((1, 2, 4), (2048, 1024, 4096), (8, 4, 16)):
         t = {"BLOCK_R": br, "BLOCK_C": bc, "num_warps": nw}
         if t not in grid:
             grid.append(t)
-    t0, best, tried = time.perf_counter(), None, 0
+    t0, best, tried = time.perf_counter(), None, []
     for t in grid:
         if time.perf_counter() - t0 > budget_s:
             break
-        tried += 1
         ms = _ms(lambda t=t: fn(t), 1, 3)
+        tried.append(f"{t['BLOCK_R']}x{t['BLOCK_C']}/{t['num_warps']}w {ms:.2f}")
         if best is None or ms < best[0]:
             best = (ms, t)
-    print(f"  {which}: best of {tried} tiles {best[1]} ({best[0]:.2f} ms)", flush=True)
+    print(f"  {which}: best of {len(tried)} tiles {best[1]} ({best[0]:.2f} ms)", flush=True)
+    print(f"    rows x columns / warps, ms: {', '.join(tried)}", flush=True)
     loss_kernels.GPU_TILES[which] = best[1]
     return best[1]
 

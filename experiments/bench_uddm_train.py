@@ -13,8 +13,12 @@ accumulation), formulations of one optimizer step (AdamW, clipping 1.0, EMA, the
   over each chunk's logits (:mod:`amtheory.diffusion.loss_kernels`).
 
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
-(``torch.cuda.max_memory_allocated``) and MFU = (6 x non-embedding parameters x tokens + attention FLOPs) /
-(the bf16 rate of an 8192^3 matmul measured in the same run); also MFU against the H100's nominal 989 TFLOP/s.
+(``torch.cuda.max_memory_allocated``) and MFU = (6 x parameters x tokens + attention FLOPs) / peak, the parameters
+counted without the embedding and output head or with the head (:data:`FLOP_COUNTS`), the peak the bf16 rate of an
+8192^3 matmul measured in the same run or the H100's nominal 989 TFLOP/s. At the end, a table of MFU under every
+count and peak for the quoted plain figures (:data:`QUOTED_PLAIN`) and this run's fastest step: which accounting
+reproduces the quoted MFU, and what it gives here (``--accounting-from`` prints it for a recorded run).
+``--opt-accum small=1,small=2`` times the optimised variants at several micro-batch counts.
 Then the cost of retrieval evaluation: sequences x reverse steps per second of one bf16 forward pass (+
 softmax) at batch 512 under ``torch.inference_mode``, and of whole reverse chains (``UniformDiffusionLM`` under
 ``ReverseDiffusion``, ancestral and argmax, float64 posterior steps). ``--profile`` prints the top kernels of each
@@ -23,6 +27,7 @@ a time budget (``--budget-s``, default 270 s) skips what would not fit.
 
     python experiments/bench_uddm_train.py               # CUDA, about 3-5 minutes on one H100
     python experiments/bench_uddm_train.py --small-cpu   # a few seconds on a CPU (checks the code path)
+    python experiments/bench_uddm_train.py --accounting-from benchmarks/h100_bench_uddm_train.json
 """
 
 from __future__ import annotations
@@ -90,15 +95,31 @@ def matmul_rate(n: int, device: torch.device) -> float:
     return 2 * n**3 / sec
 
 
-def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int, *, with_head: bool = False) -> float:
-    """6 N P (non-embedding) plus attention: 4 B L^2 D per layer forward (QK^T and AV), x3 for training.
+#: How parameters are counted in MFU: "non_embedding" leaves out the token embedding and the output head's weight
+#: matrix (6 x the rest x tokens), "with_head" counts the head's product too (a dense GEMM of 6 V D FLOPs per
+#: token on the tensor cores; at d = 256 it is as large as the rest of the model), "all" every parameter (the
+#: embedding lookup as if it were a product). Attention's 12 L D per token and block is added to each.
+FLOP_COUNTS = ("non_embedding", "with_head", "all")
 
-    ``with_head``: also the output head's product (6 x V x D per token), a dense GEMM that the non-embedding
-    count leaves out (at d = 256 and V = 30522 it is as large as the rest of the model).
-    """
+#: The plain-formulation figures this benchmark is set against (one H100, bf16 autocast, unfused loss): ms per
+#: step at the given batch and the MFU quoted with them. Which parameter count and which peak rate reproduce the
+#: quoted MFU from the quoted time is printed by :func:`_print_accounting`.
+QUOTED_PLAIN = {
+    "tiny": {"ms": 154.0, "batch": 512, "mfu": 0.05},
+    "small": {"ms": 178.0, "batch": 256, "mfu": 0.17},
+}
+
+
+def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int, *, count: str = "non_embedding") -> float:
+    """Training FLOPs of one step: 6 x parameters x tokens (counted as ``count`` of :data:`FLOP_COUNTS` says,
+    ``n_params_ne`` being the non-embedding count) plus attention, 4 B L^2 D per layer forward (QK^T and AV), x3
+    for training."""
+    if count not in FLOP_COUNTS:
+        raise ValueError(f"count: expected one of {FLOP_COUNTS}, got {count!r}")
     tokens = batch * cfg.length
-    head = 6 * cfg.vocab_size * cfg.d_model * tokens if with_head else 0
-    return 6 * n_params_ne * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model + head
+    matrices = {"non_embedding": 0, "with_head": 1, "all": 2}[count]
+    params = n_params_ne + matrices * cfg.vocab_size * cfg.d_model
+    return 6 * params * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model
 
 
 def _new_model(cfg: DiTConfig, device: torch.device) -> DiT:
@@ -225,7 +246,18 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )
     p.add_argument("--variants", default=None, help="comma list of variant prefixes to run (default: all)")
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
+    p.add_argument(
+        "--accounting-from", default=None, metavar="JSON",
+        help="print only the MFU accounting table of a recorded run (the JSON of --json); needs no GPU",
+    )  # fmt: skip
+    p.add_argument(
+        "--opt-accum", default=None,
+        help="micro-batch counts of the optimised variants, e.g. 'small=1,small=2' (plain keeps the default: 2 for "
+        "small and medium, 1 otherwise)",
+    )  # fmt: skip
     a = p.parse_args(argv)
+    if a.accounting_from:
+        return _accounting_from(a.accounting_from)
 
     if a.small_cpu:
         device = torch.device("cpu")
@@ -246,6 +278,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         chunks = [int(c) for c in (a.chunk_rows or "1024,4096").split(",")]
         accum = {c: (2 if c in ("small", "medium") else 1) for c in configs}
         compile_ = not a.no_compile
+    opt_accum = _parse_accum(a.opt_accum, configs, batch) if a.opt_accum else {}
     if a.tiles:
         with open(a.tiles) as f:
             loss_kernels.GPU_TILES.update(json.load(f)["tiles"])
@@ -276,32 +309,36 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         variants += [f"triton/chunk{c}" for c in chunks] if triton_ok else []
         if a.variants:
             variants = [v for v in variants if v.startswith(tuple(a.variants.split(",")))]
-        for variant in variants:
-            if over_budget(f"{cname} {variant}"):
+        runs = [
+            (v, n) for v in variants for n in ([accum[cname]] if v == "plain" else opt_accum.get(cname, [accum[cname]]))
+        ]
+        for variant, n_micro in runs:
+            if over_budget(f"{cname} {variant} (accum {n_micro})"):
                 continue
-            row: dict[str, Any] = {"config": cname, "variant": variant, "accum": accum[cname]}
+            row: dict[str, Any] = {"config": cname, "variant": variant, "accum": n_micro}
             model = None
             try:
                 _free(device)
                 model = _new_model(cfg, device)
                 model_ne = model.count_parameters()["non_embedding"]
                 flops = step_flops(cfg, model_ne, batch)
-                flops_head = step_flops(cfg, model_ne, batch, with_head=True)
+                flops_head = step_flops(cfg, model_ne, batch, count="with_head")
                 if variant == "plain":
-                    fn = plain_step(model, data, batch, accum[cname], device)
+                    fn = plain_step(model, data, batch, n_micro, device)
                 else:
                     if compile_:
                         for blk in model.blocks:
                             blk.compile(mode=a.compile_mode)
                     c = int(variant.split("chunk")[1])
                     k = TRITON_ROWS if variant.startswith("triton") else kernel
-                    fn = optimised_step(model, data, batch, accum[cname], device, c, k)
+                    fn = optimised_step(model, data, batch, n_micro, device, c, k)
                 t0 = time.perf_counter()
                 sec = _time(fn, warm, steps, device)
                 if a.profile and variant != "plain":
                     _profile(fn, device, f"{cname} {variant}", steps + warm)
                 row.update(
                     ms_step=sec * 1e3, tokens_s=batch * L / sec, mfu=flops / sec / rate,
+                    mfu_head=flops_head / sec / rate, params_non_embedding=model_ne,
                     mfu_nominal=flops / sec / H100_BF16_DENSE if device.type == "cuda" else None,
                     mfu_head_nominal=flops_head / sec / H100_BF16_DENSE if device.type == "cuda" else None,
                     peak_gb=_peak_gb(device), wall_s=time.perf_counter() - t0,
@@ -328,11 +365,42 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 _free(device)
 
     _print_tables(rows, evals, rate, device, batch, L)
+    if device.type == "cuda":
+        _print_accounting(rows, rate, V, L)
     print(f"total wall time {time.perf_counter() - t_start:.0f} s")
     if a.json:
         with open(a.json, "w") as f:
             json.dump({"device": name, "matmul_flops": rate, "train": rows, "eval": evals}, f, indent=2, default=str)
     return rows
+
+
+def _accounting_from(path: str) -> list[dict[str, Any]]:
+    """The MFU accounting table of a run recorded with ``--json`` (non-embedding counts from the configs)."""
+    with open(path) as f:
+        rec = json.load(f)
+    V, L = 30522, 128
+    rows = [dict(r) for r in rec["train"]]
+    for r in rows:
+        if "params_non_embedding" not in r:
+            with torch.device("meta"):
+                r["params_non_embedding"] = DiT(DiTConfig.preset(r["config"], V, L)).count_parameters()["non_embedding"]
+    print(f"recorded run: {path} ({rec['device']}; measured bf16 rate {rec['matmul_flops'] / 1e12:.0f} TFLOP/s)")
+    _print_accounting(rows, rec["matmul_flops"], V, L)
+    return rows
+
+
+def _parse_accum(spec: str, configs: list[str], batch: int) -> dict[str, list[int]]:
+    """``'small=1,small=2'`` -> ``{'small': [1, 2]}``; each count must divide the batch."""
+    out: dict[str, list[int]] = {}
+    for item in spec.split(","):
+        cname, sep, n = item.partition("=")
+        if not sep or cname not in configs or not n.isdigit() or int(n) < 1 or batch % int(n):
+            raise SystemExit(
+                f"--opt-accum: expected CONFIG=N items with CONFIG in {configs} and N a divisor of {batch}, "
+                f"got {item!r}"
+            )
+        out.setdefault(cname, []).append(int(n))
+    return out
 
 
 def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: int, n: int = 3) -> None:
@@ -349,6 +417,40 @@ def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: 
     print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=70))
 
 
+def _print_accounting(rows: list[dict[str, Any]], rate: float, V: int, L: int) -> None:
+    """MFU of the quoted plain figures (:data:`QUOTED_PLAIN`) and of this run's fastest optimised step, under each
+    parameter count of :data:`FLOP_COUNTS` and against both peak rates: which accounting reproduces the quoted
+    MFU from the quoted time, and what the same accounting gives the optimised step."""
+    best = {}
+    for r in rows:
+        if r["variant"] != "plain" and "ms_step" in r and r["config"] in QUOTED_PLAIN:
+            if r["config"] not in best or r["ms_step"] < best[r["config"]]["ms_step"]:
+                best[r["config"]] = r
+    if not best:
+        return
+    names = list(best)
+    print()
+    quoted = [
+        f"{c} {QUOTED_PLAIN[c]['ms']:.0f} ms/step at batch {QUOTED_PLAIN[c]['batch']}, {QUOTED_PLAIN[c]['mfu']:.0%}"
+        for c in names
+    ]
+    print(f"MFU accounting: the quoted plain figures ({'; '.join(quoted)}) and this run's fastest optimised steps")
+    print()
+    head = " | ".join(f"plain {c} (quoted {QUOTED_PLAIN[c]['mfu']:.0%}) | optimised {c}" for c in names)
+    print(f"| parameters counted | peak rate | {head} |")
+    print("|---|---|" + "---|---|" * len(names))
+    for count in FLOP_COUNTS:
+        for peak_name, peak in ((f"measured {rate / 1e12:.0f} TF/s", rate), ("nominal 989 TF/s", H100_BF16_DENSE)):
+            cells = []
+            for c in names:
+                cfg, n_ne = DiTConfig.preset(c, V, L), best[c]["params_non_embedding"]
+                q = QUOTED_PLAIN[c]
+                plain = step_flops(cfg, n_ne, q["batch"], count=count) / (q["ms"] / 1e3) / peak
+                opt = step_flops(cfg, n_ne, 512, count=count) / (best[c]["ms_step"] / 1e3) / peak
+                cells.append(f"{plain:.1%} | {opt:.1%}")
+            print(f"| {count} | {peak_name} | " + " | ".join(cells) + " |")
+
+
 def _fmt(v: Any, spec: str) -> str:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "n/a"
@@ -361,15 +463,16 @@ def _print_tables(rows, evals, rate, device, batch, L) -> None:
     print(f"measured {rate / 1e12:.3g} TFLOP/s and against 989; 'with head' adds the output head's 6 V D per token.")
     print()
     print(
-        "| config | variant | accum | ms/step | tokens/s | MFU (measured) | MFU (989 TF) | MFU with head (989 TF) "
-        "| peak GiB | note |"
+        "| config | variant | accum | ms/step | tokens/s | MFU (measured) | MFU (989 TF) | MFU with head (measured) "
+        "| MFU with head (989 TF) | peak GiB | note |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['config']} | {r['variant']} | {r['accum']} | {_fmt(r.get('ms_step'), '.1f')} | "
             f"{_fmt(r.get('tokens_s'), ',.0f')} | {_fmt(r.get('mfu'), '.1%')} | {_fmt(r.get('mfu_nominal'), '.1%')} | "
-            f"{_fmt(r.get('mfu_head_nominal'), '.1%')} | {_fmt(r.get('peak_gb'), '.2f')} | {r.get('error', '')} |"
+            f"{_fmt(r.get('mfu_head'), '.1%')} | {_fmt(r.get('mfu_head_nominal'), '.1%')} | "
+            f"{_fmt(r.get('peak_gb'), '.2f')} | {r.get('error', '')} |"
         )
     print()
     print("| config | speed-up (plain ms / best optimised ms) | peak memory ratio (plain / optimised) |")
@@ -383,7 +486,10 @@ def _print_tables(rows, evals, rate, device, batch, L) -> None:
             continue
         mem = plain["peak_gb"] / best["peak_gb"] if plain.get("peak_gb") and best.get("peak_gb") else None
         mem_s = f"{mem:.2f}x" if mem is not None else "n/a"
-        print(f"| {cname} | {plain['ms_step'] / best['ms_step']:.2f}x ({best['variant']}) | {mem_s} |")
+        print(
+            f"| {cname} | {plain['ms_step'] / best['ms_step']:.2f}x ({best['variant']}, accum {best['accum']}) "
+            f"| {mem_s} |"
+        )
     print()
     print(
         f"Retrieval evaluation at batch {batch}, sequences x reverse steps per second: one denoiser call (bf16 forward "
