@@ -57,6 +57,8 @@ from amtheory.diffusion.train import (
 )
 
 H100_BF16_DENSE = 989e12
+#: Vocabulary (bert-base-uncased), sequence length and batch of the GPU benchmark.
+GPU_V, GPU_L, GPU_BATCH = 30522, 128, 512
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -272,7 +274,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if not torch.cuda.is_available():
             raise SystemExit("no CUDA device; use --small-cpu for the CPU version")
         device = torch.device("cuda")
-        V, L, batch, mm_n, warm = 30522, 128, 512, 8192, 3
+        V, L, batch, mm_n, warm = GPU_V, GPU_L, GPU_BATCH, 8192, 3
         configs = (a.configs or "tiny,small").split(",")
         steps = a.steps or 20
         chunks = [int(c) for c in (a.chunk_rows or "1024,4096").split(",")]
@@ -366,7 +368,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     _print_tables(rows, evals, rate, device, batch, L)
     if device.type == "cuda":
-        _print_accounting(rows, rate, V, L)
+        _print_accounting(rows, rate, V, L, batch)
     print(f"total wall time {time.perf_counter() - t_start:.0f} s")
     if a.json:
         with open(a.json, "w") as f:
@@ -378,14 +380,14 @@ def _accounting_from(path: str) -> list[dict[str, Any]]:
     """The MFU accounting table of a run recorded with ``--json`` (non-embedding counts from the configs)."""
     with open(path) as f:
         rec = json.load(f)
-    V, L = 30522, 128
+    V, L = GPU_V, GPU_L
     rows = [dict(r) for r in rec["train"]]
     for r in rows:
         if "params_non_embedding" not in r:
             with torch.device("meta"):
                 r["params_non_embedding"] = DiT(DiTConfig.preset(r["config"], V, L)).count_parameters()["non_embedding"]
     print(f"recorded run: {path} ({rec['device']}; measured bf16 rate {rec['matmul_flops'] / 1e12:.0f} TFLOP/s)")
-    _print_accounting(rows, rec["matmul_flops"], V, L)
+    _print_accounting(rows, rec["matmul_flops"], V, L, GPU_BATCH)
     return rows
 
 
@@ -417,15 +419,17 @@ def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: 
     print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=70))
 
 
-def _print_accounting(rows: list[dict[str, Any]], rate: float, V: int, L: int) -> None:
+def _fastest_optimised(rows: list[dict[str, Any]], cname: str) -> dict[str, Any] | None:
+    """The timed optimised row of config ``cname`` with the fewest ms per step (None if there is none)."""
+    opts = [r for r in rows if r["config"] == cname and r["variant"] != "plain" and "ms_step" in r]
+    return min(opts, key=lambda r: r["ms_step"]) if opts else None
+
+
+def _print_accounting(rows: list[dict[str, Any]], rate: float, V: int, L: int, batch: int) -> None:
     """MFU of the quoted plain figures (:data:`QUOTED_PLAIN`) and of this run's fastest optimised step, under each
     parameter count of :data:`FLOP_COUNTS` and against both peak rates: which accounting reproduces the quoted
     MFU from the quoted time, and what the same accounting gives the optimised step."""
-    best = {}
-    for r in rows:
-        if r["variant"] != "plain" and "ms_step" in r and r["config"] in QUOTED_PLAIN:
-            if r["config"] not in best or r["ms_step"] < best[r["config"]]["ms_step"]:
-                best[r["config"]] = r
+    best = {c: r for c in QUOTED_PLAIN if (r := _fastest_optimised(rows, c)) is not None}
     if not best:
         return
     names = list(best)
@@ -446,7 +450,7 @@ def _print_accounting(rows: list[dict[str, Any]], rate: float, V: int, L: int) -
                 cfg, n_ne = DiTConfig.preset(c, V, L), best[c]["params_non_embedding"]
                 q = QUOTED_PLAIN[c]
                 plain = step_flops(cfg, n_ne, q["batch"], count=count) / (q["ms"] / 1e3) / peak
-                opt = step_flops(cfg, n_ne, 512, count=count) / (best[c]["ms_step"] / 1e3) / peak
+                opt = step_flops(cfg, n_ne, batch, count=count) / (best[c]["ms_step"] / 1e3) / peak
                 cells.append(f"{plain:.1%} | {opt:.1%}")
             print(f"| {count} | {peak_name} | " + " | ".join(cells) + " |")
 
@@ -479,8 +483,7 @@ def _print_tables(rows, evals, rate, device, batch, L) -> None:
     print("|---|---|---|")
     for cname in dict.fromkeys(r["config"] for r in rows):
         plain = next((r for r in rows if r["config"] == cname and r["variant"] == "plain" and "ms_step" in r), None)
-        opts = [r for r in rows if r["config"] == cname and r["variant"] != "plain" and "ms_step" in r]
-        best = min(opts, key=lambda r: r["ms_step"]) if opts else None
+        best = _fastest_optimised(rows, cname)
         if plain is None or best is None:
             print(f"| {cname} | n/a | n/a |")
             continue
