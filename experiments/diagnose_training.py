@@ -35,6 +35,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from amtheory.diffusion.attention_kernels import apply_rotary
 from amtheory.diffusion.loss import rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig, mm_f32
 from amtheory.diffusion.train import (
@@ -211,9 +212,7 @@ class Probes:
             h = blk.norm1(x) * (1.0 + scale1[:, None]) + shift1[:, None]
             qkv = _f32(blk.qkv, h).view(B, L, 3, blk.n_heads, D // blk.n_heads).permute(2, 0, 3, 1, 4)
             q, k = qkv[0], qkv[1]
-            rot = lambda z: torch.cat([-z.chunk(2, -1)[1], z.chunk(2, -1)[0]], -1)  # noqa: E731
-            q = q * cos + rot(q) * sin
-            k = k * cos + rot(k) * sin
+            q, k = apply_rotary(q, cos, sin), apply_rotary(k, cos, sin)
             s = (q @ k.transpose(-1, -2)) / math.sqrt(D // blk.n_heads)
             out["attn_logit_max"].append(float(s.abs().amax()))
             out["attn_lse_min"].append(float(torch.logsumexp(s, -1).amin()))

@@ -9,7 +9,9 @@ output layer so that ``x_theta`` starts uniform. This is the DiT of the UDLM and
 2024; Sahoo et al. 2025) as described in REFERENCE.md, written from that description.
 
 The final norm, the modulation after it and the logits are float32 whatever the autocast state (the loss is
-computed from them; REFERENCE.md "Pitfalls" reports bf16 NaN divergence on small training sets).
+computed from them; REFERENCE.md "Pitfalls" reports bf16 NaN divergence on small training sets). On CUDA the
+attention (rotary positions included) runs as fused Triton kernels that read the packed projection and write the
+heads side by side (:mod:`amtheory.diffusion.attention_kernels`), elsewhere through SDPA.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from amtheory._checks import check_float, check_int, check_tokens, check_vocab_size
+from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 
 __all__ = ["DiT", "DiTConfig", "PRESETS", "linear_f32_out", "mm_f32"]
 
@@ -152,11 +155,6 @@ class _TimestepEmbedding(nn.Module):
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
 
 
-def _rotate_half(x: torch.Tensor) -> torch.Tensor:
-    a, b = x.chunk(2, dim=-1)
-    return torch.cat([-b, a], dim=-1)
-
-
 class _Block(nn.Module):
     """Pre-norm attention + MLP, each branch modulated (shift, scale) and gated by the time conditioning."""
 
@@ -178,14 +176,9 @@ class _Block(nn.Module):
         nn.init.zeros_(self.adaLN.bias)
 
     def forward(self, x: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-        B, L, D = x.shape
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
         h = _modulate(self.norm1(x), shift1, scale1)
-        q, k, v = self.qkv(h).view(B, L, 3, self.n_heads, D // self.n_heads).permute(2, 0, 3, 1, 4).unbind(0)
-        q = q * cos.to(q.dtype) + _rotate_half(q) * sin.to(q.dtype)
-        k = k * cos.to(k.dtype) + _rotate_half(k) * sin.to(k.dtype)
-        a = F.scaled_dot_product_attention(q, k, v)
-        a = a.transpose(1, 2).reshape(B, L, D)
+        a = block_attention(self.qkv(h), cos, sin, self.n_heads)
         x = x + gate1[:, None] * self.dropout(self.attn_out(a))
         h = _modulate(self.norm2(x), shift2, scale2)
         return x + gate2[:, None] * self.dropout(self.mlp(h))
@@ -214,12 +207,9 @@ class DiT(nn.Module):
         for lin in (self.adaLN_final, self.out):
             nn.init.zeros_(lin.weight)
             nn.init.zeros_(lin.bias)
-        hd = config.head_dim
-        inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, dtype=torch.float32) / hd))
-        ang = torch.arange(config.length, dtype=torch.float32)[:, None] * inv[None]
-        ang = torch.cat([ang, ang], dim=-1)  # [L, hd], matching _rotate_half's split
-        self.register_buffer("rope_cos", ang.cos(), persistent=False)
-        self.register_buffer("rope_sin", ang.sin(), persistent=False)
+        cos, sin = rotary_tables(config.length, config.head_dim)  # [L, hd / 2]
+        self.register_buffer("rope_cos", cos, persistent=False)
+        self.register_buffer("rope_sin", sin, persistent=False)
 
     # ------------------------------------------------------------------------------------------------ checks
     def _check_inputs(self, x_BL: object, sigma_B: object, check_values: bool) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,147 @@
+"""The fused rotary attention kernels of the DiT against a float64 evaluation of the same map.
+
+Without a GPU the kernels run in Triton's interpreter (conftest.py), whose bf16 products are not usable, so the CPU
+runs check float32 and float16; on a CUDA machine the same tests run the compiled kernels, bf16 included.
+"""
+
+import pytest
+import torch
+
+from amtheory.diffusion import attention_kernels as ak
+from amtheory.diffusion.model import DiT, DiTConfig
+
+DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+pytestmark = pytest.mark.skipif(not ak.available(DEV), reason="Triton kernels cannot run on this device")
+
+
+def _case(B, L, H, hd, seed=0, scale=1.0):
+    g = torch.Generator().manual_seed(seed)
+    qkv = torch.randn(B, L, 3 * H * hd, generator=g, dtype=torch.float64) * scale
+    do = torch.randn(B, L, H * hd, generator=g, dtype=torch.float64)
+    cos, sin = ak.rotary_tables(L, hd)
+    return qkv, do, cos, sin
+
+
+def _reference(qkv, do, cos, sin, H):
+    """Output and gradient in float64 on the CPU: rotary by hand, softmax attention written out."""
+    B, L, D3 = qkv.shape
+    D = D3 // 3
+    x = qkv.clone().requires_grad_(True)
+    q, k, v = x.view(B, L, 3, H, D // H).permute(2, 0, 3, 1, 4).unbind(0)
+    c, s = cos.double(), sin.double()
+    q, k = ak.apply_rotary(q, c, s), ak.apply_rotary(k, c, s)
+    att = torch.softmax(q @ k.transpose(-1, -2) / (D // H) ** 0.5, dim=-1)
+    out = (att @ v).transpose(1, 2).reshape(B, L, D)
+    out.backward(do)
+    return out.detach(), x.grad
+
+
+def _fused(qkv, do, cos, sin, H, dtype):
+    x = qkv.to(DEV, dtype).requires_grad_(True)
+    out = ak.rotary_attention(x, cos.to(DEV), sin.to(DEV), H)
+    out.backward(do.to(DEV, dtype))
+    return out.detach().cpu().double(), x.grad.cpu().double()
+
+
+def _rel(a, b):
+    return float((a - b).abs().max() / b.abs().max())
+
+
+@pytest.mark.parametrize(
+    "B,L,H,hd",
+    [(2, 20, 2, 32), (1, 128, 2, 64), (3, 1, 1, 32), (2, 70, 3, 32), (1, 33, 1, 64)],
+)
+def test_float32_matches_float64_reference(B, L, H, hd):
+    qkv, do, cos, sin = _case(B, L, H, hd)
+    ref_o, ref_g = _reference(qkv, do, cos, sin, H)
+    o, g = _fused(qkv, do, cos, sin, H, torch.float32)
+    assert o.shape == (B, L, H * hd) and g.shape == qkv.shape
+    assert _rel(o, ref_o) < 1e-5
+    assert _rel(g, ref_g) < 1e-5
+
+
+def test_reduced_precision_matches_reference():
+    """float16 (and bf16 where compiled): products in the input dtype, softmax and accumulation in float32."""
+    qkv, do, cos, sin = _case(2, 48, 2, 64, seed=1)
+    ref_o, ref_g = _reference(qkv, do, cos, sin, 2)
+    dtypes = [torch.float16] + ([torch.bfloat16] if DEV.type == "cuda" else [])
+    for dt in dtypes:
+        o, g = _fused(qkv, do, cos, sin, 2, dt)
+        tol = 2e-2 if dt == torch.bfloat16 else 4e-3
+        assert _rel(o, ref_o) < tol, dt
+        assert _rel(g, ref_g) < tol, dt
+
+
+def test_large_logits_stay_finite_and_exact():
+    """Attention logits near 1,000 (a model memorizing its data) give finite outputs and gradients."""
+    qkv, do, cos, sin = _case(1, 64, 2, 32, seed=2, scale=8.0)
+    ref_o, ref_g = _reference(qkv, do, cos, sin, 2)
+    q = qkv.view(1, 64, 3, 2, 32)[:, :, 0]
+    assert float((q @ q.transpose(-1, -2)).abs().max()) / 32**0.5 > 500
+    o, g = _fused(qkv, do, cos, sin, 2, torch.float32)
+    assert torch.isfinite(o).all() and torch.isfinite(g).all()
+    assert _rel(o, ref_o) < 1e-4
+    assert _rel(g, ref_g) < 1e-3
+
+
+def test_dit_fused_and_sdpa_attention_agree():
+    """The DiT's logits and parameter gradients are the same map under either attention."""
+    cfg = DiTConfig(vocab_size=50, length=24, d_model=64, n_blocks=2, n_heads=2, dropout=0.0)
+    torch.manual_seed(0)
+    model = DiT(cfg).to(DEV)
+    with torch.no_grad():  # adaLN-Zero starts every block as the identity: give the blocks something to do
+        for p in model.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    x = torch.randint(0, 50, (3, 24), device=DEV)
+    sigma = torch.tensor([0.1, 1.0, 3.0], device=DEV)
+    grads = {}
+    for name in ("fused", "sdpa"):
+        model.zero_grad()
+        with ak.attention_kernel(name):
+            logits = model(x, sigma)
+        logits.square().mean().backward()
+        grads[name] = (logits.detach(), [p.grad.clone() for p in model.parameters()])
+    (lf, gf), (ls, gs) = grads["fused"], grads["sdpa"]
+    assert torch.allclose(lf, ls, atol=1e-5, rtol=1e-4)
+    for a, b in zip(gf, gs):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-3)
+
+
+def test_operator_registration():
+    """Schema, fake (meta) implementation and autograd of the custom operator, as torch.compile sees them."""
+    qkv, _, cos, sin = _case(2, 16, 2, 32)
+    x = qkv.to(DEV, torch.float32).requires_grad_(True)
+    torch.library.opcheck(
+        torch.ops.amtheory.rotary_attention_fwd.default,
+        (x, cos.to(DEV), sin.to(DEV), 2),
+        test_utils=("test_schema", "test_faketensor", "test_autograd_registration"),
+    )
+
+
+def test_bad_input_names_the_argument():
+    qkv, _, cos, sin = _case(1, 8, 2, 32)
+    x = qkv.float().to(DEV)
+    c, s = cos.to(DEV), sin.to(DEV)
+    with pytest.raises(ValueError, match="n_heads"):
+        ak.rotary_attention(x, c, s, 3)
+    with pytest.raises(ValueError, match="cos"):
+        ak.rotary_attention(x, c[:4], s, 2)
+    with pytest.raises(ValueError, match="qkv"):
+        ak.rotary_attention(x[..., :-1], c, s, 2)
+    with pytest.raises(ValueError, match="head width"):
+        ak.rotary_attention(torch.zeros(1, 8, 3 * 2 * 24, device=DEV), *ak.rotary_tables(8, 24, DEV), 2)
+    with pytest.raises(TypeError, match="qkv"):
+        ak.rotary_attention(x.double(), c, s, 2)
+    with pytest.raises(ValueError, match="name"):
+        ak.attention_kernel("flash").__enter__()
+    long = torch.zeros(1, ak.MAX_LENGTH + 1, 3 * 64, device=DEV)
+    with ak.attention_kernel("fused"), pytest.raises(RuntimeError, match="fused"):
+        ak.block_attention(long, *ak.rotary_tables(ak.MAX_LENGTH + 1, 32, DEV), 2)
+
+
+def test_auto_choice_falls_back_to_sdpa_where_the_kernels_do_not_apply():
+    """'auto' takes SDPA for a sequence longer than the kernels hold: same result as the reference."""
+    L = ak.MAX_LENGTH + 3
+    qkv, _, cos, sin = _case(1, L, 1, 32)
+    x, c, s = qkv.float().to(DEV), cos.to(DEV), sin.to(DEV)
+    assert torch.equal(ak.block_attention(x, c, s, 1), ak.reference_rotary_attention(x, c, s, 1))
