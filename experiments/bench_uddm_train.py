@@ -12,6 +12,11 @@ accumulation), formulations of one optimizer step (AdamW, clipping 1.0, EMA, the
 - triton/chunkN: the same step with the loss kernel "triton" (the trainer's default on CUDA): two Triton kernels
   over each chunk's logits (:mod:`amtheory.diffusion.loss_kernels`).
 
+The optimised variants' blocks use the fused rotary attention kernels (:mod:`amtheory.diffusion.attention_kernels`,
+the default on CUDA); with ``--attention auto,sdpa`` each is also run with SDPA's flash kernel and the rotary
+positions in the compiled block (variants named ``...+sdpa``), so the fused attention's gain is measured in the
+same run.
+
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x parameters x tokens + attention FLOPs) / peak, the parameters
 counted without the embedding and output head or with the head (:data:`FLOP_COUNTS`), the peak the bf16 rate of an
@@ -43,7 +48,8 @@ from typing import Any
 
 import torch
 
-from amtheory.diffusion import loss_kernels
+from amtheory.diffusion import attention_kernels, loss_kernels
+from amtheory.diffusion.attention_kernels import attention_kernel
 from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train import (
@@ -158,7 +164,11 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
         b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
         for m in range(accum):
             p = {k: v[m * micro : (m + 1) * micro] for k, v in b.items()}
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp), sdpa_kernel([SDPBackend.MATH]):
+            with (
+                torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
+                sdpa_kernel([SDPBackend.MATH]),
+                attention_kernel("sdpa"),
+            ):
                 # The usual formulation: a bf16 output layer under autocast, then full float32 log-probs.
                 h = model.hidden(p["xt"], p["sigma"], check=False)
                 logits = torch.nn.functional.linear(h, model.out.weight, model.out.bias)
@@ -177,9 +187,17 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
 
 
 def optimised_step(
-    model: DiT, data: torch.Tensor, batch: int, accum: int, device: torch.device, chunk_rows: int, kernel
+    model: DiT,
+    data: torch.Tensor,
+    batch: int,
+    accum: int,
+    device: torch.device,
+    chunk_rows: int,
+    kernel,
+    attention: str = "auto",
 ) -> Callable[[int], Any]:
-    """The trainer's own step (amtheory.diffusion.train.optimizer_step) with compiled blocks and loss kernel."""
+    """The trainer's own step (amtheory.diffusion.train.optimizer_step) with compiled blocks and loss kernel;
+    ``attention`` is the blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`)."""
     V = model.config.vocab_size
     tc = TrainConfig(steps=1, batch_size=batch, grad_accum=accum, chunk_rows=chunk_rows)
     objective = NELBOObjective(model, chunk_rows, kernel)
@@ -189,7 +207,8 @@ def optimised_step(
 
     def step(i: int) -> None:
         b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
-        optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
+        with attention_kernel(attention):
+            optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
 
     return step
 
@@ -247,7 +266,15 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         "--compile-mode", default=None, help="torch.compile mode of the blocks (e.g. max-autotune-no-cudagraphs)"
     )
     p.add_argument("--variants", default=None, help="comma list of variant prefixes to run (default: all)")
+    p.add_argument(
+        "--attention", default="auto",
+        help="comma list of the optimised variants' block attention: 'auto' (the fused kernels on CUDA) and/or "
+        "'sdpa' (variants named '...+sdpa')",
+    )  # fmt: skip
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
+    p.add_argument(
+        "--attention-tiles", default=None, help="fused attention tiles: the JSON bench_block_attention.py wrote"
+    )
     p.add_argument(
         "--accounting-from", default=None, metavar="JSON",
         help="print only the MFU accounting table of a recorded run (the JSON of --json); needs no GPU",
@@ -281,10 +308,20 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         accum = {c: (2 if c in ("small", "medium") else 1) for c in configs}
         compile_ = not a.no_compile
     opt_accum = _parse_accum(a.opt_accum, configs, batch) if a.opt_accum else {}
+    attention_suffixes = []
+    for att in a.attention.split(","):
+        if att not in ("auto", "sdpa"):
+            raise SystemExit(f"--attention: expected a comma list of 'auto' and 'sdpa', got {a.attention!r}")
+        attention_suffixes.append("" if att == "auto" else "+sdpa")
     if a.tiles:
         with open(a.tiles) as f:
             loss_kernels.GPU_TILES.update(json.load(f)["tiles"])
         print(f"Triton loss-kernel tiles: {loss_kernels.GPU_TILES}")
+    if a.attention_tiles:
+        with open(a.attention_tiles) as f:
+            for phase, by_width in json.load(f)["tiles"].items():  # JSON keys are strings: head widths as ints
+                attention_kernels.TILES[phase].update({int(hd): t for hd, t in by_width.items()})
+        print(f"fused attention tiles: {attention_kernels.TILES}")
     t_start = time.perf_counter()
 
     def over_budget(what: str) -> bool:
@@ -309,6 +346,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         triton_ok = loss_kernels.available(device)
         variants = ["plain"] + [f"compiled/chunk{c}" for c in chunks]
         variants += [f"triton/chunk{c}" for c in chunks] if triton_ok else []
+        # "+sdpa": the same step with the blocks' attention through SDPA instead of the fused kernels.
+        variants = [v + s for v in variants for s in ([""] if v == "plain" else attention_suffixes)]
         if a.variants:
             variants = [v for v in variants if v.startswith(tuple(a.variants.split(",")))]
         runs = [
@@ -331,9 +370,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     if compile_:
                         for blk in model.blocks:
                             blk.compile(mode=a.compile_mode)
-                    c = int(variant.split("chunk")[1])
+                    c = int(variant.split("chunk")[1].removesuffix("+sdpa"))
                     k = TRITON_ROWS if variant.startswith("triton") else kernel
-                    fn = optimised_step(model, data, batch, n_micro, device, c, k)
+                    att = "sdpa" if variant.endswith("+sdpa") else "auto"
+                    fn = optimised_step(model, data, batch, n_micro, device, c, k, att)
                 t0 = time.perf_counter()
                 sec = _time(fn, warm, steps, device)
                 if a.profile and variant != "plain":
@@ -417,6 +457,52 @@ def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: 
     key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
     print(f"--- profile: {label}, {n} steps, sorted by {key}")
     print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=70))
+    if device.type == "cuda":
+        _print_kernel_split(prof.events(), n)
+
+
+#: Kernel-name fragments of each part of a training step (first match wins; the rest is "other"). Inductor's
+#: generated kernels (names starting "triton_") count as fused elementwise whatever ops their names list.
+INDUCTOR = "fused elementwise (inductor)"
+KERNEL_CATEGORIES = (
+    ("loss kernels (Triton)", ("_row_stats_kernel", "_row_grad_kernel")),
+    ("attention", ("flash", "fmha", "attention", "cudnn")),
+    ("GEMM", ("nvjet", "gemm", "cutlass", "sm90_xmma", "splitk")),
+    ("optimizer and EMA", ("multi_tensor", "adam", "foreach", "lerp")),
+    ("eager elementwise and reductions", ("elementwise", "reduce", "vectorized", "unrolled", "copy", "fill")),
+)
+
+
+def kernel_category(name: str) -> str:
+    """The part of a training step a CUDA kernel belongs to, from its name (:data:`KERNEL_CATEGORIES`)."""
+    low = name.lower()
+    if low.startswith("triton_"):
+        return INDUCTOR
+    for cat, frags in KERNEL_CATEGORIES:
+        if any(f.lower() in low for f in frags):
+            return cat
+    return "other"
+
+
+def _print_kernel_split(events: Any, n: int) -> None:
+    """Device time per step by part of the step (kernel events only: no operator is counted twice)."""
+    from torch.autograd import DeviceType
+
+    per: dict[str, float] = {}
+    top: dict[str, dict[str, float]] = {}
+    for e in events:
+        if e.device_type != DeviceType.CUDA:
+            continue
+        us = e.time_range.elapsed_us()
+        cat = kernel_category(e.name)
+        per[cat] = per.get(cat, 0.0) + us
+        top.setdefault(cat, {})[e.name] = top.get(cat, {}).get(e.name, 0.0) + us
+    total = sum(per.values())
+    print(f"device time per step by part: {total / n / 1e3:.1f} ms in kernels")
+    for cat, us in sorted(per.items(), key=lambda kv: -kv[1]):
+        names = sorted(top[cat].items(), key=lambda kv: -kv[1])[:4]
+        heads = "; ".join(f"{k[:60]} {v / n / 1e3:.2f}" for k, v in names)
+        print(f"  {cat:34s} {us / n / 1e3:7.2f} ms ({100 * us / total:4.1f}%)  top: {heads}")
 
 
 def _fastest_optimised(rows: list[dict[str, Any]], cname: str) -> dict[str, Any] | None:

@@ -1,0 +1,170 @@
+"""The attention of one DiT block at the training benchmark's shapes, forward + backward: fused kernels and SDPA.
+
+For each preset (tiny: 8 heads of 32, small: 12 heads of 64; 128 tokens) and batch (the benchmark's 512, and
+256 for a micro-batch of small), times the block's whole attention map, packed ``qkv [B, L, 3 D]`` in, rotary
+positions applied, ``[B, L, D]`` out, forward and backward in bf16 with CUDA events:
+
+- ``fused``: :func:`amtheory.diffusion.attention_kernels.rotary_attention` (the DiT's default on CUDA);
+- ``sdpa-<kernel>``: the rotary positions in torch and ``scaled_dot_product_attention`` restricted to one of its
+  kernels (flash, memory-efficient, cuDNN, math), eager;
+- ``compiled sdpa-flash``: the same under ``torch.compile`` with the flash kernel, as the trainer's compiled
+  blocks ran it before the fused kernels.
+
+Prints milliseconds per block call, the per-step total (times the blocks, and the micro-batches to make 512
+sequences) and the largest difference from a float32 evaluation (relative to the largest entry, output and
+gradient). ``--sweep`` first times the fused kernels' tiles (query rows per block and warps, forward alone and
+then forward + backward) and uses the fastest; ``--json`` writes the rows and the tiles.
+
+    python experiments/bench_block_attention.py --sweep      # CUDA, about a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+import torch
+
+from amtheory.diffusion import attention_kernels as ak
+from amtheory.diffusion.model import PRESETS
+
+BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
+FWD_TILES = [{"BLOCK_M": m, "num_warps": w, "num_stages": 1} for m in (32, 64, 128) for w in (4, 8)]
+BWD_TILES = [{"BLOCK_M": m, "num_warps": w, "num_stages": st} for m in (16, 32, 64) for w in (4, 8) for st in (1, 3)]
+
+
+def _inputs(batch: int, heads: int, length: int, hd: int, device: torch.device, seed: int = 0):
+    g = torch.Generator(device=device).manual_seed(seed)
+    qkv = torch.randn(batch, length, 3 * heads * hd, device=device, generator=g)
+    do = torch.randn(batch, length, heads * hd, device=device, generator=g)
+    cos, sin = ak.rotary_tables(length, hd, device)
+    return qkv, do, cos, sin
+
+
+def _fwd_bwd(fn, qkv, do, backward: bool = True):
+    x = qkv.detach().requires_grad_(backward)
+    o = fn(x)
+    if not backward:
+        return o.detach(), None
+    o.backward(do)
+    return o.detach(), x.grad
+
+
+def time_ms(fn, qkv, do, n: int = 20, backward: bool = True) -> float:
+    for _ in range(3):
+        _fwd_bwd(fn, qkv, do, backward)
+    torch.cuda.synchronize()
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    start.record()
+    for _ in range(n):
+        _fwd_bwd(fn, qkv, do, backward)
+    end.record()
+    torch.cuda.synchronize()
+    return start.elapsed_time(end) / n
+
+
+def max_rel_err(got, ref) -> float:
+    return max(float((a.float() - b).abs().max() / b.abs().max().clamp_min(1e-30)) for a, b in zip(got, ref))
+
+
+def variants(cos, sin, heads) -> dict:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    def sdpa(backend):
+        def fn(qkv):
+            with sdpa_kernel([getattr(SDPBackend, backend)]):
+                return ak.reference_rotary_attention(qkv, cos, sin, heads)
+
+        return fn
+
+    compiled = torch.compile(ak.reference_rotary_attention, dynamic=False)
+
+    def compiled_flash(qkv):
+        with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+            return compiled(qkv, cos, sin, heads)
+
+    out = {"fused": lambda qkv: ak.rotary_attention(qkv, cos, sin, heads)}
+    out.update({f"sdpa-{b.split('_')[0].lower()}": sdpa(b) for b in BACKENDS})
+    out["compiled sdpa-flash"] = compiled_flash
+    return out
+
+
+def sweep(cfgs: list[str], length: int, dev: torch.device) -> dict:
+    """Per config (head width): the fastest forward tile (forward alone), then backward tile (forward + backward)."""
+    best = {phase: dict(ak.TILES[phase]) for phase in ("fwd", "bwd")}
+    for cname in cfgs:
+        pr = PRESETS[cname]
+        heads, hd = pr["n_heads"], pr["d_model"] // pr["n_heads"]
+        qkv, do, cos, sin = _inputs(512, heads, length, hd, dev)
+        qkv, do = qkv.bfloat16(), do.bfloat16()
+        for phase, tiles, backward in (("fwd", FWD_TILES, False), ("bwd", BWD_TILES, True)):
+            times = []
+            for t in tiles:
+                ak.TILES[phase][hd] = t
+                try:
+                    fn = lambda x: ak.rotary_attention(x, cos, sin, heads)  # noqa: E731, B023
+                    ms = time_ms(fn, qkv, do, backward=backward)
+                except Exception as e:  # a tile that does not compile (registers, shared memory)
+                    msg = str(e).splitlines()[0][:100] if str(e) else ""
+                    print(f"sweep {cname} {phase} {t}: {type(e).__name__}: {msg}")
+                    continue
+                times.append((ms, t))
+                print(f"sweep {cname} {phase} {t}: {ms:.3f} ms (batch 512, {'fwd+bwd' if backward else 'fwd'})")
+            if times:  # else every tile failed: keep the default, which then fails below with its own error
+                best[phase][hd] = min(times, key=lambda mt: mt[0])[1]
+            ak.TILES[phase][hd] = best[phase][hd]
+    print(f"fastest tiles: {best}")
+    return best
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default="tiny,small")
+    p.add_argument("--batches", default="512,256")
+    p.add_argument("--length", type=int, default=128)
+    p.add_argument("--sweep", action="store_true", help="time the fused kernels' tiles first and use the fastest")
+    p.add_argument("--json", default=None)
+    a = p.parse_args(argv)
+    if not torch.cuda.is_available():
+        raise SystemExit("no CUDA device")
+    dev = torch.device("cuda")
+    rows: list[dict] = []
+    print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
+    cfgs = a.configs.split(",")
+    tiles = sweep(cfgs, a.length, dev) if a.sweep else dict(ak.TILES)
+    for cname in cfgs:
+        pr = PRESETS[cname]
+        heads, hd, nb = pr["n_heads"], pr["d_model"] // pr["n_heads"], pr["n_blocks"]
+        for batch in (int(b) for b in a.batches.split(",")):
+            qkv, do, cos, sin = _inputs(batch, heads, a.length, hd, dev)
+            ref = _fwd_bwd(lambda x, c=cos, s=sin, h=heads: ak.reference_rotary_attention(x, c, s, h), qkv, do)
+            qb, dob = qkv.bfloat16(), do.bfloat16()
+            for name, fn in variants(cos, sin, heads).items():
+                row = {"config": cname, "batch": batch, "heads": heads, "head_dim": hd, "variant": name}
+                try:
+                    row["max_rel_err"] = max_rel_err(_fwd_bwd(fn, qb, dob), ref)
+                    row["ms_fwd"] = time_ms(fn, qb, dob, backward=False)
+                    row["ms_block"] = time_ms(fn, qb, dob)
+                    row["ms_step"] = row["ms_block"] * nb * (512 // batch)
+                except Exception as e:  # a kernel this torch or GPU lacks
+                    row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
+                rows.append(row)
+                print(json.dumps(row))
+    print("\n| config | batch | variant | fwd ms/block | fwd+bwd ms/block | per step (ms) | max rel. error |")
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        if "error" in r:
+            print(f"| {r['config']} | {r['batch']} | {r['variant']} | {r['error']} | | | |")
+        else:
+            print(
+                f"| {r['config']} | {r['batch']} | {r['variant']} | {r['ms_fwd']:.3f} | {r['ms_block']:.3f} | "
+                f"{r['ms_step']:.2f} | {r['max_rel_err']:.1e} |"
+            )
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump({"tiles": tiles, "rows": rows}, f, indent=2)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
