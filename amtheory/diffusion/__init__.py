@@ -1,9 +1,11 @@
 """Uniform-noise discrete diffusion language models (UDDMs) as associative memories.
 
-Modules: ``schedule`` (alpha_t, sigma_t), ``model`` (the DiT denoiser), ``loss`` (the continuous-time NELBO and
-the training noise), ``train`` (trainer and CLI), ``checkpoint`` (safetensors checkpoints), ``data`` (token
-corpora), and the retrieval side (``denoiser``, ``empirical``, ``backend``, ``sampler``, ``distance``), whose main
-names are re-exported here. The model, trainer and data modules are imported only when used.
+Modules: ``schedule`` (alpha_t, sigma_t), ``model`` (the DiT denoiser), ``attention_kernels`` and
+``loss_kernels`` (its Triton kernels on CUDA), ``loss`` (the continuous-time NELBO and the training noise),
+``train`` (trainer and CLI), ``checkpoint`` (safetensors checkpoints), ``data`` and ``vocab`` (token corpora,
+special tokens and vocabulary compaction), and the retrieval side (``denoiser``, ``empirical``, ``backend``,
+``sampler``, ``distance``), whose main names are re-exported here. The model, trainer and data modules are
+imported only when used.
 """
 
 from amtheory.diffusion.backend import UniformDiffusionLM
