@@ -7,8 +7,9 @@ log-spaced. Each trained model is then measured on its own training blocks, on h
 blocks; the training recovery of corrupted tokens falls and the test recovery rises with the training-set size
 until the two meet (the memorization-to-generalization transition).
 
-Cells (frozen dataclasses; every stage goes through ``amtheory.sweep.run_sweep``, so finished cells are skipped,
-a killed run is resumed by running it again, and every table is tidy parquet, one file per cell):
+Cells (frozen dataclasses in ``amtheory.memorization_cells``, re-exported here; every stage goes through
+``amtheory.sweep.run_sweep``, so finished cells are skipped, a killed run is resumed by running it again, and
+every table is tidy parquet, one file per cell):
 
 * ``TrainCell`` — one UDDM: data (``DataSpec``: corpus, block length, vocabulary compaction), architecture
   (``ModelSpec``), training-set size, steps, batch, learning rate, seed. Its checkpoint goes to
@@ -57,7 +58,6 @@ import contextlib
 import functools
 import json
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -65,9 +65,19 @@ import numpy as np
 import pandas as pd
 import torch
 
-from amtheory._checks import check_choice, check_float, check_int
 from amtheory.diffusion.data import TokenCorpus, VocabMapping, random_sequences
 from amtheory.memorization_analysis import _read, longest_shared_span, meeting_point, recovery_summary, summarize
+from amtheory.memorization_cells import (
+    BACKENDS,
+    MEASURES,
+    DataSpec,
+    EvalCell,
+    EvalSettings,
+    HopfieldCell,
+    ModelSpec,
+    Preset,
+    TrainCell,
+)
 from amtheory.sweep import cell_key, text_generator
 
 __all__ = [
@@ -91,228 +101,6 @@ __all__ = [
     "summarize",
     "train_cell",
 ]
-
-#: Evaluation tables, one folder each under the results folder.
-MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
-#: Hopfield-family backends put beside the UDDM.
-BACKENDS = ("empirical", "dense_exp", "modern", "classical")
-#: Splits every model is measured on.
-SPLITS = ("train", "test", "random")
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Cells
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class DataSpec:
-    """Where the blocks come from: ``source`` ("embedded" or a prepared corpus folder), packed blocks of
-    ``length`` tokens (``[CLS]`` + ``length - 2`` stream tokens + ``[SEP]``), and ``vocab``: the compacted
-    vocabulary size (the ``vocab - 5`` most frequent ordinary ids plus the 5 special tokens, all other ids become
-    ``[UNK]``), or None for the full bert-base-uncased ids."""
-
-    source: str = "embedded"
-    length: int = 32
-    vocab: int | None = 2048
-
-    def __post_init__(self):
-        if not isinstance(self.source, str) or not self.source:
-            raise TypeError(f"source: expected 'embedded' or a corpus folder path, got {self.source!r}")
-        check_int("length", self.length, minimum=3)
-        if self.vocab is not None:
-            check_int("vocab", self.vocab, minimum=6)
-
-
-@dataclass(frozen=True)
-class ModelSpec:
-    """A DiT architecture with a name (the ``model_size`` column); ``ModelSpec.preset`` reads
-    ``amtheory.diffusion.model.PRESETS``."""
-
-    name: str
-    d_model: int
-    n_blocks: int
-    n_heads: int
-    cond_dim: int = 128
-    dropout: float = 0.1
-
-    @staticmethod
-    def preset(name: str, **overrides: Any) -> ModelSpec:
-        """The DiT preset ``name`` (e.g. "cpu-micro", "gpu-quick", "tiny"), with field overrides."""
-        from amtheory.diffusion.model import PRESETS
-
-        if name not in PRESETS:
-            raise ValueError(f"name: expected one of {tuple(PRESETS)}, got {name!r}")
-        return ModelSpec(name=name, **{**PRESETS[name], **overrides})
-
-    def config(self, vocab_size: int, length: int):
-        """The ``DiTConfig`` for a vocabulary and block length."""
-        from amtheory.diffusion.model import DiTConfig
-
-        return DiTConfig(
-            vocab_size=vocab_size,
-            length=length,
-            d_model=self.d_model,
-            n_blocks=self.n_blocks,
-            n_heads=self.n_heads,
-            cond_dim=self.cond_dim,
-            dropout=self.dropout,
-        )
-
-
-@dataclass(frozen=True)
-class TrainCell:
-    """One UDDM: ``arch`` trained on the first ``n_train`` training blocks of ``data`` for ``steps`` optimizer
-    steps of ``batch_size`` blocks (drawn with replacement; the same steps at every size)."""
-
-    data: DataSpec
-    arch: ModelSpec
-    n_train: int
-    steps: int
-    batch_size: int
-    lr: float = 3e-4
-    warmup: int = 100
-    ema: float = 0.9999
-    seed: int = 0
-    bf16: bool = True
-    compile: bool = False
-    chunk_rows: int = 2048
-
-    def __post_init__(self):
-        check_int("n_train", self.n_train, minimum=1)
-        check_int("steps", self.steps, minimum=1)
-        check_int("batch_size", self.batch_size, minimum=1)
-        check_float("lr", self.lr, minimum=0.0, strict_min=True)
-
-
-@dataclass(frozen=True)
-class EvalSettings:
-    """How a model is measured (see ``amtheory.memorization_eval`` for each measurement).
-
-    ``n_eval`` sequences per split (training: the first ``n_eval`` training blocks); recovery at the noise levels
-    ``ts`` with ancestral reverse sampling on the global ``n_steps`` grid and the posterior final step; basin radius
-    of ``n_basin`` blocks per split from ``basin_trials`` exact-count corruptions per level, tolerance
-    ``basin_delta``, under argmax reverse dynamics from ``basin_t_start`` on a local ``basin_steps`` grid; the
-    fixed-point test on the ``n_steps`` grid; ``n_generate`` samples for entropy (at ``entropy_t``) and
-    extraction; the test NELBO from ``nelbo_ts`` stratified times per sequence; the KL from the empirical
-    denoiser at ``kl_ts``. The Hopfield family: ``empirical_steps`` reverse-grid steps, ``hopfield_max_iter``
-    synchronous steps, inverse temperatures ``dense_beta`` and ``modern_beta``, ``hopfield_batch`` queries per
-    call, and the applicability limits ``modern_max_bytes`` and ``classical_max_features``.
-    """
-
-    n_eval: int = 8
-    ts: tuple[float, ...] = (0.05, 0.1, 0.25, 0.5)
-    n_steps: int = 50
-    n_basin: int = 4
-    basin_trials: int = 4
-    basin_delta: float = 0.25
-    basin_t_start: float = 0.5
-    basin_steps: int = 5
-    n_generate: int = 8
-    entropy_t: float = 1e-5
-    nelbo_ts: int = 4
-    kl_ts: tuple[float, ...] = (0.1, 0.5)
-    batch_size: int = 256
-    empirical_steps: int = 50
-    hopfield_max_iter: int = 20
-    dense_beta: float = 1.0
-    modern_beta: float = 1.0
-    hopfield_batch: int = 64
-    modern_max_bytes: int = 2**30
-    classical_max_features: int = 4096
-
-    def __post_init__(self):
-        for name in ("n_eval", "n_steps", "n_basin", "basin_trials", "basin_steps", "n_generate", "nelbo_ts"):
-            check_int(name, getattr(self, name), minimum=1)
-        for name in ("empirical_steps", "hopfield_max_iter", "batch_size", "hopfield_batch"):
-            check_int(name, getattr(self, name), minimum=1)
-        for name in ("ts", "kl_ts"):
-            v = getattr(self, name)
-            if not isinstance(v, tuple) or not v:
-                raise TypeError(f"{name}: expected a non-empty tuple of times in (0, 1], got {v!r}")
-            for t in v:
-                check_float(name, t, minimum=0.0, maximum=1.0, strict_min=True)
-        check_float("basin_t_start", self.basin_t_start, minimum=0.0, maximum=1.0, strict_min=True)
-        check_float("entropy_t", self.entropy_t, minimum=0.0, maximum=1.0, strict_min=True)
-        check_float("basin_delta", self.basin_delta, minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
-
-
-@dataclass(frozen=True)
-class EvalCell:
-    """One measurement (``measure``, one of ``MEASURES``) of the model that ``train`` produced."""
-
-    train: TrainCell
-    measure: str
-    settings: EvalSettings = field(default_factory=EvalSettings)
-
-    def __post_init__(self):
-        check_choice("measure", self.measure, MEASURES)
-
-
-@dataclass(frozen=True)
-class HopfieldCell:
-    """A Hopfield-family ``memory`` (one of ``BACKENDS``) storing the first ``n_stored`` training blocks of
-    ``data``; ``measure`` is "recovery" or "basins"."""
-
-    memory: str
-    data: DataSpec
-    n_stored: int
-    measure: str
-    settings: EvalSettings = field(default_factory=EvalSettings)
-
-    def __post_init__(self):
-        check_choice("memory", self.memory, BACKENDS)
-        check_choice("measure", self.measure, ("recovery", "basins"))
-        check_int("n_stored", self.n_stored, minimum=1)
-
-
-# ---------------------------------------------------------------------------------------------------------------
-# Presets
-# ---------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Preset:
-    """A whole sweep: the training cells (model sizes x training sizes), the evaluation settings, which Hopfield
-    backends to run, and the runner's worker setting."""
-
-    name: str
-    data: DataSpec
-    archs: tuple[ModelSpec, ...]
-    sizes: tuple[int, ...]
-    steps: int
-    batch_size: int
-    lr: float
-    warmup: int
-    ema: float
-    settings: EvalSettings
-    backends: tuple[str, ...] = BACKENDS
-    workers: int | str | None = None
-    checkpoint_every: int = 500
-    bf16: bool = True
-    compile: bool = False
-    chunk_rows: int = 2048
-
-    def train_cells(self) -> list[TrainCell]:
-        return [
-            TrainCell(
-                self.data,
-                a,
-                n,
-                self.steps,
-                self.batch_size,
-                self.lr,
-                self.warmup,
-                self.ema,
-                bf16=self.bf16,
-                compile=self.compile,
-                chunk_rows=self.chunk_rows,
-            )  # fmt: skip
-            for a in self.archs
-            for n in self.sizes
-        ]
-
-    def eval_cells(self, measure: str) -> list[EvalCell]:
-        return [EvalCell(tc, measure, self.settings) for tc in self.train_cells()]
-
-    def hopfield_cells(self, measure: str) -> list[HopfieldCell]:
-        return [HopfieldCell(b, self.data, n, measure, self.settings) for b in self.backends for n in self.sizes]
 
 
 # ---------------------------------------------------------------------------------------------------------------
