@@ -10,6 +10,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import amtheory._triton
 from amtheory.backends import _attention, _triton_attention
 from amtheory.backends.modern import KERNELS, ModernHopfield
 from amtheory.patterns import iid_patterns
@@ -141,7 +142,7 @@ def test_auto_is_stream_on_cpu_and_kernel_validation():
     with pytest.raises(ValueError, match="kernel"):
         pinned.continuous_step(q)
     # Where the kernel cannot run (a CPU without Triton's interpreter), asking for it is a clear error.
-    with mock.patch.object(_triton_attention, "_INTERPRET", False):
+    with mock.patch.object(amtheory._triton, "INTERPRET", False):
         assert not _triton_attention.available("cpu")
         tri, _ = _memory(4, 20, 6, 2, kernel="triton")
         with pytest.raises(RuntimeError, match="triton"):
@@ -187,6 +188,9 @@ def test_triton_kernel_under_interpreter():
     emulated there, so float32 and float16 inputs)."""
     if not _triton_attention.HAVE_TRITON:
         pytest.skip("triton is not installed")
+    status = os.environ.get("AMTHEORY_TRITON_INTERPRETER", "ok")  # set by conftest.py
+    if status != "ok":
+        pytest.skip(f"Triton's interpreter: {status}")
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-3000:]

@@ -22,8 +22,7 @@ import math
 
 import torch
 
-from amtheory._triton import INTERPRET as _INTERPRET
-from amtheory._triton import tl, triton
+from amtheory._triton import can_run, tl, triton
 
 HAVE_TRITON = triton is not None
 _LOG2E = 1.0 / math.log(2.0)
@@ -31,10 +30,7 @@ _LOG2E = 1.0 / math.log(2.0)
 
 def available(device: torch.device | str) -> bool:
     """Whether the Triton kernel can run on ``device`` (CUDA with triton, or CPU under ``TRITON_INTERPRET=1``)."""
-    if not HAVE_TRITON:
-        return False
-    device = torch.device(device)
-    return device.type == "cuda" or (device.type == "cpu" and _INTERPRET)
+    return can_run(device)
 
 
 if HAVE_TRITON:

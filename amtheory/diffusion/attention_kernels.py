@@ -33,7 +33,7 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 
-from amtheory._triton import INTERPRET, tl, triton
+from amtheory._triton import can_run, tl, triton
 
 __all__ = [
     "ATTENTION_KERNELS",
@@ -57,10 +57,7 @@ HEAD_DIMS = (32, 64)
 
 def available(device: torch.device | str) -> bool:
     """Triton importable and a CUDA device, or a CPU device under Triton's interpreter (for tests)."""
-    dev = torch.device(device)
-    if triton is None:
-        return False
-    return dev.type == "cpu" if INTERPRET else dev.type == "cuda"
+    return can_run(device)
 
 
 def supports(length: int, head_dim: int) -> bool:

@@ -24,7 +24,7 @@ the compiled loss kernel, whose one fused reduction took about 12.9 ms.
 
 import torch
 
-from amtheory._triton import INTERPRET, tl, triton
+from amtheory._triton import INTERPRET, can_run, tl, triton
 
 __all__ = ["available", "interpreted", "row_logit_grad", "row_stats", "tiles_for"]
 
@@ -37,10 +37,7 @@ def interpreted() -> bool:
 def available(device: torch.device | str) -> bool:
     """Whether the kernels can run on ``device``: Triton importable and a CUDA device, or a CPU device under
     Triton's interpreter (exact but slow: for tests)."""
-    dev = torch.device(device)
-    if triton is None:
-        return False
-    return dev.type == "cpu" if interpreted() else dev.type == "cuda"
+    return can_run(device)
 
 
 if triton is not None:
