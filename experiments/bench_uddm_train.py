@@ -256,6 +256,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument("--steps", type=int, default=None, help="timed steps (default 20)")
     p.add_argument("--chunk-rows", default=None, help="comma list of loss chunk sizes to try (default 1024,4096)")
     p.add_argument("--no-compile", action="store_true")
+    p.add_argument("--no-eval", action="store_true", help="time training only (no retrieval evaluation)")
     p.add_argument(
         "--compile", action="store_true", help="with --small-cpu: compile on the CPU too (needs a C++ compiler)"
     )
@@ -265,6 +266,10 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     p.add_argument(
         "--compile-mode", default=None, help="torch.compile mode of the blocks (e.g. max-autotune-no-cudagraphs)"
     )
+    p.add_argument(
+        "--compile-options", default=None, metavar="JSON",
+        help='inductor options of the compiled blocks, e.g. \'{"coordinate_descent_tuning": true}\'',
+    )  # fmt: skip
     p.add_argument("--variants", default=None, help="comma list of variant prefixes to run (default: all)")
     p.add_argument(
         "--attention", default="auto",
@@ -308,6 +313,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         accum = {c: (2 if c in ("small", "medium") else 1) for c in configs}
         compile_ = not a.no_compile
     opt_accum = _parse_accum(a.opt_accum, configs, batch) if a.opt_accum else {}
+    compile_options = json.loads(a.compile_options) if a.compile_options else None
+    if compile_options is not None:
+        if a.compile_mode:
+            raise SystemExit("--compile-options: torch.compile takes either a mode or options, not both")
+        print(f"compiled blocks' inductor options: {compile_options}")
     attention_suffixes = []
     for att in a.attention.split(","):
         if att not in ("auto", "sdpa"):
@@ -369,7 +379,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 else:
                     if compile_:
                         for blk in model.blocks:
-                            blk.compile(mode=a.compile_mode)
+                            blk.compile(mode=a.compile_mode, options=compile_options)
                     c = int(variant.split("chunk")[1].removesuffix("+sdpa"))
                     k = TRITON_ROWS if variant.startswith("triton") else kernel
                     att = "sdpa" if variant.endswith("+sdpa") else "auto"
@@ -393,7 +403,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 _free(device)
             rows.append(row)
             print(json.dumps(row, default=str))
-        if not over_budget(f"{cname} retrieval evaluation"):
+        if not a.no_eval and not over_budget(f"{cname} retrieval evaluation"):
             try:
                 model = _new_model(cfg, device)
                 row = {"config": cname, "seq_steps_per_s": eval_cost(model, data, batch, device, steps)}
@@ -579,6 +589,8 @@ def _print_tables(rows, evals, rate, device, batch, L) -> None:
             f"| {cname} | {plain['ms_step'] / best['ms_step']:.2f}x ({best['variant']}, accum {best['accum']}) "
             f"| {mem_s} |"
         )
+    if not evals:
+        return
     print()
     print(
         f"Retrieval evaluation at batch {batch}, sequences x reverse steps per second: one denoiser call (bf16 forward "
