@@ -43,6 +43,7 @@ import torch
 from torch import nn
 
 from amtheory._checks import check_float, check_int, check_tokens
+from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS, attention_kernel
 from amtheory.diffusion.checkpoint import (
     CheckpointError,
     latest_checkpoint,
@@ -94,7 +95,7 @@ __all__ = [
 
 #: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
 RESUMABLE_CHANGES = frozenset(
-    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel"}
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel", "attention"}
 )
 
 
@@ -130,6 +131,9 @@ class TrainConfig:
     #: on CUDA when Triton is installed, else compiled with ``compile``, else eager. Triton on a CPU needs
     #: TRITON_INTERPRET=1 (slow).
     loss_kernel: str = "auto"
+    #: The blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`): "auto" (fused Triton
+    #: kernels on CUDA under bf16 autocast, else SDPA), "fused" or "sdpa" (the same map up to rounding).
+    attention: str = "auto"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, minimum=0)
@@ -147,6 +151,8 @@ class TrainConfig:
         check_int("chunk_rows", self.chunk_rows, minimum=1)
         if self.loss_kernel not in LOSS_KERNELS:
             raise ValueError(f"loss_kernel: expected one of {LOSS_KERNELS}, got {self.loss_kernel!r}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention: expected one of {ATTENTION_KERNELS}, got {self.attention!r}")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size: expected a multiple of grad_accum = {self.grad_accum}, got {self.batch_size}"
@@ -377,10 +383,11 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr_at(step)
             batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device, gen))
-            loss, norm, _ = optimizer_step(
-                objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
-                dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
-            )  # fmt: skip
+            with attention_kernel(cfg.attention):
+                loss, norm, _ = optimizer_step(
+                    objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
+                    dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
+                )  # fmt: skip
             interval_loss += loss
             interval_n += 1
             done = step + 1
@@ -454,6 +461,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--grad-accum", type=int, default=1)
     p.add_argument("--chunk-rows", type=int, default=16384, help="rows of logits per chunk of the loss")
     p.add_argument("--loss-kernel", default="auto", choices=LOSS_KERNELS, help="head and loss computation")
+    p.add_argument("--attention", default="auto", choices=ATTENTION_KERNELS, help="the blocks' attention kernels")
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (to study bf16 numerics)")
     p.add_argument("--compile", action="store_true")
@@ -481,7 +489,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
         weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
         bf16=not a.no_bf16, cpu_bf16=a.cpu_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
-        loss_kernel=a.loss_kernel,
+        loss_kernel=a.loss_kernel, attention=a.attention,
     )  # fmt: skip
     summary = train(
         model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,
