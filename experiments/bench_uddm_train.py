@@ -476,7 +476,7 @@ def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: 
 INDUCTOR = "fused elementwise (inductor)"
 KERNEL_CATEGORIES = (
     ("loss kernels (Triton)", ("_row_stats_kernel", "_row_grad_kernel")),
-    ("attention", ("flash", "fmha", "attention", "cudnn")),
+    ("attention", ("flash", "fmha", "attention", "cudnn", "_attn_fwd_kernel", "_attn_bwd_kernel")),
     ("GEMM", ("nvjet", "gemm", "cutlass", "sm90_xmma", "splitk")),
     ("optimizer and EMA", ("multi_tensor", "adam", "foreach", "lerp")),
     ("eager elementwise and reductions", ("elementwise", "reduce", "vectorized", "unrolled", "copy", "fill")),
