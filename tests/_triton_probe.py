@@ -1,8 +1,8 @@
 """Whether Triton's interpreter runs a kernel whose loop bound is computed at run time (run by conftest.py in a
-subprocess with TRITON_INTERPRET=1). Triton 3.6's interpreter fails on such bounds under numpy 2.4 and 2.5 ("only
-0-dimensional arrays can be converted to Python scalars"); every kernel of the package has one. The probe is a
-kernel of its own, not one of the package's, so that a fault in those fails their tests instead of skipping them.
-Exit status 0: usable."""
+subprocess with TRITON_INTERPRET=1). Triton 3.6's interpreter fails on such bounds under numpy 2.5, and on bounds
+passed as arguments too under numpy 2.4 ("only 0-dimensional arrays can be converted to Python scalars"); the
+package's kernels loop over both kinds. The probe is a kernel of its own, not one of the package's, so that a fault
+in those fails their tests instead of skipping them. Exit status 0: usable."""
 
 import torch
 import triton

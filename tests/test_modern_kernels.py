@@ -189,7 +189,7 @@ def test_triton_kernel_under_interpreter():
     if not _triton_attention.HAVE_TRITON:
         pytest.skip("triton is not installed")
     status = os.environ.get("AMTHEORY_TRITON_INTERPRETER", "ok")  # set by conftest.py
-    if status != "ok":
+    if status.startswith("unusable"):
         pytest.skip(f"Triton's interpreter: {status}")
     env = dict(os.environ, TRITON_INTERPRET="1", OMP_NUM_THREADS="1")
     res = subprocess.run([sys.executable, "-c", _INTERPRETED], env=env, capture_output=True, text=True, timeout=300)
