@@ -25,6 +25,7 @@ import json
 
 import torch
 
+from amtheory.benchmarking import timed
 from amtheory.diffusion import attention_kernels as ak
 from amtheory.diffusion.model import PRESETS
 
@@ -51,16 +52,8 @@ def _fwd_bwd(fn, qkv, do, backward: bool = True):
 
 
 def time_ms(fn, qkv, do, n: int = 20, backward: bool = True) -> float:
-    for _ in range(3):
-        _fwd_bwd(fn, qkv, do, backward)
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    start.record()
-    for _ in range(n):
-        _fwd_bwd(fn, qkv, do, backward)
-    end.record()
-    torch.cuda.synchronize()
-    return start.elapsed_time(end) / n
+    """Milliseconds per call of the map (forward, and backward unless ``backward=False``), after 3 warm-up calls."""
+    return timed(lambda: _fwd_bwd(fn, qkv, do, backward), "cuda", repeats=n, warmup=3) * 1e3
 
 
 def max_rel_err(got, ref) -> float:

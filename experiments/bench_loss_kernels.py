@@ -18,6 +18,7 @@ import time
 
 import torch
 
+from amtheory.benchmarking import timed
 from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, chunked_nelbo, pad_vocab
 from amtheory.diffusion.model import mm_f32
@@ -25,16 +26,7 @@ from amtheory.diffusion.train_step import compiled_loss_kernel
 
 
 def _ms(fn, n_warm: int = 2, n: int = 5) -> float:
-    for _ in range(n_warm):
-        fn()
-    torch.cuda.synchronize()
-    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    s.record()
-    for _ in range(n):
-        fn()
-    e.record()
-    e.synchronize()
-    return s.elapsed_time(e) / n
+    return timed(fn, "cuda", repeats=n, warmup=n_warm) * 1e3
 
 
 def _problem(rows: int, D: int, V: int, seed: int = 0):

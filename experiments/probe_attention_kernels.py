@@ -14,21 +14,14 @@ import argparse
 import torch
 import torch.nn.functional as F
 
+from amtheory.benchmarking import timed
 from amtheory.diffusion import attention_kernels as ak
 from amtheory.diffusion.model import PRESETS
 
 
-def _ms(fn, n: int = 20) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    a.record()
-    for _ in range(n):
-        fn()
-    b.record()
-    torch.cuda.synchronize()
-    return a.elapsed_time(b) / n
+def _ms(fn) -> float:
+    """Milliseconds per call, 20 calls after 3 warm-up calls (CUDA events)."""
+    return timed(fn, "cuda", repeats=20, warmup=3) * 1e3
 
 
 def main(argv: list[str] | None = None) -> None:
