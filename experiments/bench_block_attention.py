@@ -12,10 +12,10 @@ positions applied, ``[B, L, D]`` out, forward and backward in bf16 with CUDA eve
 
 Prints milliseconds per block call, the per-step total (times the blocks, and the micro-batches to make 512
 sequences) and the largest difference from a float32 evaluation (relative to the largest entry, output and
-gradient). ``--sweep`` first times the fused kernels' tiles (query rows per block and warps, forward alone and
-then forward + backward) and uses the fastest; ``--json`` writes the rows and the tiles.
+gradient); ``--json`` writes the rows and the fused kernels' tiles (chosen with
+``experiments/probe_attention_kernels.py``).
 
-    python experiments/bench_block_attention.py --sweep      # CUDA, about a minute
+    python experiments/bench_block_attention.py      # CUDA, about a minute
 """
 
 from __future__ import annotations
@@ -30,8 +30,6 @@ from amtheory.diffusion import attention_kernels as ak
 from amtheory.diffusion.model import PRESETS
 
 BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "CUDNN_ATTENTION", "MATH")
-FWD_TILES = [{"BLOCK_M": m, "num_warps": w, "num_stages": 1} for m in (32, 64, 128) for w in (4, 8)]
-BWD_TILES = [{"BLOCK_M": m, "num_warps": w, "num_stages": st} for m in (16, 32, 64) for w in (4, 8) for st in (1, 3)]
 
 
 def _inputs(batch: int, heads: int, length: int, hd: int, device: torch.device, seed: int = 0):
@@ -82,40 +80,11 @@ def variants(cos, sin, heads) -> dict:
     return out
 
 
-def sweep(cfgs: list[str], length: int, dev: torch.device) -> dict:
-    """Per config (head width): the fastest forward tile (forward alone), then backward tile (forward + backward)."""
-    best = {phase: dict(ak.TILES[phase]) for phase in ("fwd", "bwd")}
-    for cname in cfgs:
-        pr = PRESETS[cname]
-        heads, hd = pr["n_heads"], pr["d_model"] // pr["n_heads"]
-        qkv, do, cos, sin = _inputs(512, heads, length, hd, dev)
-        qkv, do = qkv.bfloat16(), do.bfloat16()
-        for phase, tiles, backward in (("fwd", FWD_TILES, False), ("bwd", BWD_TILES, True)):
-            times = []
-            for t in tiles:
-                ak.TILES[phase][hd] = t
-                try:
-                    fn = lambda x: ak.rotary_attention(x, cos, sin, heads)  # noqa: E731, B023
-                    ms = time_ms(fn, qkv, do, backward=backward)
-                except Exception as e:  # a tile that does not compile (registers, shared memory)
-                    msg = str(e).splitlines()[0][:100] if str(e) else ""
-                    print(f"sweep {cname} {phase} {t}: {type(e).__name__}: {msg}")
-                    continue
-                times.append((ms, t))
-                print(f"sweep {cname} {phase} {t}: {ms:.3f} ms (batch 512, {'fwd+bwd' if backward else 'fwd'})")
-            if times:  # else every tile failed: keep the default, which then fails below with its own error
-                best[phase][hd] = min(times, key=lambda mt: mt[0])[1]
-            ak.TILES[phase][hd] = best[phase][hd]
-    print(f"fastest tiles: {best}")
-    return best
-
-
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default="tiny,small")
     p.add_argument("--batches", default="512,256")
     p.add_argument("--length", type=int, default=128)
-    p.add_argument("--sweep", action="store_true", help="time the fused kernels' tiles first and use the fastest")
     p.add_argument("--json", default=None)
     a = p.parse_args(argv)
     if not torch.cuda.is_available():
@@ -124,7 +93,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     rows: list[dict] = []
     print(f"device: {torch.cuda.get_device_name(dev)}; torch {torch.__version__}")
     cfgs = a.configs.split(",")
-    tiles = sweep(cfgs, a.length, dev) if a.sweep else dict(ak.TILES)
+    tiles = dict(ak.TILES)
     for cname in cfgs:
         pr = PRESETS[cname]
         heads, hd, nb = pr["n_heads"], pr["d_model"] // pr["n_heads"], pr["n_blocks"]

@@ -48,7 +48,7 @@ from typing import Any
 
 import torch
 
-from amtheory.diffusion import attention_kernels, loss_kernels
+from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.attention_kernels import attention_kernel
 from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig
@@ -278,9 +278,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )  # fmt: skip
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
     p.add_argument(
-        "--attention-tiles", default=None, help="fused attention tiles: the JSON bench_block_attention.py wrote"
-    )
-    p.add_argument(
         "--accounting-from", default=None, metavar="JSON",
         help="print only the MFU accounting table of a recorded run (the JSON of --json); needs no GPU",
     )  # fmt: skip
@@ -327,11 +324,6 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         with open(a.tiles) as f:
             loss_kernels.GPU_TILES.update(json.load(f)["tiles"])
         print(f"Triton loss-kernel tiles: {loss_kernels.GPU_TILES}")
-    if a.attention_tiles:
-        with open(a.attention_tiles) as f:
-            for phase, by_width in json.load(f)["tiles"].items():  # JSON keys are strings: head widths as ints
-                attention_kernels.TILES[phase].update({int(hd): t for hd, t in by_width.items()})
-        print(f"fused attention tiles: {attention_kernels.TILES}")
     t_start = time.perf_counter()
 
     def over_budget(what: str) -> bool:
