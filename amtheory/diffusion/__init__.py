@@ -2,10 +2,10 @@
 
 Modules: ``schedule`` (alpha_t, sigma_t), ``model`` (the DiT denoiser), ``attention_kernels`` and
 ``loss_kernels`` (its Triton kernels on CUDA), ``loss`` (the continuous-time NELBO and the training noise),
-``train`` (trainer and CLI), ``checkpoint`` (safetensors checkpoints), ``data`` and ``vocab`` (token corpora,
-special tokens and vocabulary compaction), and the retrieval side (``denoiser``, ``empirical``, ``backend``,
-``sampler``, ``distance``), whose main names are re-exported here. The model, trainer and data modules are
-imported only when used.
+``train`` and ``train_config`` (trainer, CLI and settings), ``checkpoint`` (safetensors checkpoints), ``data``
+and ``vocab`` (token corpora, special tokens and vocabulary compaction), and the retrieval side (``denoiser``,
+``empirical``, ``backend``, ``sampler``, ``distance``), whose main names are re-exported here. The model, trainer
+and data modules are imported only when used.
 """
 
 from amtheory.diffusion.backend import UniformDiffusionLM

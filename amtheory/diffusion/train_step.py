@@ -24,7 +24,7 @@ from amtheory.diffusion.loss import TRITON_ROWS, antithetic_times, chunked_nelbo
 from amtheory.diffusion.model import DiT
 
 if TYPE_CHECKING:
-    from amtheory.diffusion.train import TrainConfig
+    from amtheory.diffusion.train_config import TrainConfig
 
 
 # ----------------------------------------------------------------------------------------------- building blocks

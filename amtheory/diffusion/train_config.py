@@ -1,0 +1,91 @@
+"""The optimisation settings of a UDDM training run (:class:`TrainConfig`), stored with every checkpoint, and which
+of them may change when a run resumes. Re-exported by :mod:`amtheory.diffusion.train`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from amtheory._checks import check_float, check_int
+from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS
+from amtheory.diffusion.train_step import LOSS_KERNELS
+
+__all__ = ["RESUMABLE_CHANGES", "TrainConfig"]
+
+#: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
+RESUMABLE_CHANGES = frozenset(
+    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel", "attention"}
+)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation settings. ``batch_size`` is the global batch (sequences per optimizer step, all ranks)."""
+
+    steps: int
+    batch_size: int
+    lr: float = 3e-4
+    warmup: int = 2500
+    clip: float = 1.0
+    ema: float = 0.9999
+    #: EMA decay min(ema, (1 + n)/(10 + n)) after n updates, so short runs do not keep the initial weights.
+    ema_warmup: bool = True
+    weight_decay: float = 0.0
+    seed: int = 0
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 2
+    log_every: int = 50
+    #: bf16 autocast on CUDA (a CPU run stays float32 unless ``cpu_bf16``).
+    bf16: bool = True
+    #: with ``bf16``, autocast on CPU too (slow; it exists to study bf16 numerics without a GPU).
+    cpu_bf16: bool = False
+    compile: bool = False
+    grad_accum: int = 1
+    #: Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient); on
+    #: an H100 at V = 30,522, 16,384 rows ran about as fast as 32,768 and faster than 4,096
+    #: (benchmarks/h100_bench_uddm_train.txt).
+    chunk_rows: int = 16384
+    #: How the chunked loss is computed from each chunk's logits (the same loss and gradient up to rounding):
+    #: "triton" (two Triton kernels), "compiled" (the loss kernel under torch.compile), "eager", or "auto": triton
+    #: on CUDA when Triton is installed, else compiled with ``compile``, else eager. Triton on a CPU needs
+    #: TRITON_INTERPRET=1 (slow).
+    loss_kernel: str = "auto"
+    #: The blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`): "auto" (fused Triton
+    #: kernels on CUDA under bf16 autocast, else SDPA), "fused" or "sdpa" (the same map up to rounding).
+    attention: str = "auto"
+
+    def __post_init__(self) -> None:
+        check_int("steps", self.steps, minimum=0)
+        check_int("batch_size", self.batch_size, minimum=1)
+        check_float("lr", self.lr, minimum=0.0, strict_min=True)
+        check_int("warmup", self.warmup, minimum=0)
+        check_float("clip", self.clip, minimum=0.0)
+        check_float("ema", self.ema, minimum=0.0, maximum=1.0, strict_max=True)
+        check_float("weight_decay", self.weight_decay, minimum=0.0)
+        check_int("seed", self.seed, minimum=0)
+        check_int("checkpoint_every", self.checkpoint_every, minimum=1)
+        check_int("keep_checkpoints", self.keep_checkpoints, minimum=1)
+        check_int("log_every", self.log_every, minimum=1)
+        check_int("grad_accum", self.grad_accum, minimum=1)
+        check_int("chunk_rows", self.chunk_rows, minimum=1)
+        if self.loss_kernel not in LOSS_KERNELS:
+            raise ValueError(f"loss_kernel: expected one of {LOSS_KERNELS}, got {self.loss_kernel!r}")
+        if self.attention not in ATTENTION_KERNELS:
+            raise ValueError(f"attention: expected one of {ATTENTION_KERNELS}, got {self.attention!r}")
+        if self.batch_size % self.grad_accum:
+            raise ValueError(
+                f"batch_size: expected a multiple of grad_accum = {self.grad_accum}, got {self.batch_size}"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @staticmethod
+    def from_dict(d: dict[str, Any]) -> TrainConfig:
+        return TrainConfig(**d)
+
+    def lr_at(self, step: int) -> float:
+        """Linear warm-up over ``warmup`` steps, then constant."""
+        return self.lr * min(1.0, (step + 1) / self.warmup) if self.warmup else self.lr
