@@ -48,6 +48,7 @@ from typing import Any
 
 import torch
 
+from amtheory.benchmarking import bf16_matmul_rate
 from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.attention_kernels import attention_kernel
 from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
@@ -90,17 +91,6 @@ def _time(fn: Callable[[int], Any], n_warm: int, n: int, device: torch.device) -
     for i in range(n):
         fn(n_warm + i)
     return (time.perf_counter() - t0) / n
-
-
-def matmul_rate(n: int, device: torch.device) -> float:
-    """FLOP/s of an n x n x n product (bf16 on CUDA, float32 on CPU)."""
-    dt = torch.bfloat16 if device.type == "cuda" else torch.float32
-    g = torch.Generator(device=device).manual_seed(0)
-    a = torch.randn(n, n, device=device, dtype=dt, generator=g)
-    b = torch.randn(n, n, device=device, dtype=dt, generator=g)
-    reps = 10 if device.type == "cuda" else 2
-    sec = _time(lambda i: a @ b, 3 if device.type == "cuda" else 1, reps, device)
-    return 2 * n**3 / sec
 
 
 #: How parameters are counted in MFU: "non_embedding" leaves out the token embedding and the output head's weight
@@ -334,7 +324,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
 
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(f"device: {name}; torch {torch.__version__}; batch {batch} x {L} tokens, V = {V}")
-    rate = matmul_rate(mm_n, device)
+    rate = bf16_matmul_rate(device, mm_n)
     print(f"measured {'bf16' if device.type == 'cuda' else 'fp32'} matmul rate ({mm_n}^3): {rate / 1e12:.3g} TFLOP/s")
     data = torch.randint(0, V, (4 * batch, L), device=device, generator=torch.Generator(device=device).manual_seed(1))
     kernel = torch.compile(rows_loss_and_grad, dynamic=False) if compile_ else None
