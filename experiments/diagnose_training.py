@@ -172,7 +172,10 @@ def trainer_speed(args, data: torch.Tensor, mc_V: int, device: torch.device) -> 
 
 # ------------------------------------------------------------------------------------------------ probes
 class Probes:
-    """Forward hooks on every block: max |output| and the inputs (for the attention logits on demand)."""
+    """Forward hooks on every block: max |output stream| and the inputs (for the attention logits on demand).
+
+    A block returns the stream after its attention branch and its mlp branch's update, which the next norm adds;
+    the probes add it here (without dropout) to see the stream the next block normalises."""
 
     def __init__(self, model: DiT):
         self.model = model
@@ -185,13 +188,14 @@ class Probes:
 
     def _pre(self, i: int):
         def hook(module: nn.Module, args: tuple) -> None:
-            self.inputs[i] = tuple(a.detach() for a in args)
+            x, pending, c, cos, sin = args[:5]
+            self.inputs[i] = tuple(a.detach() for a in (_add_pending(x, pending), c, cos, sin))
 
         return hook
 
     def _post(self, i: int):
-        def hook(module: nn.Module, args: tuple, out: torch.Tensor) -> None:
-            self.act_max[i] = out.detach().float().abs().amax()
+        def hook(module: nn.Module, args: tuple, out: tuple) -> None:
+            self.act_max[i] = _add_pending(*out).detach().float().abs().amax()
 
         return hook
 
@@ -220,6 +224,14 @@ class Probes:
 
     def activation_max(self) -> list[float]:
         return [float(a) if a is not None else float("nan") for a in self.act_max]
+
+
+def _add_pending(x: torch.Tensor, pending: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """The stream with a block's pending branch update ``gate * o`` added (no dropout)."""
+    if pending is None:
+        return x
+    o, gate = pending
+    return x + gate[:, None] * o
 
 
 def _f32(lin: nn.Linear, x: torch.Tensor) -> torch.Tensor:

@@ -147,29 +147,33 @@ def test_bad_input(tmp_path):
         TrainConfig(steps=1, batch_size=4, lr=0.0)
     with pytest.raises(ValueError, match="attention"):
         TrainConfig(steps=1, batch_size=4, attention="flash")
+    with pytest.raises(ValueError, match="norm"):
+        TrainConfig(steps=1, batch_size=4, norm="apex")
 
 
-def test_training_with_the_fused_attention_matches_sdpa(tmp_path):
-    """The trainer's ``attention`` setting: a few steps with the fused kernels (Triton's interpreter on a CPU) give
-    the losses and weights of the same steps through SDPA, up to float32 rounding; switching it on resume is
-    allowed (it does not change the optimisation)."""
-    from amtheory.diffusion import attention_kernels
+@pytest.mark.parametrize("setting,fused,other", [("attention", "fused", "sdpa"), ("norm", "fused", "torch")])
+def test_training_with_fused_kernels_matches_torch(tmp_path, setting, fused, other):
+    """The trainer's ``attention`` and ``norm`` settings: a few steps with the fused kernels (Triton's interpreter
+    on a CPU) give the losses and weights of the same steps through torch operations, up to float32 rounding;
+    switching on resume is allowed (it does not change the optimisation)."""
+    from amtheory.diffusion import attention_kernels, norm_kernels
 
-    if not attention_kernels.available("cpu" if not torch.cuda.is_available() else "cuda"):
-        pytest.skip("the fused attention kernels cannot run here")
+    module = attention_kernels if setting == "attention" else norm_kernels
+    if not module.available("cpu" if not torch.cuda.is_available() else "cuda"):
+        pytest.skip("the fused kernels cannot run here")
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     V, L = 30, 16
     data = _progressions(10, L, V, seed=4)
     mc = DiTConfig.preset("cpu-micro", V, L, dropout=0.0)
     base = dict(steps=4, batch_size=6, lr=3e-3, warmup=1, seed=5, checkpoint_every=2, log_every=1, bf16=False)
-    runs = {a: train(mc, TrainConfig(**base, attention=a), data, tmp_path / a, device=dev, progress=False)
-            for a in ("fused", "sdpa")}  # fmt: skip
-    (fl, sl) = ([l for _, l in runs[a]["losses"]] for a in ("fused", "sdpa"))
+    runs = {a: train(mc, TrainConfig(**base, **{setting: a}), data, tmp_path / a, device=dev, progress=False)
+            for a in (fused, other)}  # fmt: skip
+    (fl, sl) = ([l for _, l in runs[a]["losses"]] for a in (fused, other))
     assert fl == pytest.approx(sl, rel=1e-4)
-    wf, ws = (load_model(tmp_path / a, ema=False)[0].state_dict() for a in ("fused", "sdpa"))
+    wf, ws = (load_model(tmp_path / a, ema=False)[0].state_dict() for a in (fused, other))
     for k in ws:
         assert torch.allclose(wf[k], ws[k], rtol=1e-3, atol=1e-5), k
-    more = train(mc, TrainConfig(**{**base, "steps": 5}, attention="sdpa"), data, tmp_path / "fused", device=dev,
+    more = train(mc, TrainConfig(**{**base, "steps": 5}, **{setting: other}), data, tmp_path / fused, device=dev,
                  progress=False)  # fmt: skip
     assert more["start_step"] == 4
 

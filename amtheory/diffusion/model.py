@@ -11,7 +11,9 @@ output layer so that ``x_theta`` starts uniform. This is the DiT of the UDLM and
 The final norm, the modulation after it and the logits are float32 whatever the autocast state (the loss is
 computed from them; REFERENCE.md "Pitfalls" reports bf16 NaN divergence on small training sets). On CUDA the
 attention (rotary positions included) runs as fused Triton kernels that read the packed projection and write the
-heads side by side (:mod:`amtheory.diffusion.attention_kernels`), elsewhere through SDPA.
+heads side by side (:mod:`amtheory.diffusion.attention_kernels`), elsewhere through SDPA; and on CUDA streams at
+least 512 wide take each residual update together with the next norm in fused kernels
+(:mod:`amtheory.diffusion.norm_kernels`).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from torch import nn
 
 from amtheory._checks import check_float, check_int, check_tokens, check_vocab_size
 from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
+from amtheory.diffusion.norm_kernels import add_norm, use_fused_norm
 
 __all__ = ["DiT", "DiTConfig", "PRESETS", "linear_f32_out", "mm_f32"]
 
@@ -155,6 +158,37 @@ class _TimestepEmbedding(nn.Module):
         return self.mlp(torch.cat([torch.cos(args), torch.sin(args)], dim=-1))
 
 
+#: A branch's output and its gate, whose residual update ``x + gate * dropout(o)`` the next norm applies.
+Pending = tuple[torch.Tensor, torch.Tensor]
+
+
+def residual_norm(
+    x: torch.Tensor, pending: Pending | None, norm: _LayerNorm, shift: torch.Tensor, scale: torch.Tensor,
+    dropout: nn.Dropout, fused: bool, seeds: torch.Tensor | None = None, which: int = 0,
+    out_dtype: torch.dtype | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:  # fmt: skip
+    """``(x_new, modulate(norm(x_new)))`` with ``x_new = x + gate * dropout(o)`` for ``pending = (o, gate)`` (or
+    ``x`` itself): by :func:`~amtheory.diffusion.norm_kernels.add_norm` when ``fused`` and there is an update,
+    else torch operations (``out_dtype`` only sets the fused kernel's ``h``; torch's follows autocast)."""
+    if pending is None:
+        return x, _modulate(norm(x), shift, scale)
+    o, gate = pending
+    if fused:
+        p = dropout.p if dropout.training else 0.0
+        seed = seeds[which : which + 1] if seeds is not None and p > 0 else None
+        return add_norm(x, o, gate, norm.weight, shift, scale, p=p, seed=seed, out_dtype=out_dtype)
+    x = x + gate[:, None] * dropout(o)
+    return x, _modulate(norm(x), shift, scale)
+
+
+def _dropout_seeds(fused: bool, dropout: nn.Dropout, n: int, device: torch.device) -> torch.Tensor | None:
+    """``n`` int64 seeds of the fused kernels' dropout masks, drawn from the device's default generator (so a
+    step's masks follow its seed), or None when the fused kernels draw no mask."""
+    if not (fused and dropout.training and dropout.p > 0):
+        return None
+    return torch.randint(0, 2**62, (n,), device=device)
+
+
 class _Block(nn.Module):
     """Pre-norm attention + MLP, each branch modulated (shift, scale) and gated by the time conditioning."""
 
@@ -175,13 +209,25 @@ class _Block(nn.Module):
         nn.init.zeros_(self.adaLN.weight)
         nn.init.zeros_(self.adaLN.bias)
 
-    def forward(self, x: torch.Tensor, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, x: torch.Tensor, pending: Pending | None, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
+        fused: bool = False,
+    ) -> tuple[torch.Tensor, Pending | None]:  # fmt: skip
+        """``(x, pending)``: the stream after the block, and with the fused kernels (``fused``, see
+        :func:`use_fused_norm`) the mlp branch's update ``(o, gate)`` still to add.
+
+        With the fused kernels a block hands its mlp branch to the next block's first norm, which adds it (the
+        kernels read and write the stream once for both), the last block's to the final norm; without them a block
+        adds its own update and ``pending`` is None throughout.
+        """
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
-        h = _modulate(self.norm1(x), shift1, scale1)
+        seeds = _dropout_seeds(fused, self.dropout, 2, x.device)
+        x, h = residual_norm(x, pending, self.norm1, shift1, scale1, self.dropout, fused, seeds, 0)
         a = block_attention(self.qkv(h), cos, sin, self.n_heads)
-        x = x + gate1[:, None] * self.dropout(self.attn_out(a))
-        h = _modulate(self.norm2(x), shift2, scale2)
-        return x + gate2[:, None] * self.dropout(self.mlp(h))
+        x, h = residual_norm(x, (self.attn_out(a), gate1), self.norm2, shift2, scale2, self.dropout, fused, seeds, 1)
+        if fused:
+            return x, (self.mlp(h), gate2)
+        return x + gate2[:, None] * self.dropout(self.mlp(h)), None
 
 
 class DiT(nn.Module):
@@ -243,11 +289,15 @@ class DiT(nn.Module):
         c = F.silu(self.time(sigma))
         cos, sin = self.rope_cos[:L], self.rope_sin[:L]
         h = self.embed(x)
+        fused = use_fused_norm(h)
+        pending = None
         for blk in self.blocks:
-            h = blk(h, c, cos, sin)
+            h, pending = blk(h, pending, c, cos, sin, fused)
+        dropout = self.blocks[-1].dropout
+        seeds = _dropout_seeds(fused, dropout, 1, h.device)
         with torch.autocast(device_type=h.device.type, enabled=False):
             shift, scale = self.adaLN_final(c.float()).chunk(2, dim=-1)
-            return _modulate(self.norm_final(h), shift, scale)
+            return residual_norm(h, pending, self.norm_final, shift, scale, dropout, fused, seeds, 0, torch.float32)[1]
 
     def head(self, h_BLD: torch.Tensor) -> torch.Tensor:
         """Float32 logits ``[B, L, V]`` from :meth:`hidden`'s features (bf16 product under autocast)."""

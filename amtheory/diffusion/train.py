@@ -51,6 +51,7 @@ from amtheory.diffusion.checkpoint import (
     save_checkpoint,
 )
 from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.norm_kernels import NORM_KERNELS, norm_kernel
 from amtheory.diffusion.train_config import RESUMABLE_CHANGES, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
@@ -307,7 +308,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr_at(step)
             batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device, gen))
-            with attention_kernel(cfg.attention):
+            with attention_kernel(cfg.attention), norm_kernel(cfg.norm):
                 loss, norm, _ = optimizer_step(
                     objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
                     dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
@@ -386,6 +387,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--chunk-rows", type=int, default=16384, help="rows of logits per chunk of the loss")
     p.add_argument("--loss-kernel", default="auto", choices=LOSS_KERNELS, help="head and loss computation")
     p.add_argument("--attention", default="auto", choices=ATTENTION_KERNELS, help="the blocks' attention kernels")
+    p.add_argument("--norm", default="auto", choices=NORM_KERNELS, help="the blocks' residual-update and norm kernels")
     p.add_argument("--no-bf16", action="store_true")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (to study bf16 numerics)")
     p.add_argument("--compile", action="store_true")
@@ -413,7 +415,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
         weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
         bf16=not a.no_bf16, cpu_bf16=a.cpu_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
-        loss_kernel=a.loss_kernel, attention=a.attention,
+        loss_kernel=a.loss_kernel, attention=a.attention, norm=a.norm,
     )  # fmt: skip
     summary = train(
         model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,

@@ -10,13 +10,24 @@ from typing import Any
 
 from amtheory._checks import check_float, check_int
 from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS
+from amtheory.diffusion.norm_kernels import NORM_KERNELS
 from amtheory.diffusion.train_step import LOSS_KERNELS
 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig"]
 
 #: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
 RESUMABLE_CHANGES = frozenset(
-    {"steps", "checkpoint_every", "keep_checkpoints", "log_every", "compile", "chunk_rows", "loss_kernel", "attention"}
+    {
+        "steps",
+        "checkpoint_every",
+        "keep_checkpoints",
+        "log_every",
+        "compile",
+        "chunk_rows",
+        "loss_kernel",
+        "attention",
+        "norm",
+    }
 )
 
 
@@ -55,6 +66,10 @@ class TrainConfig:
     #: The blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`): "auto" (fused Triton
     #: kernels on CUDA under bf16 autocast, else SDPA), "fused" or "sdpa" (the same map up to rounding).
     attention: str = "auto"
+    #: The blocks' residual updates and norms (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`): "auto" (fused
+    #: Triton kernels on CUDA under bf16 autocast, else torch operations), "fused" or "torch" (the same map up to
+    #: rounding; the fused kernels draw their dropout masks from their own generator).
+    norm: str = "auto"
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, minimum=0)
@@ -74,6 +89,8 @@ class TrainConfig:
             raise ValueError(f"loss_kernel: expected one of {LOSS_KERNELS}, got {self.loss_kernel!r}")
         if self.attention not in ATTENTION_KERNELS:
             raise ValueError(f"attention: expected one of {ATTENTION_KERNELS}, got {self.attention!r}")
+        if self.norm not in NORM_KERNELS:
+            raise ValueError(f"norm: expected one of {NORM_KERNELS}, got {self.norm!r}")
         if self.batch_size % self.grad_accum:
             raise ValueError(
                 f"batch_size: expected a multiple of grad_accum = {self.grad_accum}, got {self.batch_size}"

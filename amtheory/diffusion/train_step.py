@@ -125,6 +125,9 @@ def compile_model(model: DiT) -> None:
     """
     if not isinstance(model, DiT):
         raise TypeError(f"model: expected a DiT, got {type(model).__name__}")
+    # One code object, several graphs: the first block (no pending update) and the others, training and
+    # evaluation, each model size of a sweep. Beyond dynamo's default limit (8) a block would fall back to eager.
+    torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
     for blk in model.blocks:
         if getattr(blk, "_compiled_call_impl", None) is None:
             blk.compile()
