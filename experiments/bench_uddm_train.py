@@ -15,7 +15,9 @@ accumulation), formulations of one optimizer step (AdamW, clipping 1.0, EMA, the
 The optimised variants' blocks use the fused rotary attention kernels (:mod:`amtheory.diffusion.attention_kernels`,
 the default on CUDA); with ``--attention auto,sdpa`` each is also run with SDPA's flash kernel and the rotary
 positions in the compiled block (variants named ``...+sdpa``), so the fused attention's gain is measured in the
-same run.
+same run. Likewise their residual updates and norms use the fused kernels of
+:mod:`amtheory.diffusion.norm_kernels`; ``--norm auto,torch`` also runs them as compiled torch operations (variants
+named ``...+torchnorm``).
 
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x parameters x tokens + attention FLOPs) / peak, the parameters
@@ -53,6 +55,7 @@ from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.attention_kernels import attention_kernel
 from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
 from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.norm_kernels import norm_kernel
 from amtheory.diffusion.train import (
     EMA,
     NELBOObjective,
@@ -158,6 +161,7 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
                 torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
                 sdpa_kernel([SDPBackend.MATH]),
                 attention_kernel("sdpa"),
+                norm_kernel("torch"),
             ):
                 # The usual formulation: a bf16 output layer under autocast, then full float32 log-probs.
                 h = model.hidden(p["xt"], p["sigma"], check=False)
@@ -185,9 +189,11 @@ def optimised_step(
     chunk_rows: int,
     kernel,
     attention: str = "auto",
+    norm: str = "auto",
 ) -> Callable[[int], Any]:
     """The trainer's own step (amtheory.diffusion.train.optimizer_step) with compiled blocks and loss kernel;
-    ``attention`` is the blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`)."""
+    ``attention`` is the blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`), ``norm``
+    their residual updates and norms (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`)."""
     V = model.config.vocab_size
     tc = TrainConfig(steps=1, batch_size=batch, grad_accum=accum, chunk_rows=chunk_rows)
     objective = NELBOObjective(model, chunk_rows, kernel)
@@ -197,7 +203,7 @@ def optimised_step(
 
     def step(i: int) -> None:
         b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
-        with attention_kernel(attention):
+        with attention_kernel(attention), norm_kernel(norm):
             optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
 
     return step
@@ -266,6 +272,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         help="comma list of the optimised variants' block attention: 'auto' (the fused kernels on CUDA) and/or "
         "'sdpa' (variants named '...+sdpa')",
     )  # fmt: skip
+    p.add_argument(
+        "--norm", default="auto",
+        help="comma list of the optimised variants' residual updates and norms: 'auto' (the fused kernels on CUDA) "
+        "and/or 'torch' (compiled torch operations; variants named '...+torchnorm')",
+    )  # fmt: skip
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")
     p.add_argument(
         "--accounting-from", default=None, metavar="JSON",
@@ -310,6 +321,12 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         if att not in ("auto", "sdpa"):
             raise SystemExit(f"--attention: expected a comma list of 'auto' and 'sdpa', got {a.attention!r}")
         attention_suffixes.append("" if att == "auto" else "+sdpa")
+    norm_suffixes = []
+    for nrm in a.norm.split(","):
+        if nrm not in ("auto", "torch"):
+            raise SystemExit(f"--norm: expected a comma list of 'auto' and 'torch', got {a.norm!r}")
+        norm_suffixes.append("" if nrm == "auto" else "+torchnorm")
+    suffixes = [sa + sn for sa in attention_suffixes for sn in norm_suffixes]
     if a.tiles:
         with open(a.tiles) as f:
             loss_kernels.GPU_TILES.update(json.load(f)["tiles"])
@@ -338,8 +355,9 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
         triton_ok = loss_kernels.available(device)
         variants = ["plain"] + [f"compiled/chunk{c}" for c in chunks]
         variants += [f"triton/chunk{c}" for c in chunks] if triton_ok else []
-        # "+sdpa": the same step with the blocks' attention through SDPA instead of the fused kernels.
-        variants = [v + s for v in variants for s in ([""] if v == "plain" else attention_suffixes)]
+        # "+sdpa": the same step with the blocks' attention through SDPA instead of the fused kernels; "+torchnorm":
+        # with the residual updates and norms as compiled torch operations instead of the fused kernels.
+        variants = [v + s for v in variants for s in ([""] if v == "plain" else suffixes)]
         if a.variants:
             variants = [v for v in variants if v.startswith(tuple(a.variants.split(",")))]
         runs = [
@@ -352,6 +370,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
             model = None
             try:
                 _free(device)
+                torch._dynamo.reset()  # each variant compiles afresh (no recompile limit carried over)
                 model = _new_model(cfg, device)
                 model_ne = model.count_parameters()["non_embedding"]
                 flops = step_flops(cfg, model_ne, batch)
@@ -362,10 +381,11 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                     if compile_:
                         for blk in model.blocks:
                             blk.compile(mode=a.compile_mode, options=compile_options)
-                    c = int(variant.split("chunk")[1].removesuffix("+sdpa"))
+                    c = int(variant.split("chunk")[1].split("+")[0])
                     k = TRITON_ROWS if variant.startswith("triton") else kernel
-                    att = "sdpa" if variant.endswith("+sdpa") else "auto"
-                    fn = optimised_step(model, data, batch, n_micro, device, c, k, att)
+                    att = "sdpa" if "+sdpa" in variant else "auto"
+                    nrm = "torch" if "+torchnorm" in variant else "auto"
+                    fn = optimised_step(model, data, batch, n_micro, device, c, k, att, nrm)
                 t0 = time.perf_counter()
                 sec = _time(fn, warm, steps, device)
                 if a.profile and variant != "plain":
@@ -458,6 +478,7 @@ def _profile(fn: Callable[[int], Any], device: torch.device, label: str, first: 
 INDUCTOR = "fused elementwise (inductor)"
 KERNEL_CATEGORIES = (
     ("loss kernels (Triton)", ("_row_stats_kernel", "_row_grad_kernel")),
+    ("residual and norm kernels (Triton)", ("_add_norm_fwd_kernel", "_add_norm_bwd_kernel")),
     ("attention", ("flash", "fmha", "attention", "cudnn", "_attn_fwd_kernel", "_attn_bwd_kernel")),
     ("GEMM", ("nvjet", "gemm", "cutlass", "sm90_xmma", "splitk")),
     ("optimizer and EMA", ("multi_tensor", "adam", "foreach", "lerp")),
@@ -495,6 +516,11 @@ def _print_kernel_split(events: Any, n: int) -> None:
         names = sorted(top[cat].items(), key=lambda kv: -kv[1])[:4]
         heads = "; ".join(f"{k[:60]} {v / n / 1e3:.2f}" for k, v in names)
         print(f"  {cat:34s} {us / n / 1e3:7.2f} ms ({100 * us / total:4.1f}%)  top: {heads}")
+    every = sorted(top.get(INDUCTOR, {}).items(), key=lambda kv: -kv[1])
+    if every:
+        print(f"  {INDUCTOR}, every kernel (ms per step):")
+        for k, v in every:
+            print(f"    {v / n / 1e3:6.2f}  {k[:150]}")
 
 
 def _fastest_optimised(rows: list[dict[str, Any]], cname: str) -> dict[str, Any] | None:
