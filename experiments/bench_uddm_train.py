@@ -16,8 +16,8 @@ The optimised variants' blocks use the fused rotary attention kernels (:mod:`amt
 the default on CUDA); with ``--attention auto,sdpa`` each is also run with SDPA's flash kernel and the rotary
 positions in the compiled block (variants named ``...+sdpa``), so the fused attention's gain is measured in the
 same run. Likewise their residual updates and norms use the fused kernels of
-:mod:`amtheory.diffusion.norm_kernels`; ``--norm auto,torch`` also runs them as compiled torch operations (variants
-named ``...+torchnorm``).
+:mod:`amtheory.diffusion.norm_kernels` where the trainer would (models at least 512 wide); ``--norm auto,torch``
+also runs them as compiled torch operations (variants named ``...+torchnorm``).
 
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x parameters x tokens + attention FLOPs) / peak, the parameters
@@ -274,7 +274,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     )  # fmt: skip
     p.add_argument(
         "--norm", default="auto",
-        help="comma list of the optimised variants' residual updates and norms: 'auto' (the fused kernels on CUDA) "
+        help="comma list of the optimised variants' residual updates and norms: 'auto' (the trainer's choice: the "
+        "fused kernels on CUDA from width 512) "
         "and/or 'torch' (compiled torch operations; variants named '...+torchnorm')",
     )  # fmt: skip
     p.add_argument("--tiles", default=None, help="Triton loss-kernel tiles: the JSON bench_loss_kernels.py wrote")

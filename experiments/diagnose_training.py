@@ -174,8 +174,8 @@ def trainer_speed(args, data: torch.Tensor, mc_V: int, device: torch.device) -> 
 class Probes:
     """Forward hooks on every block: max |output stream| and the inputs (for the attention logits on demand).
 
-    A block returns the stream after its attention branch and its mlp branch's update, which the next norm adds;
-    the probes add it here (without dropout) to see the stream the next block normalises."""
+    With the fused norms a block returns its mlp branch's update for the next norm to add; the probes add it here
+    (without dropout) to see the stream the next block normalises."""
 
     def __init__(self, model: DiT):
         self.model = model

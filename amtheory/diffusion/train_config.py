@@ -67,8 +67,8 @@ class TrainConfig:
     #: kernels on CUDA under bf16 autocast, else SDPA), "fused" or "sdpa" (the same map up to rounding).
     attention: str = "auto"
     #: The blocks' residual updates and norms (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`): "auto" (fused
-    #: Triton kernels on CUDA under bf16 autocast, else torch operations), "fused" or "torch" (the same map up to
-    #: rounding; the fused kernels draw their dropout masks from their own generator).
+    #: Triton kernels on CUDA under bf16 autocast for models at least 512 wide, else torch operations), "fused" or
+    #: "torch" (the same map up to rounding; the fused kernels draw their dropout masks from their own generator).
     norm: str = "auto"
 
     def __post_init__(self) -> None:
