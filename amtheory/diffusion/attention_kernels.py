@@ -28,12 +28,11 @@ it as one opaque node (no graph break). :func:`reference_rotary_attention` is th
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from amtheory._triton import can_run, tl, triton
+from amtheory._triton import KernelChoice, can_run, tl, triton
 
 __all__ = [
     "ATTENTION_KERNELS",
@@ -94,26 +93,18 @@ def reference_rotary_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.
 #: as under bf16 autocast; else SDPA), "fused" (always; an error where they cannot run) or "sdpa". Set with
 #: :func:`attention_kernel`.
 ATTENTION_KERNELS = ("auto", "fused", "sdpa")
-_CHOICE = {"kernel": "auto"}
+_CHOICE = KernelChoice(ATTENTION_KERNELS)
 
 
-@contextlib.contextmanager
-def attention_kernel(name: str) -> Iterator[None]:
+def attention_kernel(name: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, the DiT's attention is ``name`` (one of :data:`ATTENTION_KERNELS`)."""
-    if name not in ATTENTION_KERNELS:
-        raise ValueError(f"name: expected one of {ATTENTION_KERNELS}, got {name!r}")
-    before = _CHOICE["kernel"]
-    _CHOICE["kernel"] = name
-    try:
-        yield
-    finally:
-        _CHOICE["kernel"] = before
+    return _CHOICE.use(name)
 
 
 def block_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int) -> torch.Tensor:
     """The DiT block's attention: :func:`rotary_attention` or :func:`reference_rotary_attention`, as
     :func:`attention_kernel` chose."""
-    choice = _CHOICE["kernel"]
+    choice = _CHOICE.current
     if choice == "sdpa":
         return reference_rotary_attention(qkv, cos, sin, n_heads)
     ok = available(qkv.device) and supports(qkv.shape[1], qkv.shape[2] // 3 // n_heads)

@@ -26,12 +26,11 @@ the tests' reference, given the same dropout mask, which :func:`dropout_keep` re
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
 
-from amtheory._triton import can_run, tl, triton
+from amtheory._triton import KernelChoice, can_run, tl, triton
 
 __all__ = [
     "AUTO_MIN_WIDTH",
@@ -324,26 +323,18 @@ NORM_KERNELS = ("auto", "fused", "torch")
 #: tiny's (width 256) took 39.2 against 32.1 ms with the same kernel time (29.7 and 29.8 ms): its kernels are short,
 #: and the host's cost of the extra calls, not the device, set its step.
 AUTO_MIN_WIDTH = 512
-_CHOICE = {"kernel": "auto"}
+_CHOICE = KernelChoice(NORM_KERNELS)
 
 
-@contextlib.contextmanager
-def norm_kernel(name: str) -> Iterator[None]:
+def norm_kernel(name: str) -> contextlib.AbstractContextManager[None]:
     """Within the block, the DiT's residual updates and norms use ``name`` (one of :data:`NORM_KERNELS`)."""
-    if name not in NORM_KERNELS:
-        raise ValueError(f"name: expected one of {NORM_KERNELS}, got {name!r}")
-    before = _CHOICE["kernel"]
-    _CHOICE["kernel"] = name
-    try:
-        yield
-    finally:
-        _CHOICE["kernel"] = before
+    return _CHOICE.use(name)
 
 
 def use_fused_norm(x: torch.Tensor) -> bool:
     """Whether the DiT's residual updates and norms of the stream ``x`` go through :func:`add_norm` (see
     :data:`NORM_KERNELS`); an error when "fused" is forced where the kernels cannot run."""
-    choice = _CHOICE["kernel"]
+    choice = _CHOICE.current
     if choice == "torch":
         return False
     ok = available(x.device) and x.dtype == torch.float32 and x.shape[-1] <= MAX_WIDTH
