@@ -107,7 +107,7 @@ if triton is not None:
     @triton.jit
     def _add_norm_bwd_kernel(
         GXN, GH, XN, O, GATE, W, SCALE, MEAN, RSTD, SEED, GX, GO, SUMS, B, L, D, CHUNK, p, inv_keep,
-        HAS_GXN: tl.constexpr, DROPOUT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
+        DROPOUT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_D: tl.constexpr,
     ):  # fmt: skip
         p, inv_keep = tl.cast(p, tl.float32), tl.cast(inv_keep, tl.float32)
         b = tl.program_id(0)
@@ -139,8 +139,7 @@ if triton is not None:
             c1 = tl.sum(gxhat * xhat, 1) / D
             c2 = tl.sum(gxhat, 1) / D
             gx = rstd[:, None] * (gxhat - c2[:, None] - xhat * c1[:, None])
-            if HAS_GXN:
-                gx += tl.load(GXN + offs, mask=m, other=0.0).to(tl.float32)
+            gx += tl.load(GXN + offs, mask=m, other=0.0).to(tl.float32)
             gx = tl.where(m, gx, 0.0)
             tl.store(GX + offs, gx, mask=m)
             o = tl.load(O + offs, mask=m, other=0.0).to(tl.float32)
@@ -222,7 +221,7 @@ def _fwd(
 
 
 def _bwd(
-    g_xn: torch.Tensor | None, g_h: torch.Tensor, xn: torch.Tensor, o: torch.Tensor, gate: torch.Tensor,
+    g_xn: torch.Tensor, g_h: torch.Tensor, xn: torch.Tensor, o: torch.Tensor, gate: torch.Tensor,
     weight: torch.Tensor, scale: torch.Tensor, mean: torch.Tensor, rstd: torch.Tensor, seed: torch.Tensor | None,
     p: float,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:  # fmt: skip
@@ -237,9 +236,9 @@ def _bwd(
     go = torch.empty(o.shape, dtype=o.dtype, device=o.device)
     sums = torch.empty((4, split, B, D), dtype=torch.float32, device=xn.device)
     _add_norm_bwd_kernel[(B, split)](
-        g_xn.contiguous() if g_xn is not None else xn, g_h.contiguous(), xn, o.contiguous(), gate.contiguous(),
+        g_xn.contiguous(), g_h.contiguous(), xn, o.contiguous(), gate.contiguous(),
         weight.contiguous(), scale.contiguous(), mean, rstd, seed if seed is not None else mean, gx, go, sums,
-        B, L, D, chunk, p, 1.0 / (1.0 - p), HAS_GXN=g_xn is not None, DROPOUT=p > 0.0, BLOCK_R=rows,
+        B, L, D, chunk, p, 1.0 / (1.0 - p), DROPOUT=p > 0.0, BLOCK_R=rows,
         BLOCK_D=_block_d(D), num_warps=TILES["bwd"]["num_warps"],
     )  # fmt: skip
     return gx, go, sums[:, 0] if split == 1 else sums.sum(1)
@@ -261,9 +260,8 @@ class _AddNorm(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, g_xn, g_h):
+        # Both output gradients arrive as tensors (autograd fills an unused output's with zeros).
         xn, o, gate, weight, scale, mean, rstd, seed = ctx.saved_tensors
-        if g_h is None:
-            g_h = torch.zeros_like(xn)
         gx, go, sums = _bwd(g_xn, g_h, xn, o, gate, weight, scale, mean, rstd, seed, ctx.p)
         g_gate, g_shift, g_scale, g_w = sums.unbind(0)
         return (gx, go, g_gate.to(gate.dtype), g_w.sum(0).to(weight.dtype), g_shift.to(ctx.shift_dtype),
