@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# GPU session 8: multi-GPU training through torchrun + DistributedDataParallel (NCCL) on two GPUs: 200 steps, then
-# the same run resumed from its checkpoint to 300 steps, beside a one-GPU run of 300 steps with the same settings.
+# Multi-GPU training through torchrun + DistributedDataParallel (NCCL) on two GPUs: 200 steps, then the same run
+# resumed from its checkpoint to 300 steps, beside a one-GPU run of 300 steps with the same settings.
+# Record: benchmarks/h200x2_ddp_train.txt.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

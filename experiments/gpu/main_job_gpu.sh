@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# GPU session 9: the main job with its GPU preset (every backend side by side; the diffusion part on the embedded
-# corpus), as `make run` runs it on a machine with a GPU.
+# The main job with its GPU preset (every backend side by side; the diffusion part on the embedded corpus), as
+# `make run` runs it on a machine with a GPU. Record: benchmarks/h100_main_job_gpu.log.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# GPU session 4: modern Hopfield kernels, diffusion LM training (plain vs optimised), full Hopfield presets.
+# The three Hopfield-family sweeps with their full presets on one GPU (capacity, basins vs load, dense scaling),
+# then the Hopfield part of the main job with its GPU preset. The tables behind docs/results_hopfield.md
+# (python experiments/summarize_hopfield.py --results results --out docs/results_hopfield.md). A sweep cut short
+# by its time limit resumes where it stopped when the script runs again.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-timeout 210 python3 experiments/bench_modern_hopfield.py --json "$OUT/bench_modern.json" 2>&1 | grep -v Warning | tee "$OUT/bench_modern.txt"
-timeout 120 python3 experiments/bench_uddm_train.py --budget-s 90 --json "$OUT/bench_uddm.json" 2>&1 | tee "$OUT/bench_uddm.txt"
 for e in capacity basins_vs_load dense_scaling; do
   timeout 55 python3 experiments/$e.py --preset full --out results/$e --device cuda --no-progress 2>&1 | tail -3 | tee -a "$OUT/hopfield_full.log"
 done

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# GPU session 10: the Triton loss kernels' tests on the GPU; the row kernels against the compiled loss kernel
-# (agreement, tile sweep, timings, GEMM rates over the padded and the unpadded vocabulary); the training benchmark
-# (tiny and small: plain, compiled loss kernel, Triton row kernels) with kernel profiles; a short training run of
-# the trainer's CLI with its defaults (loss kernel "auto": triton on CUDA).
+# The Triton loss kernels and the training step, on one GPU: the kernels' tests on the GPU; the row kernels
+# against the compiled loss kernel (agreement, tile sweep, timings, GEMM rates over the padded and the unpadded
+# vocabulary); the training benchmark (tiny and small: plain, compiled loss kernel, Triton row kernels with the
+# swept tiles, three loss chunk sizes) with kernel profiles and the cost of retrieval evaluation.
+# Records: benchmarks/h100_gpu_tests_loss_kernels.txt, h100_bench_loss_kernels.txt, h100_bench_uddm_train.txt
+# (+ .json). The MFU accounting of the recorded run needs no GPU:
+#   python experiments/bench_uddm_train.py --accounting-from benchmarks/h100_bench_uddm_train.json
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -17,6 +20,3 @@ timeout 150 python3 experiments/bench_loss_kernels.py --sweep --sweep-budget-s 2
     | grep -v Warning | tee "$OUT/bench_loss_kernels.txt"
 timeout 230 python3 experiments/bench_uddm_train.py --chunk-rows 4096,16384,32768 --tiles "$OUT/loss_kernels.json" \
     --profile --budget-s 200 --json "$OUT/bench_uddm_train.json" 2>&1 | grep -v Warning | tee "$OUT/bench_uddm_train.txt"
-timeout 90 python3 -m amtheory.diffusion.train --data data/brown-sotu --n-train 4096 --preset tiny --steps 300 \
-    --warmup 50 --lr 1e-3 --compile --log-every 50 --no-progress --out /tmp/train_run 2>&1 | grep -v Warning \
-    | tee "$OUT/train_cli.txt" | tail -5
