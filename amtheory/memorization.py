@@ -210,6 +210,7 @@ def train_cell(
     steps. Its seed is the cell's ``seed`` (the sweep's generator is not used: the training stream is the
     trainer's own pure function of (seed, step)).
     """
+    from amtheory.diffusion.checkpoint import corpus_vocab_sha256
     from amtheory.diffusion.train import TrainConfig, train
 
     del generator
@@ -230,7 +231,7 @@ def train_cell(
         log_every=max(1, min(100, cell.steps // 4)),
     )
     out = checkpoint_dir(root, cell)
-    meta = {"vocab_sha256": corpus.manifest.get("mapping_sha256"), "data": {"source": cell.data.source}}
+    meta = {"vocab_sha256": corpus_vocab_sha256(corpus.manifest), "data": {"source": cell.data.source}}
     t0 = time.perf_counter()
     with _tf32(device):
         summary = train(cfg, tc, data, out, device=device, resume=True, progress=progress, meta=meta)

@@ -64,7 +64,8 @@ def test_training_lowers_the_loss(tmp_path):
 
 
 def test_tiny_training_set_stays_finite(tmp_path):
-    """REFERENCE.md "Pitfalls": a few dozen sequences diverged to NaN. Here 16 sequences, a high lr, 250 steps."""
+    """docs/theory.md, "Numerical pitfalls": a few dozen sequences diverged to NaN. Here 16 sequences, a high lr,
+    250 steps."""
     V, L = 100, 32
     data = torch.randint(0, V, (16, L), generator=torch.Generator().manual_seed(3))
     mc = DiTConfig.preset("cpu-micro", V, L)
@@ -356,9 +357,24 @@ def test_step_generator_reseeds_one_object():
                            torch.rand(4, generator=step_generator(3, 0, 5, "cpu")))  # fmt: skip
 
 
+def _rerecord_checksums(ckpt) -> None:
+    """Record the current size and sha256 of every file of checkpoint folder ``ckpt`` in its checksums.json."""
+    import hashlib
+
+    sums = ckpt / "checksums.json"
+    doc = json.loads(sums.read_text())
+    for name in doc["files"]:
+        data = (ckpt / name).read_bytes()
+        doc["files"][name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    body = json.dumps(doc["files"], sort_keys=True, separators=(",", ":")).encode()
+    doc["sha256"] = hashlib.sha256(body).hexdigest()
+    sums.write_text(json.dumps(doc))
+
+
 def test_cpu_bf16_switch_and_resume_of_an_older_config(tmp_path):
     """cpu_bf16 turns on bf16 autocast on CPU (other losses, still finite); a checkpoint written before the field
-    existed resumes, the missing field counting as its default."""
+    existed (its config.json edited, and its checksum record with it) resumes, the missing field counting as its
+    default."""
     V, L = 30, 8
     data = _progressions(10, L, V, seed=4)
     mc = DiTConfig.preset("cpu-micro", V, L, dropout=0.0)
@@ -370,6 +386,7 @@ def test_cpu_bf16_switch_and_resume_of_an_older_config(tmp_path):
     doc = json.loads(cfg_file.read_text())
     del doc["train_config"]["cpu_bf16"]
     cfg_file.write_text(json.dumps(doc))
+    _rerecord_checksums(cfg_file.parent)
     more = train(mc, TrainConfig(**{**base, "steps": 5}), data, tmp_path / "f32", progress=False)
     assert more["start_step"] == 4 and more["steps"] == 5
 
@@ -398,13 +415,15 @@ def test_training_attention_leaves_out_cudnn():
     """The trainer's attention context must exclude the cuDNN kernel (non-finite backward seen on an H200) and
     still run attention on this machine."""
     import torch.nn.functional as F
-    from torch.nn.attention import SDPBackend
 
-    from amtheory.diffusion.train import TRAINING_SDPA_BACKENDS, training_attention_backends
+    from amtheory.diffusion.train import training_attention_backends
 
-    assert "CUDNN_ATTENTION" not in TRAINING_SDPA_BACKENDS
-    assert all(hasattr(SDPBackend, name) for name in TRAINING_SDPA_BACKENDS)
+    cuda = torch.backends.cuda
+    allowed = (cuda.flash_sdp_enabled, cuda.mem_efficient_sdp_enabled, cuda.math_sdp_enabled)
+    cuda.enable_cudnn_sdp(True)
     q = torch.randn(1, 2, 4, 8, requires_grad=True)
     with training_attention_backends():
+        assert not cuda.cudnn_sdp_enabled() and all(on() for on in allowed)
         F.scaled_dot_product_attention(q, q, q).sum().backward()
+    assert cuda.cudnn_sdp_enabled(), "the caller's setting is restored"
     assert torch.isfinite(q.grad).all()

@@ -1,9 +1,10 @@
 """Training of the uniform discrete diffusion LM on a fixed set of token blocks.
 
-The recipe of REFERENCE.md "Uniform discrete diffusion": AdamW (lr 3e-4, no weight decay), linear warm-up then
-constant, gradient clipping at 1.0, EMA 0.9999, antithetic training times t ~ U[1e-3, 1], the continuous-time
-NELBO (computed by :func:`amtheory.diffusion.loss.chunked_nelbo`, float32 from float32 logits), a fixed number
-of steps whatever the training-set size (batches drawn with replacement, so a set of 16 sequences works).
+The recipe of docs/theory.md, "The denoising network and its training": AdamW (lr 3e-4, no weight decay), linear
+warm-up then constant, gradient clipping at 1.0, EMA 0.9999, antithetic training times t ~ U[1e-3, 1], the
+continuous-time NELBO (computed by :func:`amtheory.diffusion.loss.chunked_nelbo`, float32 from float32 logits),
+a fixed number of steps whatever the training-set size (batches drawn with replacement, so a set of 16 sequences
+works).
 
 A step whose gradient norm is not finite is skipped on the device: ``found_inf = 1 - isfinite(norm)`` reaches
 the fused AdamW kernel (the mechanism of ``torch.amp.GradScaler``), masks the EMA's lerp weight and adds to a
@@ -32,8 +33,11 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
+import uuid
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -45,10 +49,12 @@ from amtheory._checks import check_tokens
 from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS, attention_kernel
 from amtheory.diffusion.checkpoint import (
     CheckpointError,
-    latest_checkpoint,
-    load_train_state,
+    clear_interrupted_writes,
+    corpus_vocab_sha256,
+    load_resumable,
     mark_latest,
     save_checkpoint,
+    step_checkpoints,
 )
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.norm_kernels import NORM_KERNELS, norm_kernel
@@ -138,25 +144,80 @@ def _data_sha256(data: torch.Tensor) -> str:
     return hashlib.sha256(data.cpu().contiguous().numpy().tobytes()).hexdigest()
 
 
-def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainConfig, data_sha: str) -> None:
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
+    return "; ".join(f"{k}: checkpoint {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(set(old) | set(new))
+                     if old.get(k) != new.get(k))  # fmt: skip
+
+
+def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainConfig, meta: dict[str, Any]) -> None:
+    """Refuse to continue a checkpoint with a model, an optimisation, data or a vocabulary other than its own, or
+    to a step count below its step; only the settings in RESUMABLE_CHANGES may differ."""
     where = stored["path"]
     if stored["model_config"] != model_config.to_dict():
-        raise CheckpointError(
-            f"{where}: cannot resume: model config {stored['model_config']} differs from {model_config.to_dict()}"
-        )
+        diff = _differences(stored["model_config"], model_config.to_dict())
+        raise CheckpointError(f"{where}: cannot resume: model config differs in {diff}")
     old = stored.get("train_config") or {}
     # A field added after the checkpoint was written counts as its default value there.
     defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    diff = {
-        k: (old.get(k, defaults.get(k)), v)
-        for k, v in cfg.to_dict().items()
-        if k not in RESUMABLE_CHANGES and old.get(k, defaults.get(k)) != v
-    }
+    now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
+    diff = _differences({k: old.get(k, defaults.get(k)) for k in now}, now)
     if diff:
-        raise CheckpointError(f"{where}: cannot resume: train config differs in {diff} (checkpoint, now)")
-    have = (stored.get("meta") or {}).get("data", {}).get("sha256")
-    if have != data_sha:
-        raise CheckpointError(f"{where}: cannot resume: trained on other data (sha256 {have}, now {data_sha})")
+        raise CheckpointError(f"{where}: cannot resume: train config differs in {diff}")
+    stored_meta = stored.get("meta") or {}
+    have = (stored_meta.get("data") or {}).get("sha256")
+    if have != meta["data"]["sha256"]:
+        raise CheckpointError(
+            f"{where}: cannot resume: trained on other data (sha256 {have}, now {meta['data']['sha256']})"
+        )
+    if stored_meta.get("vocab_sha256") != meta.get("vocab_sha256"):
+        raise CheckpointError(
+            f"{where}: cannot resume: trained with another vocabulary: vocab_sha256 checkpoint "
+            f"{stored_meta.get('vocab_sha256')!r}, now {meta.get('vocab_sha256')!r}"
+        )
+    if cfg.steps < stored["step"]:
+        raise CheckpointError(
+            f"{where}: cannot resume: steps {cfg.steps} is below the checkpoint's step {stored['step']}; expected "
+            f"steps >= {stored['step']}"
+        )
+
+
+_LOG = "log.jsonl"
+_LOG_TMP = re.compile(r"\.log\.jsonl\.tmp-[0-9a-f]{8}")
+
+
+def _drop_log_after(out: Path, step: int) -> int:
+    """Rewrite ``out/log.jsonl`` (atomically) without the records past ``step`` and without a last record cut short
+    by a kill, so a resumed run logs each step once; clears temporary files of an earlier rewrite. Returns the
+    number of lines dropped."""
+    for entry in out.glob(".log.jsonl.tmp-*"):
+        if _LOG_TMP.fullmatch(entry.name) and not entry.is_dir():
+            entry.unlink()
+    path = out / _LOG
+    if not path.is_file():
+        return 0
+    lines = path.read_bytes().split(b"\n")
+    # The element after the last newline is empty unless a kill cut the last record short.
+    complete, tail = lines[:-1], lines[-1]
+    keep, dropped = [], 0
+    for i, line in enumerate(complete + ([tail] if tail else [])):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            record = None
+        past = isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
+        if past or (i == len(complete) and record is None):
+            dropped += 1
+        else:
+            keep.append(line)
+    if not dropped and not tail:
+        return 0
+    tmp = out / f".{_LOG}.tmp-{uuid.uuid4().hex[:8]}"
+    with open(tmp, "wb") as fh:
+        fh.write(b"".join(line + b"\n" for line in keep))
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    return dropped
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -175,12 +236,20 @@ def train(
 ) -> dict[str, Any]:
     """Train a :class:`DiT` on the token blocks ``data_BL`` [N, L] for ``train_config.steps`` steps.
 
-    Checkpoints go to ``out_dir/checkpoints`` every ``checkpoint_every`` steps and at the end; with ``resume``
-    the newest one is continued (``resume=False`` refuses a folder that already holds checkpoints). ``meta``
-    (e.g. ``vocab_sha256``) is stored in every checkpoint, with the data's sha256 and the seeds.
-    ``callback(step, record)`` runs on rank 0 after each completed step. Returns a summary: steps, losses at the
-    log points, skipped steps (since step 0, resumed runs included), tokens/s, the last checkpoint and a hash
-    of the weights. The global RNG of ``device`` (and the CPU's) is used by the run and restored when it ends.
+    Checkpoints go to ``out_dir/checkpoints`` every ``checkpoint_every`` steps and at the end, the newest
+    ``keep_checkpoints`` kept; older ones are removed only after a newer one is written, and none newer than the one
+    just written is ever removed. With ``resume`` the newest intact checkpoint is continued whatever ``LATEST``
+    names (see :func:`amtheory.diffusion.checkpoint.load_resumable`): damaged ones are passed over with a
+    RuntimeWarning, listed in the summary's ``resume_notes``, and it is an error when checkpoints exist but none is
+    intact, when one holds a pickle or another foreign file, or when the model config, a train config field
+    outside RESUMABLE_CHANGES, the data, ``meta["vocab_sha256"]`` differ from the checkpoint's, or ``steps`` is
+    below its step. ``resume=False`` refuses a folder that already holds checkpoints. At the start, rank 0 removes
+    the temporary folders of interrupted checkpoint writes and drops from ``log.jsonl`` the records past the step
+    it starts from. ``meta`` (e.g. ``vocab_sha256``) is stored in every checkpoint, with the data's sha256 and the
+    seeds. ``callback(step, record)`` runs on rank 0 after each completed step. Returns a summary: steps, losses at
+    the log points, skipped steps (since step 0, resumed runs included), tokens/s, the last checkpoint, a hash of
+    the weights and the resume notes. The global RNG of ``device`` (and the CPU's) is used by the run and restored
+    when it ends.
     """
     if not isinstance(model_config, DiTConfig):
         raise TypeError(f"model_config: expected a DiTConfig, got {type(model_config).__name__}")
@@ -235,15 +304,16 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
     ema = EMA(model, cfg.ema, cfg.ema_warmup)
     optimizer = make_optimizer(model, cfg, device)
     start, resumed_from, skipped_before = 0, None, 0
-    if not resume and (ckpt_root / "LATEST").is_file():
+    if not resume and ((ckpt_root / "LATEST").exists() or step_checkpoints(ckpt_root)):
         raise ValueError(
             f"out_dir: {out} already holds checkpoints and resume=False; pass resume=True to continue that run "
             "or choose an empty folder"
         )
-    found = latest_checkpoint(ckpt_root) if resume and (ckpt_root / "LATEST").is_file() else None
-    if found is not None:
-        stored = load_train_state(found, device=device)
-        _check_resume(stored, model_config, cfg, data_sha)
+    stored, notes = load_resumable(ckpt_root, device=device) if resume else (None, [])
+    if stored is not None:
+        _check_resume(stored, model_config, cfg, meta)
+        if stored["train_state"]["optimizer"] is None:
+            raise CheckpointError(f"{stored['path']}: holds no optimizer state; cannot resume from it")
         model.load_state_dict(stored["model_state"])
         if stored["ema_state"] is not None:
             ema.load_state_dict(stored["ema_state"])
@@ -251,7 +321,13 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         start = int(stored["step"])
         ema.updates = int(stored["train_state"]["extra"].get("ema_updates", start))
         skipped_before = int(stored["train_state"]["extra"].get("skipped", 0))
-        resumed_from = str(found)
+        resumed_from = stored["path"]
+    if rank == 0:
+        for note in notes:
+            warnings.warn(f"resume: {note}", RuntimeWarning, stacklevel=3)
+        clear_interrupted_writes(ckpt_root)
+        if out.is_dir():
+            _drop_log_after(out, start)
 
     if cfg.compile:
         compile_model(model)
@@ -295,8 +371,9 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             extra_state={"ema_updates": ema.updates, "skipped": int(skipped.item())},
         )  # fmt: skip
         mark_latest(ckpt_root, name)
-        old = sorted(p for p in ckpt_root.glob("step-*") if p.is_dir() and p.name != name)
-        for p in old[: max(0, len(old) - (cfg.keep_checkpoints - 1))]:
+        # Only checkpoints older than the one just written go, so newer work is never pruned.
+        older = [p for n, p in step_checkpoints(ckpt_root) if n < step]
+        for p in older[: max(0, len(older) - (cfg.keep_checkpoints - 1))]:
             shutil.rmtree(p, ignore_errors=True)
         return str(path)
 
@@ -326,7 +403,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
                           "skipped": n_skipped, "elapsed_s": time.perf_counter() - t0}  # fmt: skip
                 losses.append((done, mean_loss))
                 if rank == 0:
-                    with open(out / "log.jsonl", "a") as f:
+                    with open(out / _LOG, "a") as f:
                         f.write(json.dumps(record) + "\n")
                     if writer is not None:
                         for k in ("loss", "lr", "grad_norm"):
@@ -361,6 +438,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "device": str(device),
         "weights_sha256": _weights_sha256(list(model.parameters())),
         "ema_sha256": _weights_sha256(ema.shadow),
+        "resume_notes": notes,
     }
 
 
@@ -401,12 +479,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     corpus = TokenCorpus.load(a.data)
     data = corpus.blocks("train", a.n_train, a.length)
-    vocab_sha = corpus.manifest.get("vocab_sha256")
-    mapping_sha = corpus.manifest.get("mapping_sha256")
-    if vocab_sha is not None and mapping_sha is not None:
-        vocab_sha = f"{vocab_sha}+{mapping_sha}"
     meta = {
-        "vocab_sha256": vocab_sha,
+        "vocab_sha256": corpus_vocab_sha256(corpus.manifest),
         "vocab_size": corpus.vocab_size,
         "data": {"corpus": str(Path(a.data).resolve()), "split": "train", "n_blocks": a.n_train, "length": a.length},
     }

@@ -15,7 +15,8 @@ from amtheory.diffusion.train_step import LOSS_KERNELS
 
 __all__ = ["RESUMABLE_CHANGES", "TrainConfig"]
 
-#: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation).
+#: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation; ``steps`` may not
+#: fall below the checkpoint's step). Every other field, the model config, the data and the vocabulary must match.
 RESUMABLE_CHANGES = frozenset(
     {
         "steps",
@@ -54,9 +55,9 @@ class TrainConfig:
     cpu_bf16: bool = False
     compile: bool = False
     grad_accum: int = 1
-    #: Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient); on
-    #: an H100 at V = 30,522, 16,384 rows ran about as fast as 32,768 and faster than 4,096
-    #: (benchmarks/h100_bench_uddm_train.txt).
+    #: Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient); at
+    #: V = 30,522, 16,384 rows run about as fast as 32,768 with less memory, and faster than 4,096
+    #: (see benchmarks/README.md).
     chunk_rows: int = 16384
     #: How the chunked loss is computed from each chunk's logits (the same loss and gradient up to rounding):
     #: "triton" (two Triton kernels), "compiled" (the loss kernel under torch.compile), "eager", or "auto": triton
