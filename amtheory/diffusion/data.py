@@ -21,9 +21,11 @@ dense range ``[0, V_c)`` (special tokens first) so that small models need a much
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -50,6 +52,44 @@ FORMAT_VERSION = 1
 BERT_VOCAB_SIZE = 30522
 
 Split = Literal["train", "test"]
+#: The arrays of a corpus folder; the manifest records the sha256 of each, checked when the folder is read.
+_ARRAYS = ("tokens", "offsets", "test_index", "train_order", "source")
+
+
+def _sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_array(folder: Path, name: str, manifest: dict[str, Any]) -> np.ndarray:
+    """One array of a corpus folder, checked against the sha256 its manifest records; never unpickled."""
+    path = folder / name
+    checksums = manifest.get("checksums")
+    if checksums is None:
+        warnings.warn(
+            f"path: {str(folder)!r} records no checksums of its arrays (a corpus prepared before they were recorded), "
+            "so damage to it cannot be detected; prepare it again",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif not isinstance(checksums, dict) or name not in checksums:
+        raise ValueError(f"{path}: the corpus manifest records no checksum for this array")
+    elif not path.is_file():
+        raise ValueError(f"{path}: missing from the corpus folder")
+    elif _sha256_file(path) != checksums[name]:
+        raise ValueError(
+            f"{path}: damaged or replaced: its sha256 differs from the one the corpus manifest records; "
+            "prepare the corpus again"
+        )
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
+        raise ValueError(f"{path}: not a readable array of a corpus folder ({e})") from e
+
+
 _SPLITS = ("train", "test")
 
 
@@ -207,7 +247,7 @@ class TokenCorpus:
         manifest = json.loads(man_path.read_text())
         if manifest.get("format") != FORMAT_VERSION:
             raise ValueError(f"path: expected corpus format {FORMAT_VERSION}, got {manifest.get('format')!r}")
-        arrays = {k: np.load(p / f"{k}.npy") for k in ("tokens", "offsets", "test_index", "train_order", "source")}
+        arrays = {k: _read_array(p, f"{k}.npy", manifest) for k in _ARRAYS}
         corpus = TokenCorpus.from_arrays(
             arrays["tokens"],
             arrays["offsets"],
@@ -252,6 +292,7 @@ class TokenCorpus:
                 vocab_size=self._vocab_size,
                 specials=self.specials.to_dict(),
                 counts={**manifest.get("counts", {}), **self.summary()},
+                checksums={f"{k}.npy": _sha256_file(tmp / f"{k}.npy") for k in _ARRAYS},
             )
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
             os.rename(tmp, out)
