@@ -115,9 +115,27 @@ def meeting_point(sizes, train, test) -> float:
     return float("nan")
 
 
+#: The settings that the memorization tables are drawn and summarized over: the UDDM's architecture and training
+#: size (``train.*`` in evaluation tables, bare in the training table), the Hopfield-family memory and its number of
+#: stored blocks. Every other setting must be single in a folder that is summarized.
+SETTING_AXES = ("train.arch.*", "arch.*", "train.n_train", "n_train", "memory", "n_stored")
+
+
 def _read(folder: Path) -> pd.DataFrame:
-    paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-    return pd.concat([pd.read_parquet(q) for q in paths], ignore_index=True) if paths else pd.DataFrame()
+    """Every table in ``folder``, each checked against its checksum (empty when there is none)."""
+    from amtheory.sweep import load_results
+
+    return load_results(folder)
+
+
+def read_table(folder: str | Path) -> pd.DataFrame:
+    """The tables of one measurement folder, checked against their checksums and refused with a ``ValueError``
+    naming the differing setting columns when they hold more than one setting beyond ``SETTING_AXES``; empty when
+    the folder holds no table."""
+    from amtheory.sweep import check_single_setting
+
+    df = _read(Path(folder))
+    return check_single_setting(df, vary=SETTING_AXES, what=f"results {folder}") if len(df.columns) else df
 
 
 def recovery_summary(recovery: pd.DataFrame) -> pd.DataFrame:
@@ -138,7 +156,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
     longest span per size.
     """
     root = Path(results_dir)
-    rec = _read(root / "recovery")
+    rec = read_table(root / "recovery")
     if rec.empty:
         raise FileNotFoundError(f"results_dir: expected recovery tables in {root / 'recovery'}, found none")
     out: dict[str, Any] = {"meeting": {}, "recovery": {}, "entropy": {}, "perplexity_peak": {}, "extraction": {}}
@@ -156,7 +174,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
             out["recovery"][ms][float(t)] = {
                 int(n): {"train": float(r["train"]), "test": float(r["test"])} for n, r in piv.iterrows()
             }
-    gen = _read(root / "generation")
+    gen = read_table(root / "generation")
     if not gen.empty:
         for ms, g in gen.groupby("model_size"):
             lo, hi = int(g["train_size"].min()), int(g["train_size"].max())
@@ -175,7 +193,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
                 int(n): {"verbatim": float(x["verbatim"].mean()), "longest_span": float(x["longest_span"].mean())}
                 for n, x in gg.groupby("train_size")
             }
-    nel = _read(root / "nelbo")
+    nel = read_table(root / "nelbo")
     if not nel.empty:
         test = nel[nel["split"] == "test"]
         for ms, g in test.groupby("model_size"):

@@ -64,22 +64,35 @@ def k_cap(cell: ScalingCell) -> int:
     return max(2, min(cell.k_limit, distinct // 2))
 
 
-def fixed_point_share(memory, patterns: torch.Tensor, *, threshold: float, chunk_elems: int) -> tuple[float, bool, int]:
+def fixed_point_share(
+    memory, patterns: torch.Tensor, *, threshold: float, chunk_elems: int, batch_elems: int | None = None
+) -> tuple[float, bool, int]:
     """Share of ``patterns`` (all stored in ``memory``) left unchanged by one synchronous step, whether it reaches
-    ``threshold``, and how many were checked (the check stops once too many have failed)."""
+    ``threshold``, and how many were checked.
+
+    The check stops at the end of the first chunk of ``chunk_elems // (L K)`` patterns after which too many have
+    failed; the share is then that of the patterns checked so far, so ``chunk_elems`` fixes the numbers returned.
+    ``batch_elems`` (default ``chunk_elems``) only sets how many patterns go through ``memory.scores`` at once,
+    rounded to whole chunks: a larger batch on a GPU returns the same numbers as the CPU's smaller one."""
     from amtheory.dynamics import argmax_keep
 
     K, L = patterns.shape
     allowed = math.floor((1.0 - threshold) * K + 1e-9)
     size = max(1, chunk_elems // max(1, L * K))
+    per_batch = 1 if batch_elems is None else max(1, batch_elems // max(1, L * K) // size)
     fails, seen = 0, 0
-    for i in range(0, K, size):
-        x = patterns[i : i + size]
+    for i in range(0, K, size * per_batch):
+        x = patterns[i : i + size * per_batch]
         new = argmax_keep(memory.scores(x), x)
-        fails += int((new != x).any(-1).sum())
+        bad = (new != x).any(-1)
+        # Failures per chunk, counted up to the end of each chunk: the stopping point of a chunk-at-a-time check.
+        counts = torch.stack([b.sum() for b in bad.split(size)]).cumsum(0).tolist()
+        for j, c in enumerate(counts):
+            if fails + c > allowed:
+                n = min(x.shape[0], (j + 1) * size)
+                return 1.0 - (fails + c) / (seen + n), False, seen + n
+        fails += counts[-1]
         seen += x.shape[0]
-        if fails > allowed:
-            return 1.0 - fails / seen, False, seen
     return 1.0 - fails / K, True, K
 
 
@@ -91,14 +104,18 @@ def scaling_cell(cell: ScalingCell, generator: torch.Generator, device: str) -> 
     t0 = time.perf_counter()
     cap = k_cap(cell)
     pool = iid_patterns(cap, cell.N, vocab_size=cell.vocab, generator=generator, device=device)
-    # Bounded temporaries per scores call ([B, L, K] float64, a few of them).
-    chunk_elems = 2**26 if str(device).startswith("cuda") else 2**21
+    # Bounded temporaries per scores call ([B, L, K] float64, a few of them); the chunk of the early stop is the
+    # same on every device, so that the shares recorded in "evals" do not depend on it.
+    chunk_elems = 2**21
+    batch_elems = 2**26 if str(device).startswith("cuda") else None
     evals: dict[int, tuple[float, bool]] = {}
 
     def passes(K: int) -> bool:
         if K not in evals:
             mem = DenseAM(cell.kind, n=max(cell.n, 2), beta=cell.beta).store(pool[:K], vocab_size=cell.vocab)
-            share, ok, _ = fixed_point_share(mem, pool[:K], threshold=cell.threshold, chunk_elems=chunk_elems)
+            share, ok, _ = fixed_point_share(
+                mem, pool[:K], threshold=cell.threshold, chunk_elems=chunk_elems, batch_elems=batch_elems
+            )
             evals[K] = (share, ok)
         return evals[K][1]
 

@@ -12,7 +12,7 @@ nothing is typed in by hand. With ``--probe`` it also writes the reference range
 
 Run: ``python experiments/summarize_memorization.py --results results/memorization_gpu
 --out docs/results_memorization.md [--probe amtheory/data/probe_reference.json]
-[--log benchmarks/h100_memorization_gpu_triton.log] [--machine TEXT] [--data data/brown-sotu]``.
+[--log benchmarks/h100_memorization_gpu.log] [--machine TEXT] [--data data/brown-sotu]``.
 """
 
 from __future__ import annotations
@@ -63,9 +63,11 @@ FIGURES = (
 # ----------------------------------------------------------------------------------------------------------------------
 # Reading
 def read_table(root: Path, name: str) -> pd.DataFrame:
-    """All parquet files of ``root/name`` as one frame (empty when the folder holds none)."""
-    paths = sorted((root / name).glob("*.parquet")) if (root / name).is_dir() else []
-    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True) if paths else pd.DataFrame()
+    """The tables of ``root/name`` as one frame, each checked against its checksum, refused when they hold several
+    settings (``amtheory.memorization_analysis.read_table``); empty when the folder holds none."""
+    from amtheory.memorization_analysis import read_table as read_checked
+
+    return read_checked(root / name)
 
 
 def read_tables(root: str | Path) -> dict[str, pd.DataFrame]:
@@ -438,7 +440,7 @@ def section_machine(tabs, cov, times, machine: str, log: str | None) -> str:
     lines += [
         "",
         "Why float32: with bf16 autocast the 32-block run had non-finite gradients from step 278 on (H200, "
-        "`benchmarks/h200_diagnose_training_bf16.txt`: 485 of 800 traced steps skipped). Recomputing the failing "
+        "`benchmarks/h200_diagnose_training.txt`: 485 of 800 traced steps skipped). Recomputing the failing "
         "step with each scaled-dot-product backend gave a non-finite gradient only with cuDNN's attention "
         "(backward); the flash, memory-efficient and math kernels gave finite gradients (norm about 7.2) on the "
         "same batch. While the model memorizes, its attention logits reach about 1,000 and a row log-sum-exp "
@@ -1074,7 +1076,7 @@ def main(argv: list[str] | None = None) -> str:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--results", default="results/memorization_gpu", help="folder of the experiment's tables")
     ap.add_argument("--out", default="docs/results_memorization.md", help="the Markdown page to write")
-    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu_triton.log", help="run log with stage timings")
+    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu.log", help="run log with stage timings")
     ap.add_argument(
         "--machine", default="one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130", help="the machine the sweep ran on"
     )

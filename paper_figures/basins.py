@@ -19,6 +19,8 @@ import pandas as pd
 from paper_figures import style
 
 REQUIRED = ("backend", "N", "K", "replicate", "radius", "load")
+#: The settings the figure draws (panels, lines, x) and pools (replicates); any other must be single.
+VARY = ("backend", "N", "K", "replicate")
 
 
 def pooled_medians(df: pd.DataFrame) -> pd.DataFrame:
@@ -38,7 +40,7 @@ def plot_basins(results, out_dir: str | Path = "paper_figures/out", name: str = 
     from amtheory import theory
 
     style.setup()
-    raw = style.read_results(results, REQUIRED)
+    raw = style.read_results(results, REQUIRED, vary=VARY)
     med = pooled_medians(raw)
     delta = f"{raw['delta'].iloc[0]:g}" if "delta" in raw else r"\delta"
     Ns = sorted(med["N"].unique())

@@ -19,6 +19,8 @@ import pandas as pd
 from paper_figures import style
 
 REQUIRED = ("rule", "N", "alpha", "replicate", "load", "fixed_point", "one_step_error", "final_error")
+#: The settings the figure draws (panels, lines, x) and averages over (replicates); any other must be single.
+VARY = ("rule", "N", "alpha", "replicate")
 RULES = ("hebbian", "storkey", "pseudoinverse")
 METRICS = (
     ("fixed_point", "fixed-point share"),
@@ -43,7 +45,7 @@ def plot_capacity(results, out_dir: str | Path = "paper_figures/out", name: str 
     from amtheory import theory
 
     style.setup()
-    df = per_network(style.read_results(results, REQUIRED))
+    df = per_network(style.read_results(results, REQUIRED, vary=VARY))
     rules = [r for r in RULES if r in set(df["rule"])]
     Ns = sorted(df["N"].unique())
     palette = dict(zip(Ns, sns.color_palette("viridis", len(Ns))))

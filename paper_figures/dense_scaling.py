@@ -20,6 +20,8 @@ import pandas as pd
 from paper_figures import style
 
 REQUIRED = ("kind", "n", "N", "replicate", "vocab", "K_max", "censored")
+#: The settings the figures draw (one figure per vocabulary, lines, x) and pool (replicates); others must be single.
+VARY = ("kind", "n", "N", "replicate", "vocab")
 
 
 def fitted_slopes(df: pd.DataFrame) -> dict[int, float]:
@@ -39,7 +41,7 @@ def plot_dense_scaling(results, out_dir: str | Path = "paper_figures/out", name:
     from amtheory import theory
 
     style.setup()
-    df = style.read_results(results, REQUIRED)
+    df = style.read_results(results, REQUIRED, vary=VARY)
     paths: list[Path] = []
     for V, dv in df.groupby("vocab"):
         fig, (ax, bx) = plt.subplots(1, 2, figsize=(13, 5.2), gridspec_kw={"width_ratios": [1.35, 1]})

@@ -36,10 +36,12 @@ UDDM_COLORS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
 def _read(root: Path, name: str) -> pd.DataFrame:
-    paths = sorted((root / name).glob("*.parquet"))
-    if not paths:
+    """The checked tables of ``root/name``, of one setting (``amtheory.memorization_analysis.read_table``)."""
+    from amtheory.memorization_analysis import read_table
+
+    df = read_table(root / name)
+    if not len(df.columns):
         raise FileNotFoundError(f"results: expected tables in {root / name}, found none; run the experiment first")
-    df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
     if "applicable" in df:
         df = df[df["applicable"].astype(bool)]
     return df

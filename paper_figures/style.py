@@ -42,22 +42,28 @@ def setup() -> None:
     plt.rcParams.update({"figure.dpi": 110, "savefig.dpi": 200, "legend.frameon": False, "axes.titleweight": "bold"})
 
 
-def read_results(results: str | Path | pd.DataFrame, required: tuple[str, ...] = ()) -> pd.DataFrame:
-    """A result table: a DataFrame as is, or every ``*.parquet`` in a folder; checks the needed columns."""
+def read_results(
+    results: str | Path | pd.DataFrame, required: tuple[str, ...] = (), *, vary: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """A result table: a DataFrame as is, or every ``*.parquet`` in a folder, each checked against its checksum
+    (``amtheory.sweep.load_results``); checks the needed columns and that the table holds one setting, allowing
+    only the columns in ``vary`` (the figure's axes and what it averages over) to take several values."""
+    from amtheory.sweep import check_single_setting, load_results
+
     if isinstance(results, pd.DataFrame):
-        df = results
+        df, where = results, "results"
     else:
         folder = Path(results)
-        paths = sorted(folder.glob("*.parquet")) if folder.is_dir() else []
-        if not paths:
+        df = load_results(folder) if folder.is_dir() else pd.DataFrame()
+        if df.empty and not df.columns.size:
             raise FileNotFoundError(f"results: expected a folder of .parquet tables, found none in {folder}")
-        df = pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+        where = f"results {folder}"
     missing = [c for c in required if c not in df.columns]
     if missing:
         raise ValueError(f"results: expected columns {list(required)}, missing {missing}")
     if df.empty:
         raise ValueError("results: the table is empty")
-    return df
+    return check_single_setting(df, vary=vary, what=where)
 
 
 def save(fig: plt.Figure, out_dir: str | Path, name: str) -> list[Path]:
