@@ -1,6 +1,7 @@
 """amtheory: Hopfield networks and language diffusion models side by side as associative memories."""
 
 from amtheory import theory
+from amtheory._checks import NonFiniteError
 from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
@@ -32,6 +33,7 @@ __all__ = [
     "ExactBasins",
     "LocalFields",
     "ModernHopfield",
+    "NonFiniteError",
     "NotStoredError",
     "RetrievalResult",
     "Sync",

@@ -6,9 +6,18 @@ what arrived. Nothing is coerced: a float tensor handed in as tokens is an error
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import torch
+
+#: Largest vocabulary: tokens are ``torch.long`` and ``torch.randint`` draws below an int64 bound.
+MAX_VOCAB_SIZE = 2**63 - 1
+
+
+class NonFiniteError(ValueError):
+    """A computed quantity holds NaN or an infinity where the toolkit needs a finite number."""
 
 
 def check_tokens(
@@ -39,11 +48,93 @@ def check_tokens(
 
 
 def check_vocab_size(name: str, v: object, *, minimum: int = 2) -> int:
+    """An int in ``[minimum, MAX_VOCAB_SIZE]``."""
     if isinstance(v, bool) or not isinstance(v, int):
         raise TypeError(f"{name}: expected an int >= {minimum}, got {type(v).__name__} {v!r}")
     if v < minimum:
         raise ValueError(f"{name}: expected an int >= {minimum}, got {v}")
+    if v > MAX_VOCAB_SIZE:
+        raise ValueError(f"{name}: expected an int <= 2**63 - 1 (tokens are torch.long), got {v}")
     return v
+
+
+@functools.cache
+def device_memory_bytes(device: str) -> int | None:
+    """Total memory of ``device`` in bytes (a CUDA card's memory; on a CPU the physical memory, or the control
+    group's limit where that is lower), or None where it cannot be read."""
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return int(torch.cuda.get_device_properties(dev).total_memory)
+    if dev.type != "cpu":
+        return None
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, OSError, ValueError):
+        return None
+    for path in ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"):
+        try:
+            with open(path) as f:
+                text = f.read().strip()
+        except OSError:
+            continue
+        if text.isdigit():
+            total = min(total, int(text))
+    return int(total) if total > 0 else None
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.3g} GiB"
+
+
+def check_vocab_fits(
+    vocab_size: int,
+    shape: tuple[int, ...],
+    *,
+    dtype: torch.dtype = torch.float64,
+    device: torch.device | str = "cpu",
+    what: str = "scores",
+) -> None:
+    """Raise a ``ValueError`` naming ``vocab_size`` when a tensor of ``shape`` and ``dtype`` would exceed the total
+    memory of ``device`` (``device_memory_bytes``), before anything tries to allocate it.
+
+    The bound is the whole device: a tensor above it can never be formed, while one below it may still fail where
+    other tensors hold memory (then with PyTorch's own out-of-memory error).
+    """
+    n_bytes = math.prod(int(s) for s in shape) * torch.empty((), dtype=dtype).element_size()
+    limit = device_memory_bytes(str(torch.device(device)))
+    if limit is not None and n_bytes > limit:
+        dims = ", ".join(str(int(s)) for s in shape)
+        raise ValueError(
+            f"vocab_size: {vocab_size} needs {what} of shape [{dims}] ({dtype}), {_gib(n_bytes)}, more than the "
+            f"{_gib(limit)} of memory on {torch.device(device)}; use a smaller vocabulary (or fewer sequences at once)"
+        )
+
+
+def check_finite_rows(name: str, top: torch.Tensor, *, source: str = "") -> None:
+    """Raise ``NonFiniteError`` unless every entry of ``top`` (the largest score of each row, as ``amax(-1)`` gives
+    it) is finite: a row whose largest score is NaN holds a NaN, +inf holds an infinite score, and -inf has every
+    score -inf, so that no token can be chosen or drawn from it."""
+    ok = torch.isfinite(top)
+    if bool(ok.all()):
+        return
+    n_nan = int(top.isnan().sum())
+    n_inf = int((top == math.inf).sum())
+    n_empty = int((top == -math.inf).sum())
+    parts = [f"{kind} at {n}" for n, kind in ((n_nan, "NaN"), (n_inf, "+inf"), (n_empty, "only -inf")) if n]
+    where = f" from {source}" if source else ""
+    raise NonFiniteError(f"{name}: expected finite values{where}, got {', '.join(parts)} of {top.numel()} positions")
+
+
+def check_finite(name: str, t: torch.Tensor, *, source: str = "") -> torch.Tensor:
+    """Raise ``NonFiniteError`` naming ``name`` if ``t`` holds NaN or an infinity; returns ``t``."""
+    if bool(torch.isfinite(t).all()):
+        return t
+    n_nan = int(t.isnan().sum())
+    n_inf = int(t.isinf().sum())
+    where = f" from {source}" if source else ""
+    raise NonFiniteError(
+        f"{name}: expected finite values{where}, got {n_nan} NaN and {n_inf} inf among {t.numel()} entries"
+    )
 
 
 def check_int(name: str, v: object, *, minimum: int | None = None, maximum: int | None = None) -> int:

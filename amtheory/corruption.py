@@ -58,9 +58,11 @@ def corrupt(
         keys = torch.rand(flat.shape, generator=generator, device=where).to(device)
         ranks = keys.argsort(dim=-1).argsort(dim=-1)
         mask = ranks < n_changed
-        # An offset in [1, V) added modulo V moves to one of the other V - 1 tokens uniformly.
+        # An offset in [1, V) added modulo V moves to one of the other V - 1 tokens uniformly. The sum wraps where
+        # offset >= V - x, and is then x - (V - offset): neither form leaves int64 for V up to 2^63 - 1.
         offset = torch.randint(1, vocab_size, flat.shape, generator=generator, device=where).to(device)
-        out = torch.where(mask, (flat + offset) % vocab_size, flat)
+        moved = torch.where(offset >= vocab_size - flat, flat - (vocab_size - offset), flat + offset)
+        out = torch.where(mask, moved, flat)
     else:
         check_float("p", p, minimum=0.0, maximum=1.0)
         replace = torch.rand(flat.shape, generator=generator, device=where).to(device) < p

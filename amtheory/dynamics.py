@@ -7,7 +7,10 @@ solvers.
 
 Deterministic updates (``beta=None``) set a position to the argmax of its scores and keep the current token on a
 tie, so a state whose every position is already an argmax is a fixed point. Stochastic updates (``beta`` a float)
-draw each position from the Gibbs conditional ``softmax(beta * gibbs_scores)``: Glauber dynamics.
+draw each position from the Gibbs conditional ``softmax(beta * gibbs_scores)``: Glauber dynamics, formed as
+``amtheory.backends.base.gibbs_logits`` forms it, so any finite ``beta`` (up to the float maximum) is exact and
+a huge one gives the zero-temperature draw among the top-scoring tokens. Scores with a NaN or a +inf, or a
+position whose every score is -inf, raise ``amtheory._checks.NonFiniteError`` instead of steering the state.
 """
 
 from __future__ import annotations
@@ -18,8 +21,16 @@ from typing import Literal
 
 import torch
 
-from amtheory._checks import check_beta, check_choice, check_generator, check_int, draw_device
-from amtheory.backends.base import AssociativeMemory, argmax_keep
+from amtheory._checks import (
+    check_beta,
+    check_choice,
+    check_finite_rows,
+    check_generator,
+    check_int,
+    check_vocab_fits,
+    draw_device,
+)
+from amtheory.backends.base import AssociativeMemory, argmax_keep, gibbs_logits
 
 
 @dataclass(frozen=True)
@@ -40,10 +51,12 @@ class RetrievalResult:
 
 
 def sample_categorical(logits: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw from ``softmax(logits)`` using uniforms ``u`` (shape ``logits.shape[:-1]``)."""
+    """Inverse-CDF draw from ``softmax(logits)`` using uniforms ``u`` in [0, 1) (shape ``logits.shape[:-1]``); a
+    token of probability 0 is never drawn."""
     p = torch.softmax(logits.double(), dim=-1)
     cdf = p.cumsum(dim=-1)
-    idx = torch.searchsorted(cdf, (u.double() * cdf[..., -1]).unsqueeze(-1).contiguous()).squeeze(-1)
+    # side="right": u = 0 must not land on the leading zeros of the cumulative sum (tokens of probability 0).
+    idx = torch.searchsorted(cdf, (u.double() * cdf[..., -1]).unsqueeze(-1).contiguous(), right=True).squeeze(-1)
     return idx.clamp_max(logits.shape[-1] - 1)
 
 
@@ -125,8 +138,11 @@ class Sync(_IteratedMap):
     def step(self, memory, x, generator):
         if self.beta is None:
             return memory.sync_update(x)
+        # A stochastic step forms the [B, L, V] Gibbs scores of the whole batch and their float64 logits.
+        V = memory.vocab_size_
+        check_vocab_fits(V, (*x.shape, V), device=x.device, what="the Gibbs scores of one synchronous step")
         u = torch.rand(x.shape, generator=generator, device=draw_device(generator, x.device)).to(x.device)
-        return sample_categorical(self.beta * memory.gibbs_scores(x), u)
+        return sample_categorical(gibbs_logits(memory.gibbs_scores(x), self.beta, source=type(memory).__name__), u)
 
 
 @dataclass(frozen=True)
@@ -161,14 +177,21 @@ class Async(_IteratedMap):
             u = torch.rand((B, L), generator=generator, device=where).to(dev)
         fields = memory.local_fields(x)
         rows = torch.arange(B, device=dev)
+        # Largest score of every (query, flip), checked once after the sweep: a check per flip would wait for the
+        # device at every position.
+        tops = torch.empty((B, L), dtype=torch.float64, device=dev)
         for k in range(L):
             pos = perm[:, k]
             cur = fields.x[rows, pos]
             if self.beta is None:
-                new = argmax_keep(fields.at(pos), cur)
+                sc = fields.at(pos)
+                new = argmax_keep(sc, cur, check=False)
             else:
-                new = sample_categorical(self.beta * fields.at(pos, gibbs=True), u[:, k])
+                sc = fields.at(pos, gibbs=True)
+                new = sample_categorical(gibbs_logits(sc, self.beta, check=False), u[:, k])
+            tops[:, k] = sc.amax(-1)
             fields.set(pos, new)
+        check_finite_rows("scores", tops, source=type(memory).__name__)
         return fields.x
 
 

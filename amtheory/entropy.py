@@ -14,17 +14,33 @@ from typing import Any
 
 import torch
 
-from amtheory._checks import check_beta, check_int, check_tokens
+from amtheory._checks import NonFiniteError, check_beta, check_int, check_tokens
 
 
 def entropy_from_probs(p: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
-    """``-sum p log p`` over ``dim`` (nats, float64), with ``0 log 0 = 0``; ``p`` must be a probability vector."""
+    """``-sum p log p`` over ``dim`` (nats, float64), with ``0 log 0 = 0``; ``p`` must be a probability vector.
+
+    A row holding NaN, an infinity or a negative entry beyond rounding raises ``NonFiniteError`` (a ``ValueError``):
+    it is no probability vector, and its entropy would be NaN or silently clamped to 0.
+    """
     if not isinstance(p, torch.Tensor) or not p.is_floating_point():
         got = p.dtype if isinstance(p, torch.Tensor) else type(p).__name__
         raise TypeError(f"p: expected a floating-point torch.Tensor of probabilities, got {got}")
     p = p.double()
-    # Rounding can leave tiny negative entries or rows that sum to 1 +- eps; the entropy is kept in [0, log V].
-    return (-torch.special.xlogy(p, p)).sum(dim).clamp_min(0.0)
+    h = (-torch.special.xlogy(p, p)).sum(dim)
+    # NaN and inf entries make h NaN or -inf; a negative entry makes xlogy NaN (the log of a negative number), and
+    # rounding's tiny negative entries (-1e-17 and the like) too, so those are set to 0 first.
+    if not bool(torch.isfinite(h).all()):
+        clean = torch.where((p < 0) & (p > -1e-12), torch.zeros_like(p), p)
+        h = (-torch.special.xlogy(clean, clean)).sum(dim)
+        if not bool(torch.isfinite(h).all()):
+            bad = int((~torch.isfinite(h)).sum())
+            raise NonFiniteError(
+                f"p: expected probability vectors (finite, non-negative), got {bad} of {h.numel()} rows with NaN, "
+                "an infinity or a negative entry"
+            )
+    # Rounding can leave rows that sum to 1 +- eps; the entropy is kept in [0, log V].
+    return h.clamp_min(0.0)
 
 
 def conditional_entropy(

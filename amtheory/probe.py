@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from amtheory._checks import check_int
+from amtheory._checks import check_finite, check_int
 
 REFERENCE_FILE = "probe_reference.json"
 
@@ -61,7 +61,11 @@ def probe_checkpoint(
     ema: bool = True,
 ) -> ProbeReport:
     """Generate ``n`` sequences from a checkpoint (``n_steps`` ancestral reverse steps, argmax last step) and
-    measure the model's conditional entropy on them at time ``t``."""
+    measure the model's conditional entropy on them at time ``t``.
+
+    A model whose outputs are not finite raises ``amtheory._checks.NonFiniteError`` (a ``ValueError``) instead of
+    reporting NaN nats.
+    """
     from amtheory.diffusion.backend import UniformDiffusionLM
     from amtheory.diffusion.sampler import generate
     from amtheory.entropy import conditional_entropy
@@ -79,7 +83,7 @@ def probe_checkpoint(
     model.store(torch.zeros(1, config.length, dtype=torch.long, device=_device_of(model.model)))
     samples = generate(model, n, n_steps=n_steps, generator=g)
     h = conditional_entropy(model, samples, beta=1.0, conditionals_kwargs={"t": t})
-    per_seq = h.double().mean(-1).cpu()
+    per_seq = check_finite("per_sequence", h.double().mean(-1).cpu(), source="the model's conditional entropy")
     mean, median = float(per_seq.mean()), float(per_seq.median())
     info = {**model.describe(), "n": n, "n_steps": n_steps, "t": t, "seed": seed}
     lines = [

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from amtheory._checks import check_tokens, check_vocab_size
+from amtheory._checks import check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
 from amtheory.backends.base import AssociativeMemory
 from amtheory.diffusion.denoiser import Denoiser
 from amtheory.diffusion.schedule import sigma as sigma_of_t
@@ -34,6 +34,8 @@ class UniformDiffusionLM(Denoiser):
     unknown (None); recorded as ``weights_`` and in ``describe()``. ``autocast_dtype`` (e.g. ``torch.bfloat16``)
     runs the forward pass under ``torch.autocast`` on the model's device; logits are cast to float32 before the
     softmax either way. Log posteriors come back as inference tensors (read them; do not modify them in place).
+    Logits with a NaN or a +inf, or a position whose logits are all -inf, raise ``NonFiniteError``: every
+    result computed from them (retrieval, entropies, the probe) would be meaningless.
     """
 
     def __init__(
@@ -128,6 +130,9 @@ class UniformDiffusionLM(Denoiser):
     # ---- the denoiser --------------------------------------------------------------------------------------
     def _forward_log_softmax(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
         dev = x_BL.device
+        check_vocab_fits(
+            self.vocab_size, (*x_BL.shape, self.vocab_size), dtype=torch.float32, device=dev, what="logits"
+        )
         sigma_B = sigma_of_t(t_B.to(device=dev, dtype=torch.float64)).to(torch.float32)
         with torch.inference_mode():
             if self.autocast_dtype is not None:
@@ -141,7 +146,10 @@ class UniformDiffusionLM(Denoiser):
                     f"vocab_size: expected model logits of shape {(*x_BL.shape, self.vocab_size)} "
                     f"(vocab_size = {self.vocab_size}), got {got}"
                 )
-            return torch.log_softmax(logits.float(), dim=-1)
+            lp = torch.log_softmax(logits.float(), dim=-1)
+            # The largest log-probability of a position is NaN if any logit there is NaN or +inf (or all are -inf).
+            check_finite_rows("model", lp.amax(-1), source=f"the logits of {type(self.model).__name__}")
+            return lp
 
     def _log_posterior(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
         B = x_BL.shape[0]

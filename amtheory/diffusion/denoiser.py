@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import torch
 
-from amtheory._checks import check_beta, check_float, check_int
-from amtheory.backends.base import AssociativeMemory
+from amtheory._checks import check_beta, check_float, check_int, check_vocab_fits
+from amtheory.backends.base import AssociativeMemory, gibbs_logits
 
 
 def check_time(name: str, t: object, batch: int, device: torch.device | str) -> torch.Tensor:
@@ -83,10 +83,11 @@ class Denoiser(AssociativeMemory):
         x = self.check_queries("x", x)
         beta = check_beta("beta", beta)
         t_B = check_time("t", self.t_eval if t is None else t, x.shape[0], x.device)
-        lp = self._log_posterior(x, t_B).double()
-        # Tokens of zero posterior have log p = -inf; a finite floor keeps beta = 0 from producing 0 * inf = NaN.
-        lp = lp.clamp_min(torch.finfo(torch.float64).min)
-        return torch.softmax(beta * lp, dim=-1).to(torch.float32)
+        check_vocab_fits(self.vocab_size_, (*x.shape, self.vocab_size_), device=x.device, what="the conditionals")
+        # gibbs_logits floors log p = -inf (tokens of zero posterior), so beta = 0 gives the uniform distribution,
+        # and subtracts the largest log p before scaling, so a huge beta gives the posterior's mode.
+        z = gibbs_logits(self._log_posterior(x, t_B), beta, source=type(self).__name__)
+        return torch.softmax(z, dim=-1).to(torch.float32)
 
     def describe(self) -> dict:
         """What every result computed with this denoiser should record about it."""

@@ -12,16 +12,18 @@ is common to all mu). The per-position marginal is a log-sum-exp over the patter
 
 This is a categorical dense associative memory with an exponential interaction (Demircigil et al. 2017) whose
 inverse temperature is set by the noise level; a trained UDDM that memorized its training set computes it
-(Pham et al. 2026). Schedule: ``alpha_t = 1 - (1 - 1e-3) t`` (``amtheory.diffusion.schedule``).
+(Pham et al. 2026). Schedule: ``alpha_t = 1 - (1 - 1e-3) t`` (``amtheory.diffusion.schedule``). ``beta_t`` is
+formed from ``1 - alpha_t = (1 - 1e-3) t`` directly (``schedule.beta_of_t``), so it is finite for every t in
+(0, 1] (at most about ``log V + 745``) and the posterior at tiny t is the nearest stored patterns' indicator.
 """
 
 from __future__ import annotations
 
 import torch
 
-from amtheory._checks import check_int
+from amtheory._checks import check_int, check_vocab_fits
 from amtheory.diffusion.denoiser import Denoiser, check_time
-from amtheory.diffusion.schedule import alpha, beta_of_alpha
+from amtheory.diffusion.schedule import beta_of_t
 
 
 class EmpiricalDenoiser(Denoiser):
@@ -57,13 +59,14 @@ class EmpiricalDenoiser(Denoiser):
         """``log p(x_0 = xi_mu | x_t) = beta_t m_mu - logsumexp_nu beta_t m_nu``, ``[B, K]`` (float64)."""
         x = self.check_queries("x_t_BL", x_t_BL)
         t = check_time("t_B", t_B, x.shape[0], x.device)
-        beta = beta_of_alpha(alpha(t), self.vocab_size_)
+        beta = beta_of_t(t, self.vocab_size_)
         return torch.log_softmax(beta[:, None] * self._agreements(x), dim=-1)
 
     def _log_posterior(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
         V = self.vocab_size_
         B, L = x_BL.shape
-        beta_B11 = beta_of_alpha(alpha(t_B.to(torch.float64)), V)[:, None, None]
+        check_vocab_fits(V, (B, L, V), device=x_BL.device, what="the posterior")
+        beta_B11 = beta_of_t(t_B.to(torch.float64), V)[:, None, None]
         m_BK = self._agreements(x_BL)
         # Two passes over the patterns for a stable log-sum-exp per (query, position, token): first the largest
         # agreement among the patterns carrying that token, then the sum of exp(beta (m - that maximum)).

@@ -10,6 +10,11 @@ normalized by ``V alpha_t <x, z> + 1 - alpha_t``. The last step, into ``s = 0`` 
 remaining noise: ``argmax_v x(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``, which keeps the current token unless the
 denoiser is confident otherwise (the argmax of ``x`` alone rewrites clean tokens of a weak model).
 
+Every coefficient is written with ``alpha_s - alpha_t`` and ``1 - alpha_s`` (``1 - alpha_ts = (alpha_s -
+alpha_t) / alpha_s``, ``alpha_ts - alpha_t = alpha_t (1 - alpha_s) / alpha_s``), sums of non-negative terms that
+the chain forms from the times themselves (``schedule.one_minus_alpha``): at times so small that ``alpha`` rounds
+to 1 the steps stay exact instead of dividing 0 by 0.
+
 ``ReverseDiffusion`` runs this chain from a corruption level ``t_start`` to 0 and plugs into
 ``amtheory.retrieve``; ``generate`` samples from uniform noise; ``fixed_point_share`` is the fixed-point test of
 Pham et al. (2026): argmax dynamics from ``t = 1`` started at a clean sequence.
@@ -22,10 +27,21 @@ from typing import Literal
 
 import torch
 
-from amtheory._checks import check_choice, check_float, check_generator, check_int, check_tokens, draw_device
+from amtheory._checks import (
+    NonFiniteError,
+    check_choice,
+    check_finite_rows,
+    check_float,
+    check_generator,
+    check_int,
+    check_tokens,
+    check_vocab_fits,
+    draw_device,
+)
 from amtheory.corruption import Corrupted, corrupt
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.schedule import alpha as alpha_of_t
+from amtheory.diffusion.schedule import one_minus_alpha
 from amtheory.dynamics import Dynamics, RetrievalResult, argmax_keep
 
 # Grid times closer than this to a query's own start are the start itself (no near-zero-length step); large enough
@@ -49,20 +65,41 @@ def _check_alpha(name: str, a: object) -> None:
         check_float(name, a, minimum=0.0, maximum=1.0, strict_min=True)
 
 
-def _step_probs(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
+def _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, like: torch.Tensor, V: int):
+    """``(a_t, a_s - a_t, c, stay)`` as float64 columns: ``c = (1 - a_ts)(1 - a_s) / V`` and ``stay = a_ts - a_t``,
+    written with ``gap = a_s - a_t`` and ``1 - a_s`` (from the alphas where those are None)."""
+    a_t, a_s = _as_col(alpha_t, like), _as_col(alpha_s, like)
+    d = a_s - a_t if gap is None else _as_col(gap, like)
+    om_s = 1.0 - a_s if one_minus_s is None else _as_col(one_minus_s, like)
+    return a_t, d, d * om_s / (a_s * V), a_t * om_s / a_s
+
+
+def _check_mass(total: torch.Tensor) -> None:
+    """Raise unless every step distribution has a finite, positive total weight."""
+    if not bool(((total > 0) & torch.isfinite(total)).all()):
+        n = int((~((total > 0) & torch.isfinite(total))).sum())
+        raise NonFiniteError(
+            f"log_x_theta: expected a step distribution with finite, positive mass at every position, got {n} "
+            "positions without (a non-finite model output, or no noise at either time while the model rules out "
+            "the current token)"
+        )
+
+
+def _step_probs(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None) -> torch.Tensor:
     x = log_x.double().exp()
-    a_t, a_s = _as_col(alpha_t, x), _as_col(alpha_s, x)
-    a_ts = a_t / a_s
     V = x.shape[-1]
-    out = (a_s - a_t) * x + (1.0 - a_ts) * (1.0 - a_s) / V
+    a_t, d, c, stay = _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, x, V)
+    out = d * x + c
     z = x_t.unsqueeze(-1)
     # The terms carrying z live only at the current token; add them there instead of building a one-hot.
-    at_z = V * a_t * x.gather(-1, z) + (a_ts - a_t)
+    at_z = V * a_t * x.gather(-1, z) + stay
     out = out.scatter_add(-1, z, at_z)
-    return out / out.sum(-1, keepdim=True)
+    total = out.sum(-1, keepdim=True)
+    _check_mass(total)
+    return out / total
 
 
-def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torch.Tensor:
+def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None) -> torch.Tensor:
     """``argmax_keep(_step_probs(...), x_t)`` without forming the ``[B, L, V]`` float64 distribution.
 
     Off the current token ``z`` the unnormalized step weight ``(a_s - a_t) x(v) + c`` increases with ``x(v)``
@@ -74,13 +111,14 @@ def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s) -> torc
     z = x_t.unsqueeze(-1)
     l_z = log_x.gather(-1, z).squeeze(-1).double()
     l_other, best = log_x.max(dim=-1)
-    a_t, a_s = _as_col(alpha_t, log_x).squeeze(-1), _as_col(alpha_s, log_x).squeeze(-1)  # [B, 1] or 0-d
-    a_ts = a_t / a_s
+    # The largest log x is NaN where any entry is NaN or +inf, -inf where all are -inf: nothing to step from.
+    check_finite_rows("log_x_theta", l_other)
     V = log_x.shape[-1]
-    c = (1.0 - a_ts) * (1.0 - a_s) / V
+    a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
     x_z = l_z.exp()
-    w_other = (a_s - a_t) * l_other.double().exp() + c
-    w_z = (a_s - a_t) * x_z + c + (V * a_t * x_z + (a_ts - a_t))
+    w_other = d * l_other.double().exp() + c
+    w_z = d * x_z + c + (V * a_t * x_z + stay)
+    _check_mass(torch.maximum(w_z, w_other))
     return torch.where(w_z >= w_other, x_t, best)
 
 
@@ -112,13 +150,17 @@ def posterior_step_probs(
     return _step_probs(log_x_theta, x_t, alpha_t, alpha_s)
 
 
-def _final_scores(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t) -> torch.Tensor:
+def _final_scores(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t=None) -> torch.Tensor:
+    """``log x(v) + log(V a_t 1(v = x_t) + 1 - a_t)``, float64, with ``1 - a_t`` from the alpha where
+    ``one_minus_t`` is None."""
     a_t = _as_col(alpha_t, log_x)
+    om_t = 1.0 - a_t if one_minus_t is None else _as_col(one_minus_t, log_x)
     V = log_x.shape[-1]
-    out = log_x.double() + torch.log1p(-a_t)
+    log_om = torch.log(om_t)
+    out = log_x.double() + log_om
     z = x_t.unsqueeze(-1)
     # log(V a_t + 1 - a_t) - log(1 - a_t) extra at the current token: the weight V a_t 1(v = x_t) + 1 - a_t.
-    bonus = torch.log(V * a_t + 1.0 - a_t) - torch.log1p(-a_t)
+    bonus = torch.log(V * a_t + om_t) - log_om
     return out.scatter_add(-1, z, bonus.expand(z.shape))
 
 
@@ -197,8 +239,16 @@ class ReverseDiffusion(Dynamics):
         """Yield ``(active [B] bool, t_from [B], t_to [B], is_final)`` on the CPU, in float64."""
         n = self.n_steps
         if self.grid == "local":
+            cur = t0 * n / n
             for k in range(n - 1, -1, -1):
-                yield torch.ones_like(t0, dtype=torch.bool), t0 * (k + 1) / n, t0 * k / n, k == 0
+                s = t0 * k / n
+                # Near the smallest float, grid times repeat or round to 0: such zero-length steps are skipped, so
+                # the final step starts from a time above 0.
+                active = (cur > s) & (s > 0) if k > 0 else torch.ones_like(t0, dtype=torch.bool)
+                if not bool(active.any()):
+                    continue
+                yield active, cur.clone(), s, k == 0
+                cur = torch.where(active, s, cur)
             return
         cur = t0.clone()
         for k in range(n - 1, -1, -1):
@@ -241,6 +291,8 @@ class ReverseDiffusion(Dynamics):
         else:
             t0 = torch.full((B,), self.t_start, dtype=torch.float64)
         chunk = self.batch_size or memory.batch_size or max(B, 1)
+        V = memory.vocab_size_
+        check_vocab_fits(V, (min(chunk, B), L, V), device=dev, what="the reverse-step distributions")
         where = draw_device(generator, dev)
         steps = torch.zeros(B, dtype=torch.long)
         for active, t_from, t_to, is_final in self._schedule(t0):
@@ -258,14 +310,21 @@ class ReverseDiffusion(Dynamics):
                 log_x = memory._log_posterior(x_c, tf)
                 a_t = alpha_of_t(tf)
                 if is_final:
-                    sc = log_x.double() if self.final == "argmax" else _final_scores(log_x, x_c, a_t)
+                    if self.final == "argmax":
+                        sc = log_x.double()
+                    else:
+                        sc = _final_scores(log_x, x_c, a_t, one_minus_alpha(tf))
+                    check_finite_rows("log_x_theta", sc.amax(-1), source=type(memory).__name__)
                     new = argmax_keep(sc, x_c)
                 else:
-                    a_s = alpha_of_t(t_to[r_cpu].to(dev))
+                    tt = t_to[r_cpu].to(dev)
+                    a_s = alpha_of_t(tt)
+                    # alpha_s - alpha_t and 1 - alpha_s from the times: exact where both alphas round to 1.
+                    gap, om_s = one_minus_alpha(tf - tt), one_minus_alpha(tt)
                     if u is None:  # argmax chain: the mode, found without the float64 distribution
-                        new = _step_mode(log_x, x_c, a_t, a_s)
+                        new = _step_mode(log_x, x_c, a_t, a_s, gap, om_s)
                     else:
-                        new = _draw_from_probs(_step_probs(log_x, x_c, a_t, a_s), u[r])
+                        new = _draw_from_probs(_step_probs(log_x, x_c, a_t, a_s, gap, om_s), u[r])
                 x[r] = new
         # Flat scalar entries, so that result tables get one column each (denoiser, t_eval, weights, ...).
         info = {**self.describe(), **memory.describe()}

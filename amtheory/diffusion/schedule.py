@@ -12,6 +12,8 @@ import math
 
 import torch
 
+from amtheory._checks import check_float
+
 EPS = 1e-3
 
 
@@ -27,18 +29,40 @@ def alpha_prime(t: torch.Tensor | float, eps: float = EPS):
     return -(1.0 - eps)
 
 
+def one_minus_alpha(t: torch.Tensor | float, eps: float = EPS):
+    """``1 - alpha_t = (1 - eps) t``, formed from ``t`` so that it keeps its precision where ``alpha_t`` rounds
+    to 1 (t below about 1e-16)."""
+    return (1.0 - eps) * t
+
+
 def sigma(t: torch.Tensor | float, eps: float = EPS):
-    """``sigma_t = -log alpha_t``, the network's conditioning signal."""
-    a = alpha(t, eps)
-    return -torch.log(a) if isinstance(a, torch.Tensor) else -math.log(a)
+    """``sigma_t = -log alpha_t = -log1p(-(1 - eps) t)``, the network's conditioning signal (exact at tiny t)."""
+    m = -one_minus_alpha(t, eps)
+    return -torch.log1p(m) if isinstance(m, torch.Tensor) else -math.log1p(m)
 
 
 def beta_of_alpha(a: torch.Tensor | float, vocab_size: int):
     """Inverse temperature of the memorizing posterior: ``beta_t = log(1 + V alpha_t / (1 - alpha_t))``.
 
     The exact posterior of a model that memorized {xi_mu} is ``p(x_0 = xi_mu | x_t) ∝ exp(beta_t m_mu(x_t))``,
-    with ``m_mu`` the number of positions where ``x_t`` agrees with ``xi_mu``.
+    with ``m_mu`` the number of positions where ``x_t`` agrees with ``xi_mu``. A float ``a`` must lie in [0, 1)
+    (``beta`` is infinite at ``a = 1``); where ``alpha_t`` comes from a time, ``beta_of_t`` keeps the precision that
+    ``alpha_t`` loses near 1.
     """
     if isinstance(a, torch.Tensor):
         return torch.log1p(vocab_size * a / (1.0 - a))
+    check_float("a", a, minimum=0.0, maximum=1.0, strict_max=True)
     return math.log1p(vocab_size * a / (1.0 - a))
+
+
+def beta_of_t(t: torch.Tensor | float, vocab_size: int, eps: float = EPS):
+    """``beta_of_alpha(alpha_t)`` formed from ``t``: ``log(V alpha_t + (1 - alpha_t)) - log(1 - alpha_t)`` with
+    ``1 - alpha_t = (1 - eps) t`` taken directly, so it stays finite and exact for every t in (0, 1] (about
+    ``log V + 745`` at the smallest float64), where ``alpha_t`` itself rounds to 1 for t below about 1e-16."""
+    if not isinstance(t, torch.Tensor):
+        check_float("t", t, minimum=0.0, maximum=1.0, strict_min=True)
+    om = one_minus_alpha(t, eps)
+    a = 1.0 - om
+    if isinstance(om, torch.Tensor):
+        return torch.log(vocab_size * a + om) - torch.log(om)
+    return math.log(vocab_size * a + om) - math.log(om)
