@@ -49,7 +49,7 @@ import torch
 from amtheory._checks import check_beta, check_choice, check_float, check_generator, check_int, check_tokens
 from amtheory.backends.base import AssociativeMemory
 from amtheory.corruption import corrupt
-from amtheory.dynamics import Dynamics, make_dynamics, retrieve
+from amtheory.dynamics import Async, Dynamics, Sync, make_dynamics, retrieve
 from amtheory.metrics import records_to_frame, retrieval_records
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -469,29 +469,57 @@ def _success_counts(
     batch_size: int | None,
     info: dict,
 ) -> list[int]:
-    """Exact-retrieval successes out of ``n_trials`` for each (pattern, r) pair, in one batched retrieval."""
+    """Exact-retrieval successes out of ``n_trials`` for each (pattern, r) pair, retrieved in batches of
+    ``batch_size`` queries (None: all in one call).
+
+    ``corrupt`` takes one ``n_changed`` per call, so queries are corrupted one distinct r at a time, in increasing r,
+    and every corruption draws from ``generator`` before any retrieval does. Only the level being retrieved and the
+    rest of a batch are held: when the queries take more than one batch and the dynamics draw random numbers too,
+    each level is corrupted once up front to advance ``generator`` and again, from the generator state it started
+    from, when its turn comes.
+    """
     V = memory.vocab_size_
-    # corrupt takes one n_changed per call, so queries are built per distinct r and retrieved together.
     by_r: dict[int, list[int]] = {}
     for i, (_, r) in enumerate(pairs):
         by_r.setdefault(r, []).append(i)
-    order: list[int] = []
-    x0s, qs = [], []
-    for r in sorted(by_r):
-        idx = by_r[r]
-        rows = torch.tensor([pairs[i][0] for i in idx], dtype=torch.long, device=targets.device)
-        x0 = targets[rows].repeat_interleave(n_trials, dim=0)
-        x0s.append(x0)
-        qs.append(corrupt(x0, vocab_size=V, n_changed=r, generator=generator).states)
-        order.extend(idx)
-    x0 = torch.cat(x0s)
-    q = torch.cat(qs)
-    step = q.shape[0] if batch_size is None else batch_size
+    levels = [(r, torch.tensor([pairs[i][0] for i in by_r[r]], dtype=torch.long, device=targets.device)) for r in by_r]
+    levels.sort(key=lambda lv: lv[0])
+    order = [i for r, _ in levels for i in by_r[r]]
+    total = len(pairs) * n_trials
+    step = total if batch_size is None else batch_size
+    # Deterministic dynamics draw nothing, so corrupting each level just before it is retrieved takes the same
+    # numbers from the generator as corrupting every level first.
+    draws = not ((isinstance(dyn, Sync) or (isinstance(dyn, Async) and dyn.order == "sequential")) and dyn.beta is None)
+    states = None
+    if generator is not None and step < total and draws:
+        states = []
+        for r, rows in levels:
+            states.append(generator.get_state())
+            corrupt(targets[rows].repeat_interleave(n_trials, dim=0), vocab_size=V, n_changed=r, generator=generator)
+
     exact = []
-    for start in range(0, q.shape[0], step):
-        res = retrieve(memory, q[start : start + step], update=dyn, max_steps=max_steps, generator=generator)
-        exact.append((res.states == x0[start : start + step]).all(-1))
-        info.update(res.info)
+    held_x0: list[torch.Tensor] = []
+    held_q: list[torch.Tensor] = []
+    n_held = 0
+    for j, (r, rows) in enumerate(levels):
+        x0 = targets[rows].repeat_interleave(n_trials, dim=0)
+        g = generator
+        if states is not None:
+            g = torch.Generator(device=generator.device)
+            g.set_state(states[j])
+        q = corrupt(x0, vocab_size=V, n_changed=r, generator=g).states
+        held_x0.append(x0)
+        held_q.append(q)
+        n_held += x0.shape[0]
+        last = j == len(levels) - 1
+        while n_held >= step or (last and n_held > 0):
+            all_x0, all_q = torch.cat(held_x0), torch.cat(held_q)
+            take = min(step, n_held)
+            res = retrieve(memory, all_q[:take], update=dyn, max_steps=max_steps, generator=generator)
+            exact.append((res.states == all_x0[:take]).all(-1))
+            info.update(res.info)
+            held_x0, held_q = [all_x0[take:]], [all_q[take:]]
+            n_held -= take
     n = torch.cat(exact).view(len(pairs), n_trials).sum(-1).cpu().tolist()
     out = [0] * len(pairs)
     for pos, i in enumerate(order):

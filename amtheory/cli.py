@@ -1,13 +1,16 @@
 """The ``amtheory`` command.
 
     amtheory run [--preset auto|tiny|gpu] [--out results/main] [--device auto|cpu|cuda] [--part all|hopfield|diffusion]
+                 [--max-memory 40GiB]
     amtheory probe CHECKPOINT [--n 64] [--steps 1000] [--device auto]
     amtheory prepare ...   (= python -m amtheory.diffusion.prepare)
     amtheory train ...     (= python -m amtheory.diffusion.train)
 
 ``run`` is the main job: every backend side by side on the embedded default (a tiny preset on a CPU, the GPU
 preset when a GPU is present), writing result tables, a summary and figures; finished cells are reused, so a killed
-run resumes where it stopped.
+run resumes where it stopped. ``--max-memory`` caps the working memory of the batched computations
+(``amtheory.memory``; bytes or text such as "40GiB"); the results do not depend on it. On CUDA each part reports the
+peak memory PyTorch allocated.
 """
 
 from __future__ import annotations
@@ -27,14 +30,35 @@ def _device(arg: str) -> str:
         raise SystemExit(str(e)) from None
 
 
-def _run_hopfield(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
+def _peak_memory(device: str) -> str:
+    """The peak memory PyTorch allocated on ``device`` since the last reset, as text ("" off CUDA)."""
+    if not device.startswith("cuda"):
+        return ""
+    import torch
+
+    return f", peak allocated {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
+
+
+def _reset_peak_memory(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _run_hopfield(
+    preset: str, out: Path, device: str, progress: bool, lines: list[str], max_memory: int | None = None
+) -> None:
     import pandas as pd
 
     from amtheory import compare
 
     t0 = time.perf_counter()
+    _reset_peak_memory(device)
     print(f"== Hopfield family side by side (preset {preset}, {device}) ==", flush=True)
-    rec, rad = compare.run(preset, out=str(out / "hopfield"), device=device, progress=progress)
+    rec, rad = compare.run(preset, out=str(out / "hopfield"), device=device, progress=progress, max_memory=max_memory)
+    took = f"{time.perf_counter() - t0:.0f} s on {device}{_peak_memory(device)}"
+    print(f"Hopfield family: {took}", flush=True)
     exact, radius = compare.summary_tables(rec, rad)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
         print("\nmedian basin radius / N (rows: backend, N; columns: load K/N)")
@@ -42,7 +66,7 @@ def _run_hopfield(preset: str, out: Path, device: str, progress: bool, lines: li
         print("\nexact retrieval rate (columns: load, fraction of tokens corrupted)")
         print(exact.to_string())
     lines += [
-        f"## Hopfield family, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})",
+        f"## Hopfield family, preset {preset} ({took})",
         "",
         "Median basin radius / N (delta = 0.1), rows backend and N, columns load K/N:",
         "",
@@ -99,12 +123,15 @@ def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: l
     from amtheory.memorization_presets import main_job_preset
 
     t0 = time.perf_counter()
+    _reset_peak_memory(device)
     print(f"\n== Diffusion LM: memorization to generalization (preset {preset}, {device}) ==", flush=True)
     root = out / "memorization"
     memorization.run_experiment(main_job_preset(preset), root, device=device, progress=progress)
+    took = f"{time.perf_counter() - t0:.0f} s on {device}{_peak_memory(device)}"
     text = format_summary(memorization.summarize(root))
     print(text)
-    lines += [f"## Diffusion LM, preset {preset} ({time.perf_counter() - t0:.0f} s on {device})", "", text, ""]
+    print(f"Diffusion LM: {took}", flush=True)
+    lines += [f"## Diffusion LM, preset {preset} ({took})", "", text, ""]
     try:
         from paper_figures import memorization as fig
 
@@ -115,16 +142,25 @@ def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: l
 
 
 def cmd_run(args: argparse.Namespace) -> None:
+    from amtheory import memory
+
     device = _device(args.device)
+    try:
+        cap = None if args.max_memory is None else memory.parse_bytes("--max-memory", args.max_memory)
+    except (TypeError, ValueError) as e:
+        raise SystemExit(str(e)) from None
     preset = args.preset if args.preset != "auto" else ("gpu" if device.startswith("cuda") else "tiny")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# amtheory run: preset {preset}, device {device}", ""]
+    if cap is not None:
+        lines += [f"Working memory capped at {cap / 2**30:.2f} GiB (--max-memory {args.max_memory}).", ""]
     t0 = time.perf_counter()
-    if args.part in ("all", "hopfield"):
-        _run_hopfield(preset, out, device, not args.no_progress, lines)
-    if args.part in ("all", "diffusion"):
-        _run_diffusion(preset, out, device, not args.no_progress, lines)
+    with memory.memory_budget(cap):
+        if args.part in ("all", "hopfield"):
+            _run_hopfield(preset, out, device, not args.no_progress, lines, cap)
+        if args.part in ("all", "diffusion"):
+            _run_diffusion(preset, out, device, not args.no_progress, lines)
     (out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
     print(
         f"\nwrote {out}/SUMMARY.md, tables under {out}, figures under {out}/figures ({time.perf_counter() - t0:.0f} s)"
@@ -135,7 +171,11 @@ def cmd_probe(args: argparse.Namespace) -> None:
     from amtheory.probe import probe_checkpoint
 
     device = _device(args.device)
-    report = probe_checkpoint(args.checkpoint, n=args.n, n_steps=args.steps, device=device, seed=args.seed)
+    try:
+        report = probe_checkpoint(args.checkpoint, n=args.n, n_steps=args.steps, device=device, seed=args.seed)
+    except (ValueError, OSError) as e:
+        # A bad checkpoint or a model with non-finite outputs: one line and a non-zero exit status, no report.
+        raise SystemExit(f"amtheory probe: {' '.join(str(e).split())}") from None
     print(report.text)
 
 
@@ -156,6 +196,12 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--device", default="auto")
     r.add_argument("--part", choices=("all", "hopfield", "diffusion"), default="all")
     r.add_argument("--no-progress", action="store_true")
+    r.add_argument(
+        "--max-memory",
+        default=None,
+        help="cap on the working memory of the batched computations, in bytes or as text such as 40GiB or 80GB "
+        "(default: half the device memory still free at each call on CUDA, 1 GiB per call on a CPU)",
+    )
     r.set_defaults(fn=cmd_run)
     p = sub.add_parser("probe", help="conditional entropy of a trained diffusion LM on its own samples")
     p.add_argument("checkpoint")

@@ -9,11 +9,21 @@ corruptions (the corruption generator is seeded the same way). Each backend then
 * its basin radius: per pattern, the largest r retrieved exactly with probability >= 1 - delta, pooled as a median
   with a bootstrap interval (``amtheory.basins.basin_radius``).
 
+The corruptions are drawn on the device the cell runs on, from a generator of that device seeded the same way: on a
+CPU the CPU generator, on CUDA a CUDA generator. The gpu preset's radius rounds corrupt about 10^11 tokens at
+N = 1024, which a CPU generator draws in tens of minutes and a GPU in seconds; a cell's table therefore depends on
+the kind of device (recorded in its ``device`` column), never on the chunking.
+
 Results go through the sweep runner (cached per cell, resumable) into ``out/recovery`` and ``out/radius``.
+
+Memory: a radius round retrieves its queries in batches of at most ``MAX_QUERY_BATCH``, as many as the
+working-memory budget of ``amtheory.memory`` allows at ``query_bytes`` each, and the backends chunk their own
+products within the same budget; ``max_memory`` (``amtheory run --max-memory``) lowers it. Neither changes a result.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
+from amtheory import memory
 from amtheory.backends.base import AssociativeMemory
 from amtheory.basins import basin_radius, recovery_curve
 from amtheory.patterns import stored_and_unseen
@@ -79,16 +90,37 @@ class ComparePreset:
 
 PRESETS = {
     "tiny": ComparePreset(ns=(64,), loads=(0.05, 0.1, 0.2, 0.3), replicates=1, n_trials=24),
-    # 70 recovery and 70 basin cells, cut down from 7 loads, 3 replicates and 128 trials (294 + 294 cells), of
-    # which an H100 had written 263 recovery cells after 330 s (benchmarks/h100_main_job_gpu.log). This smaller
-    # preset has not been timed on a GPU.
+    # 70 recovery and 70 basin cells, cut down from 7 loads, 3 replicates and 128 trials (294 + 294 cells), which
+    # did not fit the main job's few minutes on one GPU (see benchmarks/README.md).
     "gpu": ComparePreset(ns=(256, 1024), loads=(0.05, 0.1, 0.14, 0.2, 0.3), replicates=1, n_trials=64),
 }
+
+
+#: The most queries one retrieval of a radius round takes: the GPU is busy long before, and a larger batch only
+#: carries more converged queries along while its slowest ones finish.
+MAX_QUERY_BATCH = 1 << 16
+
+
+def query_bytes(cell: CompareCell) -> int:
+    """Memory, in bytes, that one query of a radius round holds while it is retrieved (the backends' own products
+    come on top, chunked within the budget): its clean and corrupted tokens, the retrieval's current and next
+    states with their selections and comparisons (eight int64 vectors of length N in all), and one state hash per
+    step."""
+    return 8 * 8 * cell.n + 8 * (cell.max_steps + 2)
 
 
 def _task_generator(cell: CompareCell, what: str) -> torch.Generator:
     """A generator that depends on (N, load, replicate) only: the same task for every backend."""
     return text_generator(f"{what}|{cell.n}|{cell.load!r}|{cell.replicate}", byteorder="little")
+
+
+def _corruption_generator(cell: CompareCell, device: str) -> torch.Generator:
+    """The cell's corruption generator on ``device``: on CUDA a CUDA generator with the CPU one's seed (drawing
+    there), elsewhere the CPU generator itself."""
+    g = _task_generator(cell, "corruption")
+    if torch.device(device).type != "cuda":
+        return g
+    return torch.Generator(device=device).manual_seed(g.initial_seed())
 
 
 def _task(cell: CompareCell, device: str) -> torch.Tensor:
@@ -97,7 +129,15 @@ def _task(cell: CompareCell, device: str) -> torch.Tensor:
     return X.to(device)
 
 
-def recovery_cell(cell: CompareCell, generator: torch.Generator, device: str) -> pd.DataFrame:
+def recovery_cell(
+    cell: CompareCell, generator: torch.Generator, device: str, *, max_memory: int | str | None = None
+) -> pd.DataFrame:
+    """The recovery curve of one cell (``max_memory``: a cap on the working memory, see ``amtheory.memory``)."""
+    with memory.memory_budget(max_memory):
+        return _recovery_cell(cell, device)
+
+
+def _recovery_cell(cell: CompareCell, device: str) -> pd.DataFrame:
     X = _task(cell, device)
     mem = _backends(cell.n)[cell.backend]().store(X, vocab_size=2)
     levels = sorted({max(1, round(rho * cell.n)) for rho in cell.levels})
@@ -109,7 +149,7 @@ def recovery_cell(cell: CompareCell, generator: torch.Generator, device: str) ->
         n_trials=cell.n_trials,
         update="sync",
         max_steps=cell.max_steps,
-        generator=_task_generator(cell, "corruption"),
+        generator=_corruption_generator(cell, device),
         stored=X,
         target_index=torch.arange(X.shape[0], device=device),
     )
@@ -117,9 +157,19 @@ def recovery_cell(cell: CompareCell, generator: torch.Generator, device: str) ->
     return df.drop(columns=["max_steps"])  # recorded from the cell
 
 
-def radius_cell(cell: CompareCell, generator: torch.Generator, device: str) -> pd.DataFrame:
+def radius_cell(
+    cell: CompareCell, generator: torch.Generator, device: str, *, max_memory: int | str | None = None
+) -> pd.DataFrame:
+    """The basin radii of one cell, retrieved in batches of queries sized to the working-memory budget
+    (``max_memory``: a cap on it, see ``amtheory.memory``)."""
+    with memory.memory_budget(max_memory):
+        return _radius_cell(cell, device)
+
+
+def _radius_cell(cell: CompareCell, device: str) -> pd.DataFrame:
     X = _task(cell, device)
     mem = _backends(cell.n)[cell.backend]().store(X, vocab_size=2)
+    batch = min(MAX_QUERY_BATCH, memory.rows_per_chunk(query_bytes(cell), device))
     r = basin_radius(
         mem,
         X,
@@ -127,8 +177,9 @@ def radius_cell(cell: CompareCell, generator: torch.Generator, device: str) -> p
         n_trials=cell.n_trials,
         update="sync",
         max_steps=cell.max_steps,
-        generator=_task_generator(cell, "corruption"),
+        generator=_corruption_generator(cell, device),
         max_radius=cell.n // 2,
+        batch_size=batch,
     )
     lo, hi = r.median_ci
     df = r.to_frame()
@@ -155,15 +206,23 @@ def run(
     device: str = "cpu",
     progress: bool = True,
     workers: int | str | None = None,
+    max_memory: int | str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """Run the side-by-side comparison; returns (recovery table, radius table)."""
+    """Run the side-by-side comparison; returns (recovery table, radius table). ``max_memory``: a cap on the
+    working memory of every cell, in bytes or as text such as "40GiB" (see ``amtheory.memory``); the tables do
+    not depend on it."""
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {tuple(PRESETS)}, got {preset!r}")
         preset = PRESETS[preset]
+    if max_memory is not None:
+        max_memory = memory.parse_bytes("max_memory", max_memory)
     cells = cells_for(preset)
-    rec = run_sweep(cells, recovery_cell, f"{out}/recovery", device=device, progress=progress, workers=workers)
-    rad = run_sweep(cells, radius_cell, f"{out}/radius", device=device, progress=progress, workers=workers)
+    # Cells may run in worker processes, which do not see this process's budget context: the cap goes with them.
+    rec_fn = functools.partial(recovery_cell, max_memory=max_memory)
+    rad_fn = functools.partial(radius_cell, max_memory=max_memory)
+    rec = run_sweep(cells, rec_fn, f"{out}/recovery", device=device, progress=progress, workers=workers)
+    rad = run_sweep(cells, rad_fn, f"{out}/radius", device=device, progress=progress, workers=workers)
     return rec, rad
 
 

@@ -14,7 +14,8 @@ Per-slice backends: the fused CUDA kernels behind ``scaled_dot_product_attention
 (``flash``, ``efficient``, ``cudnn``; private ATen ops, called by argument name so small signature changes between
 torch versions do not break them, and checked once per device and width against the reference), and
 ``reference``, plain float matmuls that run anywhere (the CPU path, and what the tests check the combine with).
-Memory: the partials take ``S B d``; no ``[B, K]`` matrix is formed by the fused backends.
+Memory: the partials take ``S B d``; no ``[B, K]`` matrix is formed by the fused backends, and the plain-matmul
+slices run over chunks of queries sized to the working-memory budget (``amtheory.memory``).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from __future__ import annotations
 import math
 
 import torch
+
+from amtheory import memory
 
 FUSED_BACKENDS = ("flash", "cudnn", "efficient")
 _OPS = {
@@ -190,8 +193,31 @@ def split_attention(
     ``backend``: ``"auto"`` (the first working fused kernel on CUDA with a half-precision ``matmul_dtype``, else
     ``"reference"``), one of ``FUSED_BACKENDS``, or ``"reference"``. ``splits`` None picks S from the SM count on
     CUDA (``choose_splits``) and 1 elsewhere. ``x_Kd`` should already be in ``matmul_dtype`` for the fused kernels
-    (no copy of X is made then).
+    (no copy of X is made then). Queries go through in chunks sized to the working-memory budget
+    (``amtheory.memory``); on CUDA each chunk picks its own S.
     """
+    K, d = x_Kd.shape
+    e = torch.finfo(torch.promote_types(q_Bd.dtype, torch.float32)).bits // 8
+    # Per query: the logits, weights and their casts over one key slice (plain matmuls; the fused kernels keep them
+    # on chip) and the per-slice partial outputs, 64 slices at most unless more are asked for.
+    slices = max(64, splits or 1)
+    per_slice = -(-K // max(1, splits or 1))
+    per_row = e * (4 * per_slice + (slices + 4) * d)
+
+    def rows(q: torch.Tensor) -> torch.Tensor:
+        return _split_attention_rows(q, x_Kd, beta, splits, backend, matmul_dtype)
+
+    return memory.map_rows(rows, q_Bd, bytes_per_row=per_row)
+
+
+def _split_attention_rows(
+    q_Bd: torch.Tensor,
+    x_Kd: torch.Tensor,
+    beta: float,
+    splits: int | None,
+    backend: str,
+    matmul_dtype: torch.dtype | None,
+) -> torch.Tensor:
     B, d = q_Bd.shape
     K = x_Kd.shape[0]
     work = q_Bd.dtype

@@ -92,7 +92,8 @@ if HAVE_TRITON:
 def default_blocks(d: int) -> tuple[int, int, int, int]:
     """``(BLOCK_M, BLOCK_N, num_warps, num_stages)`` sized so the ``[BLOCK_M, d]`` float32 accumulator, the query
     block and a double-buffered ``[BLOCK_N, d]`` tile fit one SM's registers and shared memory. The d = 128 and
-    d = 512 choices are the fastest of benchmarks/h200_bench_modern.txt (70% and 33% of the bf16 rate)."""
+    d = 512 choices are the fastest that ``experiments/bench_modern_hopfield.py`` found (see
+    ``benchmarks/README.md``)."""
     if d <= 64:
         return 128, 128, 4, 3
     if d <= 128:

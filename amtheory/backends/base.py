@@ -16,15 +16,39 @@ from typing import ClassVar
 
 import torch
 
-from amtheory._checks import check_beta, check_tokens, check_vocab_size
+from amtheory._checks import check_beta, check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
 
 
-def argmax_keep(scores: torch.Tensor, current: torch.Tensor) -> torch.Tensor:
-    """Argmax over the last axis, keeping ``current`` unless another token scores strictly higher."""
+def argmax_keep(scores: torch.Tensor, current: torch.Tensor, *, check: bool = True) -> torch.Tensor:
+    """Argmax over the last axis, keeping ``current`` unless another token scores strictly higher.
+
+    With ``check``, a row whose largest score is not finite raises ``NonFiniteError``: argmax takes a NaN for the
+    largest score, and a row of NaN, +inf or nothing but -inf names no token (pass ``check=False`` to check the
+    scores elsewhere, e.g. once after many calls).
+    """
     best = scores.argmax(dim=-1)
     cur = scores.gather(-1, current.unsqueeze(-1)).squeeze(-1)
     top = scores.gather(-1, best.unsqueeze(-1)).squeeze(-1)
+    if check:
+        check_finite_rows("scores", top)
     return torch.where(cur >= top, current, best)
+
+
+def gibbs_logits(scores: torch.Tensor, beta: float, *, check: bool = True, source: str = "") -> torch.Tensor:
+    """``beta * (scores - max_v scores)`` per row, float64: logits of ``softmax(beta * scores)`` that are <= 0,
+    exactly 0 at the largest scores, at any ``beta >= 0``.
+
+    Subtracting the maximum before scaling keeps ``beta * scores`` from overflowing (the product can only go to
+    -inf, a weight of 0), so a huge ``beta`` gives the zero-temperature limit: the uniform distribution over the
+    top-scoring tokens. Scores of -inf are floored at the most negative float64, so ``beta = 0`` gives the uniform
+    distribution rather than ``0 * inf = NaN``. With ``check`` a row whose largest score is not finite (a NaN, a
+    +inf, or nothing but -inf) raises ``NonFiniteError``; ``source`` names where the scores came from.
+    """
+    s = scores.double()
+    top = s.amax(-1, keepdim=True)
+    if check:
+        check_finite_rows("scores", top.squeeze(-1), source=source)
+    return (s - top).clamp_min(torch.finfo(torch.float64).min) * beta
 
 
 class NotStoredError(RuntimeError):
@@ -61,6 +85,10 @@ class AssociativeMemory(abc.ABC):
             raise ValueError("patterns: expected at least one pattern (shape [K, L] with K >= 1), got K = 0")
         if patterns.shape[1] == 0:
             raise ValueError("patterns: expected patterns of length L >= 1, got L = 0")
+        # Scores are [B, L, V]: a memory whose scores of a single sequence exceed the device is unusable.
+        check_vocab_fits(
+            vocab_size, (1, patterns.shape[1], vocab_size), device=patterns.device, what="the scores of one sequence"
+        )
         self.vocab_size_ = vocab_size
         self.length_ = int(patterns.shape[1])
         self.patterns_ = patterns
@@ -102,6 +130,7 @@ class AssociativeMemory(abc.ABC):
         Backends may override it with a faster path that gives identical results.
         """
         self.require_stored()
+        check_vocab_fits(self.vocab_size_, (*x.shape, self.vocab_size_), device=x.device, what="the scores")
         return argmax_keep(self.scores(x), x)
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
@@ -115,7 +144,9 @@ class AssociativeMemory(abc.ABC):
         """``p(x_i = v | x_{-i})`` for every position, ``[B, L, V]``, at inverse temperature ``beta``."""
         x = self.check_queries("x", x)
         beta = check_beta("beta", beta)
-        return torch.softmax(beta * self.gibbs_scores(x).double(), dim=-1).to(torch.float32)
+        check_vocab_fits(self.vocab_size_, (*x.shape, self.vocab_size_), device=x.device, what="the conditionals")
+        z = gibbs_logits(self.gibbs_scores(x), beta, source=type(self).__name__)
+        return torch.softmax(z, dim=-1).to(torch.float32)
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """Energy ``[B]`` of each state; only for backends with ``has_energy``."""

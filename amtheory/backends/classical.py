@@ -39,9 +39,10 @@ from typing import ClassVar, Literal
 
 import torch
 
-from amtheory._checks import check_choice
+from amtheory import memory
+from amtheory._checks import check_choice, check_vocab_fits
 from amtheory.backends._exact_mm import bf16_out_fp32_supported
-from amtheory.backends.base import AssociativeMemory, LocalFields
+from amtheory.backends.base import AssociativeMemory, LocalFields, argmax_keep
 
 
 def token_features(vocab_size: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -92,6 +93,10 @@ class ClassicalHopfield(AssociativeMemory):
         self._bf16_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         V = self.vocab_size_
         dev = patterns.device
+        # The Potts features are [V, V] and the embedded patterns [K, N V]: checked before they are built.
+        D_V = 1 if V == 2 else V
+        check_vocab_fits(V, (V, D_V), dtype=self.dtype, device=dev, what="the Potts features")
+        check_vocab_fits(V, (patterns.shape[0], self.length_ * D_V), dtype=self.dtype, device=dev, what="the patterns")
         self.phi_ = token_features(V, dtype=self.dtype, device=dev)
         D = self.phi_.shape[1]
         N = self.length_
@@ -100,6 +105,10 @@ class ClassicalHopfield(AssociativeMemory):
         self.xi_ = xi
         use_patterns = self.form == "patterns" or (self.form == "auto" and self.rule == "hebbian" and 2 * K < N * D)
         self.form_ = "patterns" if use_patterns else "weights"
+        if use_patterns:
+            check_vocab_fits(V, (N, D, D), dtype=self.dtype, device=dev, what="the self-couplings")
+        else:
+            check_vocab_fits(V, (N * D, N * D), device=dev, what="the couplings W (formed in float64)")
         # Diagonal blocks W_ii [N, D, D]: the self-couplings.
         if use_patterns:
             blocks = xi.view(K, N, D)
@@ -141,9 +150,22 @@ class ClassicalHopfield(AssociativeMemory):
         return W * c * c
 
     # ---- fields and scores ----------------------------------------------------------------------------------
+    def _row_bytes(self, per_position: int = 0) -> int:
+        """Working memory of one query row of the field computations, in bytes (a generous estimate): eight
+        ``[N D]`` feature and field vectors in the working dtype (embedding, products, scaling, snapping), the
+        ``K`` overlaps with their digit split, 48 bytes per position of spins, signs and token selections, and
+        ``per_position`` bytes per position for what the caller builds from the fields."""
+        N, D, K = self.length_, self.phi_.shape[1], self.xi_.shape[0]
+        e = self.phi_.element_size()
+        return e * (8 * N * D + 6 * K) + (48 + per_position) * N
+
     def fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
-        """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default)."""
+        """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default), over chunks of queries
+        sized to the working-memory budget (``amtheory.memory``)."""
         self.require_stored()
+        return memory.map_rows(lambda y: self._fields(y, snap=snap), x, bytes_per_row=self._row_bytes())
+
+    def _fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
         f = embed(x, self.phi_)
         N, D = self.length_, self.phi_.shape[1]
         if self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32:
@@ -172,10 +194,15 @@ class ClassicalHopfield(AssociativeMemory):
         return torch.where(h.abs() <= tol, torch.zeros_like(h), h)
 
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
-        """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result)."""
+        """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result). Over
+        chunks of queries sized to the working-memory budget (``amtheory.memory``)."""
         self.require_stored()
+        V, e = self.vocab_size_, self.phi_.element_size()
+        return memory.map_rows(self._sync_rows, x, bytes_per_row=self._row_bytes(3 * V * e + 24))
+
+    def _sync_rows(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32):
-            return super().sync_update(x)
+            return argmax_keep(self._fields(x) @ self.phi_.T, x)
         K = self.xi_.shape[0]
         c = float(K) if self.zero_diagonal else 0.0
         if self._tensor_cores(x):
@@ -214,17 +241,30 @@ class ClassicalHopfield(AssociativeMemory):
         return 0.5 * torch.einsum("va,nab,vb->nv", self.phi_, self.diag_, self.phi_)
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fields(x) @ self.phi_.T
+        self.require_stored()
+        e = self.phi_.element_size()
+        return memory.map_rows(
+            lambda y: self._fields(y) @ self.phi_.T, x, bytes_per_row=self._row_bytes(2 * self.vocab_size_ * e)
+        )
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.fields(x, snap=False) - self._self_term(x)
+        self.require_stored()
+        D, V, e = self.phi_.shape[1], self.vocab_size_, self.phi_.element_size()
+        return memory.map_rows(self._gibbs_rows, x, bytes_per_row=self._row_bytes(e * (4 * D + 3 * V)))
+
+    def _gibbs_rows(self, x: torch.Tensor) -> torch.Tensor:
+        h = self._fields(x, snap=False) - self._self_term(x)
         return h @ self.phi_.T + self._quadratic_self()
 
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """``E(x) = -1/2 phi(x)^T W phi(x)`` (self-couplings included where kept), shape ``[B]``."""
         x = self.check_queries("x", x)
+        D = self.phi_.shape[1]
+        return memory.map_rows(self._energy_rows, x, bytes_per_row=self._row_bytes(32 * D))
+
+    def _energy_rows(self, x: torch.Tensor) -> torch.Tensor:
         f = embed(x, self.phi_).to(torch.float64)
-        h = self.fields(x, snap=False).flatten(-2).to(torch.float64)
+        h = self._fields(x, snap=False).flatten(-2).to(torch.float64)
         return -0.5 * (f * h).sum(-1)
 
     def local_fields(self, x: torch.Tensor) -> LocalFields:
@@ -298,7 +338,10 @@ class _WeightFields(LocalFields):
     def set(self, pos, new):
         old = self.x[self.rows, pos]
         delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
-        self.h += torch.einsum("Ba,Banc->Bnc", delta, self.Wrows[pos])
+        N, D = self.m.length_, self.m.phi_.shape[1]
+        # The coupling rows of each query's position, [chunk, D, N, D], are gathered a chunk of queries at a time.
+        for r in memory.row_slices(pos.shape[0], 3 * D * N * D * self.m.W_.element_size(), pos.device):
+            self.h[r] += torch.einsum("Ba,Banc->Bnc", delta[r], self.Wrows[pos[r]])
         self.x[self.rows, pos] = new
 
 
@@ -315,12 +358,20 @@ class _PatternFields(_WeightFields):
         self.raw_diag = mem.hebbian_diag_ if mem.zero_diagonal else torch.zeros_like(mem.hebbian_diag_)
         self.rows = torch.arange(x.shape[0], device=x.device)
 
+    def _row_bytes(self) -> int:
+        """Per query: the gathered pattern features ``[K, D]`` at its position, with a copy."""
+        K, D = self.blocks.shape[0], self.blocks.shape[2]
+        return 2 * K * D * self.blocks.element_size() + 64 * D * D
+
     def at(self, pos, *, gibbs=False):
+        return memory.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=self._row_bytes())
+
+    def _at(self, rows, pos, gibbs):
         m = self.m
         N = m.length_
-        xi_i = self.blocks[:, pos, :].transpose(0, 1)  # [B, K, D]
-        h = torch.einsum("Bk,Bkd->Bd", self.overlap, xi_i) / N
-        cur = self.x[self.rows, pos]
+        xi_i = self.blocks[:, pos, :].transpose(0, 1)  # [b, K, D]
+        h = torch.einsum("Bk,Bkd->Bd", self.overlap[rows], xi_i) / N
+        cur = self.x[rows, pos]
         h = h - torch.einsum("Bab,Bb->Ba", self.raw_diag[pos], m.phi_[cur])
         if not gibbs:
             return h @ m.phi_.T
@@ -329,8 +380,9 @@ class _PatternFields(_WeightFields):
     def set(self, pos, new):
         old = self.x[self.rows, pos]
         delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
-        xi_i = self.blocks[:, pos, :].transpose(0, 1)  # [B, K, D]
-        self.overlap += torch.einsum("Bd,Bkd->Bk", delta, xi_i)
+        for r in memory.row_slices(pos.shape[0], self._row_bytes(), pos.device):
+            xi_i = self.blocks[:, pos[r], :].transpose(0, 1)  # [b, K, D]
+            self.overlap[r] += torch.einsum("Bd,Bkd->Bk", delta[r], xi_i)
         self.x[self.rows, pos] = new
 
 

@@ -74,6 +74,12 @@ with ``h_mu = m_mu - xi_mu,i s_i``, so the field ``f_i = -E(s_i = +1) + E(s_i = 
   is exact. On CUDA the overlaps and ``P(m) Xi`` run on bf16 tensor cores, ``P(m)`` split into balanced base-256
   digits with float32 accumulation (exact while ``128 K < 2^24``) and recombined in float64: the same integers.
   Beyond 2^53 (large n) the generic path is used.
+* "rectpoly": the same split for any ``F``. With ``G(h) = F_N(h + 1) - F_N(h - 1)``, ``f_i = sum_mu xi_mu,i
+  G(m_mu - u)``, and ``G(m - u) = A(m) + u B(m)`` for ``u = +-1`` with ``2 A(m) = G(m - 1) + G(m + 1)`` and
+  ``2 B(m) = G(m - 1) - G(m + 1)``; since ``xi_mu,i u = s_i``, ``f_i = sum_mu xi_mu,i A(m_mu) + s_i sum_mu
+  B(m_mu)`` (for ``F = z^n``, ``A = P`` and ``B = -Q``). With ``R(z) = max(z, 0)^n`` in integers,
+  ``2 A = R(m + 2) - R(m - 2)`` and ``2 B = 2 R(m) - R(m - 2) - R(m + 2)``: the same two products, exact while
+  ``3 K (N + 2)^n < 2^53``, and the same bf16 digits on CUDA.
 * "exp": ``exp(beta sim_mu)`` with ``s_i`` flipped is ``w_mu = exp(beta m_mu)`` times ``exp(-2 beta u)``, a
   factor depending only on ``u = xi_mu,i s_i``; the flip lowers E iff ``log D_i + 2 beta > log A_i`` with ``A_i``
   (``D_i``) the sum of ``w_mu`` over the patterns that agree (disagree) with ``s`` at ``i``. Both are products of
@@ -94,8 +100,9 @@ from typing import ClassVar, Literal
 
 import torch
 
+from amtheory import memory
 from amtheory._checks import check_beta, check_choice
-from amtheory.backends._exact_mm import bf16_out_fp32_supported, digit_matmul
+from amtheory.backends._exact_mm import bf16_out_fp32_supported, digit_matmul, n_digits
 from amtheory.backends.base import AssociativeMemory, LocalFields
 
 #: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
@@ -112,7 +119,16 @@ def contributions(vocab_size: int, *, centred: bool = True) -> tuple[float, floa
 
 def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, *, centred: bool = True) -> torch.Tensor:
     """``sim(xi_mu, x) = (V m_mu - N) / (V - 1)`` ``[B, K]`` (float64): the spin overlap for V = 2; the raw
-    agreement count ``m_mu`` with ``centred=False`` (the one-hot dot product)."""
+    agreement count ``m_mu`` with ``centred=False`` (the one-hot dot product). Queries go through in chunks sized to
+    the working-memory budget (``amtheory.memory``); the counts are exact whatever the chunk."""
+    K, L = patterns_KL.shape
+    # The [K, L] comparison of a query with every pattern, then a few [K] counts.
+    return memory.map_rows(
+        lambda x: _similarity_rows(x, patterns_KL, vocab_size, centred), x_BL, bytes_per_row=K * L + 32 * K
+    )
+
+
+def _similarity_rows(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, centred: bool) -> torch.Tensor:
     agree_BK = (x_BL.unsqueeze(1) == patterns_KL.unsqueeze(0)).sum(-1).to(torch.float64)
     if not centred:
         return agree_BK
@@ -178,6 +194,14 @@ class DenseAM(AssociativeMemory):
         self.beta = check_beta("beta", beta)
 
     def _store(self, patterns: torch.Tensor) -> None:
+        if self.kind == "exp":
+            # Scores and energies reach beta (L + 2) in magnitude: beyond the float64 range they are inf - inf.
+            limit = torch.finfo(torch.float64).max / (2 * (patterns.shape[1] + 2))
+            if self.beta > limit:
+                raise ValueError(
+                    f"beta: expected beta <= {limit:.3g} for patterns of length L = {patterns.shape[1]} (beta L must "
+                    f"stay a finite float64), got {self.beta}"
+                )
         # Pattern tokens transposed once: column i holds xi_mu,i for every mu (the scatter index at position i).
         self.xi_T_ = patterns.T.contiguous()  # [L, K]
         # Per-device operands of the spin fast path, built on first use (keyed by device, so ``to`` is harmless).
@@ -210,14 +234,18 @@ class DenseAM(AssociativeMemory):
     def _all_scores(self, x: torch.Tensor, *, gibbs: bool) -> torch.Tensor:
         B, L = x.shape
         K = self.patterns_.shape[0]
-        # Queries in chunks: the intermediates are [chunk, L, K] float64, bounded whatever B is.
+        V = self.vocab_size_
+        # Queries in chunks: the intermediates are [chunk, L, K] float64 (about eight of them alive at once, plus
+        # the [chunk, L, V] scatter), within the working-memory budget and at most _SCORE_CHUNK_ELEMS elements each.
+        per_row = 8 * L * (8 * K + 3 * V) + L * K
         step = max(1, _SCORE_CHUNK_ELEMS // max(1, L * K))
         out = []
-        for x_c in x.split(step):
-            b = x_c.shape[0]
-            sim = similarity(x_c, self.patterns_, self.vocab_size_)  # [b, K]
-            xi_col = self.xi_T_.unsqueeze(0).expand(b, L, K)
-            out.append(self._position_scores(sim.unsqueeze(1).expand(b, L, K), xi_col, x_c, gibbs=gibbs))
+        for part in memory.row_slices(B, per_row, x.device):
+            for x_c in x[part].split(step):
+                b = x_c.shape[0]
+                sim = _similarity_rows(x_c, self.patterns_, V, True)  # [b, K]
+                xi_col = self.xi_T_.unsqueeze(0).expand(b, L, K)
+                out.append(self._position_scores(sim.unsqueeze(1).expand(b, L, K), xi_col, x_c, gibbs=gibbs))
         return out[0] if len(out) == 1 else torch.cat(out)
 
     # ---- synchronous step for spins as matrix products ---------------------------------------------------------
@@ -227,7 +255,7 @@ class DenseAM(AssociativeMemory):
         self.require_stored()
         x = self.check_queries("x", x)
         path = self.sync_path(x.device)
-        if path == "poly":
+        if path in ("poly", "rectpoly"):
             return self._sync_poly(x)
         if path == "exp":
             return self._sync_exp(x)
@@ -236,8 +264,8 @@ class DenseAM(AssociativeMemory):
         return super().sync_update(x)
 
     def sync_path(self, device: torch.device | str | None = None) -> str:
-        """Which synchronous step ``sync_update`` takes: "poly", "exp", "frozen" (exp at beta = 0: constant
-        energy) or "generic" (V > 2, rectpoly, or where the fast path's exactness bounds do not hold)."""
+        """Which synchronous step ``sync_update`` takes: "poly", "rectpoly", "exp", "frozen" (exp at beta = 0:
+        constant energy) or "generic" (V > 2, or where the fast path's exactness bounds do not hold)."""
         if not self.is_stored:
             return "generic"
         if self.vocab_size_ != 2:
@@ -246,6 +274,9 @@ class DenseAM(AssociativeMemory):
         if self.kind == "poly":
             # Every intermediate of the expansion is an integer below K (N + 2)^n: exact in float64 below 2^53.
             return "poly" if K * (N + 2) ** self.n < 2**53 else "generic"
+        if self.kind == "rectpoly":
+            # The largest intermediate is the sum of the 2 B(m) terms plus the field: below 3 K (N + 2)^n.
+            return "rectpoly" if 3 * K * (N + 2) ** self.n < 2**53 else "generic"
         if self.kind == "exp":
             if self.beta == 0:
                 return "frozen"
@@ -272,21 +303,51 @@ class DenseAM(AssociativeMemory):
         xi = self._cached("xi_f64", dev, lambda: self.patterns_.to(torch.float64) * 2 - 1)
         return s, s @ xi.T, None
 
+    def _field_bound(self) -> int:
+        """Largest magnitude of the per-pattern coefficients that multiply ``Xi`` in the "poly" and "rectpoly"
+        steps (``P(m)``, or ``R(m + 2) - R(m - 2)``)."""
+        N = self.length_
+        return _poly_abs_bound(self.n, N) if self.kind == "poly" else (N + 2) ** self.n
+
     def _sync_poly(self, x: torch.Tensor) -> torch.Tensor:
+        """The "poly" and "rectpoly" steps over chunks of queries sized to the working-memory budget (exact
+        whatever the chunk)."""
+        K, N = self.patterns_.shape
+        c = n_digits(self._field_bound())
+        # Per query: spins and their casts, about ten [K] float64 overlap polynomials, the digit product's c rows
+        # of float32 and float64 (see digit_matmul), and seven [N] float64 / int64 fields and selections.
+        per_row = (104 + 12 * c) * N + (72 + 18 * c) * K
+        return memory.map_rows(self._sync_poly_rows, x, bytes_per_row=per_row)
+
+    def _sync_poly_rows(self, x: torch.Tensor) -> torch.Tensor:
         n = self.n
         K, N = self.patterns_.shape
         s, m, xi16 = self._overlaps(x)
-        # f_i = sum_mu xi_mu,i P(m_mu) - s_i sum_mu Q(m_mu); Horner in float64 on integers below 2^53: exact.
-        P = torch.zeros_like(m)
-        Q = torch.zeros_like(m)
-        for j in range(n - 1, -1, -1):  # coefficient of m^j comes from k = n - j
-            k = n - j
-            coef = float(math.comb(n, k) * 2**k)
-            P = P * m + (coef if k % 2 == 1 else 0.0)
-            Q = Q * m + (coef if (k % 2 == 0 and k >= 2) else 0.0)
+        if self.kind == "poly":
+            # f_i = sum_mu xi_mu,i P(m_mu) - s_i sum_mu Q(m_mu); Horner in float64 on integers below 2^53: exact.
+            P = torch.zeros_like(m)
+            Q = torch.zeros_like(m)
+            for j in range(n - 1, -1, -1):  # coefficient of m^j comes from k = n - j
+                k = n - j
+                coef = float(math.comb(n, k) * 2**k)
+                P = P * m + (coef if k % 2 == 1 else 0.0)
+                Q = Q * m + (coef if (k % 2 == 0 and k >= 2) else 0.0)
+        else:
+            # 2 f_i = sum_mu xi_mu,i [R(m + 2) - R(m - 2)] - s_i sum_mu [R(m - 2) + R(m + 2) - 2 R(m)], the same
+            # sign; R(z) = max(z, 0)^n by repeated products, exact integers in float64.
+            def R(z):
+                z = z.clamp_min(0.0)
+                out = z
+                for _ in range(n - 1):
+                    out = out * z
+                return out
+
+            lo, mid, hi = R(m - 2.0), R(m), R(m + 2.0)
+            P = hi - lo
+            Q = lo + hi - 2.0 * mid
         c = Q.sum(-1, keepdim=True)  # [B, 1]
         if xi16 is not None:
-            field = digit_matmul(P, xi16, max_abs=_poly_abs_bound(n, N), out_dtype=torch.float64)
+            field = digit_matmul(P, xi16, max_abs=self._field_bound(), out_dtype=torch.float64)
         else:
             xi = self._cached("xi_f64", x.device, lambda: self.patterns_.to(torch.float64) * 2 - 1)
             field = P @ xi
@@ -294,6 +355,14 @@ class DenseAM(AssociativeMemory):
         return torch.where(d > 0, torch.ones_like(x), torch.where(d < 0, torch.zeros_like(x), x))
 
     def _sync_exp(self, x: torch.Tensor) -> torch.Tensor:
+        """The "exp" step over chunks of queries sized to the working-memory budget."""
+        K, N = self.patterns_.shape
+        # Per query: spins and casts, about eight [K] float64 overlaps and weights, the [2 N] sums and a dozen [N]
+        # float64 / int64 selections, logs and results.
+        per_row = 112 * N + 72 * K
+        return memory.map_rows(self._sync_exp_rows, x, bytes_per_row=per_row)
+
+    def _sync_exp_rows(self, x: torch.Tensor) -> torch.Tensor:
         K = self.patterns_.shape[0]
         s, m, _ = self._overlaps(x)
         beta = self.beta
@@ -329,7 +398,11 @@ class DenseAM(AssociativeMemory):
     def energy(self, x: torch.Tensor) -> torch.Tensor:
         """``E(x) = -N sum_mu F(sim_mu / N)`` (poly kinds) or ``-log sum_mu exp(beta sim_mu)`` (exp), ``[B]``."""
         x = self.check_queries("x", x)
-        sim = similarity(x, self.patterns_, self.vocab_size_)
+        K, L = self.patterns_.shape
+        return memory.map_rows(self._energy_rows, x, bytes_per_row=K * L + 64 * K)
+
+    def _energy_rows(self, x: torch.Tensor) -> torch.Tensor:
+        sim = _similarity_rows(x, self.patterns_, self.vocab_size_, True)
         if self.kind == "exp":
             return -torch.logsumexp(self.beta * sim, dim=-1)
         N = float(self.length_)
@@ -363,6 +436,12 @@ class DenseAM(AssociativeMemory):
         """
         self._require_exp("pattern_conditionals")
         x = self.check_queries("x", x)
+        K, L = self.patterns_.shape
+        # Per query: about five [K, L] float64 agreements, counts and weights, and the [L, V] result with a copy.
+        per_row = 8 * L * (5 * K + 2 * self.vocab_size_)
+        return memory.map_rows(self._pattern_conditionals_rows, x, bytes_per_row=per_row)
+
+    def _pattern_conditionals_rows(self, x: torch.Tensor) -> torch.Tensor:
         B, L = x.shape
         K = self.patterns_.shape[0]
         agree = (x.unsqueeze(1) == self.patterns_.unsqueeze(0)).to(torch.float64)  # [B, K, L]

@@ -40,9 +40,10 @@ from typing import ClassVar
 
 import torch
 
-from amtheory._checks import check_float, check_int
+from amtheory import memory
+from amtheory._checks import check_float, check_int, check_vocab_fits
 from amtheory.backends import _attention, _triton_attention
-from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
+from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError, argmax_keep
 from amtheory.backends.dense import contributions, exclude_position, exp_log_scores, similarity
 
 
@@ -71,9 +72,9 @@ def _mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 KERNELS = ("auto", "stream", "split-sdpa", "split-flash", "split-cudnn", "split-efficient", "triton")
-# Preference of kernel="auto" on CUDA with half-precision matmuls; each is skipped where it cannot run. Set from
-# benchmarks/h200_bench_modern.txt: cuDNN's fused attention over 16 key slices reached 80% of the bf16 rate at
-# d = 128 (K = 2^20, B = 1024) but 12% at d = 512, where the Triton kernel was the fastest in O(B d + K d) memory.
+# Preference of kernel="auto" on CUDA with half-precision matmuls; each is skipped where it cannot run. cuDNN's
+# fused attention over key slices is the fastest for narrow patterns and slow for wide ones, where the Triton
+# kernel is the fastest in O(B d + K d) memory (experiments/bench_modern_hopfield.py; see benchmarks/README.md).
 AUTO_ORDER_NARROW = ("split-cudnn", "triton", "split-sdpa", "stream")  # width d <= 256
 AUTO_ORDER = ("triton", "split-sdpa", "stream")  # wider
 #: Key slices for the fused split kernels on CUDA when ``splits`` is None (powers of two divide K evenly; a slice
@@ -131,6 +132,17 @@ class ModernHopfield(AssociativeMemory):
     def _store(self, patterns: torch.Tensor) -> None:
         V = self.vocab_size_
         dev = patterns.device
+        K, L = patterns.shape
+        # Overlaps reach L in magnitude: beta L must stay a finite number in the working dtype.
+        limit = torch.finfo(self.dtype).max / (2 * L)
+        if self.beta > limit:
+            raise ValueError(
+                f"beta: expected beta <= {limit:.3g} for patterns of length L = {L} in {self.dtype} (beta L must stay "
+                f"finite), got {self.beta}"
+            )
+        D = 1 if V == 2 else V
+        check_vocab_fits(V, (V, D), dtype=self.dtype, device=dev, what="the one-hot embedding")
+        check_vocab_fits(V, (K, L * D), dtype=self.dtype, device=dev, what="the embedded patterns")
         if V == 2:
             self.phi_ = torch.tensor([[-1.0], [1.0]], dtype=self.dtype, device=dev)
         else:
@@ -195,23 +207,48 @@ class ModernHopfield(AssociativeMemory):
         docstring). ``"stream"``: per chunk ``c``: ``s = beta X_c xi``, ``m' = max(m, max s)``,
         ``l <- l e^{m - m'} + sum e^{s - m'}``, ``acc <- acc e^{m - m'} + e^{s - m'} X_c``; the result is ``acc / l``
         (Milakov and Gimelshein 2018). The split kernels compute per-slice outputs ``o_s`` and log-sum-exps
-        ``lse_s`` and return ``sum_s softmax_s(lse_s) o_s``.
+        ``lse_s`` and return ``sum_s softmax_s(lse_s) o_s``. Queries go through in chunks sized to the working-memory
+        budget (``amtheory.memory``).
         """
         q = self._check_xi(xi_Bd)
         while True:
             kernel = self.resolved_kernel(q.device)
             try:
                 if kernel == "stream":
-                    return self._stream_step(q)
-                if kernel == "triton":
-                    return self._triton_step(q)
-                return self._split_step(q, "auto" if kernel == "split-sdpa" else kernel.removeprefix("split-"))
+                    step = self._stream_step
+                elif kernel == "triton":
+                    step = self._triton_step
+                else:
+                    backend = "auto" if kernel == "split-sdpa" else kernel.removeprefix("split-")
+
+                    def step(rows, backend=backend):
+                        return self._split_step(rows, backend)
+
+                return memory.map_rows(step, q, bytes_per_row=self._step_row_bytes(kernel))
             except Exception:
                 if self.kernel != "auto" or kernel == "stream":
                     raise
                 # A kernel "auto" picked failed here (compilation limits, resources): never pick it again for
                 # this device and width, and fall through to the next one.
                 _AUTO_FAILED.add((kernel, str(q.device), self.width, self.matmul_dtype))
+
+    def _step_row_bytes(self, kernel: str) -> int:
+        """Working memory of one query row of ``continuous_step`` with ``kernel``, in bytes (a generous estimate):
+        the logits and weights of the widest block of patterns one product forms (a ``chunk_size`` block for
+        "stream", a key slice for the split kernels, whose fused forms keep it on chip instead), the query and
+        accumulator, and one partial output of width ``d`` per key slice."""
+        K, d = self.X_.shape
+        e = torch.finfo(self.dtype).bits // 8
+        if kernel == "stream":
+            block = K if self.chunk_size is None else min(K, self.chunk_size)
+            return e * (4 * block + 8 * d)
+        if kernel == "triton":
+            d_pad = max(16, 1 << (d - 1).bit_length())
+            return e * ((self.splits or 64) + 8) * d_pad
+        slices = self._default_splits(K) or 1
+        if self.chunk_size is not None:
+            slices = max(slices, -(-K // self.chunk_size))
+        return e * (4 * -(-K // slices) + (slices + 8) * d)
 
     def _default_splits(self, K: int) -> int | None:
         if self.splits is not None:
@@ -297,8 +334,14 @@ class ModernHopfield(AssociativeMemory):
     def continuous_energy(self, xi_Bd: torch.Tensor) -> torch.Tensor:
         """``E(xi) = -beta^-1 lse(beta X xi) + 1/2 xi.xi + beta^-1 log K + 1/2 M^2`` ``[B]`` (float64; >= 0)."""
         q = self._check_xi(xi_Bd).double()
-        K = self.X_.shape[0]
+        K, d = self.X_.shape
         chunk = K if self.chunk_size is None else self.chunk_size
+        # Per query: its float64 copy and square, and the logits of a block of patterns with their log-sum-exp.
+        per_row = 8 * (3 * d + 3 * min(K, chunk))
+        return memory.map_rows(lambda rows: self._energy_rows(rows, chunk), q, bytes_per_row=per_row)
+
+    def _energy_rows(self, q: torch.Tensor, chunk: int) -> torch.Tensor:
+        K = self.X_.shape[0]
         lse = torch.full((q.shape[0],), -math.inf, dtype=torch.float64, device=q.device)
         for start in range(0, K, chunk):
             z = self.beta * (q @ self.X_[start : start + chunk].double().T)
@@ -336,6 +379,12 @@ class ModernHopfield(AssociativeMemory):
         """
         q = self._check_xi(xi_Bd).double()
         check_float("mass", mass, minimum=0.0, maximum=1.0, strict_min=True)
+        K, d = self.X_.shape
+        # Per query: the [K] float64 logits, weights, sorted weights with their order and cumulative sums.
+        per_row = 8 * (d + 8 * K)
+        return memory.map_rows(lambda rows: self._metastability_rows(rows, mass), q, bytes_per_row=per_row)
+
+    def _metastability_rows(self, q: torch.Tensor, mass: float) -> torch.Tensor:
         p = torch.softmax(self.beta * (q @ self.X_.double().T), dim=-1).sort(dim=-1, descending=True).values
         before = p.cumsum(-1) - p
         # Count the weights needed: those whose preceding mass is still short of the target.
@@ -345,12 +394,30 @@ class ModernHopfield(AssociativeMemory):
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         """The one-step update of ``embed(x)`` as ``[B, L, V]`` (V = 2: ``[-u, u]``); argmax is the readout."""
         x = self.check_queries("x", x)
+        return self._scores(x)
+
+    def sync_update(self, x: torch.Tensor) -> torch.Tensor:
+        """One deterministic synchronous step ``[B, L]``: the argmax of ``scores`` (the current token kept on a tie),
+        over chunks of queries sized to the working-memory budget (``amtheory.memory``)."""
+        self.require_stored()
+        e = torch.finfo(self.dtype).bits // 8
+        # Per query: the embedded state and the scores with their copies, the argmax and the selections.
+        per_row = self._step_row_bytes(self.resolved_kernel(x.device)) + self.length_ * (4 * self.vocab_size_ * e + 40)
+        return memory.map_rows(lambda y: argmax_keep(self._scores(y), y), x, bytes_per_row=per_row)
+
+    def _scores(self, x: torch.Tensor) -> torch.Tensor:
         u = self.continuous_step(self.phi_[x].flatten(-2)).view(x.shape[0], self.length_, -1)
         return torch.cat([-u, u], dim=-1) if self.vocab_size_ == 2 else u
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
         """``-E(x^{i<-a})`` up to a shift per ``(b, i)``, ``[B, L, V]`` float64 (exact log-sum-exp)."""
         x = self.check_queries("x", x)
+        K, L = self.patterns_.shape
+        # Per query: about eight [L, K] float64 similarities, weights and their logs, and the [L, V] scores.
+        per_row = 8 * L * (8 * K + 3 * self.vocab_size_) + K * L
+        return memory.map_rows(self._gibbs_rows, x, bytes_per_row=per_row)
+
+    def _gibbs_rows(self, x: torch.Tensor) -> torch.Tensor:
         B, L = x.shape
         K = self.patterns_.shape[0]
         sim = (
@@ -384,12 +451,19 @@ class _ModernFields(LocalFields):
         self.step = c_a - c_d
 
     def at(self, pos: torch.Tensor, *, gibbs: bool = False) -> torch.Tensor:
+        K, _, D = self.blocks.shape
+        # Per query: the gathered [K, D] float64 pattern features at its position, and a few [K] weights.
+        per_row = 8 * K * (D + 8) + 24 * self.m.vocab_size_
+        return memory.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=per_row)
+
+    def _at(self, rows: torch.Tensor, pos: torch.Tensor, gibbs: bool) -> torch.Tensor:
         m = self.m
-        xi_col = m.xi_T_[pos]  # [B, K]
+        xi_col = m.xi_T_[pos]  # [b, K]
+        sim = self.sim[rows]
         if gibbs:
-            h = exclude_position(self.sim, xi_col, self.x[self.rows, pos], m.vocab_size_, centred=m.vocab_size_ == 2)
+            h = exclude_position(sim, xi_col, self.x[rows, pos], m.vocab_size_, centred=m.vocab_size_ == 2)
             return exp_log_scores(h, xi_col, m.beta, m.vocab_size_, centred=m.vocab_size_ == 2) / m.beta
-        p = torch.softmax(m.beta * self.sim, dim=-1)  # [B, K]
+        p = torch.softmax(m.beta * sim, dim=-1)  # [b, K]
         u = torch.einsum("bk,kbd->bd", p, self.blocks[:, pos, :]).to(m.dtype)
         return torch.cat([-u, u], dim=-1) if m.vocab_size_ == 2 else u
 
