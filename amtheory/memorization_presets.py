@@ -8,11 +8,12 @@
   reverse grid and a few evaluation sequences.
 * ``gpu`` — one GPU: the full corpus ``data/brown-sotu``, 64-token blocks, the 8,192 most frequent ids (95.7% of
   tokens), two DiT sizes without dropout — ``gpu-small`` (128 wide, 4 blocks, 4 heads) and ``gpu-quick`` (256 wide,
-  6 blocks, 8 heads, the reference model of REFERENCE.md) — and 32, 256, 2,048, 16,384 and 53,167 (the whole pool)
+  6 blocks, 8 heads; docs/theory.md, "The denoising network and its training") — and 32, 256, 2,048, 16,384 and
+  53,167 (the whole pool)
   training blocks, each trained for 1,200 steps of 256 blocks (float32 with TF32, compiled, lr 5e-4); evaluation on
-  96 sequences per split with a 250-step global grid. The whole preset, figures included, took 7.9 minutes on one
-  H100 (docs/results_memorization.md, benchmarks/h100_memorization_gpu_triton.log). Every stage prints its wall time;
-  run the command again to finish what a first call did not.
+  96 sequences per split with a 250-step global grid. The whole preset, figures included, is sized to run within
+  10 minutes on one GPU (results: docs/results_memorization.md; its time: benchmarks/README.md). Every stage prints
+  its wall time; run the command again to finish what a first call did not.
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
   64 and the whole pool), 20,000 steps of 512.
@@ -59,22 +60,22 @@ def preset(
             name="gpu",
             data=DataSpec("data/brown-sotu", 64, 8192),
             # No dropout: with 0.1 and 1,000 steps the 32-block models restored 80-94% of the corrupted tokens of
-            # their training blocks and reproduced none verbatim (benchmarks/h100_memorization_gpu_1000steps.log).
+            # their training blocks and reproduced none verbatim.
             archs=(
                 ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4, dropout=0.0),
                 ModelSpec.preset("gpu-quick", dropout=0.0),
             ),
             # Log-spaced by 8 from 32 blocks, then the whole pool of 64-token training blocks of data/brown-sotu.
             sizes=(32, 256, 2048, 16384, GPU_POOL_BLOCKS),
-            # Sized for the whole preset (training, evaluation, figures) within 10 minutes on one H100. Steps of
-            # these small models take 13-24 ms on an H100 whatever the precision (a bf16 step was no faster:
-            # benchmarks/h100_diagnose_training.txt), so the step count sets the training time: 1,200 steps.
+            # Sized for the whole preset (training, evaluation, figures) within 10 minutes on one GPU. The steps of
+            # these small models are bound by overhead whatever the precision (a bf16 step is no faster; see
+            # docs/design_notes.md), so the step count sets the training time: 1,200 steps.
             steps=1200,
             batch_size=256,
             lr=5e-4,
             warmup=100,
             ema=0.999,
-            # A 250-step global grid (the paper's 1000 cost 59-150 s of evaluation per model on an H200), 96
+            # A 250-step global grid (the paper's 1000 cost minutes of evaluation per model), 96
             # blocks per split, 16 basin blocks per split on a 10-step local grid, 50 empirical-denoiser steps.
             settings=EvalSettings(
                 n_eval=96,

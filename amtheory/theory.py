@@ -1,6 +1,6 @@
 """Closed-form results on associative-memory capacity and basins, for comparison with measurements.
 
-Every function cites its source; the numbers are those collected in the project's reference sheet. Loads are
+Every function cites its source; docs/theory.md collects the formulas with their sources. Loads are
 ``alpha = K / N`` for N binary units and K random (unbiased, i.i.d.) patterns; logarithms are natural.
 """
 

@@ -178,9 +178,9 @@ if triton is not None:
         """Program (sequence x head): keys and values held, query blocks looped over; gradients rotated back.
 
         The scores are formed transposed (keys as rows), so the products that accumulate the key and value
-        gradients have all the keys as their M dimension (on an H200 0.57 ms against 0.68 for small's shape with
-        queries as rows, ``benchmarks/h200_probe_attention_kernels.txt``); the keys' rotary tables are read again
-        at the end rather than held through the loop (registers)."""
+        gradients have all the keys as their M dimension (faster than queries as rows at small's shape; see
+        ``benchmarks/README.md``); the keys' rotary tables are read again at the end rather than held through the
+        loop (registers)."""
         bh = tl.program_id(0)
         b = bh // H
         h = bh % H
@@ -233,7 +233,7 @@ if triton is not None:
 
 
 #: Launch settings of 16-bit inputs by phase and head width: query rows per block, warps and pipeline depth (the
-#: fastest at L = 128, batch 512, on an H200: ``benchmarks/h200_probe_attention_kernels.txt``).
+#: fastest at L = 128, batch 512, in ``experiments/probe_attention_kernels.py``; see ``benchmarks/README.md``).
 TILES = {
     "fwd": {
         32: {"BLOCK_M": 128, "num_warps": 8, "num_stages": 1},

@@ -1,6 +1,6 @@
 """The continuous-time NELBO of uniform discrete diffusion, and the training-batch noise.
 
-REFERENCE.md "Uniform discrete diffusion" (UDLM, Schiff et al. 2024): with ``xbar = V alpha_t onehot(x_0) +
+docs/theory.md, "The continuous-time NELBO" (UDLM, Schiff et al. 2024): with ``xbar = V alpha_t onehot(x_0) +
 (1 - alpha_t)``, ``xbar_theta = V alpha_t x_theta + (1 - alpha_t)`` and ``i = x_t``,
 
     loss = alpha'_t / (V alpha_t) * ( V/xbar_i - V/xbar_theta_i
@@ -46,7 +46,7 @@ __all__ = [
     "rows_loss_and_grad",
 ]
 
-#: Lower end of the training times, t ~ U[T_MIN, 1] (REFERENCE.md).
+#: Lower end of the training times, t ~ U[T_MIN, 1] (docs/theory.md, "The continuous-time NELBO").
 T_MIN = 1e-3
 
 
@@ -151,7 +151,7 @@ def nelbo_per_token(
 
     Clean tokens ``x0``, noisy tokens ``xt`` (``[B, L]`` long), per-sequence ``alpha_t`` in (0, 1) and
     ``alpha'_t <= 0`` (``[B]``). The one-hot-free form of the module docstring; differentiable.
-    REFERENCE.md "Uniform discrete diffusion"; Schiff et al. 2024 (UDLM).
+    docs/theory.md, "The continuous-time NELBO"; Schiff et al. 2024 (UDLM).
     """
     if not isinstance(log_x_theta, torch.Tensor) or not log_x_theta.is_floating_point() or log_x_theta.dim() != 3:
         raise TypeError(f"log_x_theta: expected a float tensor [B, L, V] of log-probabilities, got {log_x_theta!r:.80}")
@@ -178,7 +178,7 @@ def nelbo_per_token_reference(
     alpha_t: torch.Tensor | float,
     alpha_prime_t: torch.Tensor | float,
 ) -> torch.Tensor:
-    """The NELBO per token by the full formula of REFERENCE.md, in float64 (a slow, literal check).
+    """The NELBO per token by the full formula of docs/theory.md, in float64 (a slow, literal check).
 
     ``alpha'/(V alpha) (V/xbar_i - V/xbar_theta_i - sum_j xbar_j/xbar_i log(xbar_theta_i xbar_j /
     (xbar_theta_j xbar_i)))`` with ``xbar = V alpha onehot(x0) + 1 - alpha``, ``xbar_theta = V alpha x_theta +
@@ -255,8 +255,7 @@ TRITON_ROWS = "triton-rows"
 
 #: The head's vocabulary is padded to a multiple of this many rows, so rows of the logits and of their bf16
 #: gradient stay 256-byte aligned, the layout cuBLAS's fast Hopper kernels need: V = 30,522 is not even a multiple
-#: of 8, and on an H100 the head's three GEMMs ran at 121-247 TFLOP/s unpadded, 292-761 padded to 30,592
-#: (benchmarks/h100_bench_loss_kernels.txt).
+#: of 8, and unpadded the head's three GEMMs fall back to slower kernels (see benchmarks/README.md).
 VOCAB_ALIGN = 128
 #: Logit of a padding row (its bias; its weights are zero): exp, softplus and sigmoid of it are exactly zero.
 PAD_LOGIT = -30000.0
@@ -444,7 +443,7 @@ def forward_noise(
 
     With probability ``1 - alpha_t`` a token is replaced by a uniform draw over all V (it may redraw itself).
     ``t`` is one time per sequence (``[B]`` or a float) in (0, 1]. Returns ``(x_t, alpha_t, alpha'_t)``.
-    REFERENCE.md "Uniform discrete diffusion".
+    docs/theory.md, "Forward kernel and schedule".
     """
     check_vocab_size("vocab_size", vocab_size)
     x0 = check_tokens("x0", x0, vocab_size=vocab_size if check else None, rank=2)

@@ -17,9 +17,9 @@ columns (logit :data:`amtheory.diffusion.loss.PAD_LOGIT`) add exactly zero and g
 ``TRITON_INTERPRET=1`` (set before Triton is first imported) the same kernels run on CPU tensors in Triton's
 interpreter: exact but slow, which is how the tests check them without a GPU.
 
-Measured on an H100 (``benchmarks/h100_bench_loss_kernels.txt``): at 65,536 rows of V = 30,522 the two kernels
-take 5.7 + 4.1 ms, and a forward + backward of the chunked loss (its GEMMs included) 17.3 ms against 21.1 ms with
-the compiled loss kernel, whose one fused reduction took about 12.9 ms.
+At the training shapes a forward + backward of the chunked loss with these kernels is faster than with the
+compiled loss kernel's one fused reduction (``experiments/bench_loss_kernels.py``; figures in
+``benchmarks/README.md``).
 """
 
 import torch
@@ -116,8 +116,8 @@ if triton is not None:
 
 
 # ------------------------------------------------------------------------------------------------ launchers
-#: Rows per program, columns per step and warps of each kernel on the GPU (swept on an H100); the interpreter
-#: uses small tiles.
+#: Rows per program, columns per step and warps of each kernel on the GPU (the sweep of
+#: ``experiments/bench_loss_kernels.py --sweep``); the interpreter uses small tiles.
 GPU_TILES: dict = {
     "row_stats": {"BLOCK_R": 1, "BLOCK_C": 2048, "num_warps": 4},
     "row_grad": {"BLOCK_R": 1, "BLOCK_C": 2048, "num_warps": 16},

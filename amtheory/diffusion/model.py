@@ -6,13 +6,14 @@ guess of the clean tokens (the "mean" parameterization: ``x_theta = softmax(logi
 linear map to shift/scale/gate of both sub-layers (adaLN-Zero, Peebles and Xie 2023). Rotary positions (Su et al.
 2021) on queries and keys, no bias in attention, GELU-tanh MLP, dropout on both residual branches, and a zero
 output layer so that ``x_theta`` starts uniform. This is the DiT of the UDLM and Duo code bases (Schiff et al.
-2024; Sahoo et al. 2025) as described in REFERENCE.md, written from that description.
+2024; Sahoo et al. 2025), written from their description (docs/theory.md, "The denoising network and its
+training").
 
 The final norm, the modulation after it and the logits are float32 whatever the autocast state (the loss is
-computed from them; REFERENCE.md "Pitfalls" reports bf16 NaN divergence on small training sets). On CUDA the
-attention (rotary positions included) runs as fused Triton kernels that read the packed projection and write the
-heads side by side (:mod:`amtheory.diffusion.attention_kernels`), elsewhere through SDPA; and on CUDA streams at
-least 512 wide take each residual update together with the next norm in fused kernels
+computed from them; bf16 training on small sets has diverged to NaN: docs/theory.md, "Numerical pitfalls"). On
+CUDA the attention (rotary positions included) runs as fused Triton kernels that read the packed projection and
+write the heads side by side (:mod:`amtheory.diffusion.attention_kernels`), elsewhere through SDPA; and on CUDA
+streams at least 512 wide take each residual update together with the next norm in fused kernels
 (:mod:`amtheory.diffusion.norm_kernels`).
 """
 
@@ -233,7 +234,8 @@ class _Block(nn.Module):
 class DiT(nn.Module):
     """Diffusion transformer ``(x_t [B, L], sigma_t [B]) -> logits [B, L, V]`` of ``x_theta``.
 
-    ``x_theta(x_t, t) = softmax(forward(x_t, sigma_t))``; REFERENCE.md "Uniform discrete diffusion" (UDLM/Duo DiT).
+    ``x_theta(x_t, t) = softmax(forward(x_t, sigma_t))``; docs/theory.md, "The denoising network and its training"
+    (the UDLM/Duo DiT).
     """
 
     def __init__(self, config: DiTConfig):

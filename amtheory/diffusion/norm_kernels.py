@@ -246,9 +246,8 @@ def _bwd(
 
 class _AddNorm(torch.autograd.Function):
     """The fused map with its own backward. An autograd function launching Triton kernels, rather than a custom
-    operator: torch.compile traces it and launches the kernels from its generated code, which cost the host less
-    per call than dispatching an opaque operator to Python (forward and backward inside torch.compile, 771 against
-    1,286 microseconds on the GPU machine: ``benchmarks/h200_probe_norm_kernels.txt``)."""
+    operator: torch.compile traces it and launches the kernels from its generated code, which costs the host less
+    per call than dispatching an opaque operator to Python (the host costs are in ``benchmarks/README.md``)."""
 
     @staticmethod
     def forward(ctx, x, o, gate, weight, shift, scale, seed, p, out_dtype):
@@ -316,10 +315,9 @@ def reference_add_norm(
 #: :data:`AUTO_MIN_WIDTH` wide under 16-bit autocast; else torch operations), "fused" (always; an error where they
 #: cannot run) or "torch". Set with :func:`norm_kernel`.
 NORM_KERNELS = ("auto", "fused", "torch")
-#: Narrowest stream "auto" fuses. Measured on an H200 in one run (``benchmarks/h200_bench_uddm_train_fused_norm.txt``):
-#: small's step (width 768) took 115.4 against 121.4 ms (batch 512 in one pass) and 120.9 against 124.7 (as 2 x 256);
-#: tiny's (width 256) took 39.2 against 32.1 ms with the same kernel time (29.7 and 29.8 ms): its kernels are short,
-#: and the host's cost of the extra calls, not the device, set its step.
+#: Narrowest stream "auto" fuses. Fusing shortens the step of a wide stream (small's, 768); a narrow stream's
+#: kernels are short, the host's cost of the extra calls sets its step, and fusing made tiny's (256) slower
+#: (``docs/design_notes.md``; figures in ``benchmarks/README.md``).
 AUTO_MIN_WIDTH = 512
 _CHOICE = KernelChoice(NORM_KERNELS)
 

@@ -249,10 +249,10 @@ def masked_optimizer_step(optimizer: torch.optim.Optimizer, found_inf: torch.Ten
             t.copy_(torch.where(skip.to(t.device), s, t))
 
 
-#: Attention kernels used while training. cuDNN's fused attention is left out: on an H200 (torch 2.11, bf16) its
-#: backward pass returned non-finite gradients once a model memorizing 32 blocks had attention logits near 1000
-#: and a row log-sum-exp near -110, while the flash, memory-efficient and math kernels gave finite gradients for
-#: the very same step (benchmarks/h200_diagnose_training_bf16.txt, from experiments/diagnose_training.py).
+#: Attention kernels used while training. cuDNN's fused attention is left out: under bf16 its backward pass
+#: returned non-finite gradients once a model memorizing 32 blocks had attention logits near 1000 and a row
+#: log-sum-exp near -110, while the flash, memory-efficient and math kernels gave finite gradients for the very
+#: same step (experiments/diagnose_training.py; see benchmarks/README.md).
 TRAINING_SDPA_BACKENDS = ("FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH")
 
 
