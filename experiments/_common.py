@@ -31,7 +31,7 @@ def parser(description: str, default_out: str) -> argparse.ArgumentParser:
     p.add_argument("--preset", choices=PRESETS, default="tiny", help="grid size (tiny: ~1 min on 2 CPU cores)")
     p.add_argument("--out", default=default_out, help="folder of per-cell parquet tables (resumable)")
     p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--seed", type=int, default=0, help="root seed of the sweep")
+    p.add_argument("--seed", type=int, default=0, help="root seed of the sweep (part of every table's name)")
     p.add_argument("--workers", default=None, help="None, 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
