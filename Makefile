@@ -17,7 +17,8 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the main job: every backend side by side on the embedded default
 	$(BIN)/amtheory run
 
-test: $(STAMP)  ## the whole test suite (about 5 minutes on 2 cores)
+test: $(STAMP)  ## the layer contract, then the whole test suite (about 5 minutes on 2 cores)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
 
 lint: $(STAMP)

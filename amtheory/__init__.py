@@ -1,18 +1,18 @@
 """amtheory: Hopfield networks and language diffusion models side by side as associative memories."""
 
-from amtheory import theory
-from amtheory._checks import NonFiniteError
-from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
-from amtheory.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
-from amtheory.corruption import Corrupted, corrupt
-from amtheory.dynamics import Async, Dynamics, RetrievalResult, Sync, retrieve
-from amtheory.entropy import conditional_entropy, entropy_from_probs
-from amtheory.exact import ExactBasins, exact_basins
-from amtheory.metrics import classify_outcome, overlap, records_to_frame, retrieval_records
-from amtheory.patterns import (
+from amtheory.core import theory
+from amtheory.core._checks import NonFiniteError
+from amtheory.core.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
+from amtheory.core.corruption import Corrupted, corrupt
+from amtheory.core.dynamics import Async, Dynamics, RetrievalResult, Sync, retrieve
+from amtheory.core.entropy import conditional_entropy, entropy_from_probs
+from amtheory.core.exact import ExactBasins, exact_basins
+from amtheory.core.interface import AssociativeMemory, LocalFields, NotStoredError
+from amtheory.core.metrics import classify_outcome, overlap, records_to_frame, retrieval_records
+from amtheory.core.patterns import (
     biased_binary,
     correlated_families,
     iid_patterns,
@@ -20,7 +20,7 @@ from amtheory.patterns import (
     stored_and_unseen,
     tokens_to_spins,
 )
-from amtheory.sweep import cell_key, derive_seed, load_results, run_sweep
+from amtheory.core.sweep import cell_key, derive_seed, load_results, run_sweep
 
 __all__ = [
     "AssociativeMemory",

@@ -9,7 +9,7 @@
 ``run`` is the main job: every backend side by side on the embedded default (a tiny preset on a CPU, the GPU
 preset when a GPU is present), writing result tables, a summary and figures; finished cells are reused, so a killed
 run resumes where it stopped. ``--max-memory`` caps the working memory of the batched computations
-(``amtheory.memory``; bytes or text such as "40GiB"); the results do not depend on it. On CUDA each part reports the
+(``amtheory.core.budget``; bytes or text such as "40GiB"); the results do not depend on it. On CUDA each part reports the
 peak memory PyTorch allocated.
 """
 
@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def _device(arg: str) -> str:
-    from amtheory._checks import resolve_device
+    from amtheory.core._checks import resolve_device
 
     try:
         return resolve_device("--device", arg)
@@ -51,7 +51,7 @@ def _run_hopfield(
 ) -> None:
     import pandas as pd
 
-    from amtheory import compare
+    from amtheory.studies.hopfield import compare
 
     t0 = time.perf_counter()
     _reset_peak_memory(device)
@@ -119,8 +119,8 @@ def format_summary(summary: dict) -> str:
 
 
 def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
-    from amtheory import memorization
-    from amtheory.memorization_presets import main_job_preset
+    from amtheory.studies import memorization
+    from amtheory.studies.memorization.presets import main_job_preset
 
     t0 = time.perf_counter()
     _reset_peak_memory(device)
@@ -142,11 +142,11 @@ def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: l
 
 
 def cmd_run(args: argparse.Namespace) -> None:
-    from amtheory import memory
+    from amtheory.core import budget
 
     device = _device(args.device)
     try:
-        cap = None if args.max_memory is None else memory.parse_bytes("--max-memory", args.max_memory)
+        cap = None if args.max_memory is None else budget.parse_bytes("--max-memory", args.max_memory)
     except (TypeError, ValueError) as e:
         raise SystemExit(str(e)) from None
     preset = args.preset if args.preset != "auto" else ("gpu" if device.startswith("cuda") else "tiny")
@@ -156,7 +156,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     if cap is not None:
         lines += [f"Working memory capped at {cap / 2**30:.2f} GiB (--max-memory {args.max_memory}).", ""]
     t0 = time.perf_counter()
-    with memory.memory_budget(cap):
+    with budget.memory_budget(cap):
         if args.part in ("all", "hopfield"):
             _run_hopfield(preset, out, device, not args.no_progress, lines, cap)
         if args.part in ("all", "diffusion"):
@@ -168,7 +168,7 @@ def cmd_run(args: argparse.Namespace) -> None:
 
 
 def cmd_probe(args: argparse.Namespace) -> None:
-    from amtheory.probe import probe_checkpoint
+    from amtheory.diffusion.probe import probe_checkpoint
 
     device = _device(args.device)
     try:

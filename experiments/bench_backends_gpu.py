@@ -32,8 +32,8 @@ import amtheory as am
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
-from amtheory.benchmarking import bf16_matmul_rate as bf16_rate
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import bf16_matmul_rate as bf16_rate
+from amtheory.core.benchmarking import timed
 
 
 def _sync(device: torch.device) -> None:

@@ -25,7 +25,7 @@ import json
 
 import torch
 
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import timed
 from amtheory.diffusion import attention_kernels as ak
 from amtheory.diffusion.model import PRESETS
 

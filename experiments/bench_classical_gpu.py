@@ -18,8 +18,8 @@ import json
 import torch
 
 import amtheory as am
-from amtheory.benchmarking import bf16_matmul_rate as bf16_rate
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import bf16_matmul_rate as bf16_rate
+from amtheory.core.benchmarking import timed
 
 
 def check_cpu_equals_gpu(device) -> list[dict]:

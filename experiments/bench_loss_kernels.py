@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import timed
 from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, chunked_nelbo, pad_vocab
 from amtheory.diffusion.model import mm_f32

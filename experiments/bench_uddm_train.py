@@ -50,7 +50,7 @@ from typing import Any
 
 import torch
 
-from amtheory.benchmarking import bf16_matmul_rate
+from amtheory.core.benchmarking import bf16_matmul_rate
 from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.attention_kernels import attention_kernel
 from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad

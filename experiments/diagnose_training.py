@@ -1,7 +1,7 @@
 """Diagnose a UDDM training run: where the time of a step goes, and what happens at the first non-finite step.
 
 Trains a DiT of the given size on the first ``--n-train`` packed blocks of a prepared corpus (or the embedded
-one), with the vocabulary compacted as ``amtheory.memorization.DataSpec`` does, using the trainer's own pieces
+one), with the vocabulary compacted as ``amtheory.studies.memorization.DataSpec`` does, using the trainer's own pieces
 (``amtheory.diffusion.train``: the same batches, dropout seeds, loss, clipping, AdamW and EMA). Three parts:
 
 1. speed: ms/step of :func:`amtheory.diffusion.train.train` itself (one checkpoint included), then a per-phase
@@ -59,7 +59,7 @@ from amtheory.diffusion.train import (
 def load_blocks(source: str, vocab: int | None, length: int, n_train: int) -> tuple[torch.Tensor, int]:
     """The first ``n_train`` training blocks ``[n, length]`` of ``source`` with the vocabulary compacted to
     ``vocab`` ids (None: full ids), and the vocabulary size."""
-    from amtheory.memorization import DataSpec, load_data
+    from amtheory.studies.memorization import DataSpec, load_data
 
     corpus = load_data(DataSpec(source, length, vocab))
     return corpus.blocks("train", n_train, length), corpus.vocab_size

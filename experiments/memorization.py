@@ -6,7 +6,7 @@ classical one (where it applies) on the same corrupted queries, then draws the f
 Everything is cached per cell: run the same command again to finish an interrupted sweep.
 
 Run: ``python experiments/memorization.py --preset tiny|gpu|large --out results/memorization [--data DIR]
-[--device cuda]``. See ``amtheory.memorization_presets`` for the presets and their time budget.
+[--device cuda]``. See ``amtheory.studies.memorization.presets`` for the presets and their time budget.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
 
-    from amtheory.memorization import run_experiment, summarize
-    from amtheory.memorization_presets import preset
+    from amtheory.studies.memorization import run_experiment, summarize
+    from amtheory.studies.memorization.presets import preset
 
     if a.threads is not None:
         torch.set_num_threads(a.threads)

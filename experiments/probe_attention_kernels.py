@@ -14,7 +14,7 @@ import argparse
 import torch
 import torch.nn.functional as F
 
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import timed
 from amtheory.diffusion import attention_kernels as ak
 from amtheory.diffusion.model import PRESETS
 

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from amtheory.benchmarking import timed
+from amtheory.core.benchmarking import timed
 from amtheory.diffusion import norm_kernels as nk
 from amtheory.diffusion.model import PRESETS
 

@@ -32,8 +32,8 @@ import pandas as pd
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from amtheory.memorization import meeting_point, recovery_summary  # noqa: E402
-from amtheory.memorization_presets import preset  # noqa: E402
+from amtheory.studies.memorization import meeting_point, recovery_summary  # noqa: E402
+from amtheory.studies.memorization.presets import preset  # noqa: E402
 
 TABLES = ("train", "recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
 HOPFIELD = ("empirical", "dense_exp", "modern", "classical")
@@ -64,8 +64,8 @@ FIGURES = (
 # Reading
 def read_table(root: Path, name: str) -> pd.DataFrame:
     """The tables of ``root/name`` as one frame, each checked against its checksum, refused when they hold several
-    settings (``amtheory.memorization_analysis.read_table``); empty when the folder holds none."""
-    from amtheory.memorization_analysis import read_table as read_checked
+    settings (``amtheory.studies.memorization.analysis.read_table``); empty when the folder holds none."""
+    from amtheory.studies.memorization.analysis import read_table as read_checked
 
     return read_checked(root / name)
 
@@ -268,7 +268,7 @@ def section_setup(tabs, cov, times, data_info) -> str:
         f"`argmax_v x_theta(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)`; a token counts as corrupted only if its id "
         f"changed. Recovered = share of corrupted tokens restored, broken = share of clean tokens that end wrong, "
         f"exact = whole block restored.",
-        f"  - Basin radius (`amtheory.basins.basin_radius`): {s.n_basin} training and {s.n_basin} test blocks, "
+        f"  - Basin radius (`amtheory.core.basins.basin_radius`): {s.n_basin} training and {s.n_basin} test blocks, "
         f"exact-count corruption, {s.basin_trials} trials per level, success = the same block back with "
         f"probability >= 1 - {s.basin_delta:g} (95% Wilson), radii searched up to L/2 = {length // 2} tokens (a "
         f"radius there is censored). Dynamics: the UDDM and the empirical denoiser run the argmax reverse chain "
@@ -1006,7 +1006,7 @@ def data_summary(data: str | None, tabs: dict[str, pd.DataFrame]) -> dict | None
     """Blocks available and the [UNK] share after compaction, when the prepared corpus is at hand."""
     if not data or not Path(data).is_dir():
         return None
-    from amtheory.memorization import DataSpec, load_data
+    from amtheory.studies.memorization import DataSpec, load_data
 
     tr = tabs["train"]
     length = int(tr["data.length"].iloc[0]) if not tr.empty else 64

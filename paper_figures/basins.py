@@ -37,7 +37,7 @@ def plot_basins(results, out_dir: str | Path = "paper_figures/out", name: str = 
     """Draw the basin-radius figure from a results folder (or table); returns the PDF and PNG paths."""
     import matplotlib.pyplot as plt
 
-    from amtheory import theory
+    from amtheory.core import theory
 
     style.setup()
     raw = style.read_results(results, REQUIRED, vary=VARY)

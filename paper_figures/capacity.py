@@ -42,7 +42,7 @@ def plot_capacity(results, out_dir: str | Path = "paper_figures/out", name: str 
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from amtheory import theory
+    from amtheory.core import theory
 
     style.setup()
     df = per_network(style.read_results(results, REQUIRED, vary=VARY))

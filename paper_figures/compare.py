@@ -4,7 +4,7 @@
 
 One row per network size N. Left: exact-retrieval rate against the fraction of corrupted tokens, one panel per
 load. Right: median basin radius (fraction of N, bootstrap interval) against load. The tables must hold one
-setting otherwise (``amtheory.sweep.check_single_setting``).
+setting otherwise (``amtheory.core.sweep.check_single_setting``).
 """
 
 from __future__ import annotations

@@ -38,7 +38,7 @@ def plot_dense_scaling(results, out_dir: str | Path = "paper_figures/out", name:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    from amtheory import theory
+    from amtheory.core import theory
 
     style.setup()
     df = style.read_results(results, REQUIRED, vary=VARY)

@@ -1,4 +1,4 @@
-"""Figures of the memorization experiment (``amtheory.memorization``), drawn from its tables only.
+"""Figures of the memorization experiment (``amtheory.studies.memorization``), drawn from its tables only.
 
 ``python -m paper_figures.memorization --results results/memorization --out paper_figures/out`` writes:
 
@@ -36,8 +36,8 @@ UDDM_COLORS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
 def _read(root: Path, name: str) -> pd.DataFrame:
-    """The checked tables of ``root/name``, of one setting (``amtheory.memorization_analysis.read_table``)."""
-    from amtheory.memorization_analysis import read_table
+    """The checked tables of ``root/name``, of one setting (``amtheory.studies.memorization.analysis.read_table``)."""
+    from amtheory.studies.memorization.analysis import read_table
 
     df = read_table(root / name)
     if not len(df.columns):
@@ -66,7 +66,7 @@ def _t_palette(ts) -> dict:
 
 
 def _meeting(rec: pd.DataFrame, model_size: str, t: float) -> float:
-    from amtheory.memorization import meeting_point
+    from amtheory.studies.memorization import meeting_point
 
     g = rec[(rec["backend"] == "uddm") & (rec["model_size"] == model_size) & (rec["t"] == t)]
     piv = g.groupby(["train_size", "split"])["recovered"].mean().unstack()
@@ -270,7 +270,7 @@ def _token_row(ax, y: float, words: list[str], kinds: list[str], label: str, wid
 
 
 def fig_example(root: Path, out: Path) -> list[Path]:
-    from amtheory.memorization import load_decoder
+    from amtheory.studies.memorization.data import load_decoder
 
     rec = _read(root, "recovery")
     u = rec[rec["backend"] == "uddm"]

@@ -46,9 +46,9 @@ def read_results(
     results: str | Path | pd.DataFrame, required: tuple[str, ...] = (), *, vary: tuple[str, ...] = ()
 ) -> pd.DataFrame:
     """A result table: a DataFrame as is, or every ``*.parquet`` in a folder, each checked against its checksum
-    (``amtheory.sweep.load_results``); checks the needed columns and that the table holds one setting, allowing
+    (``amtheory.core.sweep.load_results``); checks the needed columns and that the table holds one setting, allowing
     only the columns in ``vary`` (the figure's axes and what it averages over) to take several values."""
-    from amtheory.sweep import check_single_setting, load_results
+    from amtheory.core.sweep import check_single_setting, load_results
 
     if isinstance(results, pd.DataFrame):
         df, where = results, "results"

@@ -12,12 +12,12 @@ from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from amtheory.backends.classical import ClassicalHopfield
-from amtheory.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
-from amtheory.corruption import corrupt
-from amtheory.dynamics import Dynamics, RetrievalResult, Sync, retrieve
-from amtheory.exact import exact_basins
-from amtheory.metrics import OUTCOMES
-from amtheory.patterns import iid_patterns, stored_and_unseen
+from amtheory.core.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
+from amtheory.core.corruption import corrupt
+from amtheory.core.dynamics import Dynamics, RetrievalResult, Sync, retrieve
+from amtheory.core.exact import exact_basins
+from amtheory.core.metrics import OUTCOMES
+from amtheory.core.patterns import iid_patterns, stored_and_unseen
 
 torch.set_num_threads(1)
 

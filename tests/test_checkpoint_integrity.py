@@ -338,9 +338,9 @@ def test_corpus_vocab_sha256_follows_one_convention():
 
 
 def test_embedded_corpus_checkpoints_record_the_vocabulary_like_the_cli(tmp_path):
-    from amtheory import memorization as mz
     from amtheory.diffusion.checkpoint import check_compatible, corpus_vocab_sha256
-    from amtheory.memorization_cells import DataSpec, ModelSpec, TrainCell
+    from amtheory.studies import memorization as mz
+    from amtheory.studies.memorization.cells import DataSpec, ModelSpec, TrainCell
 
     vocab_file = mz.embedded_corpus_path() / "vocab.txt"
     vocab_sha = hashlib.sha256(vocab_file.read_bytes()).hexdigest()

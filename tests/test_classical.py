@@ -4,7 +4,7 @@ import torch
 import amtheory as am
 from amtheory.backends._exact_mm import digit_matmul, n_digits, split_digits
 from amtheory.backends.classical import hopfield_from_weights, token_features
-from amtheory.dynamics import argmax_keep
+from amtheory.core.dynamics import argmax_keep
 
 
 @pytest.mark.parametrize("zero_diagonal", [True, False])

@@ -7,8 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amtheory.backends.classical import ClassicalHopfield, hopfield_from_weights
-from amtheory.dynamics import argmax_keep, retrieve
-from amtheory.exact import exact_basins
+from amtheory.core.dynamics import argmax_keep, retrieve
+from amtheory.core.exact import exact_basins
 from amtheory.testing.strategies import (
     linearly_independent_patterns,
     pattern_rank,

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from amtheory.diffusion.data import TokenCorpus
-from amtheory.memorization import embedded_corpus_path
+from amtheory.studies.memorization import embedded_corpus_path
 
 ARRAYS = ("tokens", "offsets", "test_index", "train_order", "source")
 

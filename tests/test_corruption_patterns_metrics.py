@@ -7,9 +7,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amtheory.corruption import corrupt
-from amtheory.metrics import OUTCOMES, classify_outcome, overlap, records_to_frame, retrieval_records
-from amtheory.patterns import (
+from amtheory.core.corruption import corrupt
+from amtheory.core.metrics import OUTCOMES, classify_outcome, overlap, records_to_frame, retrieval_records
+from amtheory.core.patterns import (
     biased_binary,
     correlated_families,
     iid_patterns,

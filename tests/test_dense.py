@@ -5,13 +5,13 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amtheory.backends.base import AssociativeMemory
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
-from amtheory.corruption import corrupt
+from amtheory.core.corruption import corrupt
+from amtheory.core.dynamics import argmax_keep, retrieve
+from amtheory.core.interface import AssociativeMemory
+from amtheory.core.patterns import iid_patterns
 from amtheory.diffusion.schedule import beta_of_alpha
-from amtheory.dynamics import argmax_keep, retrieve
-from amtheory.patterns import iid_patterns
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)

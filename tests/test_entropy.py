@@ -6,8 +6,8 @@ from scipy.stats import entropy as scipy_entropy
 
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
-from amtheory.entropy import conditional_entropy, entropy_from_probs
-from amtheory.patterns import iid_patterns
+from amtheory.core.entropy import conditional_entropy, entropy_from_probs
+from amtheory.core.patterns import iid_patterns
 
 torch.set_num_threads(1)
 

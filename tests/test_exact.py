@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amtheory.backends.classical import ClassicalHopfield, hopfield_from_weights
-from amtheory.dynamics import Async, Sync, retrieve
-from amtheory.exact import MAX_LENGTH, exact_basins
-from amtheory.patterns import iid_patterns, stored_and_unseen
+from amtheory.core.dynamics import Async, Sync, retrieve
+from amtheory.core.exact import MAX_LENGTH, exact_basins
+from amtheory.core.patterns import iid_patterns, stored_and_unseen
 from amtheory.testing.strategies import patterns, symmetric_weights
 
 torch.set_num_threads(1)

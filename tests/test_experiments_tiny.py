@@ -16,7 +16,13 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
+#: The Hopfield studies, whose scripts in experiments/ are only their command lines.
+STUDIES = ("capacity", "basins_vs_load", "dense_scaling")
+
+
 def load_experiment(name: str):
+    if name in STUDIES:
+        return importlib.import_module(f"amtheory.studies.hopfield.{name}")
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod  # dataclasses look their module up by name
@@ -136,7 +142,7 @@ def test_basins_micro(tmp_path, figdir):
 def test_fixed_point_share_counts_and_stops_early():
     ds = load_experiment("dense_scaling")
     from amtheory.backends.classical import ClassicalHopfield
-    from amtheory.patterns import iid_patterns
+    from amtheory.core.patterns import iid_patterns
 
     g = torch.Generator().manual_seed(0)
     xi = iid_patterns(40, 20, generator=g)

@@ -13,9 +13,8 @@ import pandas as pd
 import pytest
 import torch
 
-from amtheory import memorization as mz
-from amtheory import memorization_presets as mzp
-from amtheory.memorization import (
+from amtheory.studies import memorization as mz
+from amtheory.studies.memorization import (
     DataSpec,
     EvalSettings,
     ModelSpec,
@@ -25,6 +24,7 @@ from amtheory.memorization import (
     run_experiment,
     summarize,
 )
+from amtheory.studies.memorization import presets as mzp
 
 torch.set_num_threads(1)
 
@@ -237,7 +237,7 @@ def test_model_trained_elsewhere_without_checkpoint_is_trained_again(tmp_path):
     """A train table carried from another machine without its checkpoint must not block pending measurements."""
     import shutil
 
-    from amtheory.sweep import result_path
+    from amtheory.core.sweep import result_path
 
     p = dataclasses.replace(micro_preset(), sizes=micro_preset().sizes[:1], backends=())
     run_experiment(p, tmp_path, device="cpu", progress=False)
@@ -254,8 +254,8 @@ def test_model_trained_elsewhere_without_checkpoint_is_trained_again(tmp_path):
 def test_main_job_gpu_preset_runs_on_the_embedded_corpus_up_to_its_whole_pool():
     """The main job needs no prepared data: its GPU preset keeps the gpu preset's models and settings but reads the
     embedded corpus, with sizes at most half the pool and then the pool itself."""
-    from amtheory.memorization import load_data
-    from amtheory.memorization_presets import main_job_preset, preset
+    from amtheory.studies.memorization import load_data
+    from amtheory.studies.memorization.presets import main_job_preset, preset
 
     p, ref = main_job_preset("gpu"), preset("gpu")
     pool = load_data(p.data).n_blocks_available("train", p.data.length)

@@ -1,7 +1,7 @@
 """Every batched path of the Hopfield-family backends runs in chunks of queries sized to a working-memory budget.
 
 Each test forces a budget so small that every chunk is one query row, checks through a spy on
-``amtheory.memory.row_slices`` that the path really split its rows, and compares with the same call under the
+``amtheory.core.budget.row_slices`` that the path really split its rows, and compares with the same call under the
 default budget, where the test sizes fit in one chunk: the exact paths must agree bit for bit, the floating-point
 paths within rounding.
 """
@@ -13,14 +13,14 @@ import pandas as pd
 import pytest
 import torch
 
-from amtheory import memory
 from amtheory.backends import _attention
 from amtheory.backends._exact_mm import digit_matmul
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM, similarity
 from amtheory.backends.modern import ModernHopfield
-from amtheory.corruption import corrupt
-from amtheory.patterns import iid_patterns
+from amtheory.core import budget as memory
+from amtheory.core.corruption import corrupt
+from amtheory.core.patterns import iid_patterns
 
 torch.set_num_threads(1)
 
@@ -279,8 +279,8 @@ def test_radius_rounds_hold_one_level_of_queries(monkeypatch):
     """A round of ``basin_radius`` evaluates many (pattern, r) pairs; its queries are corrupted one r at a time and
     retrieved in batches, so at no retrieval are more than two levels' queries alive, and the counts are those of
     one batch over all queries."""
-    import amtheory.basins as basins
-    from amtheory.basins import basin_radius
+    import amtheory.core.basins as basins
+    from amtheory.core.basins import basin_radius
 
     K, L, T = 3, 40, 6
     X = _patterns(K, L, seed=5)
@@ -317,7 +317,7 @@ def test_radius_rounds_hold_one_level_of_queries(monkeypatch):
 
 def _counts_corrupting_everything_first(memory_, targets, pairs, n_trials, dyn, max_steps, generator, batch_size):
     """The counts as computed by building every query of the round before the first retrieval (the reference)."""
-    from amtheory.dynamics import retrieve
+    from amtheory.core.dynamics import retrieve
 
     x0s, qs, order = [], [], []
     for r in sorted({r for _, r in pairs}):
@@ -342,8 +342,8 @@ def _counts_corrupting_everything_first(memory_, targets, pairs, n_trials, dyn, 
 def test_radius_round_draws_as_if_every_query_came_first(dynamics):
     """With dynamics that draw random numbers, the round's counts and the generator's final state equal those of
     corrupting every level before the first retrieval, at any batch size."""
-    from amtheory.basins import _success_counts
-    from amtheory.dynamics import Async, Sync
+    from amtheory.core.basins import _success_counts
+    from amtheory.core.dynamics import Async, Sync
 
     dyn = {"async": Async(), "glauber": Sync(beta=2.0), "sync": Sync()}[dynamics]
     X = _patterns(3, 24, seed=2)
@@ -360,8 +360,8 @@ def test_radius_round_draws_as_if_every_query_came_first(dynamics):
 # ---- the main job ------------------------------------------------------------------------------------------------
 def test_radius_cell_batches_follow_the_budget(monkeypatch):
     """The Hopfield radius cells of the main job retrieve in batches the budget allows, with identical tables."""
-    import amtheory.basins as basins
-    from amtheory import compare
+    import amtheory.core.basins as basins
+    from amtheory.studies.hopfield import compare
 
     cell = compare.CompareCell(backend="poly3", n=32, load=0.1, n_trials=8)
     sizes: list[int] = []
@@ -439,8 +439,8 @@ def test_cuda_sync_step_peak_within_cap(name, make):
 def test_cuda_cells_draw_corruptions_on_the_device(monkeypatch):
     """On CUDA the main job's cells corrupt with a CUDA generator (the CPU one would take minutes per cell at
     N = 1024), and a radius cell's table does not depend on the working-memory budget there either."""
-    import amtheory.basins as basins
-    from amtheory import compare
+    import amtheory.core.basins as basins
+    from amtheory.studies.hopfield import compare
 
     cell = compare.CompareCell(backend="poly3", n=256, load=0.05, n_trials=16)
     where: set[str] = set()

@@ -7,8 +7,8 @@ from hypothesis import strategies as st
 
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
-from amtheory.dynamics import retrieve
-from amtheory.patterns import iid_patterns
+from amtheory.core.dynamics import retrieve
+from amtheory.core.patterns import iid_patterns
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)

@@ -10,10 +10,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import amtheory._triton
+import amtheory.core._triton
 from amtheory.backends import _attention, _triton_attention
 from amtheory.backends.modern import KERNELS, ModernHopfield
-from amtheory.patterns import iid_patterns
+from amtheory.core.patterns import iid_patterns
 
 torch.set_num_threads(1)
 SETTINGS = settings(max_examples=25, deadline=None, derandomize=True)
@@ -142,7 +142,7 @@ def test_auto_is_stream_on_cpu_and_kernel_validation():
     with pytest.raises(ValueError, match="kernel"):
         pinned.continuous_step(q)
     # Where the kernel cannot run (a CPU without Triton's interpreter), asking for it is a clear error.
-    with mock.patch.object(amtheory._triton, "INTERPRET", False):
+    with mock.patch.object(amtheory.core._triton, "INTERPRET", False):
         assert not _triton_attention.available("cpu")
         tri, _ = _memory(4, 20, 6, 2, kernel="triton")
         with pytest.raises(RuntimeError, match="triton"):
@@ -154,7 +154,7 @@ import json, torch
 torch.set_num_threads(1)
 from amtheory.backends import _triton_attention as T, _attention as A
 from amtheory.backends.modern import ModernHopfield
-from amtheory.patterns import iid_patterns
+from amtheory.core.patterns import iid_patterns
 g = torch.Generator().manual_seed(0)
 errs = {}
 for dt, B, K, d, splits, beta, bm, bn in [

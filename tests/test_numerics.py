@@ -9,18 +9,18 @@ import sys
 import pytest
 import torch
 
-from amtheory.backends.base import AssociativeMemory
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
-from amtheory.basins import basin_radius
-from amtheory.corruption import corrupt
+from amtheory.core.basins import basin_radius
+from amtheory.core.corruption import corrupt
+from amtheory.core.dynamics import Async, Sync, retrieve, sample_categorical
+from amtheory.core.entropy import conditional_entropy, entropy_from_probs
+from amtheory.core.interface import AssociativeMemory
 from amtheory.diffusion.backend import UniformDiffusionLM
 from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import ReverseDiffusion, generate, posterior_step_probs
 from amtheory.diffusion.schedule import EPS, sigma
-from amtheory.dynamics import Async, Sync, retrieve, sample_categorical
-from amtheory.entropy import conditional_entropy, entropy_from_probs
 from amtheory.testing.registry import REGISTRY
 
 torch.set_num_threads(1)
@@ -384,7 +384,7 @@ def test_probe_of_a_model_with_nan_weights_exits_nonzero_with_one_line(tmp_path,
 
 
 def test_probe_checkpoint_of_a_model_with_nan_weights_raises(tmp_path):
-    from amtheory.probe import probe_checkpoint
+    from amtheory.diffusion.probe import probe_checkpoint
 
     ckpt = _nan_checkpoint(tmp_path / "ckpt")
     with pytest.raises(ValueError, match=NONFINITE):

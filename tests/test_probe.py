@@ -2,7 +2,7 @@ import torch
 
 from amtheory.diffusion.checkpoint import save_checkpoint
 from amtheory.diffusion.model import DiT, DiTConfig
-from amtheory.probe import probe_checkpoint, reference_ranges
+from amtheory.diffusion.probe import probe_checkpoint, reference_ranges
 
 
 def test_probe_reads_a_checkpoint_and_reports_entropy(tmp_path):

@@ -3,14 +3,14 @@ integer field, ties keeping the token, and the generic step wherever that field 
 
 import pytest
 import torch
+from amtheory.testing.profiles import property_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amtheory.backends.base import AssociativeMemory
 from amtheory.backends.dense import DenseAM
-from amtheory.corruption import corrupt
-from amtheory.patterns import iid_patterns
-from amtheory.testing.profiles import property_settings
+from amtheory.core.corruption import corrupt
+from amtheory.core.interface import AssociativeMemory
+from amtheory.core.patterns import iid_patterns
 
 torch.set_num_threads(1)
 
@@ -85,7 +85,7 @@ class _GenericStep(DenseAM):
 def test_rectpoly_retrieves_like_the_generic_step(n):
     """Whole retrievals on a moderately loaded N = 64 network end where the generic step's do (n = 3 takes the
     matrix-product step, n = 10 falls back to the generic one)."""
-    from amtheory.dynamics import retrieve
+    from amtheory.core.dynamics import retrieve
 
     g = torch.Generator().manual_seed(9)
     X = iid_patterns(12, 64, generator=g)

@@ -7,6 +7,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amtheory import ClassicalHopfield, corrupt, retrieve
+from amtheory.core.dynamics import argmax_keep
+from amtheory.core.patterns import stored_and_unseen
 from amtheory.diffusion.denoiser import Denoiser
 from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import (
@@ -18,8 +20,6 @@ from amtheory.diffusion.sampler import (
     posterior_step_probs,
 )
 from amtheory.diffusion.schedule import alpha
-from amtheory.dynamics import argmax_keep
-from amtheory.patterns import stored_and_unseen
 
 torch.set_num_threads(1)
 

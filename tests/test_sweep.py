@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 import torch
 
-from amtheory import sweep
-from amtheory.sweep import cell_key, derive_seed, load_results, run_sweep
+from amtheory.core import sweep
+from amtheory.core.sweep import cell_key, derive_seed, load_results, run_sweep
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ def test_key_is_stable_across_processes():
     here = str(Path(__file__).parent)
     code = (
         f"import sys; sys.path.insert(0, {here!r}); import test_sweep as t; "
-        "from amtheory.sweep import cell_key, derive_seed; "
+        "from amtheory.core.sweep import cell_key, derive_seed; "
         "c = t.Cell(n=5, load=0.25, levels=(3, 4), inner=t.Inner(2, 'y')); print(cell_key(c), derive_seed(7, c))"
     )
     env = {**os.environ, "PYTHONHASHSEED": "123"}

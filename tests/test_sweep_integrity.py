@@ -19,8 +19,8 @@ import pandas as pd
 import pytest
 import torch
 
-from amtheory import sweep
-from amtheory.sweep import derive_seed, load_results, run_sweep
+from amtheory.core import sweep
+from amtheory.core.sweep import derive_seed, load_results, run_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
@@ -219,7 +219,13 @@ def test_setting_check_names_the_differing_columns(tmp_path):
         sweep.check_single_setting(pd.DataFrame({"n": [1]}))
 
 
+#: The Hopfield studies, whose scripts in experiments/ are only their command lines.
+STUDIES = ("capacity", "basins_vs_load", "dense_scaling")
+
+
 def load_experiment(name: str):
+    if name in STUDIES:
+        return importlib.import_module(f"amtheory.studies.hopfield.{name}")
     spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
@@ -255,7 +261,7 @@ def test_hopfield_page_does_not_average_sync_and_async(sync_and_async):
 
 
 def test_memorization_readers_do_not_mix_settings(tmp_path):
-    from amtheory import memorization as mz
+    from amtheory.studies import memorization as mz
 
     data = mz.DataSpec(length=8, vocab=64)
     tc = mz.TrainCell(data, mz.ModelSpec.preset("cpu-micro"), n_train=4, steps=1, batch_size=2)
@@ -280,7 +286,7 @@ def test_memorization_readers_do_not_mix_settings(tmp_path):
 
 
 def test_compare_figure_panels_each_size_apart(tmp_path, monkeypatch):
-    from amtheory import compare
+    from amtheory.studies.hopfield import compare
     from paper_figures import compare as fig
     from paper_figures import style
 
@@ -314,7 +320,7 @@ def test_compare_figure_panels_each_size_apart(tmp_path, monkeypatch):
 def test_fixed_point_share_independent_of_batch(tmp_path):
     ds = load_experiment("dense_scaling")
     from amtheory.backends.classical import ClassicalHopfield
-    from amtheory.patterns import iid_patterns
+    from amtheory.core.patterns import iid_patterns
 
     g = torch.Generator().manual_seed(1)
     xi = iid_patterns(60, 20, generator=g)
@@ -362,7 +368,7 @@ def test_killed_launcher_ends_its_workers(tmp_path, sig):
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
         import sleepy
-        from amtheory.sweep import run_sweep
+        from amtheory.core.sweep import run_sweep
         cells = [sleepy.Sleep(i, {str(tmp_path)!r}) for i in range(2)]
         run_sweep(cells, sleepy.sleep_cell, {str(tmp_path / "out")!r}, workers=2, progress=False)
         """

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from amtheory import theory as T
+from amtheory.core import theory as T
 
 
 def test_hebbian_numbers():

@@ -15,7 +15,7 @@ Per-slice backends: the fused CUDA kernels behind ``scaled_dot_product_attention
 torch versions do not break them, and checked once per device and width against the reference), and
 ``reference``, plain float matmuls that run anywhere (the CPU path, and what the tests check the combine with).
 Memory: the partials take ``S B d``; no ``[B, K]`` matrix is formed by the fused backends, and the plain-matmul
-slices run over chunks of queries sized to the working-memory budget (``amtheory.memory``).
+slices run over chunks of queries sized to the working-memory budget (``amtheory.core.budget``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import math
 
 import torch
 
-from amtheory import memory
+from amtheory.core import budget
 
 FUSED_BACKENDS = ("flash", "cudnn", "efficient")
 _OPS = {
@@ -194,7 +194,7 @@ def split_attention(
     ``"reference"``), one of ``FUSED_BACKENDS``, or ``"reference"``. ``splits`` None picks S from the SM count on
     CUDA (``choose_splits``) and 1 elsewhere. ``x_Kd`` should already be in ``matmul_dtype`` for the fused kernels
     (no copy of X is made then). Queries go through in chunks sized to the working-memory budget
-    (``amtheory.memory``); on CUDA each chunk picks its own S.
+    (``amtheory.core.budget``); on CUDA each chunk picks its own S.
     """
     K, d = x_Kd.shape
     e = torch.finfo(torch.promote_types(q_Bd.dtype, torch.float32)).bits // 8
@@ -207,7 +207,7 @@ def split_attention(
     def rows(q: torch.Tensor) -> torch.Tensor:
         return _split_attention_rows(q, x_Kd, beta, splits, backend, matmul_dtype)
 
-    return memory.map_rows(rows, q_Bd, bytes_per_row=per_row)
+    return budget.map_rows(rows, q_Bd, bytes_per_row=per_row)
 
 
 def _split_attention_rows(

@@ -14,7 +14,7 @@ import math
 
 import torch
 
-from amtheory import memory
+from amtheory.core import budget
 
 _BASE = 256.0
 
@@ -65,14 +65,14 @@ def digit_matmul(
     with entries in {-1, 0, 1}: one bf16 product of the stacked balanced digits of ``a`` with float32
     accumulation (exact while ``128 K < 2^24``), the digits recombined in ``out_dtype`` (float64 where the result
     exceeds 2^24). On a CPU the same bf16 operands are multiplied in float32, so the digit arithmetic is checkable
-    there. Rows of ``a`` go through in chunks sized to the working-memory budget (``amtheory.memory``): every
+    there. Rows of ``a`` go through in chunks sized to the working-memory budget (``amtheory.core.budget``): every
     output row is the same exact integer whatever the chunk."""
     c = n_digits(max_abs)
     K, N = b16.shape
     # The digit split (a few float32 or float64 copies of a row, then c bf16 rows), the c float32 product rows, their
     # out_dtype copy and the recombination.
     per_row = 8 * (3 + 2 * c) * K + 2 * c * K + (12 * c + 24) * N
-    return memory.map_rows(lambda rows: _digit_matmul_rows(rows, b16, c, out_dtype), a, bytes_per_row=per_row)
+    return budget.map_rows(lambda rows: _digit_matmul_rows(rows, b16, c, out_dtype), a, bytes_per_row=per_row)
 
 
 def _digit_matmul_rows(a: torch.Tensor, b16: torch.Tensor, c: int, out_dtype: torch.dtype) -> torch.Tensor:

@@ -22,7 +22,7 @@ import math
 
 import torch
 
-from amtheory._triton import can_run, tl, triton
+from amtheory.core._triton import can_run, tl, triton
 
 HAVE_TRITON = triton is not None
 _LOG2E = 1.0 / math.log(2.0)

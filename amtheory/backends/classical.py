@@ -39,10 +39,10 @@ from typing import ClassVar, Literal
 
 import torch
 
-from amtheory import memory
-from amtheory._checks import check_choice, check_vocab_fits
 from amtheory.backends._exact_mm import bf16_out_fp32_supported
-from amtheory.backends.base import AssociativeMemory, LocalFields, argmax_keep
+from amtheory.core import budget
+from amtheory.core._checks import check_choice, check_vocab_fits
+from amtheory.core.interface import AssociativeMemory, LocalFields, argmax_keep
 
 
 def token_features(vocab_size: int, *, dtype: torch.dtype = torch.float32, device=None) -> torch.Tensor:
@@ -161,9 +161,9 @@ class ClassicalHopfield(AssociativeMemory):
 
     def fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
         """Local fields ``h`` ``[B, N, D]`` including the self-coupling (zero by default), over chunks of queries
-        sized to the working-memory budget (``amtheory.memory``)."""
+        sized to the working-memory budget (``amtheory.core.budget``)."""
         self.require_stored()
-        return memory.map_rows(lambda y: self._fields(y, snap=snap), x, bytes_per_row=self._row_bytes())
+        return budget.map_rows(lambda y: self._fields(y, snap=snap), x, bytes_per_row=self._row_bytes())
 
     def _fields(self, x: torch.Tensor, *, snap: bool = True) -> torch.Tensor:
         f = embed(x, self.phi_)
@@ -195,10 +195,10 @@ class ClassicalHopfield(AssociativeMemory):
 
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
         """Deterministic synchronous step; binary Hebbian pattern form takes a fused sign path (same result). Over
-        chunks of queries sized to the working-memory budget (``amtheory.memory``)."""
+        chunks of queries sized to the working-memory budget (``amtheory.core.budget``)."""
         self.require_stored()
         V, e = self.vocab_size_, self.phi_.element_size()
-        return memory.map_rows(self._sync_rows, x, bytes_per_row=self._row_bytes(3 * V * e + 24))
+        return budget.map_rows(self._sync_rows, x, bytes_per_row=self._row_bytes(3 * V * e + 24))
 
     def _sync_rows(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.form_ == "patterns" and self.vocab_size_ == 2 and self.dtype == torch.float32):
@@ -243,14 +243,14 @@ class ClassicalHopfield(AssociativeMemory):
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         self.require_stored()
         e = self.phi_.element_size()
-        return memory.map_rows(
+        return budget.map_rows(
             lambda y: self._fields(y) @ self.phi_.T, x, bytes_per_row=self._row_bytes(2 * self.vocab_size_ * e)
         )
 
     def gibbs_scores(self, x: torch.Tensor) -> torch.Tensor:
         self.require_stored()
         D, V, e = self.phi_.shape[1], self.vocab_size_, self.phi_.element_size()
-        return memory.map_rows(self._gibbs_rows, x, bytes_per_row=self._row_bytes(e * (4 * D + 3 * V)))
+        return budget.map_rows(self._gibbs_rows, x, bytes_per_row=self._row_bytes(e * (4 * D + 3 * V)))
 
     def _gibbs_rows(self, x: torch.Tensor) -> torch.Tensor:
         h = self._fields(x, snap=False) - self._self_term(x)
@@ -260,7 +260,7 @@ class ClassicalHopfield(AssociativeMemory):
         """``E(x) = -1/2 phi(x)^T W phi(x)`` (self-couplings included where kept), shape ``[B]``."""
         x = self.check_queries("x", x)
         D = self.phi_.shape[1]
-        return memory.map_rows(self._energy_rows, x, bytes_per_row=self._row_bytes(32 * D))
+        return budget.map_rows(self._energy_rows, x, bytes_per_row=self._row_bytes(32 * D))
 
     def _energy_rows(self, x: torch.Tensor) -> torch.Tensor:
         f = embed(x, self.phi_).to(torch.float64)
@@ -340,7 +340,7 @@ class _WeightFields(LocalFields):
         delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
         N, D = self.m.length_, self.m.phi_.shape[1]
         # The coupling rows of each query's position, [chunk, D, N, D], are gathered a chunk of queries at a time.
-        for r in memory.row_slices(pos.shape[0], 3 * D * N * D * self.m.W_.element_size(), pos.device):
+        for r in budget.row_slices(pos.shape[0], 3 * D * N * D * self.m.W_.element_size(), pos.device):
             self.h[r] += torch.einsum("Ba,Banc->Bnc", delta[r], self.Wrows[pos[r]])
         self.x[self.rows, pos] = new
 
@@ -364,7 +364,7 @@ class _PatternFields(_WeightFields):
         return 2 * K * D * self.blocks.element_size() + 64 * D * D
 
     def at(self, pos, *, gibbs=False):
-        return memory.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=self._row_bytes())
+        return budget.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=self._row_bytes())
 
     def _at(self, rows, pos, gibbs):
         m = self.m
@@ -380,7 +380,7 @@ class _PatternFields(_WeightFields):
     def set(self, pos, new):
         old = self.x[self.rows, pos]
         delta = self.m.phi_[new] - self.m.phi_[old]  # [B, D]
-        for r in memory.row_slices(pos.shape[0], self._row_bytes(), pos.device):
+        for r in budget.row_slices(pos.shape[0], self._row_bytes(), pos.device):
             xi_i = self.blocks[:, pos[r], :].transpose(0, 1)  # [b, K, D]
             self.overlap[r] += torch.einsum("Bd,Bkd->Bk", delta[r], xi_i)
         self.x[self.rows, pos] = new

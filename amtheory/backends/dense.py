@@ -100,10 +100,10 @@ from typing import ClassVar, Literal
 
 import torch
 
-from amtheory import memory
-from amtheory._checks import check_beta, check_choice
 from amtheory.backends._exact_mm import bf16_out_fp32_supported, digit_matmul, n_digits
-from amtheory.backends.base import AssociativeMemory, LocalFields
+from amtheory.core import budget
+from amtheory.core._checks import check_beta, check_choice
+from amtheory.core.interface import AssociativeMemory, LocalFields
 
 #: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
 _SCORE_CHUNK_ELEMS = 2**24
@@ -120,10 +120,10 @@ def contributions(vocab_size: int, *, centred: bool = True) -> tuple[float, floa
 def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, *, centred: bool = True) -> torch.Tensor:
     """``sim(xi_mu, x) = (V m_mu - N) / (V - 1)`` ``[B, K]`` (float64): the spin overlap for V = 2; the raw
     agreement count ``m_mu`` with ``centred=False`` (the one-hot dot product). Queries go through in chunks sized to
-    the working-memory budget (``amtheory.memory``); the counts are exact whatever the chunk."""
+    the working-memory budget (``amtheory.core.budget``); the counts are exact whatever the chunk."""
     K, L = patterns_KL.shape
     # The [K, L] comparison of a query with every pattern, then a few [K] counts.
-    return memory.map_rows(
+    return budget.map_rows(
         lambda x: _similarity_rows(x, patterns_KL, vocab_size, centred), x_BL, bytes_per_row=K * L + 32 * K
     )
 
@@ -240,7 +240,7 @@ class DenseAM(AssociativeMemory):
         per_row = 8 * L * (8 * K + 3 * V) + L * K
         step = max(1, _SCORE_CHUNK_ELEMS // max(1, L * K))
         out = []
-        for part in memory.row_slices(B, per_row, x.device):
+        for part in budget.row_slices(B, per_row, x.device):
             for x_c in x[part].split(step):
                 b = x_c.shape[0]
                 sim = _similarity_rows(x_c, self.patterns_, V, True)  # [b, K]
@@ -317,7 +317,7 @@ class DenseAM(AssociativeMemory):
         # Per query: spins and their casts, about ten [K] float64 overlap polynomials, the digit product's c rows
         # of float32 and float64 (see digit_matmul), and seven [N] float64 / int64 fields and selections.
         per_row = (104 + 12 * c) * N + (72 + 18 * c) * K
-        return memory.map_rows(self._sync_poly_rows, x, bytes_per_row=per_row)
+        return budget.map_rows(self._sync_poly_rows, x, bytes_per_row=per_row)
 
     def _sync_poly_rows(self, x: torch.Tensor) -> torch.Tensor:
         n = self.n
@@ -360,7 +360,7 @@ class DenseAM(AssociativeMemory):
         # Per query: spins and casts, about eight [K] float64 overlaps and weights, the [2 N] sums and a dozen [N]
         # float64 / int64 selections, logs and results.
         per_row = 112 * N + 72 * K
-        return memory.map_rows(self._sync_exp_rows, x, bytes_per_row=per_row)
+        return budget.map_rows(self._sync_exp_rows, x, bytes_per_row=per_row)
 
     def _sync_exp_rows(self, x: torch.Tensor) -> torch.Tensor:
         K = self.patterns_.shape[0]
@@ -399,7 +399,7 @@ class DenseAM(AssociativeMemory):
         """``E(x) = -N sum_mu F(sim_mu / N)`` (poly kinds) or ``-log sum_mu exp(beta sim_mu)`` (exp), ``[B]``."""
         x = self.check_queries("x", x)
         K, L = self.patterns_.shape
-        return memory.map_rows(self._energy_rows, x, bytes_per_row=K * L + 64 * K)
+        return budget.map_rows(self._energy_rows, x, bytes_per_row=K * L + 64 * K)
 
     def _energy_rows(self, x: torch.Tensor) -> torch.Tensor:
         sim = _similarity_rows(x, self.patterns_, self.vocab_size_, True)
@@ -439,7 +439,7 @@ class DenseAM(AssociativeMemory):
         K, L = self.patterns_.shape
         # Per query: about five [K, L] float64 agreements, counts and weights, and the [L, V] result with a copy.
         per_row = 8 * L * (5 * K + 2 * self.vocab_size_)
-        return memory.map_rows(self._pattern_conditionals_rows, x, bytes_per_row=per_row)
+        return budget.map_rows(self._pattern_conditionals_rows, x, bytes_per_row=per_row)
 
     def _pattern_conditionals_rows(self, x: torch.Tensor) -> torch.Tensor:
         B, L = x.shape

@@ -40,11 +40,11 @@ from typing import ClassVar
 
 import torch
 
-from amtheory import memory
-from amtheory._checks import check_float, check_int, check_vocab_fits
 from amtheory.backends import _attention, _triton_attention
-from amtheory.backends.base import AssociativeMemory, LocalFields, NotStoredError, argmax_keep
 from amtheory.backends.dense import contributions, exclude_position, exp_log_scores, similarity
+from amtheory.core import budget
+from amtheory.core._checks import check_float, check_int, check_vocab_fits
+from amtheory.core.interface import AssociativeMemory, LocalFields, NotStoredError, argmax_keep
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ class ModernHopfield(AssociativeMemory):
         ``l <- l e^{m - m'} + sum e^{s - m'}``, ``acc <- acc e^{m - m'} + e^{s - m'} X_c``; the result is ``acc / l``
         (Milakov and Gimelshein 2018). The split kernels compute per-slice outputs ``o_s`` and log-sum-exps
         ``lse_s`` and return ``sum_s softmax_s(lse_s) o_s``. Queries go through in chunks sized to the working-memory
-        budget (``amtheory.memory``).
+        budget (``amtheory.core.budget``).
         """
         q = self._check_xi(xi_Bd)
         while True:
@@ -224,7 +224,7 @@ class ModernHopfield(AssociativeMemory):
                     def step(rows, backend=backend):
                         return self._split_step(rows, backend)
 
-                return memory.map_rows(step, q, bytes_per_row=self._step_row_bytes(kernel))
+                return budget.map_rows(step, q, bytes_per_row=self._step_row_bytes(kernel))
             except Exception:
                 if self.kernel != "auto" or kernel == "stream":
                     raise
@@ -338,7 +338,7 @@ class ModernHopfield(AssociativeMemory):
         chunk = K if self.chunk_size is None else self.chunk_size
         # Per query: its float64 copy and square, and the logits of a block of patterns with their log-sum-exp.
         per_row = 8 * (3 * d + 3 * min(K, chunk))
-        return memory.map_rows(lambda rows: self._energy_rows(rows, chunk), q, bytes_per_row=per_row)
+        return budget.map_rows(lambda rows: self._energy_rows(rows, chunk), q, bytes_per_row=per_row)
 
     def _energy_rows(self, q: torch.Tensor, chunk: int) -> torch.Tensor:
         K = self.X_.shape[0]
@@ -382,7 +382,7 @@ class ModernHopfield(AssociativeMemory):
         K, d = self.X_.shape
         # Per query: the [K] float64 logits, weights, sorted weights with their order and cumulative sums.
         per_row = 8 * (d + 8 * K)
-        return memory.map_rows(lambda rows: self._metastability_rows(rows, mass), q, bytes_per_row=per_row)
+        return budget.map_rows(lambda rows: self._metastability_rows(rows, mass), q, bytes_per_row=per_row)
 
     def _metastability_rows(self, q: torch.Tensor, mass: float) -> torch.Tensor:
         p = torch.softmax(self.beta * (q @ self.X_.double().T), dim=-1).sort(dim=-1, descending=True).values
@@ -398,12 +398,12 @@ class ModernHopfield(AssociativeMemory):
 
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:
         """One deterministic synchronous step ``[B, L]``: the argmax of ``scores`` (the current token kept on a tie),
-        over chunks of queries sized to the working-memory budget (``amtheory.memory``)."""
+        over chunks of queries sized to the working-memory budget (``amtheory.core.budget``)."""
         self.require_stored()
         e = torch.finfo(self.dtype).bits // 8
         # Per query: the embedded state and the scores with their copies, the argmax and the selections.
         per_row = self._step_row_bytes(self.resolved_kernel(x.device)) + self.length_ * (4 * self.vocab_size_ * e + 40)
-        return memory.map_rows(lambda y: argmax_keep(self._scores(y), y), x, bytes_per_row=per_row)
+        return budget.map_rows(lambda y: argmax_keep(self._scores(y), y), x, bytes_per_row=per_row)
 
     def _scores(self, x: torch.Tensor) -> torch.Tensor:
         u = self.continuous_step(self.phi_[x].flatten(-2)).view(x.shape[0], self.length_, -1)
@@ -415,7 +415,7 @@ class ModernHopfield(AssociativeMemory):
         K, L = self.patterns_.shape
         # Per query: about eight [L, K] float64 similarities, weights and their logs, and the [L, V] scores.
         per_row = 8 * L * (8 * K + 3 * self.vocab_size_) + K * L
-        return memory.map_rows(self._gibbs_rows, x, bytes_per_row=per_row)
+        return budget.map_rows(self._gibbs_rows, x, bytes_per_row=per_row)
 
     def _gibbs_rows(self, x: torch.Tensor) -> torch.Tensor:
         B, L = x.shape
@@ -454,7 +454,7 @@ class _ModernFields(LocalFields):
         K, _, D = self.blocks.shape
         # Per query: the gathered [K, D] float64 pattern features at its position, and a few [K] weights.
         per_row = 8 * K * (D + 8) + 24 * self.m.vocab_size_
-        return memory.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=per_row)
+        return budget.map_rows(lambda r, p: self._at(r, p, gibbs), self.rows, pos, bytes_per_row=per_row)
 
     def _at(self, rows: torch.Tensor, pos: torch.Tensor, gibbs: bool) -> torch.Tensor:
         m = self.m

@@ -32,7 +32,7 @@ import contextlib
 import torch
 import torch.nn.functional as F
 
-from amtheory._triton import KernelChoice, can_run, tl, triton
+from amtheory.core._triton import KernelChoice, can_run, tl, triton
 
 __all__ = [
     "ATTENTION_KERNELS",

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import torch
 
-from amtheory._checks import check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
-from amtheory.backends.base import AssociativeMemory
+from amtheory.core._checks import check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
+from amtheory.core.interface import AssociativeMemory
 from amtheory.diffusion.denoiser import Denoiser
 from amtheory.diffusion.schedule import sigma as sigma_of_t
 

@@ -33,7 +33,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from amtheory._checks import check_choice, check_generator, check_int, check_tokens, check_vocab_size, draw_device
+from amtheory.core._checks import check_choice, check_generator, check_int, check_tokens, check_vocab_size, draw_device
 from amtheory.diffusion.vocab import BERT_SPECIALS, COMPACT_SPECIALS, SpecialTokens, VocabMapping, _as_long
 
 __all__ = [

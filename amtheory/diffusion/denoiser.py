@@ -15,8 +15,8 @@ from typing import ClassVar
 
 import torch
 
-from amtheory._checks import check_beta, check_float, check_int, check_vocab_fits
-from amtheory.backends.base import AssociativeMemory, gibbs_logits
+from amtheory.core._checks import check_beta, check_float, check_int, check_vocab_fits
+from amtheory.core.interface import AssociativeMemory, gibbs_logits
 
 
 def check_time(name: str, t: object, batch: int, device: torch.device | str) -> torch.Tensor:

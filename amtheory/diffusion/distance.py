@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from amtheory._checks import check_generator, check_int
+from amtheory.core._checks import check_generator, check_int
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import corrupt_forward

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from amtheory._checks import check_int, check_vocab_fits
+from amtheory.core._checks import check_int, check_vocab_fits
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.schedule import beta_of_t
 

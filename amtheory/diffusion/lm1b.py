@@ -22,7 +22,7 @@ import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from amtheory._checks import check_int
+from amtheory.core._checks import check_int
 from amtheory.diffusion.data import TokenCorpus
 from amtheory.diffusion.prepare import (
     already_prepared,

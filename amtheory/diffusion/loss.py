@@ -29,7 +29,7 @@ from functools import partial
 import torch
 import torch.nn.functional as F
 
-from amtheory._checks import check_generator, check_int, check_tokens, check_vocab_size, draw_device
+from amtheory.core._checks import check_generator, check_int, check_tokens, check_vocab_size, draw_device
 from amtheory.diffusion.model import mm_f32
 from amtheory.diffusion.schedule import alpha, alpha_prime
 

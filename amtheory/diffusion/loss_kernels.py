@@ -24,7 +24,7 @@ compiled loss kernel's one fused reduction (``experiments/bench_loss_kernels.py`
 
 import torch
 
-from amtheory._triton import INTERPRET, can_run, tl, triton
+from amtheory.core._triton import INTERPRET, can_run, tl, triton
 
 __all__ = ["available", "interpreted", "row_logit_grad", "row_stats", "tiles_for"]
 

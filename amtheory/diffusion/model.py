@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from amtheory._checks import check_float, check_int, check_tokens, check_vocab_size
+from amtheory.core._checks import check_float, check_int, check_tokens, check_vocab_size
 from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.norm_kernels import add_norm, use_fused_norm
 

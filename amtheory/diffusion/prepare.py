@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from amtheory._checks import check_int
+from amtheory.core._checks import check_int
 from amtheory.diffusion.data import FORMAT_VERSION, SpecialTokens, TokenCorpus, split_indices
 
 # --------------------------------------------------------------------------------------------------- sources

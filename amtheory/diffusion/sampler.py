@@ -27,7 +27,7 @@ from typing import Literal
 
 import torch
 
-from amtheory._checks import (
+from amtheory.core._checks import (
     NonFiniteError,
     check_choice,
     check_finite_rows,
@@ -38,11 +38,11 @@ from amtheory._checks import (
     check_vocab_fits,
     draw_device,
 )
-from amtheory.corruption import Corrupted, corrupt
+from amtheory.core.corruption import Corrupted, corrupt
+from amtheory.core.dynamics import Dynamics, RetrievalResult, argmax_keep
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.schedule import alpha as alpha_of_t
 from amtheory.diffusion.schedule import one_minus_alpha
-from amtheory.dynamics import Dynamics, RetrievalResult, argmax_keep
 
 # Grid times closer than this to a query's own start are the start itself (no near-zero-length step); large enough
 # that a float32 start such as 0.1 (0.10000000149...) lands on the grid point 0.1.

@@ -12,7 +12,7 @@ import math
 
 import torch
 
-from amtheory._checks import check_float
+from amtheory.core._checks import check_float
 
 EPS = 1e-3
 

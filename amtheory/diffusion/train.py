@@ -45,7 +45,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from amtheory._checks import check_tokens
+from amtheory.core._checks import check_tokens
 from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS, attention_kernel
 from amtheory.diffusion.checkpoint import (
     CheckpointError,
@@ -58,10 +58,9 @@ from amtheory.diffusion.checkpoint import (
 )
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.norm_kernels import NORM_KERNELS, norm_kernel
-from amtheory.diffusion.train_config import RESUMABLE_CHANGES, TrainConfig
+from amtheory.diffusion.train_config import LOSS_KERNELS, RESUMABLE_CHANGES, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
-    LOSS_KERNELS,
     TRAINING_SDPA_BACKENDS,
     NELBOObjective,
     _seed_for,

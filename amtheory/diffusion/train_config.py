@@ -8,12 +8,14 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from amtheory._checks import check_float, check_int
+from amtheory.core._checks import check_float, check_int
 from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS
 from amtheory.diffusion.norm_kernels import NORM_KERNELS
-from amtheory.diffusion.train_step import LOSS_KERNELS
 
-__all__ = ["RESUMABLE_CHANGES", "TrainConfig"]
+__all__ = ["LOSS_KERNELS", "RESUMABLE_CHANGES", "TrainConfig"]
+
+#: Values of ``TrainConfig.loss_kernel`` (see :func:`amtheory.diffusion.train_step.loss_kernel_for`).
+LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
 
 #: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation; ``steps`` may not
 #: fall below the checkpoint's step). Every other field, the model config, the data and the vocabulary must match.

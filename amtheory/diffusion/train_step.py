@@ -13,18 +13,15 @@ import contextlib
 import hashlib
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 
-from amtheory._checks import check_int
+from amtheory.core._checks import check_int
 from amtheory.diffusion.checkpoint import CheckpointError
 from amtheory.diffusion.loss import TRITON_ROWS, antithetic_times, chunked_nelbo, forward_noise, rows_loss_and_grad
 from amtheory.diffusion.model import DiT
-
-if TYPE_CHECKING:
-    from amtheory.diffusion.train_config import TrainConfig
+from amtheory.diffusion.train_config import TrainConfig
 
 
 # ----------------------------------------------------------------------------------------------- building blocks
@@ -94,8 +91,6 @@ def compiled_loss_kernel() -> Callable:
     return _COMPILED_KERNEL["kernel"]
 
 
-#: Values of ``TrainConfig.loss_kernel`` (see :func:`loss_kernel_for`).
-LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
 
 
 def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:

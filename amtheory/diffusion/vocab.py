@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from amtheory._checks import check_tokens, check_vocab_size
+from amtheory.core._checks import check_tokens, check_vocab_size
 
 __all__ = ["BERT_SPECIALS", "COMPACT_SPECIALS", "SpecialTokens", "VocabMapping"]
 

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 import torch
 
-from amtheory.backends.base import AssociativeMemory, NotStoredError
-from amtheory.corruption import corrupt
-from amtheory.dynamics import argmax_keep, retrieve
-from amtheory.patterns import iid_patterns
+from amtheory.core.corruption import corrupt
+from amtheory.core.dynamics import argmax_keep, retrieve
+from amtheory.core.interface import AssociativeMemory, NotStoredError
+from amtheory.core.patterns import iid_patterns
 from amtheory.testing.registry import BackendCase
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from amtheory.backends.base import AssociativeMemory
+from amtheory.core.interface import AssociativeMemory
 
 
 @dataclass(frozen=True)

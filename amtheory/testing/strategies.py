@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from hypothesis.strategies import SearchStrategy
 
 from amtheory.backends.classical import embed, token_features
-from amtheory.patterns import biased_binary, iid_patterns
+from amtheory.core.patterns import biased_binary, iid_patterns
 
 IntOrStrategy = int | SearchStrategy[int]
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from amtheory._checks import NonFiniteError, check_beta, check_int, check_tokens
+from amtheory.core._checks import NonFiniteError, check_beta, check_int, check_tokens
 
 
 def entropy_from_probs(p: torch.Tensor, *, dim: int = -1) -> torch.Tensor:

@@ -1,7 +1,7 @@
 """Analysis of the memorization experiment's tables: extraction (the longest span a generated block shares with any
 training block), where training and test recovery meet, and the numbers behind the results page.
 
-Separate from ``amtheory.memorization`` (which defines and runs the experiment) so that reading results needs no
+Separate from ``amtheory.studies.memorization`` (which defines and runs the experiment) so that reading results needs no
 model, trainer or corpus code; the names are re-exported there.
 """
 
@@ -123,7 +123,7 @@ SETTING_AXES = ("train.arch.*", "arch.*", "train.n_train", "n_train", "memory", 
 
 def _read(folder: Path) -> pd.DataFrame:
     """Every table in ``folder``, each checked against its checksum (empty when there is none)."""
-    from amtheory.sweep import load_results
+    from amtheory.core.sweep import load_results
 
     return load_results(folder)
 
@@ -132,7 +132,7 @@ def read_table(folder: str | Path) -> pd.DataFrame:
     """The tables of one measurement folder, checked against their checksums and refused with a ``ValueError``
     naming the differing setting columns when they hold more than one setting beyond ``SETTING_AXES``; empty when
     the folder holds no table."""
-    from amtheory.sweep import check_single_setting
+    from amtheory.core.sweep import check_single_setting
 
     df = _read(Path(folder))
     return check_single_setting(df, vary=SETTING_AXES, what=f"results {folder}") if len(df.columns) else df

@@ -11,7 +11,7 @@ import math
 from scipy.optimize import brentq
 from scipy.stats import norm
 
-from amtheory._checks import check_float, check_int
+from amtheory.core._checks import check_float, check_int
 
 #: Storage capacity of the Hebbian network with a small fraction of wrong bits (Amit, Gutfreund and Sompolinsky
 #: 1985, Phys. Rev. Lett. 55, 1530; replica theory): about 1.6% of the bits are wrong just below it.

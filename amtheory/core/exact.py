@@ -4,7 +4,7 @@ For a binary memory (V = 2) of length L <= 20, the deterministic update is a map
 Its functional graph (one edge from each state to its image) has exactly one cycle per weakly connected
 component; those cycles are the attractors (fixed points are 1-cycles), and the basin of an attractor is the set
 of states whose orbit ``s, f(s), f(f(s)), ...`` reaches it. Basin sizes are then counted exactly, which is what
-the Monte Carlo estimators of ``amtheory.basins`` are tested against.
+the Monte Carlo estimators of ``amtheory.core.basins`` are tested against.
 
 State indexing: state ``s`` in ``[0, 2^L)`` holds token ``(s >> i) & 1`` at position ``i`` (position 0 is the
 least significant bit). ``ExactBasins.decode`` and ``ExactBasins.encode`` convert.
@@ -31,8 +31,8 @@ import networkx as nx
 import numpy as np
 import torch
 
-from amtheory.backends.base import AssociativeMemory
-from amtheory.dynamics import Async, Dynamics, Sync, argmax_keep
+from amtheory.core.dynamics import Async, Dynamics, Sync, argmax_keep
+from amtheory.core.interface import AssociativeMemory
 
 #: The largest L enumerated (2^20 = 1,048,576 states).
 MAX_LENGTH = 20

@@ -1,4 +1,4 @@
-"""The measurements of the memorization experiment (``amtheory.memorization``), one table each.
+"""The measurements of the memorization experiment (``amtheory.studies.memorization``), one table each.
 
 Every table has one row per (split, sequence, ...) with the columns ``backend``, ``model_size``, ``train_size``
 and ``split`` ("train": the first ``n_eval`` training blocks; "test": held-out blocks; "random": uniform blocks).
@@ -13,7 +13,7 @@ cell's generator.
   deterministic updates to a fixed point. Columns ``recovered`` (share of changed tokens restored), ``broken``
   (share of clean tokens that end wrong), ``exact``, ``fraction_changed`` and the token ids ``x0``, ``xq``, ``xf``
   (Pham et al. 2026's recovery rate, broken rate and exact match).
-* ``basins`` — ``amtheory.basins.basin_radius`` per block of the train and test splits: the largest number of
+* ``basins`` — ``amtheory.core.basins.basin_radius`` per block of the train and test splits: the largest number of
   changed tokens (exact-count corruption) from which the same block comes back with probability at least
   ``1 - basin_delta``. The UDDM's (and the empirical denoiser's) dynamics for it is the argmax reverse chain from
   the fixed ``basin_t_start`` on a local grid of ``basin_steps`` steps with the posterior final step: argmax
@@ -27,7 +27,7 @@ cell's generator.
 * ``generation`` — ``n_generate`` samples from uniform noise (ancestral, ``n_steps`` grid, argmax last step);
   ``entropy``: the per-token conditional entropy of ``p_theta(x_0 | x_t = x)`` at ``t = entropy_t`` averaged over
   the block, on train, test and generated blocks; for generated blocks ``longest_span`` (longest token span shared
-  with any training block, ``amtheory.memorization.longest_shared_span``) and ``verbatim`` (a whole training block
+  with any training block, ``amtheory.studies.memorization.longest_shared_span``) and ``verbatim`` (a whole training block
   reproduced), and the tokens.
 * ``nelbo`` — per block of the train and test splits, the continuous-time NELBO per token (nats) averaged over
   ``nelbo_ts`` stratified times ``t_k = t_min + (1 - t_min)(u + k)/n`` (one uniform ``u`` per block); it
@@ -46,22 +46,14 @@ import numpy as np
 import pandas as pd
 import torch
 
-from amtheory.basins import basin_radius
+from amtheory.core.basins import basin_radius
+from amtheory.core.dynamics import Sync, retrieve
+from amtheory.core.metrics import retrieval_records
 from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
-from amtheory.dynamics import Sync, retrieve
-from amtheory.memorization import (
-    DataSpec,
-    EvalCell,
-    EvalSettings,
-    HopfieldCell,
-    _data_label,
-    _named_generator,
-    checkpoint_dir,
-    eval_sequences,
-    load_data,
-    longest_shared_span,
-)
-from amtheory.metrics import retrieval_records
+from amtheory.studies.memorization.analysis import longest_shared_span
+from amtheory.studies.memorization.cells import DataSpec, EvalCell, EvalSettings, HopfieldCell
+from amtheory.studies.memorization.data import data_label, eval_sequences, load_data, named_generator
+from amtheory.studies.memorization.training import checkpoint_dir
 
 __all__ = ["evaluate_cell", "hopfield_applicability", "load_uddm"]
 
@@ -126,7 +118,7 @@ def _hopfield_memory(cell: HopfieldCell, device: str):
 # ---------------------------------------------------------------------------------------------------------------
 def _corrupted(data: DataSpec, split: str, t: float, x: torch.Tensor, V: int):
     """The forward-kernel corruption of ``x`` at ``t``, the same for every memory measured on these blocks."""
-    g = _named_generator("corrupt", _data_label(data), split, repr(float(t)), x.shape[0])
+    g = named_generator("corrupt", data_label(data), split, repr(float(t)), x.shape[0])
     return corrupt_forward(x, float(t), V, g)
 
 
@@ -214,7 +206,7 @@ def _uddm_fixed_points(uddm, cell, sets, generator, device):
 
 
 def _uddm_generation(uddm, cell, sets, generator, device):
-    from amtheory.entropy import conditional_entropy
+    from amtheory.core.entropy import conditional_entropy
 
     s = cell.settings
     gen = generate(uddm, s.n_generate, n_steps=s.n_steps, generator=generator).cpu()

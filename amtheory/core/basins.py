@@ -4,7 +4,7 @@ Both are written on ``corrupt`` and ``retrieve`` alone, so they run unchanged fo
 ``Dynamics`` (synchronous, asynchronous, Glauber, or a reverse-diffusion sampler).
 
 * Recovery curve: at each corruption level, corrupt every target ``n_trials`` times, retrieve, and record the
-  per-trial metrics of ``amtheory.metrics.retrieval_records`` (share of corrupted tokens restored, share of clean
+  per-trial metrics of ``amtheory.core.metrics.retrieval_records`` (share of corrupted tokens restored, share of clean
   tokens broken, exact match, overlap, outcome). This is the paper's "basin size" at a fixed noise level
   (Pham et al. 2026, arXiv 2604.26841).
 * Basin radius: for pattern ``xi``, the success curve ``s(r) = P(retrieve(corrupt(xi, r)) == xi)`` over the number
@@ -46,11 +46,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from amtheory._checks import check_beta, check_choice, check_float, check_generator, check_int, check_tokens
-from amtheory.backends.base import AssociativeMemory
-from amtheory.corruption import corrupt
-from amtheory.dynamics import Async, Dynamics, Sync, make_dynamics, retrieve
-from amtheory.metrics import records_to_frame, retrieval_records
+from amtheory.core._checks import check_beta, check_choice, check_float, check_generator, check_int, check_tokens
+from amtheory.core.corruption import corrupt
+from amtheory.core.dynamics import Async, Dynamics, Sync, make_dynamics, retrieve
+from amtheory.core.interface import AssociativeMemory
+from amtheory.core.metrics import records_to_frame, retrieval_records
 
 # ---------------------------------------------------------------------------------------------------------------
 # Wilson score interval

@@ -16,7 +16,7 @@ from typing import ClassVar
 
 import torch
 
-from amtheory._checks import check_beta, check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
+from amtheory.core._checks import check_beta, check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
 
 
 def argmax_keep(scores: torch.Tensor, current: torch.Tensor, *, check: bool = True) -> torch.Tensor:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
-from amtheory._checks import check_float, check_generator, check_int, check_tokens, check_vocab_size, draw_device
+from amtheory.core._checks import check_float, check_generator, check_int, check_tokens, check_vocab_size, draw_device
 
 
 @dataclass(frozen=True)

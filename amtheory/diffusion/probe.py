@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from amtheory._checks import check_finite, check_int
+from amtheory.core._checks import check_finite, check_int
 
 REFERENCE_FILE = "probe_reference.json"
 
@@ -63,12 +63,12 @@ def probe_checkpoint(
     """Generate ``n`` sequences from a checkpoint (``n_steps`` ancestral reverse steps, argmax last step) and
     measure the model's conditional entropy on them at time ``t``.
 
-    A model whose outputs are not finite raises ``amtheory._checks.NonFiniteError`` (a ``ValueError``) instead of
+    A model whose outputs are not finite raises ``amtheory.core._checks.NonFiniteError`` (a ``ValueError``) instead of
     reporting NaN nats.
     """
+    from amtheory.core.entropy import conditional_entropy
     from amtheory.diffusion.backend import UniformDiffusionLM
     from amtheory.diffusion.sampler import generate
-    from amtheory.entropy import conditional_entropy
 
     check_int("n", n, minimum=1)
     check_int("n_steps", n_steps, minimum=1)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from amtheory._checks import check_float, check_generator, check_int, check_tokens, check_vocab_size, draw_device
+from amtheory.core._checks import check_float, check_generator, check_int, check_tokens, check_vocab_size, draw_device
 
 
 def spins_to_tokens(s: torch.Tensor) -> torch.Tensor:
@@ -78,7 +78,7 @@ def correlated_families(
     check_int("per_family", per_family, minimum=1)
     check_float("p", p, minimum=0.0, maximum=1.0)
     protos = iid_patterns(n_families, length, vocab_size=vocab_size, generator=generator, device=device)
-    from amtheory.corruption import corrupt
+    from amtheory.core.corruption import corrupt
 
     copies = protos.repeat_interleave(per_family, dim=0)
     return corrupt(copies, vocab_size=vocab_size, p=p, generator=generator).states

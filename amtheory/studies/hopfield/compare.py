@@ -5,9 +5,9 @@ seeded by (N, alpha, replicate) alone, so every backend stores the SAME patterns
 corruptions (the corruption generator is seeded the same way). Each backend then gives
 
 * a recovery curve: exact-count corruption of r = rho N tokens, deterministic synchronous retrieval, the metrics of
-  ``amtheory.metrics`` per trial (recovered, broken, exact, overlap, outcome);
+  ``amtheory.core.metrics`` per trial (recovered, broken, exact, overlap, outcome);
 * its basin radius: per pattern, the largest r retrieved exactly with probability >= 1 - delta, pooled as a median
-  with a bootstrap interval (``amtheory.basins.basin_radius``).
+  with a bootstrap interval (``amtheory.core.basins.basin_radius``).
 
 The corruptions are drawn on the device the cell runs on, from a generator of that device seeded the same way: on a
 CPU the CPU generator, on CUDA a CUDA generator. The gpu preset's radius rounds corrupt about 10^11 tokens at
@@ -17,7 +17,7 @@ the kind of device (recorded in its ``device`` column), never on the chunking.
 Results go through the sweep runner (cached per cell, resumable) into ``out/recovery`` and ``out/radius``.
 
 Memory: a radius round retrieves its queries in batches of at most ``MAX_QUERY_BATCH``, as many as the
-working-memory budget of ``amtheory.memory`` allows at ``query_bytes`` each, and the backends chunk their own
+working-memory budget of ``amtheory.core.budget`` allows at ``query_bytes`` each, and the backends chunk their own
 products within the same budget; ``max_memory`` (``amtheory run --max-memory``) lowers it. Neither changes a result.
 """
 
@@ -31,11 +31,11 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from amtheory import memory
-from amtheory.backends.base import AssociativeMemory
-from amtheory.basins import basin_radius, recovery_curve
-from amtheory.patterns import stored_and_unseen
-from amtheory.sweep import run_sweep, text_generator
+from amtheory.core import budget
+from amtheory.core.basins import basin_radius, recovery_curve
+from amtheory.core.interface import AssociativeMemory
+from amtheory.core.patterns import stored_and_unseen
+from amtheory.core.sweep import run_sweep, text_generator
 
 
 def make_backend(name: str, *, exp_beta: float = 1.0, modern_beta: float = 1.0) -> AssociativeMemory:
@@ -132,8 +132,8 @@ def _task(cell: CompareCell, device: str) -> torch.Tensor:
 def recovery_cell(
     cell: CompareCell, generator: torch.Generator, device: str, *, max_memory: int | str | None = None
 ) -> pd.DataFrame:
-    """The recovery curve of one cell (``max_memory``: a cap on the working memory, see ``amtheory.memory``)."""
-    with memory.memory_budget(max_memory):
+    """The recovery curve of one cell (``max_memory``: a cap on the working memory, see ``amtheory.core.budget``)."""
+    with budget.memory_budget(max_memory):
         return _recovery_cell(cell, device)
 
 
@@ -161,15 +161,15 @@ def radius_cell(
     cell: CompareCell, generator: torch.Generator, device: str, *, max_memory: int | str | None = None
 ) -> pd.DataFrame:
     """The basin radii of one cell, retrieved in batches of queries sized to the working-memory budget
-    (``max_memory``: a cap on it, see ``amtheory.memory``)."""
-    with memory.memory_budget(max_memory):
+    (``max_memory``: a cap on it, see ``amtheory.core.budget``)."""
+    with budget.memory_budget(max_memory):
         return _radius_cell(cell, device)
 
 
 def _radius_cell(cell: CompareCell, device: str) -> pd.DataFrame:
     X = _task(cell, device)
     mem = _backends(cell.n)[cell.backend]().store(X, vocab_size=2)
-    batch = min(MAX_QUERY_BATCH, memory.rows_per_chunk(query_bytes(cell), device))
+    batch = min(MAX_QUERY_BATCH, budget.rows_per_chunk(query_bytes(cell), device))
     r = basin_radius(
         mem,
         X,
@@ -209,14 +209,14 @@ def run(
     max_memory: int | str | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Run the side-by-side comparison; returns (recovery table, radius table). ``max_memory``: a cap on the
-    working memory of every cell, in bytes or as text such as "40GiB" (see ``amtheory.memory``); the tables do
+    working memory of every cell, in bytes or as text such as "40GiB" (see ``amtheory.core.budget``); the tables do
     not depend on it."""
     if isinstance(preset, str):
         if preset not in PRESETS:
             raise ValueError(f"preset: expected one of {tuple(PRESETS)}, got {preset!r}")
         preset = PRESETS[preset]
     if max_memory is not None:
-        max_memory = memory.parse_bytes("max_memory", max_memory)
+        max_memory = budget.parse_bytes("max_memory", max_memory)
     cells = cells_for(preset)
     # Cells may run in worker processes, which do not see this process's budget context: the cap goes with them.
     rec_fn = functools.partial(recovery_cell, max_memory=max_memory)

@@ -8,9 +8,9 @@ solvers.
 Deterministic updates (``beta=None``) set a position to the argmax of its scores and keep the current token on a
 tie, so a state whose every position is already an argmax is a fixed point. Stochastic updates (``beta`` a float)
 draw each position from the Gibbs conditional ``softmax(beta * gibbs_scores)``: Glauber dynamics, formed as
-``amtheory.backends.base.gibbs_logits`` forms it, so any finite ``beta`` (up to the float maximum) is exact and
+``amtheory.core.interface.gibbs_logits`` forms it, so any finite ``beta`` (up to the float maximum) is exact and
 a huge one gives the zero-temperature draw among the top-scoring tokens. Scores with a NaN or a +inf, or a
-position whose every score is -inf, raise ``amtheory._checks.NonFiniteError`` instead of steering the state.
+position whose every score is -inf, raise ``amtheory.core._checks.NonFiniteError`` instead of steering the state.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 
-from amtheory._checks import (
+from amtheory.core._checks import (
     check_beta,
     check_choice,
     check_finite_rows,
@@ -30,7 +30,7 @@ from amtheory._checks import (
     check_vocab_fits,
     draw_device,
 )
-from amtheory.backends.base import AssociativeMemory, argmax_keep, gibbs_logits
+from amtheory.core.interface import AssociativeMemory, argmax_keep, gibbs_logits
 
 
 @dataclass(frozen=True)

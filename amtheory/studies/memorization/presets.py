@@ -1,4 +1,4 @@
-"""The named sweeps of the memorization experiment (``amtheory.memorization``), and the main job's variant of them.
+"""The named sweeps of the memorization experiment (``amtheory.studies.memorization``), and the main job's variant of them.
 
 ``preset(name)``; CLI ``experiments/memorization.py --preset NAME``:
 
@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from amtheory._checks import check_choice, check_int
-from amtheory.memorization import DataSpec, EvalSettings, ModelSpec, Preset, load_data
+from amtheory.core._checks import check_choice, check_int
+from amtheory.studies.memorization.cells import DataSpec, EvalSettings, ModelSpec, Preset
+from amtheory.studies.memorization.data import load_data
 
 __all__ = ["GPU_POOL_BLOCKS", "main_job_preset", "preset"]
 

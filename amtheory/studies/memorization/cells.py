@@ -1,8 +1,8 @@
-"""The cells of the memorization experiment (:mod:`amtheory.memorization`): what one UDDM to train, one
+"""The cells of the memorization experiment (:mod:`amtheory.studies.memorization`): what one UDDM to train, one
 measurement of it, and one Hopfield-family memory beside it are, as frozen dataclasses, with the data, model and
 evaluation settings they share and the named collection of them that a sweep runs (``Preset``). A cell's
 identity (its key in the sweep's results) is its type name and field values, so the cells can live in this module
-and still find the results written when they were defined in :mod:`amtheory.memorization`, which re-exports them.
+and still find the results written when they were defined in :mod:`amtheory.studies.memorization`, which re-exports them.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from amtheory._checks import check_choice, check_float, check_int
+from amtheory.core._checks import check_choice, check_float, check_int
 
 __all__ = [
     "BACKENDS",
@@ -118,7 +118,7 @@ class TrainCell:
 
 @dataclass(frozen=True)
 class EvalSettings:
-    """How a model is measured (see ``amtheory.memorization_eval`` for each measurement).
+    """How a model is measured (see ``amtheory.studies.memorization.evaluation`` for each measurement).
 
     ``n_eval`` sequences per split (training: the first ``n_eval`` training blocks); recovery at the noise levels
     ``ts`` with ancestral reverse sampling on the global ``n_steps`` grid and the posterior final step; basin radius

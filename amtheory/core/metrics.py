@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import torch
 
-from amtheory._checks import check_tokens, check_vocab_size
+from amtheory.core._checks import check_tokens, check_vocab_size
 
 OUTCOMES = ("target", "other", "reversed", "spurious")
 

@@ -1,6 +1,6 @@
 """Shared command line of the experiment scripts: ``--preset tiny|full --out DIR [--device cpu|cuda]``.
 
-Every script builds a list of cells for a preset and hands it to ``amtheory.sweep.run_sweep``; this module parses
+Every script builds a list of cells for a preset and hands it to ``amtheory.core.sweep.run_sweep``; this module parses
 the arguments, picks the device, keeps CPU runs to the requested threads, and reports the wall time.
 """
 
@@ -21,7 +21,7 @@ PRESETS = ("tiny", "full")
 def pick_device(device: str | None) -> str:
     """``cuda`` when asked for or (``device=None``) when available, else ``cpu``; asking for CUDA without one
     raises ``ValueError``."""
-    from amtheory._checks import resolve_device
+    from amtheory.core._checks import resolve_device
 
     return resolve_device("--device", device)
 
@@ -53,7 +53,7 @@ def run_main(
     fn: Callable,
 ) -> pd.DataFrame:
     """Build the preset's cells, run the sweep, print a one-line summary with the wall time."""
-    from amtheory.sweep import run_sweep
+    from amtheory.core.sweep import run_sweep
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)

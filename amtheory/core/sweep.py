@@ -58,7 +58,7 @@ DEVICE_COLUMN = "device"
 #: The JSON list of the columns that hold the cell's fields: what tells readers a setting from a measured number.
 FIELDS_COLUMN = "cell_fields"
 #: Where a table records its own identity (``DataFrame.attrs``, stored in the parquet file's metadata).
-IDENTITY_ATTR = "amtheory.sweep"
+IDENTITY_ATTR = "amtheory.core.sweep"
 #: Suffix of a table's checksum file, which sits beside it: ``<result key>.sha256.json``.
 CHECKSUM_SUFFIX = ".sha256.json"
 #: Subfolder that damaged tables are moved into (never read by ``load_results``, which reads ``out_dir/*.parquet``).
@@ -357,7 +357,7 @@ def _setting_values(df: pd.DataFrame, what: str) -> dict[str, set]:
     the rows whose cell has that field."""
     if FIELDS_COLUMN not in df.columns:
         raise ValueError(
-            f"{what}: expected tables written by amtheory.sweep (with the column {FIELDS_COLUMN!r} naming each "
+            f"{what}: expected tables written by amtheory.core.sweep (with the column {FIELDS_COLUMN!r} naming each "
             f"table's cell fields), got columns {list(df.columns)[:12]}"
         )
     if df[FIELDS_COLUMN].isna().any():
