@@ -9,8 +9,8 @@
 ``run`` is the main job: every backend side by side on the embedded default (a tiny preset on a CPU, the GPU
 preset when a GPU is present), writing result tables, a summary and figures; finished cells are reused, so a killed
 run resumes where it stopped. ``--max-memory`` caps the working memory of the batched computations
-(``amtheory.core.budget``; bytes or text such as "40GiB"); the results do not depend on it. On CUDA each part reports the
-peak memory PyTorch allocated.
+(``amtheory.core.budget``; bytes or text such as "40GiB"); the results do not depend on it. On CUDA each part
+reports the peak memory PyTorch allocated.
 """
 
 from __future__ import annotations

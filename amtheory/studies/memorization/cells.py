@@ -2,7 +2,8 @@
 measurement of it, and one Hopfield-family memory beside it are, as frozen dataclasses, with the data, model and
 evaluation settings they share and the named collection of them that a sweep runs (``Preset``). A cell's
 identity (its key in the sweep's results) is its type name and field values, so the cells can live in this module
-and still find the results written when they were defined in :mod:`amtheory.studies.memorization`, which re-exports them.
+and still find the results written when they were defined in :mod:`amtheory.studies.memorization`, which
+re-exports them.
 """
 
 from __future__ import annotations

@@ -27,8 +27,8 @@ cell's generator.
 * ``generation`` — ``n_generate`` samples from uniform noise (ancestral, ``n_steps`` grid, argmax last step);
   ``entropy``: the per-token conditional entropy of ``p_theta(x_0 | x_t = x)`` at ``t = entropy_t`` averaged over
   the block, on train, test and generated blocks; for generated blocks ``longest_span`` (longest token span shared
-  with any training block, ``amtheory.studies.memorization.longest_shared_span``) and ``verbatim`` (a whole training block
-  reproduced), and the tokens.
+  with any training block, ``amtheory.studies.memorization.longest_shared_span``) and ``verbatim`` (a whole
+  training block reproduced), and the tokens.
 * ``nelbo`` — per block of the train and test splits, the continuous-time NELBO per token (nats) averaged over
   ``nelbo_ts`` stratified times ``t_k = t_min + (1 - t_min)(u + k)/n`` (one uniform ``u`` per block); it
   estimates ``E_{t ~ U[t_min, 1]}`` of the training loss, and ``exp(nelbo)`` bounds the perplexity (in the

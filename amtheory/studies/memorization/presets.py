@@ -1,4 +1,4 @@
-"""The named sweeps of the memorization experiment (``amtheory.studies.memorization``), and the main job's variant of them.
+"""The named sweeps of the memorization study (``amtheory.studies.memorization``), and the main job's variant of them.
 
 ``preset(name)``; CLI ``experiments/memorization.py --preset NAME``:
 
