@@ -91,8 +91,6 @@ def compiled_loss_kernel() -> Callable:
     return _COMPILED_KERNEL["kernel"]
 
 
-
-
 def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:
     """The ``kernel`` argument of :func:`chunked_nelbo` that ``cfg.loss_kernel`` names on ``device``."""
     from amtheory.diffusion import loss_kernels

@@ -69,4 +69,3 @@ def run_experiment(
                 _stage(f"{m} {label}", run_sweep, cells, eval_fn, out / m, device=device, progress=False)
             done_sizes.add(tc.n_train)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
-
