@@ -1,4 +1,7 @@
-"""amtheory: Hopfield networks and language diffusion models side by side as associative memories."""
+"""amtheory: Hopfield networks and language diffusion models side by side as associative memories.
+
+Importing it imports every backend module, the diffusion ones included; each registers itself
+(``amtheory.core.registry``), so ``available_backends()`` is complete once ``amtheory`` is imported."""
 
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.backends.dense import DenseAM
@@ -20,7 +23,10 @@ from amtheory.core.patterns import (
     stored_and_unseen,
     tokens_to_spins,
 )
+from amtheory.core.registry import available_backends, register_backend
 from amtheory.core.sweep import cell_key, derive_seed, load_results, run_sweep
+from amtheory.diffusion.backend import UniformDiffusionLM
+from amtheory.diffusion.empirical import EmpiricalDenoiser
 
 __all__ = [
     "AssociativeMemory",
@@ -29,6 +35,7 @@ __all__ = [
     "ClassicalHopfield",
     "Corrupted",
     "DenseAM",
+    "EmpiricalDenoiser",
     "Dynamics",
     "ExactBasins",
     "LocalFields",
@@ -37,6 +44,8 @@ __all__ = [
     "NotStoredError",
     "RetrievalResult",
     "Sync",
+    "UniformDiffusionLM",
+    "available_backends",
     "basin_radius",
     "biased_binary",
     "cell_key",
@@ -52,6 +61,7 @@ __all__ = [
     "overlap",
     "records_to_frame",
     "recovery_curve",
+    "register_backend",
     "retrieval_records",
     "retrieve",
     "run_sweep",

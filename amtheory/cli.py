@@ -18,7 +18,33 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+
+
+class UsageError(SystemExit):
+    """Exit status 2 (as argparse's own errors), with the message as the exception's text."""
+
+    def __init__(self, message: str):
+        super().__init__(2)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _fail(message: str) -> UsageError:
+    """Print ``message`` as one line on stderr and return the exception that ends the command with status 2."""
+    message = " ".join(str(message).split())
+    print(f"amtheory: error: {message}", file=sys.stderr)
+    return UsageError(message)
+
+
+def _version() -> str:
+    try:
+        return version("amtheory")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown"
 
 
 def _device(arg: str) -> str:
@@ -27,7 +53,7 @@ def _device(arg: str) -> str:
     try:
         return resolve_device("--device", arg)
     except ValueError as e:
-        raise SystemExit(str(e)) from None
+        raise _fail(str(e)) from None
 
 
 def _peak_memory(device: str) -> str:
@@ -148,7 +174,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     try:
         cap = None if args.max_memory is None else budget.parse_bytes("--max-memory", args.max_memory)
     except (TypeError, ValueError) as e:
-        raise SystemExit(str(e)) from None
+        raise _fail(str(e)) from None
     preset = args.preset if args.preset != "auto" else ("gpu" if device.startswith("cuda") else "tiny")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,40 +206,55 @@ def cmd_probe(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Parse ``argv`` (default ``sys.argv``) and run the subcommand. A user error (a bad value, a missing file) ends
+    the process with one line on stderr and exit status 2."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] in ("prepare", "train"):
+    if argv and argv[0] == "train":
+        from amtheory.diffusion.train import main as train_main
+
+        train_main(argv[1:])
+        return
+    if argv and argv[0] == "prepare":
         import runpy
 
-        module = {"prepare": "amtheory.diffusion.prepare", "train": "amtheory.diffusion.train"}[argv[0]]
         sys.argv = [f"amtheory {argv[0]}", *argv[1:]]
-        runpy.run_module(module, run_name="__main__")
+        runpy.run_module("amtheory.diffusion.prepare", run_name="__main__")
         return
+    fmt = argparse.ArgumentDefaultsHelpFormatter
     ap = argparse.ArgumentParser(prog="amtheory", description="Associative memories side by side.")
+    ap.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = ap.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("run", help="the main job: every backend side by side on the embedded default")
-    r.add_argument("--preset", choices=("auto", "tiny", "gpu"), default="auto")
-    r.add_argument("--out", default="results/main")
-    r.add_argument("--device", default="auto")
-    r.add_argument("--part", choices=("all", "hopfield", "diffusion"), default="all")
-    r.add_argument("--no-progress", action="store_true")
+    r = sub.add_parser(
+        "run", help="the main job: every backend side by side on the embedded default", formatter_class=fmt
+    )
+    r.add_argument("--preset", choices=("auto", "tiny", "gpu"), default="auto", help="grid size (auto: gpu on CUDA)")
+    r.add_argument("--out", default="results/main", help="results folder (tables, SUMMARY.md, figures)")
+    r.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:i]")
+    r.add_argument("--part", choices=("all", "hopfield", "diffusion"), default="all", help="which part to run")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.add_argument(
         "--max-memory",
         default=None,
         help="cap on the working memory of the batched computations, in bytes or as text such as 40GiB or 80GB "
-        "(default: half the device memory still free at each call on CUDA, 1 GiB per call on a CPU)",
+        "(None: half the device memory still free at each call on CUDA, 1 GiB per call on a CPU)",
     )
     r.set_defaults(fn=cmd_run)
-    p = sub.add_parser("probe", help="conditional entropy of a trained diffusion LM on its own samples")
-    p.add_argument("checkpoint")
+    p = sub.add_parser(
+        "probe", help="conditional entropy of a trained diffusion LM on its own samples", formatter_class=fmt
+    )
+    p.add_argument("checkpoint", help="checkpoint file or run folder")
     p.add_argument("--n", type=int, default=64, help="sequences to generate")
     p.add_argument("--steps", type=int, default=1000, help="reverse steps of generation")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:i]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the generation")
     p.set_defaults(fn=cmd_probe)
     sub.add_parser("prepare", help="build the Brown + State of the Union token corpus (see --help there)")
     sub.add_parser("train", help="train a diffusion LM (see --help there)")
     args = ap.parse_args(argv)
-    args.fn(args)
+    try:
+        args.fn(args)
+    except (ValueError, TypeError, FileNotFoundError) as e:
+        raise _fail(str(e)) from None
 
 
 if __name__ == "__main__":

@@ -52,10 +52,9 @@ import torch
 
 from amtheory.core.benchmarking import bf16_matmul_rate
 from amtheory.diffusion import loss_kernels
-from amtheory.diffusion.attention_kernels import attention_kernel
-from amtheory.diffusion.loss import TRITON_ROWS, _nelbo_rows, rows_loss_and_grad
+from amtheory.diffusion.kernels import Kernels
+from amtheory.diffusion.loss import _nelbo_rows
 from amtheory.diffusion.model import DiT, DiTConfig
-from amtheory.diffusion.norm_kernels import norm_kernel
 from amtheory.diffusion.train import (
     EMA,
     NELBOObjective,
@@ -148,6 +147,7 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     V, L = model.config.vocab_size, model.config.length
+    model.kernels = Kernels(attention="sdpa", norm="torch")
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), weight_decay=0.0)
     ema = EMA(model, 0.9999)
     amp = device.type == "cuda"
@@ -160,8 +160,6 @@ def plain_step(model: DiT, data: torch.Tensor, batch: int, accum: int, device: t
             with (
                 torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp),
                 sdpa_kernel([SDPBackend.MATH]),
-                attention_kernel("sdpa"),
-                norm_kernel("torch"),
             ):
                 # The usual formulation: a bf16 output layer under autocast, then full float32 log-probs.
                 h = model.hidden(p["xt"], p["sigma"], check=False)
@@ -187,24 +185,25 @@ def optimised_step(
     accum: int,
     device: torch.device,
     chunk_rows: int,
-    kernel,
+    loss: str,
     attention: str = "auto",
     norm: str = "auto",
 ) -> Callable[[int], Any]:
     """The trainer's own step (amtheory.diffusion.train.optimizer_step) with compiled blocks and loss kernel;
-    ``attention`` is the blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`), ``norm``
-    their residual updates and norms (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`)."""
+    ``loss`` is the resolved loss kernel ("triton", "compiled" or "eager"), ``attention`` the blocks' attention
+    (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`), ``norm`` their residual updates and norms
+    (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`)."""
     V = model.config.vocab_size
     tc = TrainConfig(steps=1, batch_size=batch, grad_accum=accum, chunk_rows=chunk_rows)
-    objective = NELBOObjective(model, chunk_rows, kernel)
+    model.kernels = Kernels(loss=loss, attention=attention, norm=norm)
+    objective = NELBOObjective(model, chunk_rows, loss)
     opt = make_optimizer(model, tc, device)
     ema = EMA(model, 0.9999)
     amp = torch.bfloat16 if device.type == "cuda" else None
 
     def step(i: int) -> None:
         b = sample_batch(data, batch, V, step_generator(0, 0, i, device))
-        with attention_kernel(attention), norm_kernel(norm):
-            optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
+        optimizer_step(objective, opt, b, grad_accum=accum, clip=1.0, autocast_dtype=amp, dropout_seed=i, ema=ema)
 
     return step
 
@@ -345,7 +344,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
     rate = bf16_matmul_rate(device, mm_n)
     print(f"measured {'bf16' if device.type == 'cuda' else 'fp32'} matmul rate ({mm_n}^3): {rate / 1e12:.3g} TFLOP/s")
     data = torch.randint(0, V, (4 * batch, L), device=device, generator=torch.Generator(device=device).manual_seed(1))
-    kernel = torch.compile(rows_loss_and_grad, dynamic=False) if compile_ else None
+    loss_kernel = "compiled" if compile_ else "eager"
 
     rows: list[dict[str, Any]] = []
     evals: list[dict[str, Any]] = []
@@ -383,7 +382,7 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                         for blk in model.blocks:
                             blk.compile(mode=a.compile_mode, options=compile_options)
                     c = int(variant.split("chunk")[1].split("+")[0])
-                    k = TRITON_ROWS if variant.startswith("triton") else kernel
+                    k = "triton" if variant.startswith("triton") else loss_kernel
                     att = "sdpa" if "+sdpa" in variant else "auto"
                     nrm = "torch" if "+torchnorm" in variant else "auto"
                     fn = optimised_step(model, data, batch, n_micro, device, c, k, att, nrm)

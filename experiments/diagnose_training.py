@@ -45,7 +45,6 @@ from amtheory.diffusion.train import (
     _seed_for,
     apply_update,
     compile_model,
-    compiled_loss_kernel,
     forward_backward,
     make_optimizer,
     sample_batch,
@@ -74,11 +73,11 @@ def build(args: argparse.Namespace, V: int, device: torch.device):
         torch.manual_seed(_seed_for(tc.seed, 0, 0, "init"))
         model = DiT(mc)
     model.to(device)
-    kernel = None
+    loss = "eager"
     if args.compile:
         compile_model(model)
-        kernel = compiled_loss_kernel()
-    objective = NELBOObjective(model, args.chunk_rows, kernel).train()
+        loss = "compiled"
+    objective = NELBOObjective(model, args.chunk_rows, loss).train()
     return mc, tc, model, objective, make_optimizer(model, tc, device), EMA(model, tc.ema, tc.ema_warmup)
 
 
@@ -415,10 +414,10 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-size", type=int, default=256)
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--warmup", type=int, default=100)
-    p.add_argument("--clip", type=float, default=1.0)
+    p.add_argument("--clip", type=float, default=TrainConfig.clip)
     p.add_argument("--ema", type=float, default=0.999)
     p.add_argument("--steps", type=int, default=800)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
     p.add_argument("--chunk-rows", type=int, default=2048)
     p.add_argument("--no-bf16", dest="bf16", action="store_false")
     p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too")

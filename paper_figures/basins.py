@@ -45,7 +45,8 @@ def plot_basins(results, out_dir: str | Path = "paper_figures/out", name: str = 
     delta = f"{raw['delta'].iloc[0]:g}" if "delta" in raw else r"\delta"
     Ns = sorted(med["N"].unique())
     fig, axes = plt.subplots(1, len(Ns), figsize=(7.5 * len(Ns), 5.2), squeeze=False)
-    order = [b for b in style.BACKEND_COLORS if b in set(med["backend"])]
+    present = set(med["backend"])
+    order = [b for b in style.BACKEND_COLORS if b in present] + sorted(present - set(style.BACKEND_COLORS))
     order += sorted(set(med["backend"]) - set(order))
     for ax, N in zip(axes[0], Ns):
         m = med[med["N"] == N]
@@ -53,8 +54,8 @@ def plot_basins(results, out_dir: str | Path = "paper_figures/out", name: str = 
             d = m[m["backend"] == b].sort_values("load")
             if d.empty:
                 continue
-            c = style.BACKEND_COLORS.get(b)
-            ax.plot(d["load"], d["median"], marker="o", ms=5, color=c, label=style.BACKEND_LABELS.get(b, b))
+            c = style.backend_colour(b)
+            ax.plot(d["load"], d["median"], marker="o", ms=5, color=c, label=style.backend_label(b))
             ax.fill_between(d["load"], d["lo"], d["hi"], color=c, alpha=0.15, lw=0)
         loads = np.geomspace(m["load"].min(), m["load"].max(), 200)
         rate = np.log(loads * N) / N

@@ -27,8 +27,10 @@ def figure(results: str | Path, out: str | Path) -> list[Path]:
     rad = style.read_results(Path(results) / "radius", ("backend", "n", "load", "median_fraction"), vary=VARY)
     ns = sorted(rec["n"].unique())
     loads = sorted(rec["load"].unique())
-    backends = [b for b in style.BACKEND_COLORS if b in set(rec["backend"])]
-    palette = {b: style.BACKEND_COLORS[b] for b in backends}
+    # Registered backends in registration order, then any other name the table holds: none is left out.
+    present = set(rec["backend"])
+    backends = [b for b in style.BACKEND_COLORS if b in present] + sorted(present - set(style.BACKEND_COLORS))
+    palette = {b: style.backend_colour(b) for b in backends}
     fig, axes = plt.subplots(
         len(ns), len(loads) + 1, figsize=(3.3 * (len(loads) + 1), 3.4 * len(ns)), constrained_layout=True, squeeze=False
     )
@@ -57,7 +59,7 @@ def figure(results: str | Path, out: str | Path) -> list[Path]:
         for b in backends:
             d = per_cell[(per_cell["backend"] == b) & (per_cell["n"] == n)]
             d = d.groupby("load", as_index=False).mean(numeric_only=True)
-            ax.plot(d["load"], d["median_fraction"], "o-", color=palette[b], label=style.BACKEND_LABELS.get(b, b))
+            ax.plot(d["load"], d["median_fraction"], "o-", color=palette[b], label=style.backend_label(b))
             ax.fill_between(d["load"], d["median_ci_low"], d["median_ci_high"], color=palette[b], alpha=0.15)
         ax.set(title=f"N = {n}, basin radius", xlabel="load K/N", ylabel="median radius / N")
         ax.legend(fontsize=8, loc="lower left")

@@ -24,14 +24,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from paper_figures import style
 from paper_figures.style import cli, plt, save, setup, sns
 
-BACKEND_STYLE = {
-    "empirical": ("#444444", "empirical denoiser"),
-    "dense_exp": ("#8c564b", "dense, $e^{\\beta m}$"),
-    "modern": ("#e377c2", "modern Hopfield"),
-    "classical": ("#1f77b4", "classical Hopfield"),
-}
 UDDM_COLORS = ["#d62728", "#2ca02c", "#9467bd", "#ff7f0e"]
 
 
@@ -116,10 +111,14 @@ def _backend_lines(df: pd.DataFrame):
         lines.append(
             (f"UDDM {ms}", UDDM_COLORS[i % len(UDDM_COLORS)], df[(df["backend"] == "uddm") & (df["model_size"] == ms)])
         )
-    for b, (col, lab) in BACKEND_STYLE.items():
+    # The study's own backend names, in their registered colours and labels ("dense_exp" and "classical" are
+    # registered aliases of "exp" and "hebbian"); imported here, as the study's tables are read, not with the module.
+    from amtheory.studies.memorization.cells import BACKENDS
+
+    for b in BACKENDS:
         sub = df[df["backend"] == b]
         if len(sub):
-            lines.append((lab, col, sub))
+            lines.append((style.backend_label(b), style.backend_colour(b), sub))
     return lines
 
 

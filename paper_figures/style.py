@@ -4,6 +4,7 @@ that writes PDF and PNG side by side."""
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import matplotlib
@@ -15,25 +16,43 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-#: One colour per backend, the same in every figure.
-BACKEND_COLORS = {
-    "hebbian": "#1f77b4",
-    "storkey": "#ff7f0e",
-    "pseudoinverse": "#2ca02c",
-    "poly3": "#d62728",
-    "rectpoly3": "#9467bd",
-    "exp": "#8c564b",
-    "modern": "#e377c2",
-}
-BACKEND_LABELS = {
-    "hebbian": "Hebbian",
-    "storkey": "Storkey",
-    "pseudoinverse": "pseudo-inverse",
-    "poly3": "dense, $z^3$",
-    "rectpoly3": "dense, $\\max(z,0)^3$",
-    "exp": "dense, $e^{z}$",
-    "modern": "modern (continuous)",
-}
+from amtheory.core import registry  # noqa: E402
+
+
+class _ByBackend(Mapping):
+    """A live view of one field of the backend registry (``amtheory.core.registry``), name -> value, over every
+    registered backend; looking up an alias (a study's own name for a backend) gives the backend's value."""
+
+    def __init__(self, get):
+        self._get = get
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._get(registry.backend_info(name))
+        except ValueError:
+            raise KeyError(name) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(registry.backend_names())
+
+    def __len__(self) -> int:
+        return len(registry.backend_names())
+
+
+#: One colour per backend, the same in every figure: each backend's registered colour.
+BACKEND_COLORS: Mapping[str, str] = _ByBackend(lambda b: b.colour)
+#: One label per backend, the same in every figure: each backend's registered label.
+BACKEND_LABELS: Mapping[str, str] = _ByBackend(lambda b: b.label)
+
+
+def backend_colour(name: str) -> str:
+    """The colour of backend ``name`` (registered, or one from the registry's palette by its name's hash)."""
+    return registry.colour(name)
+
+
+def backend_label(name: str) -> str:
+    """The label of backend ``name`` (its registered label, else the name itself)."""
+    return registry.label(name)
 
 
 def setup() -> None:

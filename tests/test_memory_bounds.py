@@ -279,7 +279,7 @@ def test_radius_rounds_hold_one_level_of_queries(monkeypatch):
     """A round of ``basin_radius`` evaluates many (pattern, r) pairs; its queries are corrupted one r at a time and
     retrieved in batches, so at no retrieval are more than two levels' queries alive, and the counts are those of
     one batch over all queries."""
-    import amtheory.core.basins as basins
+    import amtheory.core.basins.radius as basins
     from amtheory.core.basins import basin_radius
 
     K, L, T = 3, 40, 6
@@ -342,7 +342,7 @@ def _counts_corrupting_everything_first(memory_, targets, pairs, n_trials, dyn, 
 def test_radius_round_draws_as_if_every_query_came_first(dynamics):
     """With dynamics that draw random numbers, the round's counts and the generator's final state equal those of
     corrupting every level before the first retrieval, at any batch size."""
-    from amtheory.core.basins import _success_counts
+    from amtheory.core.basins.radius import _success_counts
     from amtheory.core.dynamics import Async, Sync
 
     dyn = {"async": Async(), "glauber": Sync(beta=2.0), "sync": Sync()}[dynamics]
@@ -360,7 +360,7 @@ def test_radius_round_draws_as_if_every_query_came_first(dynamics):
 # ---- the main job ------------------------------------------------------------------------------------------------
 def test_radius_cell_batches_follow_the_budget(monkeypatch):
     """The Hopfield radius cells of the main job retrieve in batches the budget allows, with identical tables."""
-    import amtheory.core.basins as basins
+    import amtheory.core.basins.radius as basins
     from amtheory.studies.hopfield import compare
 
     cell = compare.CompareCell(backend="poly3", n=32, load=0.1, n_trials=8)
@@ -439,7 +439,7 @@ def test_cuda_sync_step_peak_within_cap(name, make):
 def test_cuda_cells_draw_corruptions_on_the_device(monkeypatch):
     """On CUDA the main job's cells corrupt with a CUDA generator (the CPU one would take minutes per cell at
     N = 1024), and a radius cell's table does not depend on the working-memory budget there either."""
-    import amtheory.core.basins as basins
+    import amtheory.core.basins.radius as basins
     from amtheory.studies.hopfield import compare
 
     cell = compare.CompareCell(backend="poly3", n=256, load=0.05, n_trials=16)

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amtheory.diffusion import norm_kernels as nk
-from amtheory.diffusion.attention_kernels import attention_kernel
+from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
 
 DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -123,8 +123,8 @@ def _dit_step(model, norm):
     x = torch.randint(0, 50, (3, 12), generator=torch.Generator().manual_seed(1)).to(DEV)
     sigma = torch.tensor([0.1, 1.0, 3.0], device=DEV)
     model.zero_grad()
-    with nk.norm_kernel(norm), attention_kernel("sdpa"):
-        logits = model(x, sigma)
+    model.kernels = Kernels(attention="sdpa", norm=norm)
+    logits = model(x, sigma)
     logits.square().mean().backward()
     return logits.detach().cpu().double(), [p.grad.detach().cpu().double() for p in model.parameters()]
 
@@ -183,6 +183,7 @@ def test_bad_input_is_named():
         nk.add_norm(x, o, gate, w, shift, scale, p=1.0)
     with pytest.raises(ValueError, match="seed: expected"):
         nk.add_norm(x, o, gate, w, shift, scale, p=0.1)
-    with pytest.raises(ValueError, match="name: expected"):
-        with nk.norm_kernel("cudnn"):
-            pass
+    with pytest.raises(ValueError, match="norm: expected"):
+        Kernels(norm="cudnn")
+    with pytest.raises(ValueError, match="kernel: expected"):
+        nk.use_fused_norm(x, "cudnn")

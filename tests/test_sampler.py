@@ -254,7 +254,7 @@ def test_a_start_below_the_first_grid_point_still_takes_the_final_step():
 def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac, sharp, per_query):
     """The argmax chain's shortcut picks the token argmax_keep picks from the float64 step distribution, for sharp
     and flat models, exact ties (repeated logits) and tokens the model rules out (-inf)."""
-    from amtheory.diffusion.sampler import _step_mode, _step_probs
+    from amtheory.diffusion.sampler.steps import _step_mode, _step_probs
 
     g = torch.Generator().manual_seed(seed)
     B, L = 3, 5

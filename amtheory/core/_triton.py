@@ -1,15 +1,13 @@
 """Triton, where it is installed, and whether its interpreter is on: shared by the package's Triton kernels
 (``amtheory.backends._triton_attention``, ``amtheory.diffusion.loss_kernels``, ``attention_kernels``,
-``norm_kernels``), with :class:`KernelChoice`, the setting by which a model picks fused kernels or torch code.
+``norm_kernels``).
 
 Kernel sources refer to ``triton`` and ``tl`` as module globals (Triton's compiler and interpreter look them up
 there), so those modules import both names from here. ``INTERPRET`` is ``TRITON_INTERPRET`` as set when Triton was
 first imported (Triton decides it then): kernels then run in its interpreter on CPU tensors, exact but slow.
 """
 
-import contextlib
 import os
-from collections.abc import Iterator
 
 import torch
 
@@ -31,22 +29,3 @@ def can_run(device: torch.device | str) -> bool:
     if INTERPRET:
         return dev.type == "cpu"
     return dev.type == "cuda" and torch.cuda.is_available()
-
-
-class KernelChoice:
-    """Which implementation of one part of a model runs: one of ``names`` (the first, "auto", is the default),
-    read by the model as :attr:`current` and set for a block of code with :meth:`use`."""
-
-    def __init__(self, names: tuple[str, ...]):
-        self.names = names
-        self.current = names[0]
-
-    @contextlib.contextmanager
-    def use(self, name: str) -> Iterator[None]:
-        if name not in self.names:
-            raise ValueError(f"name: expected one of {self.names}, got {name!r}")
-        before, self.current = self.current, name
-        try:
-            yield
-        finally:
-            self.current = before

@@ -27,19 +27,16 @@ it as one opaque node (no graph break). :func:`reference_rotary_attention` is th
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
-from amtheory.core._triton import KernelChoice, can_run, tl, triton
+from amtheory.core._triton import can_run, tl, triton
 
 __all__ = [
     "ATTENTION_KERNELS",
     "HEAD_DIMS",
     "MAX_LENGTH",
     "apply_rotary",
-    "attention_kernel",
     "available",
     "block_attention",
     "reference_rotary_attention",
@@ -89,30 +86,27 @@ def reference_rotary_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.
     return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(B, L, D)
 
 
-#: Which attention the DiT's blocks use: "auto" (the fused kernels on CUDA for 16-bit inputs of a shape they take,
-#: as under bf16 autocast; else SDPA), "fused" (always; an error where they cannot run) or "sdpa". Set with
-#: :func:`attention_kernel`.
+#: Which attention the DiT's blocks use (the ``attention`` of :class:`amtheory.diffusion.kernels.Kernels`): "auto"
+#: (the fused kernels on CUDA for 16-bit inputs of a shape they take, as under bf16 autocast; else SDPA), "fused"
+#: (always; an error where they cannot run) or "sdpa".
 ATTENTION_KERNELS = ("auto", "fused", "sdpa")
-_CHOICE = KernelChoice(ATTENTION_KERNELS)
 
 
-def attention_kernel(name: str) -> contextlib.AbstractContextManager[None]:
-    """Within the block, the DiT's attention is ``name`` (one of :data:`ATTENTION_KERNELS`)."""
-    return _CHOICE.use(name)
-
-
-def block_attention(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int) -> torch.Tensor:
-    """The DiT block's attention: :func:`rotary_attention` or :func:`reference_rotary_attention`, as
-    :func:`attention_kernel` chose."""
-    choice = _CHOICE.current
-    if choice == "sdpa":
+def block_attention(
+    qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int, kernel: str = "auto"
+) -> torch.Tensor:
+    """The DiT block's attention: :func:`rotary_attention` or :func:`reference_rotary_attention`, as ``kernel``
+    (one of :data:`ATTENTION_KERNELS`) picks for these inputs."""
+    if kernel not in ATTENTION_KERNELS:
+        raise ValueError(f"kernel: expected one of {ATTENTION_KERNELS}, got {kernel!r}")
+    if kernel == "sdpa":
         return reference_rotary_attention(qkv, cos, sin, n_heads)
     ok = available(qkv.device) and supports(qkv.shape[1], qkv.shape[2] // 3 // n_heads)
-    if choice == "fused":
+    if kernel == "fused":
         if not ok:
             have = "missing" if triton is None else "present"
             raise RuntimeError(
-                f"attention_kernel('fused'): the kernels cannot run here (Triton {have}, device {qkv.device}, "
+                f"attention 'fused': the kernels cannot run here (Triton {have}, device {qkv.device}, "
                 f"L = {qkv.shape[1]}, head width {qkv.shape[2] // 3 // n_heads}; see supports())"
             )
         return rotary_attention(qkv, cos, sin, n_heads)

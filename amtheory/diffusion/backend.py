@@ -15,6 +15,7 @@ import torch
 
 from amtheory.core._checks import check_finite_rows, check_tokens, check_vocab_fits, check_vocab_size
 from amtheory.core.interface import AssociativeMemory
+from amtheory.core.registry import register_backend
 from amtheory.diffusion.denoiser import Denoiser
 from amtheory.diffusion.schedule import sigma as sigma_of_t
 
@@ -167,3 +168,8 @@ class UniformDiffusionLM(Denoiser):
     def n_parameters(self) -> int:
         """Number of parameters of the wrapped network."""
         return int(sum(p.numel() for p in self.model.parameters()))
+
+
+# A trained network is needed to build one, so there is no factory and no stand-alone conformance case: the
+# conformance checks run on a stand-in network in tests/test_uddm_backend.py.
+register_backend("uddm", UniformDiffusionLM, label="UDDM", colour="#56b4e9")

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from amtheory.core._checks import check_int, check_vocab_fits
+from amtheory.core.registry import ConformanceCase, register_backend
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.schedule import beta_of_t
 
@@ -84,3 +85,15 @@ class EmpiricalDenoiser(Denoiser):
         absent = mmax_BLV < 0
         out = beta_B11 * mmax_BLV + torch.log(sum_BLV) - log_z_B11
         return out.masked_fill_(absent, float("-inf"))
+
+
+register_backend(
+    "empirical",
+    EmpiricalDenoiser,
+    label="empirical denoiser",
+    colour="#949494",
+    make=lambda beta=None: EmpiricalDenoiser(),
+    # The memorization limit of a diffusion model, at its default evaluation time; chunk_size 2 exercises the
+    # chunked log-sum-exp over the stored set.
+    conformance=[ConformanceCase("empirical-denoiser", lambda: EmpiricalDenoiser(chunk_size=2))],
+)

@@ -24,14 +24,8 @@ from pathlib import Path
 
 from amtheory.core._checks import check_int
 from amtheory.diffusion.data import TokenCorpus
-from amtheory.diffusion.prepare import (
-    already_prepared,
-    build_corpus,
-    corpus_config,
-    find_vocab,
-    report,
-    sha256_file,
-)
+from amtheory.diffusion.prepare import already_prepared, build_corpus, corpus_config, report
+from amtheory.diffusion.text_sources import find_vocab, sha256_file
 
 LM1B_REPO = "billion-word-benchmark/lm1b"
 LM1B_REVISION = "refs/convert/parquet"

@@ -30,6 +30,7 @@ from torch import nn
 
 from amtheory.core._checks import check_float, check_int, check_tokens, check_vocab_size
 from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
+from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.norm_kernels import add_norm, use_fused_norm
 
 __all__ = ["DiT", "DiTConfig", "PRESETS", "linear_f32_out", "mm_f32"]
@@ -212,10 +213,11 @@ class _Block(nn.Module):
 
     def forward(
         self, x: torch.Tensor, pending: Pending | None, c: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor,
-        fused: bool = False,
+        fused: bool = False, attention: str = "auto",
     ) -> tuple[torch.Tensor, Pending | None]:  # fmt: skip
         """``(x, pending)``: the stream after the block, and with the fused kernels (``fused``, see
-        :func:`use_fused_norm`) the mlp branch's update ``(o, gate)`` still to add.
+        :func:`use_fused_norm`) the mlp branch's update ``(o, gate)`` still to add; ``attention`` is the attention
+        kernel choice (:func:`block_attention`).
 
         With the fused kernels a block hands its mlp branch to the next block's first norm, which adds it (the
         kernels read and write the stream once for both), the last block's to the final norm; without them a block
@@ -224,7 +226,7 @@ class _Block(nn.Module):
         shift1, scale1, gate1, shift2, scale2, gate2 = self.adaLN(c).chunk(6, dim=-1)
         seeds = _dropout_seeds(fused, self.dropout, 2, x.device)
         x, h = residual_norm(x, pending, self.norm1, shift1, scale1, self.dropout, fused, seeds, 0)
-        a = block_attention(self.qkv(h), cos, sin, self.n_heads)
+        a = block_attention(self.qkv(h), cos, sin, self.n_heads, attention)
         x, h = residual_norm(x, (self.attn_out(a), gate1), self.norm2, shift2, scale2, self.dropout, fused, seeds, 1)
         if fused:
             return x, (self.mlp(h), gate2)
@@ -235,14 +237,16 @@ class DiT(nn.Module):
     """Diffusion transformer ``(x_t [B, L], sigma_t [B]) -> logits [B, L, V]`` of ``x_theta``.
 
     ``x_theta(x_t, t) = softmax(forward(x_t, sigma_t))``; docs/theory.md, "The denoising network and its training"
-    (the UDLM/Duo DiT).
+    (the UDLM/Duo DiT). :attr:`kernels` (a :class:`~amtheory.diffusion.kernels.Kernels`, all "auto" by default)
+    picks the blocks' attention and residual-norm kernels for every forward pass; its ``loss`` is not read here.
     """
 
-    def __init__(self, config: DiTConfig):
+    def __init__(self, config: DiTConfig, kernels: Kernels | None = None):
         super().__init__()
         if not isinstance(config, DiTConfig):
             raise TypeError(f"config: expected a DiTConfig, got {type(config).__name__}")
         self.config = config
+        self.kernels = Kernels() if kernels is None else kernels
         d = config.d_model
         self.embed = nn.Embedding(config.vocab_size, d)
         # Same spread as a fan-in uniform init of a [V, d] matrix; the first norm makes the scale irrelevant.
@@ -258,6 +262,17 @@ class DiT(nn.Module):
         cos, sin = rotary_tables(config.length, config.head_dim)  # [L, hd / 2]
         self.register_buffer("rope_cos", cos, persistent=False)
         self.register_buffer("rope_sin", sin, persistent=False)
+
+    @property
+    def kernels(self) -> Kernels:
+        """The kernel choices the forward pass uses (``attention`` and ``norm``)."""
+        return self._kernels
+
+    @kernels.setter
+    def kernels(self, kernels: Kernels) -> None:
+        if not isinstance(kernels, Kernels):
+            raise TypeError(f"kernels: expected a Kernels, got {type(kernels).__name__}")
+        self._kernels = kernels
 
     # ------------------------------------------------------------------------------------------------ checks
     def _check_inputs(self, x_BL: object, sigma_B: object, check_values: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -291,10 +306,11 @@ class DiT(nn.Module):
         c = F.silu(self.time(sigma))
         cos, sin = self.rope_cos[:L], self.rope_sin[:L]
         h = self.embed(x)
-        fused = use_fused_norm(h)
+        kernels = self.kernels
+        fused = use_fused_norm(h, kernels.norm)
         pending = None
         for blk in self.blocks:
-            h, pending = blk(h, pending, c, cos, sin, fused)
+            h, pending = blk(h, pending, c, cos, sin, fused, kernels.attention)
         dropout = self.blocks[-1].dropout
         seeds = _dropout_seeds(fused, dropout, 1, h.device)
         with torch.autocast(device_type=h.device.type, enabled=False):

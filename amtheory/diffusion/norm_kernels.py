@@ -25,12 +25,10 @@ the tests' reference, given the same dropout mask, which :func:`dropout_keep` re
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 import torch.nn.functional as F
 
-from amtheory.core._triton import KernelChoice, can_run, tl, triton
+from amtheory.core._triton import can_run, tl, triton
 
 __all__ = [
     "AUTO_MIN_WIDTH",
@@ -38,7 +36,6 @@ __all__ = [
     "add_norm",
     "available",
     "dropout_keep",
-    "norm_kernel",
     "reference_add_norm",
     "use_fused_norm",
 ]
@@ -311,33 +308,28 @@ def reference_add_norm(
     return xn, h * (1.0 + scale.float()[:, None]) + shift.float()[:, None]
 
 
-#: Which residual-norm the DiT uses: "auto" (the fused kernels on CUDA for a float32 stream at least
-#: :data:`AUTO_MIN_WIDTH` wide under 16-bit autocast; else torch operations), "fused" (always; an error where they
-#: cannot run) or "torch". Set with :func:`norm_kernel`.
+#: Which residual-norm the DiT uses (the ``norm`` of :class:`amtheory.diffusion.kernels.Kernels`): "auto" (the fused
+#: kernels on CUDA for a float32 stream at least :data:`AUTO_MIN_WIDTH` wide under 16-bit autocast; else torch
+#: operations), "fused" (always; an error where they cannot run) or "torch".
 NORM_KERNELS = ("auto", "fused", "torch")
 #: Narrowest stream "auto" fuses. Fusing shortens the step of a wide stream (small's, 768); a narrow stream's
 #: kernels are short, the host's cost of the extra calls sets its step, and fusing made tiny's (256) slower
 #: (``docs/design_notes.md``; figures in ``benchmarks/README.md``).
 AUTO_MIN_WIDTH = 512
-_CHOICE = KernelChoice(NORM_KERNELS)
 
 
-def norm_kernel(name: str) -> contextlib.AbstractContextManager[None]:
-    """Within the block, the DiT's residual updates and norms use ``name`` (one of :data:`NORM_KERNELS`)."""
-    return _CHOICE.use(name)
-
-
-def use_fused_norm(x: torch.Tensor) -> bool:
-    """Whether the DiT's residual updates and norms of the stream ``x`` go through :func:`add_norm` (see
-    :data:`NORM_KERNELS`); an error when "fused" is forced where the kernels cannot run."""
-    choice = _CHOICE.current
-    if choice == "torch":
+def use_fused_norm(x: torch.Tensor, kernel: str = "auto") -> bool:
+    """Whether the DiT's residual updates and norms of the stream ``x`` go through :func:`add_norm` under
+    ``kernel`` (one of :data:`NORM_KERNELS`); an error when "fused" is forced where the kernels cannot run."""
+    if kernel not in NORM_KERNELS:
+        raise ValueError(f"kernel: expected one of {NORM_KERNELS}, got {kernel!r}")
+    if kernel == "torch":
         return False
     ok = available(x.device) and x.dtype == torch.float32 and x.shape[-1] <= MAX_WIDTH
-    if choice == "fused":
+    if kernel == "fused":
         if not ok:
             raise RuntimeError(
-                f"norm_kernel('fused'): the kernels need Triton on CUDA (or its interpreter on a CPU) and a float32 "
+                f"norm 'fused': the kernels need Triton on CUDA (or its interpreter on a CPU) and a float32 "
                 f"stream of width <= {MAX_WIDTH}; got {x.dtype} {tuple(x.shape)} on {x.device}"
             )
         return True

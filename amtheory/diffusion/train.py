@@ -28,15 +28,10 @@ CLI (one CPU run, then the paper's tiny model on a GPU)::
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
-import hashlib
 import json
 import os
-import re
 import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -46,19 +41,19 @@ import torch
 from torch import nn
 
 from amtheory.core._checks import check_tokens
-from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS, attention_kernel
 from amtheory.diffusion.checkpoint import (
     CheckpointError,
     clear_interrupted_writes,
-    corpus_vocab_sha256,
     load_resumable,
     mark_latest,
     save_checkpoint,
     step_checkpoints,
 )
+from amtheory.diffusion.distributed import all_mean, setup_distributed
+from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
-from amtheory.diffusion.norm_kernels import NORM_KERNELS, norm_kernel
-from amtheory.diffusion.train_config import LOSS_KERNELS, RESUMABLE_CHANGES, TrainConfig
+from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, weights_sha256
+from amtheory.diffusion.train_config import LOSS_KERNELS, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
     TRAINING_SDPA_BACKENDS,
@@ -68,7 +63,6 @@ from amtheory.diffusion.train_step import (  # the step's building blocks, re-ex
     compile_model,
     compiled_loss_kernel,
     forward_backward,
-    loss_kernel_for,
     make_optimizer,
     masked_optimizer_step,
     optimizer_step,
@@ -88,7 +82,6 @@ __all__ = [
     "compile_model",
     "compiled_loss_kernel",
     "forward_backward",
-    "loss_kernel_for",
     "make_optimizer",
     "masked_optimizer_step",
     "optimizer_step",
@@ -98,125 +91,6 @@ __all__ = [
     "train",
     "training_attention_backends",
 ]
-
-
-# ----------------------------------------------------------------------------------------------- distributed
-def _setup_distributed(device: torch.device) -> tuple[int, int, torch.device, bool]:
-    """(rank, world size, this rank's device, whether this call initialised the process group)."""
-    import torch.distributed as dist
-
-    world_env = int(os.environ.get("WORLD_SIZE", "1"))
-    owns = False
-    if device.type == "cuda" and device.index is None:
-        # torch.cuda.set_device and DDP need an index: this rank's GPU under torchrun, else the current one.
-        distributed = world_env > 1 or (dist.is_available() and dist.is_initialized())
-        idx = int(os.environ.get("LOCAL_RANK", "0")) if distributed else torch.cuda.current_device()
-        device = torch.device("cuda", idx)
-    if device.type == "cuda":
-        torch.cuda.set_device(device)
-    if world_env > 1 and dist.is_available() and not dist.is_initialized():
-        dist.init_process_group(backend="nccl" if device.type == "cuda" else "gloo")
-        owns = True
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size(), device, owns
-    return 0, 1, device, owns
-
-
-def _all_mean(x: torch.Tensor, world: int) -> torch.Tensor:
-    if world > 1:
-        import torch.distributed as dist
-
-        x = x.clone()
-        dist.all_reduce(x)
-        x /= world
-    return x
-
-
-def _weights_sha256(tensors: list[torch.Tensor]) -> str:
-    h = hashlib.sha256()
-    for t in tensors:
-        h.update(t.detach().float().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def _data_sha256(data: torch.Tensor) -> str:
-    return hashlib.sha256(data.cpu().contiguous().numpy().tobytes()).hexdigest()
-
-
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> str:
-    return "; ".join(f"{k}: checkpoint {old.get(k)!r}, now {new.get(k)!r}" for k in sorted(set(old) | set(new))
-                     if old.get(k) != new.get(k))  # fmt: skip
-
-
-def _check_resume(stored: dict[str, Any], model_config: DiTConfig, cfg: TrainConfig, meta: dict[str, Any]) -> None:
-    """Refuse to continue a checkpoint with a model, an optimisation, data or a vocabulary other than its own, or
-    to a step count below its step; only the settings in RESUMABLE_CHANGES may differ."""
-    where = stored["path"]
-    if stored["model_config"] != model_config.to_dict():
-        diff = _differences(stored["model_config"], model_config.to_dict())
-        raise CheckpointError(f"{where}: cannot resume: model config differs in {diff}")
-    old = stored.get("train_config") or {}
-    # A field added after the checkpoint was written counts as its default value there.
-    defaults = {f.name: f.default for f in dataclasses.fields(TrainConfig) if f.default is not dataclasses.MISSING}
-    now = {k: v for k, v in cfg.to_dict().items() if k not in RESUMABLE_CHANGES}
-    diff = _differences({k: old.get(k, defaults.get(k)) for k in now}, now)
-    if diff:
-        raise CheckpointError(f"{where}: cannot resume: train config differs in {diff}")
-    stored_meta = stored.get("meta") or {}
-    have = (stored_meta.get("data") or {}).get("sha256")
-    if have != meta["data"]["sha256"]:
-        raise CheckpointError(
-            f"{where}: cannot resume: trained on other data (sha256 {have}, now {meta['data']['sha256']})"
-        )
-    if stored_meta.get("vocab_sha256") != meta.get("vocab_sha256"):
-        raise CheckpointError(
-            f"{where}: cannot resume: trained with another vocabulary: vocab_sha256 checkpoint "
-            f"{stored_meta.get('vocab_sha256')!r}, now {meta.get('vocab_sha256')!r}"
-        )
-    if cfg.steps < stored["step"]:
-        raise CheckpointError(
-            f"{where}: cannot resume: steps {cfg.steps} is below the checkpoint's step {stored['step']}; expected "
-            f"steps >= {stored['step']}"
-        )
-
-
-_LOG = "log.jsonl"
-_LOG_TMP = re.compile(r"\.log\.jsonl\.tmp-[0-9a-f]{8}")
-
-
-def _drop_log_after(out: Path, step: int) -> int:
-    """Rewrite ``out/log.jsonl`` (atomically) without the records past ``step`` and without a last record cut short
-    by a kill, so a resumed run logs each step once; clears temporary files of an earlier rewrite. Returns the
-    number of lines dropped."""
-    for entry in out.glob(".log.jsonl.tmp-*"):
-        if _LOG_TMP.fullmatch(entry.name) and not entry.is_dir():
-            entry.unlink()
-    path = out / _LOG
-    if not path.is_file():
-        return 0
-    lines = path.read_bytes().split(b"\n")
-    # The element after the last newline is empty unless a kill cut the last record short.
-    complete, tail = lines[:-1], lines[-1]
-    keep, dropped = [], 0
-    for i, line in enumerate(complete + ([tail] if tail else [])):
-        try:
-            record = json.loads(line)
-        except ValueError:
-            record = None
-        past = isinstance(record, dict) and isinstance(record.get("step"), int) and record["step"] > step
-        if past or (i == len(complete) and record is None):
-            dropped += 1
-        else:
-            keep.append(line)
-    if not dropped and not tail:
-        return 0
-    tmp = out / f".{_LOG}.tmp-{uuid.uuid4().hex[:8]}"
-    with open(tmp, "wb") as fh:
-        fh.write(b"".join(line + b"\n" for line in keep))
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return dropped
 
 
 # ----------------------------------------------------------------------------------------------- the loop
@@ -258,7 +132,7 @@ def train(
     if data_BL.shape[0] < 1:
         raise ValueError("data_BL: expected at least one training sequence, got 0")
     cfg = train_config
-    rank, world, device, owns_group = _setup_distributed(torch.device(device))
+    rank, world, device, owns_group = setup_distributed(torch.device(device))
     try:
         summary = _train(model_config, cfg, data_BL, Path(out_dir), device, rank, world, resume, progress,
                          tensorboard_dir, meta or {}, callback)  # fmt: skip
@@ -285,7 +159,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
     per_rank = cfg.batch_size // world
     V = model_config.vocab_size
     ckpt_root = out / "checkpoints"
-    data_sha = _data_sha256(data_BL)
+    data_sha = data_sha256(data_BL)
     meta = {
         **user_meta,
         "data": {**user_meta.get("data", {}), "n": int(data_BL.shape[0]), "length": int(data_BL.shape[1]),
@@ -310,7 +184,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         )
     stored, notes = load_resumable(ckpt_root, device=device) if resume else (None, [])
     if stored is not None:
-        _check_resume(stored, model_config, cfg, meta)
+        check_resume(stored, model_config, cfg, meta)
         if stored["train_state"]["optimizer"] is None:
             raise CheckpointError(f"{stored['path']}: holds no optimizer state; cannot resume from it")
         model.load_state_dict(stored["model_state"])
@@ -326,12 +200,14 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             warnings.warn(f"resume: {note}", RuntimeWarning, stacklevel=3)
         clear_interrupted_writes(ckpt_root)
         if out.is_dir():
-            _drop_log_after(out, start)
+            drop_log_after(out, start)
 
     if cfg.compile:
         compile_model(model)
-    kernel = loss_kernel_for(cfg, device)
-    objective: nn.Module = NELBOObjective(model, cfg.chunk_rows, kernel)
+    # The run's own settings (they may differ from the checkpoint's), resolved once for this device.
+    kernels = Kernels(cfg.loss_kernel, cfg.attention, cfg.norm).resolved(device, compile=cfg.compile)
+    model.kernels = kernels
+    objective: nn.Module = NELBOObjective(model, cfg.chunk_rows, kernels.loss)
     if world > 1:
         objective = nn.parallel.DistributedDataParallel(
             objective, device_ids=[device.index] if device.type == "cuda" else None
@@ -384,17 +260,16 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
             for g in optimizer.param_groups:
                 g["lr"] = cfg.lr_at(step)
             batch = sample_batch(data, per_rank, V, step_generator(cfg.seed, rank, step, device, gen))
-            with attention_kernel(cfg.attention), norm_kernel(cfg.norm):
-                loss, norm, _ = optimizer_step(
-                    objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
-                    dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
-                )  # fmt: skip
+            loss, norm, _ = optimizer_step(
+                objective, optimizer, batch, grad_accum=cfg.grad_accum, clip=cfg.clip, autocast_dtype=amp_dtype,
+                dropout_seed=_seed_for(cfg.seed, rank, step, "dropout"), ema=ema, skipped=skipped,
+            )  # fmt: skip
             interval_loss += loss
             interval_n += 1
             done = step + 1
             record: dict[str, float] = {}
             if done % cfg.log_every == 0 or done == cfg.steps:
-                mean_loss = float(_all_mean(interval_loss / interval_n, world))
+                mean_loss = float(all_mean(interval_loss / interval_n, world))
                 interval_loss.zero_()
                 interval_n = 0
                 n_skipped = int(skipped.item())
@@ -402,7 +277,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
                           "skipped": n_skipped, "elapsed_s": time.perf_counter() - t0}  # fmt: skip
                 losses.append((done, mean_loss))
                 if rank == 0:
-                    with open(out / _LOG, "a") as f:
+                    with open(out / LOG, "a") as f:
                         f.write(json.dumps(record) + "\n")
                     if writer is not None:
                         for k in ("loss", "lr", "grad_norm"):
@@ -435,68 +310,18 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "rank": rank,
         "world_size": world,
         "device": str(device),
-        "weights_sha256": _weights_sha256(list(model.parameters())),
-        "ema_sha256": _weights_sha256(ema.shadow),
+        "weights_sha256": weights_sha256(list(model.parameters())),
+        "ema_sha256": weights_sha256(ema.shadow),
         "resume_notes": notes,
     }
 
 
 # ----------------------------------------------------------------------------------------------- CLI
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    p = argparse.ArgumentParser(description="Train a uniform discrete diffusion LM on a prepared token corpus.")
-    p.add_argument("--data", required=True, help="folder of a prepared TokenCorpus")
-    p.add_argument("--n-train", type=int, required=True, help="number of packed training blocks")
-    p.add_argument("--preset", default="tiny", help="DiT size: cpu-micro, gpu-quick, tiny, small, medium")
-    p.add_argument("--length", type=int, default=128, help="tokens per block")
-    p.add_argument("--steps", type=int, required=True)
-    p.add_argument("--out", required=True, help="run folder (checkpoints, log.jsonl)")
-    p.add_argument("--batch-size", type=int, default=512, help="global batch (all GPUs)")
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--warmup", type=int, default=2500)
-    p.add_argument("--clip", type=float, default=1.0)
-    p.add_argument("--ema", type=float, default=0.9999)
-    p.add_argument("--weight-decay", type=float, default=0.0)
-    p.add_argument("--dropout", type=float, default=0.1)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=int, default=1000)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--grad-accum", type=int, default=1)
-    p.add_argument("--chunk-rows", type=int, default=16384, help="rows of logits per chunk of the loss")
-    p.add_argument("--loss-kernel", default="auto", choices=LOSS_KERNELS, help="head and loss computation")
-    p.add_argument("--attention", default="auto", choices=ATTENTION_KERNELS, help="the blocks' attention kernels")
-    p.add_argument("--norm", default="auto", choices=NORM_KERNELS, help="the blocks' residual-update and norm kernels")
-    p.add_argument("--no-bf16", action="store_true")
-    p.add_argument("--cpu-bf16", action="store_true", help="bf16 autocast on CPU too (to study bf16 numerics)")
-    p.add_argument("--compile", action="store_true")
-    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument("--no-resume", action="store_true")
-    p.add_argument("--no-progress", action="store_true")
-    p.add_argument("--tensorboard", default=None, help="TensorBoard log folder")
-    a = p.parse_args(argv)
+    """The ``amtheory train`` command (:mod:`amtheory.diffusion.train_cli`)."""
+    from amtheory.diffusion.train_cli import main as cli_main
 
-    from amtheory.diffusion.data import TokenCorpus  # imported here: the trainer itself needs no corpus
-
-    corpus = TokenCorpus.load(a.data)
-    data = corpus.blocks("train", a.n_train, a.length)
-    meta = {
-        "vocab_sha256": corpus_vocab_sha256(corpus.manifest),
-        "vocab_size": corpus.vocab_size,
-        "data": {"corpus": str(Path(a.data).resolve()), "split": "train", "n_blocks": a.n_train, "length": a.length},
-    }
-    model_config = DiTConfig.preset(a.preset, corpus.vocab_size, a.length, dropout=a.dropout)
-    cfg = TrainConfig(
-        steps=a.steps, batch_size=a.batch_size, lr=a.lr, warmup=a.warmup, clip=a.clip, ema=a.ema,
-        weight_decay=a.weight_decay, seed=a.seed, checkpoint_every=a.checkpoint_every, log_every=a.log_every,
-        bf16=not a.no_bf16, cpu_bf16=a.cpu_bf16, compile=a.compile, grad_accum=a.grad_accum, chunk_rows=a.chunk_rows,
-        loss_kernel=a.loss_kernel, attention=a.attention, norm=a.norm,
-    )  # fmt: skip
-    summary = train(
-        model_config, cfg, data, a.out, device=a.device, resume=not a.no_resume, progress=not a.no_progress,
-        tensorboard_dir=a.tensorboard, meta=meta,
-    )  # fmt: skip
-    if summary["rank"] == 0:
-        print(json.dumps({k: v for k, v in summary.items() if k != "losses"}, indent=2))
-    return summary
+    return cli_main(argv, train)
 
 
 if __name__ == "__main__":

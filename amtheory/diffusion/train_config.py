@@ -9,13 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from amtheory.core._checks import check_float, check_int
-from amtheory.diffusion.attention_kernels import ATTENTION_KERNELS
-from amtheory.diffusion.norm_kernels import NORM_KERNELS
+from amtheory.diffusion.kernels import ATTENTION_KERNELS, LOSS_KERNELS, NORM_KERNELS
 
 __all__ = ["LOSS_KERNELS", "RESUMABLE_CHANGES", "TrainConfig"]
-
-#: Values of ``TrainConfig.loss_kernel`` (see :func:`amtheory.diffusion.train_step.loss_kernel_for`).
-LOSS_KERNELS = ("auto", "triton", "compiled", "eager")
 
 #: TrainConfig fields that may change when a run is resumed (they do not alter the optimisation; ``steps`` may not
 #: fall below the checkpoint's step). Every other field, the model config, the data and the vocabulary must match.
@@ -39,40 +35,53 @@ class TrainConfig:
     """Optimisation settings. ``batch_size`` is the global batch (sequences per optimizer step, all ranks)."""
 
     steps: int
+    """Optimizer steps in all (a resumed run continues up to this step)."""
     batch_size: int
+    """Global batch: sequences per optimizer step, summed over ranks and gradient-accumulation micro-batches."""
     lr: float = 3e-4
+    """AdamW learning rate after warm-up."""
     warmup: int = 2500
+    """Steps of linear learning-rate warm-up (0: none)."""
     clip: float = 1.0
+    """Gradient-norm clipping threshold."""
     ema: float = 0.9999
-    #: EMA decay min(ema, (1 + n)/(10 + n)) after n updates, so short runs do not keep the initial weights.
+    """Decay of the exponential moving average of the weights (the EMA weights are the ones evaluated)."""
     ema_warmup: bool = True
+    """EMA decay min(ema, (1 + n)/(10 + n)) after n updates, so short runs do not keep the initial weights."""
     weight_decay: float = 0.0
+    """AdamW weight decay."""
     seed: int = 0
+    """Seed of the initial weights, the batches and the dropout masks."""
     checkpoint_every: int = 1000
+    """Steps between checkpoints (the last step is always saved)."""
     keep_checkpoints: int = 2
+    """Newest checkpoints kept on disk."""
     log_every: int = 50
-    #: bf16 autocast on CUDA (a CPU run stays float32 unless ``cpu_bf16``).
+    """Steps between lines of log.jsonl (the mean loss over the interval)."""
     bf16: bool = True
-    #: with ``bf16``, autocast on CPU too (slow; it exists to study bf16 numerics without a GPU).
+    """bf16 autocast on CUDA (a CPU run stays float32 unless ``cpu_bf16``)."""
     cpu_bf16: bool = False
+    """With ``bf16``, autocast on CPU too (slow; it exists to study bf16 numerics without a GPU)."""
     compile: bool = False
+    """torch.compile the model's blocks and the loss kernel."""
     grad_accum: int = 1
-    #: Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient); at
-    #: V = 30,522, 16,384 rows run about as fast as 32,768 with less memory, and faster than 4,096
-    #: (see benchmarks/README.md).
+    """Micro-batches per optimizer step (``batch_size`` must be a multiple of it)."""
     chunk_rows: int = 16384
-    #: How the chunked loss is computed from each chunk's logits (the same loss and gradient up to rounding):
-    #: "triton" (two Triton kernels), "compiled" (the loss kernel under torch.compile), "eager", or "auto": triton
-    #: on CUDA when Triton is installed, else compiled with ``compile``, else eager. Triton on a CPU needs
-    #: TRITON_INTERPRET=1 (slow).
+    """Rows of logits per chunk of the loss (a chunk holds [chunk_rows, V] float32 logits and their gradient)."""
+    # At V = 30,522, 16,384 rows run about as fast as 32,768 with less memory, and faster than 4,096
+    # (see benchmarks/README.md).
     loss_kernel: str = "auto"
-    #: The blocks' attention (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`): "auto" (fused Triton
-    #: kernels on CUDA under bf16 autocast, else SDPA), "fused" or "sdpa" (the same map up to rounding).
+    """How the chunked loss is computed from each chunk's logits, one of auto, triton, compiled, eager (the same
+    loss and gradient up to rounding); auto: triton on CUDA when Triton is installed, else compiled with
+    ``compile``, else eager. Triton on a CPU needs TRITON_INTERPRET=1 (slow)."""
     attention: str = "auto"
-    #: The blocks' residual updates and norms (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`): "auto" (fused
-    #: Triton kernels on CUDA under bf16 autocast for models at least 512 wide, else torch operations), "fused" or
-    #: "torch" (the same map up to rounding; the fused kernels draw their dropout masks from their own generator).
+    """The blocks' attention, one of auto, fused, sdpa (the same map up to rounding); auto: fused Triton kernels
+    on CUDA under bf16 autocast, else SDPA (:data:`amtheory.diffusion.attention_kernels.ATTENTION_KERNELS`)."""
     norm: str = "auto"
+    """The blocks' residual updates and norms, one of auto, fused, torch (the same map up to rounding; the fused
+    kernels draw their dropout masks from their own generator); auto: fused Triton kernels on CUDA under bf16
+    autocast for models at least 512 wide, else torch operations
+    (:data:`amtheory.diffusion.norm_kernels.NORM_KERNELS`)."""
 
     def __post_init__(self) -> None:
         check_int("steps", self.steps, minimum=0)

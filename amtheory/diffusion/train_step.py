@@ -19,6 +19,7 @@ from torch import nn
 
 from amtheory.core._checks import check_int
 from amtheory.diffusion.checkpoint import CheckpointError
+from amtheory.diffusion.kernels import LOSS_KERNELS
 from amtheory.diffusion.loss import TRITON_ROWS, antithetic_times, chunked_nelbo, forward_noise, rows_loss_and_grad
 from amtheory.diffusion.model import DiT
 from amtheory.diffusion.train_config import TrainConfig
@@ -91,24 +92,6 @@ def compiled_loss_kernel() -> Callable:
     return _COMPILED_KERNEL["kernel"]
 
 
-def loss_kernel_for(cfg: TrainConfig, device: torch.device | str) -> Callable | str | None:
-    """The ``kernel`` argument of :func:`chunked_nelbo` that ``cfg.loss_kernel`` names on ``device``."""
-    from amtheory.diffusion import loss_kernels
-
-    choice = cfg.loss_kernel
-    if choice == "auto":
-        on_gpu = torch.device(device).type == "cuda" and loss_kernels.available(device)
-        choice = "triton" if on_gpu else ("compiled" if cfg.compile else "eager")
-    if choice == "triton":
-        if not loss_kernels.available(device):
-            raise ValueError(
-                f"loss_kernel: 'triton' needs Triton and a CUDA device (or TRITON_INTERPRET=1 on a CPU), got "
-                f"device {device} with Triton {'installed' if loss_kernels.triton is not None else 'missing'}"
-            )
-        return TRITON_ROWS
-    return compiled_loss_kernel() if choice == "compiled" else None
-
-
 def compile_model(model: DiT) -> None:
     """Compile each transformer block of ``model`` in place (regional compilation), once per model.
 
@@ -126,14 +109,30 @@ def compile_model(model: DiT) -> None:
             blk.compile()
 
 
-class NELBOObjective(nn.Module):
-    """``model`` and its chunked NELBO in one module, so DistributedDataParallel sees the whole forward."""
+def loss_rows_kernel(loss: str) -> Callable | str:
+    """The ``kernel`` argument of :func:`chunked_nelbo` for the resolved loss choice ``loss``: "triton"
+    (:data:`TRITON_ROWS`), "compiled" (:func:`compiled_loss_kernel`) or "eager" (:func:`rows_loss_and_grad`)."""
+    if loss == "triton":
+        return TRITON_ROWS
+    if loss == "compiled":
+        return compiled_loss_kernel()
+    if loss == "eager":
+        return rows_loss_and_grad
+    if loss in LOSS_KERNELS:  # "auto" depends on the device: Kernels.resolved picks the concrete choice
+        raise ValueError(f"loss: expected a resolved choice ('triton', 'compiled' or 'eager'), got {loss!r}")
+    raise ValueError(f"loss: expected one of {LOSS_KERNELS[1:]}, got {loss!r}")
 
-    def __init__(self, model: DiT, chunk_rows: int = 16384, kernel: Callable | str | None = None):
+
+class NELBOObjective(nn.Module):
+    """``model`` and its chunked NELBO in one module, so DistributedDataParallel sees the whole forward; ``loss``
+    is the resolved loss kernel choice (:meth:`amtheory.diffusion.kernels.Kernels.resolved`)."""
+
+    def __init__(self, model: DiT, chunk_rows: int = TrainConfig.chunk_rows, loss: str = "eager"):
         super().__init__()
         self.model = model
         self.chunk_rows = chunk_rows
-        self.kernel = kernel if kernel is not None else rows_loss_and_grad
+        self.loss = loss
+        self.kernel = loss_rows_kernel(loss)
 
     def forward(self, x0, xt, alpha, alpha_prime, sigma) -> torch.Tensor:
         h = self.model.hidden(xt, sigma, check=False)

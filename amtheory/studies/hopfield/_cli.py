@@ -1,19 +1,27 @@
 """Shared command line of the experiment scripts: ``--preset tiny|full --out DIR [--device cpu|cuda]``.
 
 Every script builds a list of cells for a preset and hands it to ``amtheory.core.sweep.run_sweep``; this module parses
-the arguments, picks the device, keeps CPU runs to the requested threads, and reports the wall time.
+the arguments, picks the device, keeps CPU runs to the requested threads, and reports the wall time. The options are
+the fields of :class:`SweepOptions` (help and defaults from the dataclass); ``--config FILE`` (YAML or JSON) sets any
+of them, later options override it, and options may be spelled with ``-`` or ``_`` (``--no-progress``).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
+import sys
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Literal
 
 import pandas as pd
 import torch
+from jsonargparse import ActionConfigFile, ArgumentParser, set_parsing_settings
+
+from amtheory.core.cli_args import normalise_flags
 
 PRESETS = ("tiny", "full")
 
@@ -26,19 +34,50 @@ def pick_device(device: str | None) -> str:
     return resolve_device("--device", device)
 
 
-def parser(description: str, default_out: str) -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=description)
-    p.add_argument("--preset", choices=PRESETS, default="tiny", help="grid size (tiny: ~1 min on 2 CPU cores)")
-    p.add_argument("--out", default=default_out, help="folder of per-cell parquet tables (resumable)")
-    p.add_argument("--device", default=None, help="cpu or cuda (default: cuda when available)")
-    p.add_argument("--seed", type=int, default=0, help="root seed of the sweep (part of every table's name)")
-    p.add_argument("--workers", default=None, help="None, 'auto' (one process per GPU) or an int")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's own)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+@dataclass(frozen=True)
+class SweepOptions:
+    """Sweep options."""
+
+    preset: Literal["tiny", "full"] = "tiny"
+    """Grid size (tiny: about a minute on 2 CPU cores)."""
+    out: str = "results"
+    """Folder of per-cell parquet tables (resumable); each study sets its own default."""
+    device: str | None = None
+    """cpu or cuda (null: cuda when available)."""
+    seed: int = 0
+    """Root seed of the sweep (part of every table's name)."""
+    workers: int | Literal["auto"] | None = None
+    """null (this process), auto (one process per GPU) or a number of processes."""
+    threads: int | None = None
+    """torch CPU threads (null: torch's own)."""
+    progress: bool = True
+    """Show a progress bar (--no-progress: none)."""
+
+
+_BOOLS = [f.name for f in dataclasses.fields(SweepOptions) if f.type in (bool, "bool")]
+
+
+class _SweepParser(ArgumentParser):
+    def parse_args(self, args: Sequence[str] | None = None, namespace: Any = None, **kw: Any) -> Any:  # type: ignore[override]
+        argv = sys.argv[1:] if args is None else args
+        ns = super().parse_args(normalise_flags(argv, _BOOLS), namespace, **kw)
+        # A plain namespace: jsonargparse's own shadows an option named like one of its methods (``--update``).
+        return argparse.Namespace(**ns.as_dict())
+
+
+def parser(description: str, default_out: str) -> ArgumentParser:
+    """A parser of the :class:`SweepOptions` fields (``--out`` defaulting to ``default_out``) and ``--config``; a
+    study adds its own options to it."""
+    # The fields' help texts are their attribute docstrings above.
+    set_parsing_settings(docstring_parse_attribute_docstrings=True)
+    p = _SweepParser(description=description)
+    p.add_argument("--config", action=ActionConfigFile, help="YAML or JSON file of options (later options override it)")
+    p.add_class_arguments(SweepOptions, None, sub_configs=False)
+    p.set_defaults(out=default_out)
     return p
 
 
-def parse_workers(v: str | None) -> int | str | None:
+def parse_workers(v: int | str | None) -> int | str | None:
     if v is None or v == "auto":
         return v
     try:
@@ -48,7 +87,7 @@ def parse_workers(v: str | None) -> int | str | None:
 
 
 def run_main(
-    args: argparse.Namespace,
+    args: argparse.Namespace | Any,
     build_cells: Callable[[str, argparse.Namespace], Sequence[Any]],
     fn: Callable,
 ) -> pd.DataFrame:
@@ -66,7 +105,7 @@ def run_main(
         args.out,
         root_seed=args.seed,
         device=device,
-        progress=not args.no_progress,
+        progress=args.progress,
         workers=parse_workers(args.workers),
     )
     dt = time.perf_counter() - t0

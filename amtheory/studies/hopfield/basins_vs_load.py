@@ -22,7 +22,10 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-BACKENDS = ("hebbian", "storkey", "pseudoinverse", "poly3", "rectpoly3", "exp", "modern")
+from amtheory.core import registry
+
+#: The backends it runs by default: those of the comparison (registered with ``compare=True``).
+BACKENDS = registry.backend_names(compare=True)
 
 
 @dataclass(frozen=True)
@@ -58,17 +61,8 @@ def make_backend(name: str, cell: BasinCell):
 
 
 def available_backends() -> tuple[str, ...]:
-    """The backends whose module can be imported here."""
-    import importlib.util
-
-    have = []
-    for b in BACKENDS:
-        mod = {"modern": "amtheory.backends.modern"}.get(b, "amtheory.backends.classical")
-        if b in ("poly3", "rectpoly3", "exp"):
-            mod = "amtheory.backends.dense"
-        if importlib.util.find_spec(mod) is not None:
-            have.append(b)
-    return tuple(have)
+    """The backends it runs by default (``BACKENDS``), read from ``amtheory.core.registry``."""
+    return BACKENDS
 
 
 def stored_patterns(cell: BasinCell, device: str) -> torch.Tensor:
@@ -123,8 +117,8 @@ def build_cells(preset: str, args=None) -> list[BasinCell]:
     chosen = getattr(args, "backends", None) if args is not None else None
     backends = tuple(chosen.split(",")) if chosen else BACKENDS
     for b in backends:
-        if b not in BACKENDS:
-            raise ValueError(f"--backends: expected names from {BACKENDS}, got {b!r}")
+        if b not in registry.backend_names():
+            raise ValueError(f"--backends: expected names from {registry.backend_names()}, got {b!r}")
     if preset == "tiny":
         N, loads, reps = 48, (0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.0), 2
         extra = dict(n_targets=8, n_trials=16, max_steps=30)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import pandas as pd
 import torch
 
-from amtheory.core import budget
+from amtheory.core import budget, registry
 from amtheory.core.basins import basin_radius, recovery_curve
 from amtheory.core.interface import AssociativeMemory
 from amtheory.core.patterns import stored_and_unseen
@@ -39,30 +39,20 @@ from amtheory.core.sweep import run_sweep, text_generator
 
 
 def make_backend(name: str, *, exp_beta: float = 1.0, modern_beta: float = 1.0) -> AssociativeMemory:
-    """The Hopfield-family memory called ``name`` (one of ``BACKENDS``), unstored."""
-    from amtheory.backends.classical import ClassicalHopfield
-    from amtheory.backends.dense import DenseAM
-    from amtheory.backends.modern import ModernHopfield
-
-    if name in ("hebbian", "storkey", "pseudoinverse"):
-        return ClassicalHopfield(name)
-    if name in ("poly3", "rectpoly3"):
-        return DenseAM(name[:-1], n=3)
-    if name == "exp":
-        return DenseAM("exp", beta=exp_beta)
-    if name == "modern":
-        return ModernHopfield(beta=modern_beta)
-    raise ValueError(f"backend: expected one of {BACKENDS}, got {name!r}")
+    """The registered memory called ``name`` (``amtheory.core.registry``), unstored: the exponential dense memory at
+    ``exp_beta``, the modern network at ``modern_beta``, any other backend at its registered defaults."""
+    return registry.make_backend(name, {"exp": exp_beta, "modern": modern_beta}.get(name))
 
 
 def _backends(n: int) -> dict[str, Callable[[], AssociativeMemory]]:
     """The backends of the main job. Modern Hopfield on spins: the target's overlap exceeds the others' by O(N)
     against O(sqrt N) noise, so beta = 4 / sqrt(N) separates them by O(sqrt N) in the softmax (Ramsauer et al.'s
     regime of single-pattern fixed points) while small loads are not yet a hard argmax."""
-    return {b: (lambda b=b: make_backend(b, modern_beta=4.0 / math.sqrt(n))) for b in BACKENDS}
+    return {b: (lambda b=b: make_backend(b, modern_beta=4.0 / math.sqrt(n))) for b in registry.backend_names()}
 
 
-BACKENDS = ("hebbian", "storkey", "pseudoinverse", "poly3", "rectpoly3", "exp", "modern")
+#: The backends the comparison runs by default: those registered with ``compare=True``, in registration order.
+BACKENDS = registry.backend_names(compare=True)
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,9 @@ __all__ = [
 
 #: Evaluation tables, one folder each under the results folder.
 MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
-#: Hopfield-family backends put beside the UDDM.
+#: Hopfield-family backends put beside the UDDM, by the names its tables and cell keys use: each is a registered
+#: backend name or alias (``amtheory.core.registry``: "dense_exp" is "exp", "classical" is "hebbian"), which
+#: gives its label and colour; the names stay as they are because a cell's key, and so its cached table, holds them.
 BACKENDS = ("empirical", "dense_exp", "modern", "classical")
 #: Splits every model is measured on.
 SPLITS = ("train", "test", "random")

@@ -1,24 +1,5 @@
-"""The reverse uniform-diffusion chain as a retrieval dynamics.
-
-One reverse step from time ``t`` to ``s < t`` draws each token from the posterior of the forward process given
-the denoiser's clean-token prediction ``x = x_theta(x_t)`` (UDLM, Schiff et al. 2025; Duo, Sahoo et al. 2025),
-with ``alpha_ts = alpha_t / alpha_s`` and ``z = onehot(x_t)``:
-
-    q(x_s | x_t, x) ∝ V alpha_t x*z + (alpha_ts - alpha_t) z + (alpha_s - alpha_t) x + (1 - alpha_ts)(1 - alpha_s)/V,
-
-normalized by ``V alpha_t <x, z> + 1 - alpha_t``. The last step, into ``s = 0`` (``alpha_s = 1``), removes the
-remaining noise: ``argmax_v x(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``, which keeps the current token unless the
-denoiser is confident otherwise (the argmax of ``x`` alone rewrites clean tokens of a weak model).
-
-Every coefficient is written with ``alpha_s - alpha_t`` and ``1 - alpha_s`` (``1 - alpha_ts = (alpha_s -
-alpha_t) / alpha_s``, ``alpha_ts - alpha_t = alpha_t (1 - alpha_s) / alpha_s``), sums of non-negative terms that
-the chain forms from the times themselves (``schedule.one_minus_alpha``): at times so small that ``alpha`` rounds
-to 1 the steps stay exact instead of dividing 0 by 0.
-
-``ReverseDiffusion`` runs this chain from a corruption level ``t_start`` to 0 and plugs into
-``amtheory.retrieve``; ``generate`` samples from uniform noise; ``fixed_point_share`` is the fixed-point test of
-Pham et al. (2026): argmax dynamics from ``t = 1`` started at a clean sequence.
-"""
+"""The reverse chain as a retrieval dynamics (``ReverseDiffusion``), sampling from uniform noise, the fixed-point
+test, and forward corruption to a time."""
 
 from __future__ import annotations
 
@@ -28,7 +9,6 @@ from typing import Literal
 import torch
 
 from amtheory.core._checks import (
-    NonFiniteError,
     check_choice,
     check_finite_rows,
     check_float,
@@ -41,147 +21,9 @@ from amtheory.core._checks import (
 from amtheory.core.corruption import Corrupted, corrupt
 from amtheory.core.dynamics import Dynamics, RetrievalResult, argmax_keep
 from amtheory.diffusion.denoiser import Denoiser, check_time
+from amtheory.diffusion.sampler.steps import _TIME_TOL, _draw_from_probs, _final_scores, _step_mode, _step_probs
 from amtheory.diffusion.schedule import alpha as alpha_of_t
 from amtheory.diffusion.schedule import one_minus_alpha
-
-# Grid times closer than this to a query's own start are the start itself (no near-zero-length step); large enough
-# that a float32 start such as 0.1 (0.10000000149...) lands on the grid point 0.1.
-_TIME_TOL = 1e-6
-
-
-def _as_col(a: torch.Tensor | float, like: torch.Tensor) -> torch.Tensor:
-    """A float or ``[B]`` tensor as float64 ``[B, 1, 1]`` (or a 0-d tensor) on ``like``'s device."""
-    a = torch.as_tensor(a, dtype=torch.float64, device=like.device)
-    return a.reshape(-1, 1, 1) if a.dim() == 1 else a
-
-
-def _check_alpha(name: str, a: object) -> None:
-    if isinstance(a, torch.Tensor):
-        if not a.is_floating_point() or a.dim() > 1:
-            raise ValueError(f"{name}: expected a float or a [B] floating tensor, got {a.dtype} {tuple(a.shape)}")
-        if a.numel() and not (float(a.min()) > 0.0 and float(a.max()) <= 1.0):
-            raise ValueError(f"{name}: expected values in (0, 1], got [{float(a.min())}, {float(a.max())}]")
-    else:
-        check_float(name, a, minimum=0.0, maximum=1.0, strict_min=True)
-
-
-def _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, like: torch.Tensor, V: int):
-    """``(a_t, a_s - a_t, c, stay)`` as float64 columns: ``c = (1 - a_ts)(1 - a_s) / V`` and ``stay = a_ts - a_t``,
-    written with ``gap = a_s - a_t`` and ``1 - a_s`` (from the alphas where those are None)."""
-    a_t, a_s = _as_col(alpha_t, like), _as_col(alpha_s, like)
-    d = a_s - a_t if gap is None else _as_col(gap, like)
-    om_s = 1.0 - a_s if one_minus_s is None else _as_col(one_minus_s, like)
-    return a_t, d, d * om_s / (a_s * V), a_t * om_s / a_s
-
-
-def _check_mass(total: torch.Tensor) -> None:
-    """Raise unless every step distribution has a finite, positive total weight."""
-    if not bool(((total > 0) & torch.isfinite(total)).all()):
-        n = int((~((total > 0) & torch.isfinite(total))).sum())
-        raise NonFiniteError(
-            f"log_x_theta: expected a step distribution with finite, positive mass at every position, got {n} "
-            "positions without (a non-finite model output, or no noise at either time while the model rules out "
-            "the current token)"
-        )
-
-
-def _step_probs(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None) -> torch.Tensor:
-    x = log_x.double().exp()
-    V = x.shape[-1]
-    a_t, d, c, stay = _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, x, V)
-    out = d * x + c
-    z = x_t.unsqueeze(-1)
-    # The terms carrying z live only at the current token; add them there instead of building a one-hot.
-    at_z = V * a_t * x.gather(-1, z) + stay
-    out = out.scatter_add(-1, z, at_z)
-    total = out.sum(-1, keepdim=True)
-    _check_mass(total)
-    return out / total
-
-
-def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None) -> torch.Tensor:
-    """``argmax_keep(_step_probs(...), x_t)`` without forming the ``[B, L, V]`` float64 distribution.
-
-    Off the current token ``z`` the unnormalized step weight ``(a_s - a_t) x(v) + c`` increases with ``x(v)``
-    (``a_s >= a_t``), and ``z`` weighs at least as much as any token with the same ``x``, so only the argmax of
-    ``log_x`` (first index on ties, as ``argmax``) can beat ``z``: its weight and that of ``z`` are compared in
-    float64 as in :func:`_step_probs` (ties keep ``z``; if the argmax is ``z`` itself, ``z`` stays). One reduction
-    over ``log_x`` in its own dtype instead of about eight float64 passes over ``[B, L, V]``.
-    """
-    z = x_t.unsqueeze(-1)
-    l_z = log_x.gather(-1, z).squeeze(-1).double()
-    l_other, best = log_x.max(dim=-1)
-    # The largest log x is NaN where any entry is NaN or +inf, -inf where all are -inf: nothing to step from.
-    check_finite_rows("log_x_theta", l_other)
-    V = log_x.shape[-1]
-    a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
-    x_z = l_z.exp()
-    w_other = d * l_other.double().exp() + c
-    w_z = d * x_z + c + (V * a_t * x_z + stay)
-    _check_mass(torch.maximum(w_z, w_other))
-    return torch.where(w_z >= w_other, x_t, best)
-
-
-def _check_step_inputs(log_x_theta: object, x_t: object) -> None:
-    if not isinstance(log_x_theta, torch.Tensor) or not log_x_theta.is_floating_point() or log_x_theta.dim() != 3:
-        got = f"{log_x_theta.dtype} {tuple(log_x_theta.shape)}" if isinstance(log_x_theta, torch.Tensor) else ""
-        raise TypeError(f"log_x_theta: expected a float tensor [B, L, V], got {type(log_x_theta).__name__} {got}")
-    check_tokens("x_t", x_t, vocab_size=log_x_theta.shape[-1], rank=2)
-    if tuple(x_t.shape) != tuple(log_x_theta.shape[:2]):
-        raise ValueError(f"x_t: expected shape {tuple(log_x_theta.shape[:2])}, got {tuple(x_t.shape)}")
-
-
-def posterior_step_probs(
-    log_x_theta: torch.Tensor,
-    x_t: torch.Tensor,
-    alpha_t: torch.Tensor | float,
-    alpha_s: torch.Tensor | float,
-) -> torch.Tensor:
-    """Reverse-step distribution ``q(x_s | x_t, x_theta)`` ``[B, L, V]`` (float64, normalized) for ``s < t``.
-
-    ``q ∝ V a_t x*z + (a_ts - a_t) z + (a_s - a_t) x + (1 - a_ts)(1 - a_s)/V`` with ``x = exp(log_x_theta)``,
-    ``z = onehot(x_t)``, ``a_ts = a_t / a_s``; ``alpha_t <= alpha_s`` are floats or ``[B]`` tensors.
-    """
-    _check_step_inputs(log_x_theta, x_t)
-    _check_alpha("alpha_t", alpha_t)
-    _check_alpha("alpha_s", alpha_s)
-    if bool((torch.as_tensor(alpha_t, dtype=torch.float64) > torch.as_tensor(alpha_s, dtype=torch.float64)).any()):
-        raise ValueError("alpha_t, alpha_s: expected alpha_t <= alpha_s (a reverse step goes from t to s <= t)")
-    return _step_probs(log_x_theta, x_t, alpha_t, alpha_s)
-
-
-def _final_scores(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t=None) -> torch.Tensor:
-    """``log x(v) + log(V a_t 1(v = x_t) + 1 - a_t)``, float64, with ``1 - a_t`` from the alpha where
-    ``one_minus_t`` is None."""
-    a_t = _as_col(alpha_t, log_x)
-    om_t = 1.0 - a_t if one_minus_t is None else _as_col(one_minus_t, log_x)
-    V = log_x.shape[-1]
-    log_om = torch.log(om_t)
-    out = log_x.double() + log_om
-    z = x_t.unsqueeze(-1)
-    # log(V a_t + 1 - a_t) - log(1 - a_t) extra at the current token: the weight V a_t 1(v = x_t) + 1 - a_t.
-    bonus = torch.log(V * a_t + om_t) - log_om
-    return out.scatter_add(-1, z, bonus.expand(z.shape))
-
-
-def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor | float) -> torch.Tensor:
-    """Noise removal into ``s = 0``: ``argmax_v x_theta(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``, ``[B, L]``.
-
-    This is the mode of ``q(x_0 | x_t, x_theta)`` (the reverse step with ``alpha_s = 1``); ties keep ``x_t``.
-    """
-    _check_step_inputs(log_x_theta, x_t)
-    _check_alpha("alpha_t", alpha_t)
-    if bool((torch.as_tensor(alpha_t, dtype=torch.float64) >= 1.0).any()):
-        raise ValueError("alpha_t: expected alpha_t < 1 for the final step (t > 0)")
-    return argmax_keep(_final_scores(log_x_theta, x_t, alpha_t), x_t)
-
-
-def _draw_from_probs(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw from probabilities ``p`` ``[..., V]`` with uniforms ``u`` ``[...]``."""
-    cdf = p.cumsum(-1)
-    # side="right" never picks a zero-probability token, even for u = 0.
-    idx = torch.searchsorted(cdf, (u.double() * cdf[..., -1]).unsqueeze(-1).contiguous(), right=True).squeeze(-1)
-    return idx.clamp_max(p.shape[-1] - 1)
 
 
 @dataclass(frozen=True)
