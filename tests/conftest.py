@@ -1,9 +1,17 @@
-"""Test-wide settings: property-based tests are derandomized and have no deadline, so a run is repeatable and a
-slow shared machine does not fail them (per-test settings may only tighten the example counts). Without a GPU,
-Triton's interpreter is switched on before anything imports Triton, so the Triton kernels (the loss and attention
-kernels of the diffusion model, the modern Hopfield attention) run on CPU tensors in the tests; on a CUDA machine
-they are compiled. Where this Triton's interpreter cannot run them (the run's header says why), the kernels' CPU
-tests skip."""
+"""Test-wide settings. Property-based tests run under the hypothesis profile ``amtheory`` (what CI runs):
+derandomized and without a deadline, so a run is repeatable and a slow shared machine does not fail them. The
+``thorough`` profile draws ten times as many examples, afresh on every run; run it by hand with
+
+    HYPOTHESIS_PROFILE=thorough .venv/bin/python -m pytest -n 2 tests/
+
+(or ``--hypothesis-profile thorough``; ``--hypothesis-show-statistics`` adds what was drawn). A test that needs its
+own example count takes it from ``amtheory.testing.profiles.property_settings``, which scales it with the profile;
+a property test whose settings were made any other way fails.
+
+Without a GPU, Triton's interpreter is switched on before anything imports Triton, so the Triton kernels (the loss
+and attention kernels of the diffusion model, the modern Hopfield attention) run on CPU tensors in the tests; on a
+CUDA machine they are compiled. Where this Triton's interpreter cannot run them (the run's header says why), the
+kernels' CPU tests skip."""
 
 import importlib.util
 import os
@@ -11,6 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 #: The one known interpreter defect the kernels' CPU tests skip for (Triton 3.6 under numpy 2.4 and 2.5): any
@@ -49,10 +58,29 @@ if not torch.cuda.is_available() and not triton_interpreter_status().startswith(
 
 
 def pytest_report_header(config):
-    return f"Triton interpreter: {triton_interpreter_status()}"
+    from hypothesis import settings
+
+    return [
+        f"Triton interpreter: {triton_interpreter_status()}",
+        f"hypothesis profile: {settings.get_current_profile_name()} (max_examples {settings.default.max_examples})",
+    ]
 
 
 from hypothesis import settings  # noqa: E402
 
-settings.register_profile("amtheory", derandomize=True, deadline=None, print_blob=True)
-settings.load_profile("amtheory")
+from amtheory.testing.profiles import is_profile_scaled, register_profiles  # noqa: E402
+
+register_profiles()
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "amtheory"))
+
+
+def pytest_runtest_setup(item):
+    """Fail a property test whose settings would fix its example count (or randomization) whatever the profile:
+    under ``thorough`` it would silently run fewer examples than the profile asks for."""
+    test = getattr(item, "obj", None)
+    if hasattr(test, "hypothesis") and not is_profile_scaled(test._hypothesis_internal_use_settings):
+        pytest.fail(
+            f"{item.name}: its hypothesis settings are not made by amtheory.testing.profiles.property_settings, "
+            "so they do not scale with the loaded profile",
+            pytrace=False,
+        )

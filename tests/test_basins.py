@@ -7,17 +7,18 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
 from amtheory.backends.classical import ClassicalHopfield
-from amtheory.core.basins import BasinRadius, basin_radius, recovery_curve, wilson_interval
+from amtheory.core.basins import basin_radius, recovery_curve, wilson_interval
 from amtheory.core.corruption import corrupt
 from amtheory.core.dynamics import Dynamics, RetrievalResult, Sync, retrieve
 from amtheory.core.exact import exact_basins
 from amtheory.core.metrics import OUTCOMES
 from amtheory.core.patterns import iid_patterns, stored_and_unseen
+from amtheory.testing.profiles import property_settings
 
 torch.set_num_threads(1)
 
@@ -29,7 +30,7 @@ def _gen(seed):
 # ---- Wilson interval ------------------------------------------------------------------------------------------
 
 
-@settings(deadline=None, derandomize=True, max_examples=60)
+@property_settings(max_examples=60)
 @given(n=st.integers(1, 500), frac=st.floats(0, 1), confidence=st.sampled_from([0.5, 0.9, 0.95, 0.999]))
 def test_wilson_interval_matches_scipy(n, frac, confidence):
     k = round(frac * n)
@@ -244,7 +245,6 @@ def test_basin_radius_summary_frame_and_reproducibility():
     mem, x = _hebbian(K=3, L=40, seed=2)
     a = basin_radius(mem, x, n_trials=24, generator=_gen(9), n_boot=200)
     b = basin_radius(mem, x, n_trials=24, generator=_gen(9), n_boot=200)
-    assert isinstance(a, BasinRadius)
     assert torch.equal(a.per_pattern, b.per_pattern) and a.median_ci == b.median_ci
     pd.testing.assert_frame_equal(a.success, b.success)
     assert a.per_pattern.dtype == torch.long and a.per_pattern.shape == (3,)

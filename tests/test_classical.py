@@ -86,10 +86,14 @@ def test_spin_reversal_symmetry_of_hebbian_energy():
 
 
 def test_memory_moves_between_devices_and_checks_query_device():
+    # The meta device stands in for a second device on a machine with only a CPU.
     X = am.iid_patterns(2, 10, generator=torch.Generator().manual_seed(0))
-    mem = am.ClassicalHopfield().store(X).to("cpu")
-    assert mem.device.type == "cpu"
-    assert mem.xi_.device.type == "cpu"
+    mem = am.ClassicalHopfield().store(X)
+    assert mem.to("meta") is mem, "to() moves the memory in place"
+    assert mem.device.type == "meta"
+    assert all(v.device.type == "meta" for v in vars(mem).values() if isinstance(v, torch.Tensor))
+    with pytest.raises(ValueError, match="queries: expected a tensor on the memory's device meta"):
+        am.retrieve(mem, X)
 
 
 @pytest.mark.parametrize(

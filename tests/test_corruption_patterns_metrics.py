@@ -4,7 +4,7 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amtheory.core.corruption import corrupt
@@ -17,11 +17,12 @@ from amtheory.core.patterns import (
     stored_and_unseen,
     tokens_to_spins,
 )
-from amtheory.testing.strategies import patterns, seeds
+from amtheory.testing.profiles import property_settings
+from amtheory.testing.strategies import patterns, seeds, sizes
 
 torch.set_num_threads(1)
 
-FAST = settings(deadline=None, derandomize=True, max_examples=50)
+FAST = property_settings(max_examples=50)
 
 
 def _gen(seed):
@@ -34,11 +35,11 @@ def _gen(seed):
 @FAST
 @given(data=st.data(), vocab_size=st.sampled_from([2, 3, 7]), extra_dim=st.booleans())
 def test_exact_count_changes_exactly_n_positions(data, vocab_size, extra_dim):
-    x = data.draw(patterns(n_patterns=st.integers(1, 6), length=st.integers(1, 15), vocab_size=vocab_size))
+    x = data.draw(patterns(n_patterns=sizes(1, 6), length=sizes(1, 16), vocab_size=vocab_size))
     if extra_dim:
         x = torch.stack([x, x.flip(0)])  # [2, K, L]: any leading shape
     L = x.shape[-1]
-    n = data.draw(st.integers(0, L))
+    n = data.draw(sizes(0, L))
     seed = data.draw(seeds())
     c = corrupt(x, vocab_size=vocab_size, n_changed=n, generator=_gen(seed))
     assert c.states.shape == x.shape and c.states.dtype == torch.long
@@ -91,7 +92,7 @@ def test_corrupt_bad_input():
 
 
 @FAST
-@given(n=st.integers(1, 6), length=st.integers(1, 12), vocab_size=st.integers(2, 9), seed=seeds())
+@given(n=sizes(1, 6), length=sizes(1, 12), vocab_size=sizes(2, 9), seed=seeds())
 def test_iid_patterns_shape_range_and_reproducibility(n, length, vocab_size, seed):
     x = iid_patterns(n, length, vocab_size=vocab_size, generator=_gen(seed))
     assert x.shape == (n, length) and x.dtype == torch.long
@@ -127,9 +128,9 @@ def test_correlated_families_shape_and_contiguity():
 
 @FAST
 @given(
-    n_stored=st.integers(1, 8),
-    n_unseen=st.integers(0, 8),
-    length=st.integers(4, 12),
+    n_stored=sizes(1, 8),
+    n_unseen=sizes(0, 8),
+    length=sizes(4, 12),
     vocab_size=st.sampled_from([2, 3]),
     seed=seeds(),
 )

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amtheory.diffusion import lm1b, prepare, text_sources
@@ -23,6 +23,8 @@ from amtheory.diffusion.data import (
     random_sequences,
     split_indices,
 )
+from amtheory.testing.profiles import property_settings
+from amtheory.testing.strategies import sizes
 
 torch.set_num_threads(1)
 
@@ -262,8 +264,8 @@ def test_split_indices_disjoint_cover_and_eligible():
     assert (test2 % 2 == 0).all() and not set(test2.tolist()) & set(train2.tolist())
 
 
-@settings(max_examples=25, deadline=None, derandomize=True)
-@given(n=st.integers(2, 30), seed=st.integers(0, 1000), length=st.integers(3, 12))
+@property_settings(max_examples=25)
+@given(n=sizes(2, 30), seed=st.integers(0, 1000), length=sizes(3, 12))
 def test_training_subsets_and_blocks_are_nested(n, seed, length):
     c = small_corpus(n=n, seed=seed, test_size=1)
     small, big = c.n_train // 2, c.n_train

@@ -13,7 +13,7 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 loss_kernels = pytest.importorskip("amtheory.diffusion.loss_kernels")
@@ -33,6 +33,8 @@ from amtheory.diffusion.loss import (  # noqa: E402
     pad_vocab,
 )
 from amtheory.diffusion.train import TrainConfig  # noqa: E402
+from amtheory.testing.profiles import property_settings  # noqa: E402
+from amtheory.testing.strategies import sizes  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -96,7 +98,7 @@ def test_chunked_nelbo_matches_eager_and_reference(D, V, bias):
         for name, g, w in zip(("hidden", "weight", "bias"), grads, want_grads):
             _assert_close(g, w, RTOL, f"d/d{name}, chunk_rows={chunk_rows}")
 
-    # The literal formula of REFERENCE.md in float64 on the full logits, value and gradient.
+    # The literal formula of docs/theory.md in float64 on the full logits, value and gradient.
     h64, W64 = h.detach().double().requires_grad_(), W.detach().double().requires_grad_()
     b64 = b.detach().double().requires_grad_() if b is not None else None
     logits = h64 @ W64.T + (b64 if b64 is not None else 0.0)
@@ -109,9 +111,9 @@ def test_chunked_nelbo_matches_eager_and_reference(D, V, bias):
         _assert_close(g, w, 20 * ref_rtol, f"triton d/d{name} vs reference")
 
 
-@settings(max_examples=25, deadline=None)
+@property_settings(max_examples=25)
 @given(
-    B=st.integers(1, 3),
+    B=sizes(1, 3),
     L=st.integers(1, 9),
     D=st.sampled_from([16, 32, 48]),
     V=st.integers(2, 140),
@@ -120,7 +122,12 @@ def test_chunked_nelbo_matches_eager_and_reference(D, V, bias):
     seed=st.integers(0, 2**16),
 )
 def test_matches_eager_any_shape(B, L, D, V, bias, chunk_rows, seed):
-    """Random shapes (vocabularies across the padding boundaries, a single row, one-row chunks)."""
+    """Random shapes (vocabularies across the padding boundaries, a single row, one-row chunks): loss and gradients
+    of the Triton path equal the eager path's to RTOL of the largest entry. Where float32 cancellation puts either
+    path further from the float64 formula than that (V = 2 at alpha = 0.01: the eager d/dhidden 1.2e-4 of the
+    largest entry off at B = L = 1, the kernels' d/dbias 6e-5 off at L = 2), the Triton path must be within a few
+    times the eager path's error of the formula, or within 2e-4 of its largest entry (as in
+    test_row_path_matches_float64)."""
     g = torch.Generator().manual_seed(seed)
     h = torch.randn(B, L, D, generator=g).to(DEV).requires_grad_()
     W = (torch.randn(V, D, generator=g) * (2 / D**0.5)).to(DEV).requires_grad_()
@@ -132,9 +139,21 @@ def test_matches_eager_any_shape(B, L, D, V, bias, chunk_rows, seed):
     case = (h, W, b, x0.to(DEV), xt.to(DEV), a.to(DEV), ap.to(DEV))
     want_loss, want_grads = _loss_and_grads(*case, kernel=None, chunk_rows=chunk_rows)
     loss, grads = _loss_and_grads(*case, kernel=TRITON_ROWS, chunk_rows=chunk_rows)
-    _assert_close(loss, want_loss, RTOL, "loss")
-    for name, gf, ge in zip(("hidden", "weight", "bias"), grads, want_grads):
-        _assert_close(gf, ge, RTOL, f"d/d{name}")
+    leaves64 = [t.detach().double().cpu().requires_grad_() if t is not None else None for t in (h, W, b)]
+    h64, W64, b64 = leaves64
+    logits = h64 @ W64.T + (b64 if b64 is not None else 0.0)
+    ref = nelbo_per_token_reference(F.log_softmax(logits, -1), x0, xt, a.double(), ap.double()).mean()
+    ref_grads = torch.autograd.grad(ref, [t for t in leaves64 if t is not None])
+    for name, got, eager, want in zip(
+        ("loss", "d/dhidden", "d/dweight", "d/dbias"), (loss, *grads), (want_loss, *want_grads), (ref, *ref_grads)
+    ):
+        got, eager = got.detach().double().cpu(), eager.detach().double().cpu()
+        assert torch.isfinite(got).all(), name
+        if float((got - eager).abs().max()) <= RTOL * float(eager.abs().max()):
+            continue
+        err, err_eager = float((got - want).abs().max()), float((eager - want).abs().max())
+        bound = max(4 * err_eager, 2e-4 * float(want.abs().max()))
+        assert err <= bound, f"{name}: {err:.2e} from float64 (the eager path {err_eager:.2e}), above {bound:.2e}"
 
 
 def test_partial_gradients_and_no_grad():
@@ -269,9 +288,9 @@ def test_row_kernels_bad_input():
         loss_kernels.row_logit_grad(zf, x0, xt, torch.zeros(2, 6, device=DEV), torch.float32)
 
 
-@settings(max_examples=10, deadline=None)
+@property_settings(max_examples=10)
 @given(
-    n=st.integers(1, 5),
+    n=sizes(1, 5),
     V=st.integers(2, 300),
     scale=st.sampled_from([0.1, 3.0, 30.0]),
     confident=st.booleans(),
@@ -314,7 +333,10 @@ def test_row_path_matches_float64(n, V, scale, confident, seed):
     (ref_grad,) = torch.autograd.grad(ref.sum(), z64)
     ref = ref.detach()
     for name, got, base, want in (("loss", loss, torch_loss, ref), ("gradient", grad[:, :V], torch_grad, ref_grad)):
-        scale_ = want.abs().amax(-1 if want.dim() > 1 else 0, keepdim=want.dim() > 1).clamp_min(1e-6)
+        # A loss near zero (rows the model fits) comes out of float32 sums of O(1) terms: resolved to about 1e-8
+        # (V = 2, logits 18 apart, alpha = 0.01: 7.6e-9 from a true 8e-16), so its scale is at least 1e-4.
+        floor = 1e-4 if name == "loss" else 1e-6
+        scale_ = want.abs().amax(-1 if want.dim() > 1 else 0, keepdim=want.dim() > 1).clamp_min(floor)
         err, err_torch = ((got - want).abs() / scale_).max(), ((base.double() - want).abs() / scale_).max()
         # A confident row's l_x0 is resolved only to ulp(logit) in float32 (its lse comes out of the kernel's
         # online sum, the torch kernel's from logsumexp): a few times the torch kernel's error, or 2e-4.

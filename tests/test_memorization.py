@@ -9,7 +9,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 
@@ -124,8 +123,6 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
     half = dataclasses.replace(cell, steps=10)
     g = torch.Generator()
     # A run of 10 steps leaves a checkpoint at step 10 in the same folder a 20-step cell would use.
-    from amtheory.diffusion.train import TrainConfig  # noqa: F401  (the trainer must import)
-
     root = tmp_path
     first = mz.train_cell(half, g, "cpu", root=str(root), checkpoint_every=10)
     src = mz.checkpoint_dir(root, half)
@@ -229,7 +226,6 @@ def test_presets_cover_what_the_experiment_needs():
     assert min(gpu.sizes) <= 99 and max(gpu.sizes) >= 10_000
     tiny = mzp.preset("tiny", sizes=(8, 64))
     assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
-    assert isinstance(pd.DataFrame(), pd.DataFrame)
     assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
 
 

@@ -2,16 +2,18 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amtheory.backends.dense import DenseAM
 from amtheory.backends.modern import ModernHopfield
 from amtheory.core.dynamics import retrieve
 from amtheory.core.patterns import iid_patterns
+from amtheory.testing.profiles import property_settings
+from amtheory.testing.strategies import seeds, sizes
 
 torch.set_num_threads(1)
-SETTINGS = settings(max_examples=30, deadline=None, derandomize=True)
+SETTINGS = property_settings(max_examples=30)
 
 
 def _memory(seed, K, L, V, **kw):
@@ -28,9 +30,9 @@ def _attention(mem, q):
 
 @SETTINGS
 @given(
-    seed=st.integers(0, 2**16),
-    K=st.integers(1, 12),
-    L=st.integers(1, 6),
+    seed=seeds(),
+    K=sizes(2, 16),
+    L=sizes(2, 8),
     V=st.sampled_from([2, 3]),
     beta=st.floats(0.05, 8.0),
     scale=st.floats(0.1, 3.0),
@@ -49,12 +51,12 @@ def test_update_never_raises_energy(seed, K, L, V, beta, scale):
 
 @SETTINGS
 @given(
-    seed=st.integers(0, 2**16),
-    K=st.integers(1, 13),
-    L=st.integers(1, 5),
+    seed=seeds(),
+    K=sizes(2, 16),
+    L=sizes(2, 6),
     V=st.sampled_from([2, 4]),
     beta=st.floats(0.05, 20.0),
-    chunk=st.one_of(st.none(), st.integers(1, 15)),
+    chunk=st.one_of(st.none(), sizes(1, 17)),
 )
 def test_step_equals_softmax_attention(seed, K, L, V, beta, chunk):
     """The streamed online softmax (any chunk size, dividing K or not) is one attention step."""

@@ -5,12 +5,14 @@ Without a GPU the kernels run in Triton's interpreter (conftest.py); on a CUDA m
 
 import pytest
 import torch
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from amtheory.diffusion import norm_kernels as nk
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.testing.profiles import property_settings
+from amtheory.testing.strategies import sizes
 
 DEV = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 pytestmark = pytest.mark.skipif(not nk.available(DEV), reason="Triton kernels cannot run on this device")
@@ -63,9 +65,9 @@ def test_float32_matches_float64_reference(B, L, D, p):
     _assert_close(_fused(inputs, grads, p, seed if p > 0 else None), ref, 1e-5)
 
 
-@settings(max_examples=12)
+@property_settings(max_examples=12)
 @given(
-    B=st.integers(1, 4),
+    B=sizes(1, 4),
     L=st.integers(1, 40),
     D=st.integers(1, 300),
     spread=st.sampled_from((0.01, 1.0, 100.0)),

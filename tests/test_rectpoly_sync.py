@@ -3,7 +3,6 @@ integer field, ties keeping the token, and the generic step wherever that field 
 
 import pytest
 import torch
-from amtheory.testing.profiles import property_settings
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -11,6 +10,7 @@ from amtheory.backends.dense import DenseAM
 from amtheory.core.corruption import corrupt
 from amtheory.core.interface import AssociativeMemory
 from amtheory.core.patterns import iid_patterns
+from amtheory.testing.profiles import property_settings
 
 torch.set_num_threads(1)
 

@@ -57,7 +57,7 @@ def test_key_is_stable_across_processes():
     key, seed = out.stdout.split()
     assert key == cell_key(cell)
     assert int(seed) == derive_seed(7, cell)
-    assert len(key) == 64 and int(key, 16) >= 0
+    assert len(key) == 64 and set(key) <= set("0123456789abcdef"), key
 
 
 @pytest.mark.parametrize(
@@ -142,7 +142,8 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     assert list(tmp_path.iterdir()) == []
     monkeypatch.undo()
     sweep.write_atomic(pd.DataFrame({"a": [1, 2]}), path)
-    assert [p.name for p in tmp_path.iterdir()] == ["x.parquet"]
+    # The table and, beside it, its checksum file.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["x.parquet", "x.sha256.json"]
     assert pd.read_parquet(path)["a"].tolist() == [1, 2]
 
 
@@ -160,7 +161,10 @@ def test_resume_after_crash_computes_only_missing(tmp_path):
         run_sweep(cells, crashing, tmp_path, progress=False)
     assert calls == [0, 1, 2]
     assert len(list(tmp_path.glob("*.parquet"))) == 2
-    assert not [p for p in tmp_path.iterdir() if p.suffix != ".parquet"]
+    # No temporary file is left: only the finished tables and their checksum files.
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n for p in tmp_path.glob("*.parquet") for n in (p.name, sweep.checksum_path(p).name)
+    )
 
     calls.clear()
     df = run_sweep(cells, draw_counted(calls), tmp_path, progress=False)

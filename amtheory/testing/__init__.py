@@ -1,1 +1,1 @@
-"""Reusable test machinery: the backend registry, the conformance suite and hypothesis strategies."""
+"""Reusable test machinery: the backend registry, the conformance suite, hypothesis strategies and profiles."""
