@@ -1,0 +1,168 @@
+"""The Hopfield results page: the dense-capacity sections (polynomial and exponential energies)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy.stats import binom
+
+from amtheory.core import theory
+from amtheory.reports.hopfield.statistics import (
+    exp_table,
+    flip_prob_binomial,
+    fmt,
+    fmt_ci,
+    md_table,
+    poly_slopes,
+    poly_table,
+)
+
+
+def k_dense2_estimate(N: int, threshold: float) -> int:
+    """Median capacity of one ``n = 2`` memory under the sweep's criterion, from independent bits: the largest K at
+    which ``P(Binomial(K, q) <= floor((1 - threshold) K)) >= 1/2`` with ``q = 1 - (1 - p)^N`` the chance that a
+    pattern is not a fixed point and ``p = flip_prob_binomial(N, K)`` (the n = 2 memory has the zero-diagonal
+    Hebbian dynamics and the same tie rule)."""
+    k = 1
+    while k < N:
+        K = k + 1
+        q = 1.0 - (1.0 - flip_prob_binomial(N, K)) ** N
+        if binom.cdf(math.floor((1.0 - threshold) * K + 1e-9), K, q) < 0.5:
+            return k
+        k = K
+    return k
+
+
+def dense_sections(ds: pd.DataFrame, rng: np.random.Generator) -> str:
+    out = ["\n## 6. Dense polynomial memory F(z) = z^n, n = 2, 3, 4 (Krotov and Hopfield 2016)\n"]
+    thr = float(ds["threshold"].iloc[0])
+    out.append(
+        "Theory: `K = N^(n-1) / (2 (2n-3)!! ln N)` (error-free storage), so the slope of ln K against ln N is "
+        "n - 1 (locally `n - 1 - 1/ln N`). Measured: the capacity K_max of one memory is the largest K at which at "
+        f"least {thr:.0%} of the stored patterns are fixed points of one synchronous step, found by bracketing and "
+        "bisection on nested pattern sets to 5% relative precision; 3 seeds per N. Slope: least squares of ln K_max "
+        "on ln N over all cells, with a 95% bootstrap interval (replicates resampled within each N, 2,000 draws); "
+        "'theory curve slope' fits the theory formula on the same N values.\n\n"
+    )
+    sl = poly_slopes(ds, rng)
+    rows = [
+        [
+            int(r.n),
+            r.N_range,
+            int(r.cells),
+            int(r.censored),
+            fmt_ci(r.slope, r.lo, r.hi, 2),
+            int(r.theory_slope),
+            fmt(r.curve_slope, 2),
+        ]
+        for r in sl.itertuples()
+    ]
+    out.append(
+        md_table(
+            ["n", "N", "cells", "censored", "fitted slope [95%]", "theory n - 1", "theory curve slope (same N)"], rows
+        )
+    )
+    pt = poly_table(ds)
+    rows = [
+        [
+            int(r.n),
+            int(r.N),
+            r.K,
+            fmt(r.median, 0),
+            fmt(r.theory, 1),
+            fmt(r.ratio, 2),
+            k_dense2_estimate(int(r.N), thr) if r.n == 2 else "",
+        ]
+        for r in pt.itertuples()
+    ]
+    out.append(
+        "\n\nPer N ('finite-N est.', n = 2 only: the median K_max predicted from independent binomial bits under the "
+        "same criterion, `k_dense2_estimate` in the script):\n\n"
+    )
+    out.append(
+        md_table(["n", "N", "K_max of the seeds", "median", "theory K", "median / theory", "finite-N est."], rows)
+    )
+    out.append("\n\n" + dense_sentence(pt, sl, thr) + "\n")
+    ex = exp_table(ds)
+    if len(ex):
+        out.append("\n## 7. Exponential memory F(z) = exp(z) (Demircigil et al. 2017)\n")
+        out.append(
+            "Theory: capacity `exp(alpha N)` for `alpha < ln 2 / 2 = "
+            f"{theory.EXP_ALPHA_MAX:.4f}` (N -> infinity). Measured: `ln K_max / N` with K_max as in section 6 "
+            "(beta = 1 on the spin overlap). The search never examines more than "
+            "`min(20000, 2^N / 2)` patterns ('cap'): a run that passes at the cap is censored and `ln K_max / N` is "
+            "then only a lower bound.\n\n"
+        )
+        rows = [
+            [
+                int(r.N),
+                r.K,
+                r.cap,
+                int(r.censored),
+                fmt(r.rate_med),
+                f"{fmt(r.rate_min)}-{fmt(r.rate_max)}",
+                fmt(r.cap_rate),
+            ]
+            for r in ex.itertuples()
+        ]
+        out.append(
+            md_table(
+                ["N", "K_max of the seeds", "cap", "censored", "median ln K_max / N", "range", "ln(cap) / N"], rows
+            )
+        )
+        out.append("\n\n" + exp_sentence(ex) + "\n")
+    return "\n".join(out)
+
+
+def dense_sentence(pt: pd.DataFrame, sl: pd.DataFrame, thr: float) -> str:
+    """How the measured polynomial capacities sit against the formula, its slope and (n = 2) the finite-N estimate."""
+    parts = []
+    for r in sl.itertuples():
+        d = pt[pt["n"] == r.n].sort_values("N")
+        parts.append(
+            f"n = {r.n}: fitted slope {fmt(r.slope, 2)} [{fmt(r.lo, 2)}, {fmt(r.hi, 2)}] against n - 1 = "
+            f"{r.theory_slope} ({'inside' if r.lo <= r.theory_slope <= r.hi else 'outside'}) and the formula's slope "
+            f"on these N {fmt(r.curve_slope, 2)} ({'inside' if r.lo <= r.curve_slope <= r.hi else 'outside'}); "
+            f"median / formula {fmt(d['ratio'].iloc[0], 2)} at N = {int(d['N'].iloc[0])} and "
+            f"{fmt(d['ratio'].iloc[-1], 2)} at N = {int(d['N'].iloc[-1])}"
+        )
+    d2 = pt[pt["n"] == 2]
+    est_ok = sum(abs(r.median - k_dense2_estimate(int(r.N), thr)) <= max(1.0, 0.1 * r.median) for r in d2.itertuples())
+    return (
+        "; ".join(parts) + f". Two definitions matter. (i) With the {thr:.0%} criterion, fewer than "
+        f"{math.ceil(1 / (1 - thr))} stored patterns leave no failure allowed: every K_max below that is an "
+        "'all patterns fixed' capacity, the regime of McEliece's `N/(4 ln N)` rather than the formula's "
+        "`N/(2 ln N)` at n = 2. The finite-N estimate for n = 2, which uses this very criterion, is within 10% "
+        f"(or 1 pattern) of the measured median at {est_ok}/{len(d2)} sizes, so the n = 2 slope below 1 is what "
+        "the criterion gives at these N, not a departure from the Hebbian statistics. (ii) The formula is a "
+        "large-N estimate; where the ratio median / formula rises with N the fitted slope exceeds the formula's own "
+        "slope on the same N, and agreement of the fitted slope with n - 1 can then be partly this approach to the "
+        "formula rather than the asymptotic slope. A wider range of N would separate the two."
+    )
+
+
+def exp_sentence(ex: pd.DataFrame) -> str:
+    """ln K_max / N against ln 2 / 2: trend, values above the bound, closeness to the search cap."""
+    meds = ", ".join(f"{fmt(r.rate_med)} (N = {r.N})" for r in ex.itertuples())
+    above = ex[ex["rate_med"] > theory.EXP_ALPHA_MAX]
+    near_cap = ex[(ex["rate_max"] > ex["cap_rate"] - 0.05) & (ex["censored"] == 0)]
+    s = f"Medians of `ln K_max / N`: {meds}; bound {theory.EXP_ALPHA_MAX:.3f}. "
+    if len(above):
+        s += (
+            "The median exceeds ln 2 / 2 at N = "
+            + ", ".join(str(int(n)) for n in above["N"])
+            + ". This is no contradiction of the theorem, which bounds the exponent as N -> infinity and says "
+            "nothing about finite N: at N <= 24 `ln K` carries terms that do not grow with N (here beta = 1 "
+            "and the criterion allows 1% of the patterns to fail once K >= 100), of the order of N times the rate. "
+        )
+    if len(near_cap):
+        s += (
+            "At N = "
+            + ", ".join(str(int(n)) for n in near_cap["N"])
+            + " the largest K_max is within 0.05 of the cap in `ln K / N`, so larger N cannot be measured without "
+            "raising the 20,000-pattern limit. "
+        )
+    s += "The data show the exponent rising with N over 8 <= N <= 24; they do not show where it settles."
+    return s

@@ -1,0 +1,45 @@
+"""The Hopfield results page: the figures redrawn from the result folders and copied beside the page."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+
+from amtheory.reports.hopfield.reading import read_folder
+
+
+def make_figures(results: Path, out_dir: Path, max_kb: int = 300) -> list[Path]:
+    """Run the three figure commands' functions into a scratch folder and copy the PNGs to ``out_dir``, shrinking
+    any PNG over ``max_kb`` KB (the figure code itself saves at 200 dpi)."""
+    from PIL import Image
+
+    from paper_figures.basins import plot_basins
+    from paper_figures.capacity import plot_capacity
+    from paper_figures.dense_scaling import plot_dense_scaling
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    written = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, fn in (
+            ("capacity", plot_capacity),
+            ("dense_scaling", plot_dense_scaling),
+            ("basins_vs_load", plot_basins),
+        ):
+            if read_folder(results / name, name) is None:
+                continue
+            for p in fn(results / name, tmp):
+                if p.suffix != ".png":
+                    continue
+                dst = out_dir / p.name
+                shutil.copyfile(p, dst)
+                scale = 1.0
+                while dst.stat().st_size > max_kb * 1024 and scale > 0.2:
+                    # Re-save from the original at a smaller size: palette PNGs of line plots compress well.
+                    scale *= 0.8
+                    with Image.open(p) as im:
+                        w, h = im.size
+                        small = im.convert("RGB").resize((int(w * scale), int(h * scale)), Image.LANCZOS)
+                        small.quantize(colors=128).save(dst, optimize=True)
+                written.append(dst)
+    return written
