@@ -13,7 +13,7 @@ from amtheory.core import registry
 from amtheory.core.interface import AssociativeMemory
 from amtheory.core.registry import ConformanceCase
 from amtheory.studies.hopfield import compare
-from amtheory.testing.conformance import CHECKS
+from amtheory.testing.conformance import CHECKS, run_check
 from amtheory.testing.registry import REGISTRY
 
 torch.set_num_threads(1)
@@ -79,7 +79,7 @@ def test_registered_backend_is_available(potts):
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))
 def test_registered_backend_joins_the_conformance_run(potts, check):
     assert potts in REGISTRY
-    check(REGISTRY[potts], seed=1234)
+    run_check(check, REGISTRY[potts], seed=1234)
 
 
 def test_registered_backend_joins_the_comparison_table(potts, tmp_path):
