@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
 from pathlib import Path
 
@@ -16,22 +15,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-#: The Hopfield studies, whose scripts in experiments/ are only their command lines.
-STUDIES = ("capacity", "basins_vs_load", "dense_scaling")
-#: The results pages, whose scripts in experiments/ are only their command lines.
-REPORTS = {"summarize_hopfield": "hopfield", "summarize_memorization": "memorization"}
-
-
-def load_experiment(name: str):
-    if name in STUDIES:
-        return importlib.import_module(f"amtheory.studies.hopfield.{name}")
-    if name in REPORTS:
-        return importlib.import_module(f"amtheory.reports.{REPORTS[name]}")
-    spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod  # dataclasses look their module up by name
-    spec.loader.exec_module(mod)
-    return mod
+from _studies import load_experiment  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

@@ -3,7 +3,6 @@ one root seed, readers refuse to average different settings, and killing the lau
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import signal
@@ -219,22 +218,7 @@ def test_setting_check_names_the_differing_columns(tmp_path):
         sweep.check_single_setting(pd.DataFrame({"n": [1]}))
 
 
-#: The Hopfield studies, whose scripts in experiments/ are only their command lines.
-STUDIES = ("capacity", "basins_vs_load", "dense_scaling")
-#: The results pages, whose scripts in experiments/ are only their command lines.
-REPORTS = {"summarize_hopfield": "hopfield", "summarize_memorization": "memorization"}
-
-
-def load_experiment(name: str):
-    if name in STUDIES:
-        return importlib.import_module(f"amtheory.studies.hopfield.{name}")
-    if name in REPORTS:
-        return importlib.import_module(f"amtheory.reports.{REPORTS[name]}")
-    spec = importlib.util.spec_from_file_location(f"experiments_{name}", ROOT / "experiments" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+from _studies import load_experiment  # noqa: E402
 
 
 @pytest.fixture(scope="module")
