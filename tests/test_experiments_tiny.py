@@ -96,7 +96,7 @@ def test_basins_same_patterns_for_every_backend():
 
 def test_basins_micro(tmp_path, figdir):
     bl = load_experiment("basins_vs_load")
-    backends = bl.available_backends()
+    backends = bl.BACKENDS
     assert {"hebbian", "storkey", "pseudoinverse"} <= set(backends)
     df = bl.run("micro", str(tmp_path / "basins"), backends=backends)
     for col in (

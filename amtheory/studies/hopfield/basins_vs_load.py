@@ -60,11 +60,6 @@ def make_backend(name: str, cell: BasinCell):
     return make(name, exp_beta=cell.exp_beta, modern_beta=cell.modern_beta)
 
 
-def available_backends() -> tuple[str, ...]:
-    """The backends it runs by default (``BACKENDS``), read from ``amtheory.core.registry``."""
-    return BACKENDS
-
-
 def stored_patterns(cell: BasinCell, device: str) -> torch.Tensor:
     """The K patterns of this (N, K, replicate, pattern_seed), identical for every backend."""
     from amtheory.core.patterns import iid_patterns
