@@ -14,7 +14,7 @@ from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
 from amtheory.diffusion.schedule import alpha
 from amtheory.testing.conformance import CHECKS, run_check
-from amtheory.testing.registry import BackendCase
+from amtheory.testing.registry import ConformanceCase
 
 torch.set_num_threads(1)
 
@@ -132,7 +132,7 @@ def test_vocab_size_mismatch_is_rejected():
         make_lm(5).store(P).log_posterior(P, 0.0)
 
 
-LM_CASE = BackendCase("uddm-stand-in", lambda: make_lm(3), vocab_sizes=(3,))
+LM_CASE = ConformanceCase("uddm-stand-in", lambda: make_lm(3), vocab_sizes=(3,))
 
 
 @pytest.mark.parametrize("check", CHECKS, ids=lambda c: c.__name__.removeprefix("check_"))

@@ -14,20 +14,20 @@ from amtheory.core.corruption import corrupt
 from amtheory.core.dynamics import argmax_keep, retrieve
 from amtheory.core.interface import AssociativeMemory, NotStoredError
 from amtheory.core.patterns import iid_patterns
-from amtheory.testing.registry import BackendCase
+from amtheory.testing.registry import ConformanceCase
 
 
 class NotApplicable(Exception):
     """The check makes no claim about this backend; the message says why."""
 
 
-def _require_energy(case: BackendCase) -> None:
+def _require_energy(case: ConformanceCase) -> None:
     mem = case.make()
     if not mem.has_energy:
         raise NotApplicable(f"{case.name}: {type(mem).__name__} has no energy function (has_energy is False)")
 
 
-def run_check(check: Callable[[BackendCase, int], None], case: BackendCase, seed: int) -> None:
+def run_check(check: Callable[[ConformanceCase, int], None], case: ConformanceCase, seed: int) -> None:
     """Run one check under pytest: a check that does not apply to the backend is reported as skipped."""
     import pytest
 
@@ -37,7 +37,7 @@ def run_check(check: Callable[[BackendCase, int], None], case: BackendCase, seed
         pytest.skip(str(e))
 
 
-def build(case: BackendCase, vocab_size: int, seed: int) -> tuple[AssociativeMemory, torch.Tensor, torch.Tensor]:
+def build(case: ConformanceCase, vocab_size: int, seed: int) -> tuple[AssociativeMemory, torch.Tensor, torch.Tensor]:
     """A stored memory, its patterns ``[K, L]`` and a batch of corrupted queries ``[2K, L]``."""
     g = torch.Generator().manual_seed(seed)
     X = iid_patterns(case.n_patterns, case.length, vocab_size=vocab_size, generator=g)
@@ -46,7 +46,7 @@ def build(case: BackendCase, vocab_size: int, seed: int) -> tuple[AssociativeMem
     return mem, X, q
 
 
-def check_shapes_and_dtypes(case: BackendCase, seed: int) -> None:
+def check_shapes_and_dtypes(case: ConformanceCase, seed: int) -> None:
     for V in case.vocab_sizes:
         mem, X, q = build(case, V, seed)
         B, L = q.shape
@@ -66,7 +66,7 @@ def check_shapes_and_dtypes(case: BackendCase, seed: int) -> None:
             assert not bool((r.converged & r.cycled).any()), "a query cannot both converge and cycle"
 
 
-def check_batch_equals_single(case: BackendCase, seed: int) -> None:
+def check_batch_equals_single(case: ConformanceCase, seed: int) -> None:
     for V in case.vocab_sizes:
         mem, X, q = build(case, V, seed)
         batch = retrieve(mem, q, update="sync", max_steps=10)
@@ -81,7 +81,7 @@ def check_batch_equals_single(case: BackendCase, seed: int) -> None:
             assert torch.equal(one.states[0], seq.states[b]), f"query {b}: async batch and single differ"
 
 
-def check_same_generator_same_result(case: BackendCase, seed: int) -> None:
+def check_same_generator_same_result(case: ConformanceCase, seed: int) -> None:
     for V in case.vocab_sizes:
         mem, X, q = build(case, V, seed)
         for kw in ({"update": "async"}, {"update": "sync", "beta": 2.0}, {"update": "async", "beta": 2.0}):
@@ -90,7 +90,7 @@ def check_same_generator_same_result(case: BackendCase, seed: int) -> None:
             assert torch.equal(a.states, b.states), f"{kw}: same generator, different result"
 
 
-def check_local_fields_track_scores(case: BackendCase, seed: int) -> None:
+def check_local_fields_track_scores(case: ConformanceCase, seed: int) -> None:
     """The incremental cache must equal a full recomputation after any sequence of single-token changes."""
     g = torch.Generator().manual_seed(seed)
     for V in case.vocab_sizes:
@@ -107,7 +107,7 @@ def check_local_fields_track_scores(case: BackendCase, seed: int) -> None:
                 torch.testing.assert_close(f.at(pos2, gibbs=gibbs), full, rtol=1e-4, atol=1e-4)
 
 
-def check_energy_never_rises_async(case: BackendCase, seed: int) -> None:
+def check_energy_never_rises_async(case: ConformanceCase, seed: int) -> None:
     """Where there is an energy: every single deterministic asynchronous update leaves it equal or lower."""
     _require_energy(case)
     g = torch.Generator().manual_seed(seed)
@@ -127,7 +127,7 @@ def check_energy_never_rises_async(case: BackendCase, seed: int) -> None:
                 e = e2
 
 
-def check_gibbs_matches_energy(case: BackendCase, seed: int) -> None:
+def check_gibbs_matches_energy(case: ConformanceCase, seed: int) -> None:
     """Where there is an energy, the Gibbs conditional is the Boltzmann law of single-site changes:
     ``log p(x_i = a | rest) - log p(x_i = b | rest) = -beta (E(x^{i<-a}) - E(x^{i<-b}))``."""
     _require_energy(case)
@@ -147,7 +147,7 @@ def check_gibbs_matches_energy(case: BackendCase, seed: int) -> None:
         torch.testing.assert_close(lhs, rhs, rtol=1e-3, atol=1e-3)
 
 
-def check_bad_input(case: BackendCase, seed: int) -> None:
+def check_bad_input(case: ConformanceCase, seed: int) -> None:
     V = case.vocab_sizes[0]
     mem, X, q = build(case, V, seed)
     bad = [

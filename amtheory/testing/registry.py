@@ -8,12 +8,12 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 
 from amtheory.core import registry as _backends
-from amtheory.core.registry import ConformanceCase as BackendCase
+from amtheory.core.registry import ConformanceCase
 
-__all__ = ["REGISTRY", "BackendCase", "cases"]
+__all__ = ["REGISTRY", "ConformanceCase", "cases"]
 
 
-def cases() -> dict[str, BackendCase]:
+def cases() -> dict[str, ConformanceCase]:
     """Case name -> case, over every registered backend, in registration order."""
     return {c.name: c for name in _backends.backend_names() for c in _backends.backend_info(name).conformance}
 
@@ -21,7 +21,7 @@ def cases() -> dict[str, BackendCase]:
 class _Cases(Mapping):
     """A live view of ``cases()``: a backend registered later shows up in it."""
 
-    def __getitem__(self, name: str) -> BackendCase:
+    def __getitem__(self, name: str) -> ConformanceCase:
         return cases()[name]
 
     def __iter__(self) -> Iterator[str]:
@@ -31,4 +31,4 @@ class _Cases(Mapping):
         return len(cases())
 
 
-REGISTRY: Mapping[str, BackendCase] = _Cases()
+REGISTRY: Mapping[str, ConformanceCase] = _Cases()
