@@ -109,6 +109,20 @@ def test_modern_network_at_huge_beta_retrieves_the_nearest_pattern_or_says_why_n
     assert torch.equal(r.states, P[d.argmin(-1)])
 
 
+@pytest.mark.parametrize("beta", [1e10, 1e20, 1e30])
+def test_modern_network_at_a_huge_but_representable_beta_retrieves_the_nearest_pattern(beta):
+    # beta times every overlap is a finite float32 here, so the zero-temperature answer is owed, not an error.
+    g = torch.Generator().manual_seed(5)
+    P = torch.randint(0, 2, (4, 32), generator=g)
+    q = P.clone()
+    q[:, :3] = 1 - q[:, :3]
+    d = (q[:, None, :] != P[None]).sum(-1)
+    assert bool((d.sort(-1).values[:, 0] < d.sort(-1).values[:, 1]).all())
+    mem = ModernHopfield(beta=beta).store(P, vocab_size=2)
+    r = retrieve(mem, q, update="sync", max_steps=3)
+    assert torch.equal(r.states, P[d.argmin(-1)])
+
+
 # ---- the diffusion posterior, schedule and sampler at tiny times --------------------------------------------------
 
 TINY_TIMES = (1e-12, 1e-300, 5e-324)

@@ -132,8 +132,10 @@ class PatternStreamSteps:
             s = _mm_f32(q_mm, Xc.T).to(acc_dtype)  # [B, c] raw overlaps
             new_max = torch.maximum(run_max, s.amax(-1) * self.beta)
             corr = torch.exp(run_max - new_max)
-            # p = exp(beta s - m') in one pass, written in the matmul dtype for the second product.
-            torch.add(-new_max.unsqueeze(-1), s, alpha=self.beta, out=s)
+            # p = exp(beta s - m'), written in the matmul dtype for the second product. beta s is rounded before the
+            # subtraction, exactly as m' was formed, so a row's largest logit becomes exactly 0 at any beta (a fused
+            # beta s - m' can round it to -ULP(m'), which underflows the whole row once beta s nears 1e10).
+            s.mul_(self.beta).sub_(new_max.unsqueeze(-1))
             p = torch.exp(s, out=torch.empty_like(s, dtype=mm_dtype))
             norm = norm * corr + p.sum(-1, dtype=acc_dtype)
             acc.mul_(corr.unsqueeze(-1)).add_(_mm_f32(p, Xc).to(acc_dtype))
