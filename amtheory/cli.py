@@ -3,6 +3,7 @@
     amtheory run [--preset auto|tiny|gpu] [--out results/main] [--device auto|cpu|cuda] [--part all|hopfield|diffusion]
                  [--max-memory 40GiB]
     amtheory probe CHECKPOINT [--n 64] [--steps 1000] [--device auto]
+    amtheory sweep capacity|basins-vs-load|dense-scaling|memorization [options]   (amtheory sweep NAME --help)
     amtheory prepare ...   (= python -m amtheory.diffusion.prepare)
     amtheory train ...     (= python -m amtheory.diffusion.train)
 
@@ -205,6 +206,39 @@ def cmd_probe(args: argparse.Namespace) -> None:
     print(report.text)
 
 
+#: ``amtheory sweep NAME``: the studies whose sweep the subcommand runs.
+SWEEPS = ("capacity", "basins-vs-load", "dense-scaling", "memorization")
+
+
+def _memorization_figures(results: str, folder: str) -> list:
+    try:
+        from paper_figures.memorization import make_figures
+    except ImportError as e:  # the plot extra is optional
+        print(f"(figures skipped: {e})")
+        return []
+    return make_figures(results, folder)
+
+
+def cmd_sweep(args: argparse.Namespace) -> None:
+    """Parse the study's own options (one definition, shared with its script) and run its sweep."""
+    import re
+
+    from amtheory.studies.hopfield import basins_vs_load, capacity, dense_scaling
+    from amtheory.studies.memorization import command as memorization
+
+    studies = dict(zip(SWEEPS, (capacity, basins_vs_load, dense_scaling, memorization)))
+    if args.study not in studies:
+        raise _fail(f"sweep: expected a study among {', '.join(SWEEPS)}, got {args.study!r}")
+    prog = f"amtheory sweep {args.study}"
+    try:
+        options = studies[args.study].command_parser(prog=prog, exit_on_error=False).parse_args(args.options)
+    except argparse.ArgumentError as e:
+        message = re.sub(r'Parser key "([^"]+)"', r"--\1", str(e))  # name the option as typed
+        raise _fail(f"{prog}: {message}") from None
+    extra = {"make_figures": _memorization_figures} if args.study == "memorization" else {}
+    studies[args.study].run_command(options, **extra)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default ``sys.argv``) and run the subcommand. A user error (a bad value, a missing file) ends
     the process with one line on stderr and exit status 2."""
@@ -248,6 +282,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:i]")
     p.add_argument("--seed", type=int, default=0, help="seed of the generation")
     p.set_defaults(fn=cmd_probe)
+    w = sub.add_parser("sweep", help="run one study's sweep (amtheory sweep NAME --help)", formatter_class=fmt)
+    w.add_argument("study", metavar="{" + ",".join(SWEEPS) + "}", help="the study")
+    w.add_argument("options", nargs=argparse.REMAINDER, help="the study's options (see amtheory sweep NAME --help)")
+    w.set_defaults(fn=cmd_sweep)
     sub.add_parser("prepare", help="build the Brown + State of the Union token corpus (see --help there)")
     sub.add_parser("train", help="train a diffusion LM (see --help there)")
     args = ap.parse_args(argv)

@@ -2,13 +2,24 @@
 
 import importlib
 
-#: Script name -> the module that holds the study or the results page.
+#: Script name -> the module that holds the study, the results page or the benchmark.
 MODULES = {
     "capacity": "amtheory.studies.hopfield.capacity",
     "basins_vs_load": "amtheory.studies.hopfield.basins_vs_load",
     "dense_scaling": "amtheory.studies.hopfield.dense_scaling",
+    "memorization": "amtheory.studies.memorization.command",
     "summarize_hopfield": "amtheory.reports.hopfield",
     "summarize_memorization": "amtheory.reports.memorization",
+    "make_embedded_corpus": "amtheory.studies.embedded_corpus",
+    "bench_classical_gpu": "amtheory.studies.benchmarks.classical",
+    "bench_backends_gpu": "amtheory.studies.benchmarks.backends",
+    "bench_modern_hopfield": "amtheory.studies.benchmarks.modern",
+    "bench_uddm_train": "amtheory.studies.benchmarks.training_bench",
+    "bench_loss_kernels": "amtheory.studies.benchmarks.loss_kernels",
+    "bench_block_attention": "amtheory.studies.benchmarks.block_attention",
+    "probe_attention_kernels": "amtheory.studies.benchmarks.attention_probe",
+    "probe_norm_kernels": "amtheory.studies.benchmarks.norm_probe",
+    "diagnose_training": "amtheory.studies.benchmarks.training_diagnosis",
 }
 
 

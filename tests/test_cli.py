@@ -121,3 +121,55 @@ def test_the_loss_chunk_default_is_written_once():
     files = [*sorted((root / "diffusion").glob("*.py")), root / "cli.py"]
     restated = [f.name for f in files if f.name != "train_config.py" and re.search(r"\b(16384|32768)\b", f.read_text())]
     assert not restated
+
+
+SWEEP_NAMES = ("capacity", "basins-vs-load", "dense-scaling", "memorization")
+
+
+@pytest.mark.parametrize("name", SWEEP_NAMES)
+def test_sweep_help_shows_every_option_with_a_default(capsys, name):
+    text = _help(capsys, cli.main, ["sweep", name, "--help"])
+    assert text.startswith(f"usage: amtheory sweep {name}")
+    opts = set(re.findall(r"(--[a-z][a-z_-]*)", text.split("options:", 1)[1])) - {"--help", "--print_config"}
+    assert "--preset" in opts and "--out" in opts and "--device" in opts
+    for opt in opts:
+        assert re.search(rf"{opt}\b.*?default: ", text), f"sweep {name} {opt}"
+
+
+def test_sweep_lists_the_studies(capsys):
+    text = _help(capsys, cli.main, ["sweep", "--help"])
+    for name in SWEEP_NAMES:
+        assert name in text
+
+
+def test_sweep_capacity_runs_on_cpu_and_writes_its_tables(tmp_path, monkeypatch, capsys):
+    """The whole command path on a grid cut to the study's test preset."""
+    from amtheory.studies.hopfield import capacity
+
+    full_grid = capacity.build_cells
+    monkeypatch.setattr(capacity, "build_cells", lambda preset, args=None: full_grid("micro", args))
+    out = tmp_path / "capacity"
+    cli.main(["sweep", "capacity", "--out", str(out), "--device", "cpu", "--no-progress", "--seed", "3"])
+    tables = sorted(out.glob("*.parquet"))
+    assert tables and len(tables) == len(full_grid("micro"))
+    assert f"rows in {out}" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["sweep", "capacity", "--preset", "huge"], "--preset"),
+        (["sweep", "dense-scaling", "--seed", "x"], "--seed"),
+        (["sweep", "dense-scaling", "--vocab", "1", "--out", "{tmp}"], "--vocab"),
+        (["sweep", "basins-vs-load", "--nosuchoption"], "--nosuchoption"),
+        (["sweep", "memorization", "--preset", "huge"], "--preset"),
+        (["sweep", "no-such-study"], "no-such-study"),
+    ],
+)
+def test_sweep_bad_value_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    with pytest.raises(SystemExit) as e:
+        cli.main(argv)
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and named in err, err

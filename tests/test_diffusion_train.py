@@ -393,16 +393,12 @@ def test_cpu_bf16_switch_and_resume_of_an_older_config(tmp_path):
 
 
 def test_diagnosis_script_finds_an_injected_nan(tmp_path, capsys):
-    """experiments/diagnose_training.py --small: timing parts run, and a NaN injected into the last block's MLP
-    gradient at step 5 is reported there, with a finite float32 recomputation of the same step."""
-    import importlib.util
-    from pathlib import Path
+    """The training diagnosis (experiments/diagnose_training.py) with --small: timing parts run, and a NaN injected
+    into the last block's MLP gradient at step 5 is reported there, with a finite float32 recomputation of the same
+    step."""
+    from amtheory.studies.benchmarks.training_diagnosis import main
 
-    path = Path(__file__).resolve().parents[1] / "experiments" / "diagnose_training.py"
-    spec = importlib.util.spec_from_file_location("diagnose_training", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    res = mod.main(["--small", "--steps", "8", "--bench-steps", "2", "--inject-nan-at", "5", "--threads", "1"])
+    res = main(["--small", "--steps", "8", "--bench-steps", "2", "--inject-nan-at", "5", "--threads", "1"])
     assert res["phases_ms"]["total"] > 0 and res["trainer"]["second_ms_per_step"] > 0
     first = res["run"]["first_nonfinite"]
     assert first["step"] == 5 and res["run"]["skipped"] == 1

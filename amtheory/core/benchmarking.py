@@ -14,21 +14,30 @@ import torch
 
 def timed(fn: Callable[[], object], device: torch.device | str, *, repeats: int = 10, warmup: int = 3) -> float:
     """Mean seconds per call of ``fn`` after ``warmup`` calls: CUDA events on a GPU, the wall clock elsewhere."""
+    return timed_steps(lambda i: fn(), device, repeats=repeats, warmup=warmup)
+
+
+def timed_steps(
+    fn: Callable[[int], object], device: torch.device | str, *, repeats: int = 10, warmup: int = 3
+) -> float:
+    """Mean seconds per call of ``fn(i)`` over calls ``i = warmup .. warmup + repeats - 1``, after the warm-up calls
+    ``i = 0 .. warmup - 1`` (the index lets a training step draw its own batch): CUDA events on a GPU, the wall
+    clock elsewhere."""
     device = torch.device(device)
-    for _ in range(warmup):
-        fn()
+    for i in range(warmup):
+        fn(i)
     if device.type == "cuda":
         torch.cuda.synchronize(device)
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
-        for _ in range(repeats):
-            fn()
+        for i in range(repeats):
+            fn(warmup + i)
         end.record()
         torch.cuda.synchronize(device)
         return start.elapsed_time(end) / 1e3 / repeats
     t0 = time.perf_counter()
-    for _ in range(repeats):
-        fn()
+    for i in range(repeats):
+        fn(warmup + i)
     return (time.perf_counter() - t0) / repeats
 
 

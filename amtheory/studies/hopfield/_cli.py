@@ -65,13 +65,20 @@ class _SweepParser(ArgumentParser):
         return argparse.Namespace(**ns.as_dict())
 
 
-def parser(description: str, default_out: str) -> ArgumentParser:
+def parser(
+    description: str, default_out: str, *, prog: str | None = None, exit_on_error: bool = True
+) -> ArgumentParser:
     """A parser of the :class:`SweepOptions` fields (``--out`` defaulting to ``default_out``) and ``--config``; a
-    study adds its own options to it."""
+    study adds its own options to it. ``prog`` names the command in its usage line; with ``exit_on_error=False`` a
+    bad argument raises ``argparse.ArgumentError`` instead of printing the usage and exiting."""
     # The fields' help texts are their attribute docstrings above.
     set_parsing_settings(docstring_parse_attribute_docstrings=True)
-    p = _SweepParser(description=description)
-    p.add_argument("--config", action=ActionConfigFile, help="YAML or JSON file of options (later options override it)")
+    p = _SweepParser(description=description, prog=prog, exit_on_error=exit_on_error)
+    p.add_argument(
+        "--config",
+        action=ActionConfigFile,
+        help="YAML or JSON file of options, later options override it (default: none)",
+    )
     p.add_class_arguments(SweepOptions, None, sub_configs=False)
     p.set_defaults(out=default_out)
     return p

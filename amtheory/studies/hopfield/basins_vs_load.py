@@ -153,13 +153,24 @@ def run(
     return run_sweep(cells, basin_cell, out, root_seed=root_seed, device=device, progress=progress, workers=workers)
 
 
-def main(argv=None) -> pd.DataFrame:
-    from amtheory.studies.hopfield._cli import parser, run_main
+def command_parser(prog: str | None = None, exit_on_error: bool = True):
+    """The command line of the study (see :func:`amtheory.studies.hopfield._cli.parser`)."""
+    from amtheory.studies.hopfield._cli import parser
 
-    p = parser(__doc__.splitlines()[0], "results/basins_vs_load")
-    p.add_argument("--backends", default=None, help=f"comma-separated subset of {','.join(BACKENDS)}")
-    args = p.parse_args(argv)
+    p = parser(__doc__.splitlines()[0], "results/basins_vs_load", prog=prog, exit_on_error=exit_on_error)
+    p.add_argument("--backends", default=None, help=f"comma-separated subset of {','.join(BACKENDS)} (null: all)")
+    return p
+
+
+def run_command(args) -> pd.DataFrame:
+    """Run the sweep the parsed options of :func:`command_parser` describe."""
+    from amtheory.studies.hopfield._cli import run_main
+
     return run_main(args, build_cells, basin_cell)
+
+
+def main(argv=None) -> pd.DataFrame:
+    return run_command(command_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

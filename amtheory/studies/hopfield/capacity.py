@@ -111,13 +111,24 @@ def run(preset: str, out: str, *, device: str = "cpu", root_seed: int = 0, progr
     )
 
 
-def main(argv=None) -> pd.DataFrame:
-    from amtheory.studies.hopfield._cli import parser, run_main
+def command_parser(prog: str | None = None, exit_on_error: bool = True):
+    """The command line of the study (see :func:`amtheory.studies.hopfield._cli.parser`)."""
+    from amtheory.studies.hopfield._cli import parser
 
-    p = parser(__doc__.splitlines()[0], "results/capacity")
+    p = parser(__doc__.splitlines()[0], "results/capacity", prog=prog, exit_on_error=exit_on_error)
     p.add_argument("--update", choices=("sync", "async"), default="sync", help="dynamics of the retrieval run")
-    args = p.parse_args(argv)
+    return p
+
+
+def run_command(args) -> pd.DataFrame:
+    """Run the sweep the parsed options of :func:`command_parser` describe."""
+    from amtheory.studies.hopfield._cli import run_main
+
     return run_main(args, build_cells, capacity_cell)
+
+
+def main(argv=None) -> pd.DataFrame:
+    return run_command(command_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

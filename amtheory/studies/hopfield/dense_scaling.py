@@ -212,15 +212,26 @@ def run(
     return run_sweep(cells, scaling_cell, out, root_seed=root_seed, device=device, progress=progress, workers=workers)
 
 
-def main(argv=None) -> pd.DataFrame:
-    from amtheory.studies.hopfield._cli import parser, run_main
+def command_parser(prog: str | None = None, exit_on_error: bool = True):
+    """The command line of the study (see :func:`amtheory.studies.hopfield._cli.parser`)."""
+    from amtheory.studies.hopfield._cli import parser
 
-    p = parser(__doc__.splitlines()[0], "results/dense_scaling")
+    p = parser(__doc__.splitlines()[0], "results/dense_scaling", prog=prog, exit_on_error=exit_on_error)
     p.add_argument("--vocab", type=int, default=2, help="number of states per position (2: binary; 3 or 4: V-state)")
-    args = p.parse_args(argv)
+    return p
+
+
+def run_command(args) -> pd.DataFrame:
+    """Run the sweep the parsed options of :func:`command_parser` describe."""
+    from amtheory.studies.hopfield._cli import run_main
+
     if args.vocab < 2:
         raise ValueError(f"--vocab: expected an int >= 2, got {args.vocab}")
     return run_main(args, build_cells, scaling_cell)
+
+
+def main(argv=None) -> pd.DataFrame:
+    return run_command(command_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

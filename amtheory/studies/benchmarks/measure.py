@@ -1,0 +1,87 @@
+"""Measurement helpers shared by the benchmarks: device synchronisation and memory, CUDA-event milliseconds, the
+median time and peak memory of one call, error text for a failed variant, and the JSON record."""
+
+from __future__ import annotations
+
+import gc
+import json
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from amtheory.core.benchmarking import timed
+
+
+def synchronize(device: torch.device | str) -> None:
+    """Wait for the work queued on ``device`` (nothing to wait for off CUDA)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def free_memory(device: torch.device) -> None:
+    """Collect garbage and, on CUDA, return cached blocks and reset the peak-memory counter."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def peak_gib(device: torch.device) -> float | None:
+    """Peak memory PyTorch allocated on ``device`` since the last reset, in GiB (None off CUDA)."""
+    return torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+
+
+def device_label(device: torch.device, cpu: str = "cpu") -> str:
+    """The GPU's name, or ``cpu`` for a CPU."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu
+
+
+def cuda_ms(fn: Callable[[], object], *, repeats: int, warmup: int) -> float:
+    """Milliseconds per call of ``fn`` on the current CUDA device, ``repeats`` calls after ``warmup`` calls."""
+    return timed(fn, "cuda", repeats=repeats, warmup=warmup) * 1e3
+
+
+def median_time_and_peak(
+    fn: Callable[[], object], device: torch.device, warmup: int, repeats: int
+) -> tuple[float, float]:
+    """Median seconds per call and the peak bytes one call allocates above what was allocated before it (NaN off
+    CUDA)."""
+    for _ in range(warmup):
+        fn()
+    peak = float("nan")
+    times = []
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+        fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - base
+        for _ in range(repeats):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+    else:
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    return statistics.median(times), peak
+
+
+def error_text(e: BaseException, limit: int = 120) -> str:
+    """``Type: first line of the message`` (cut to ``limit`` characters), for a variant that failed."""
+    return f"{type(e).__name__}: {str(e).splitlines()[0][:limit] if str(e) else ''}"
+
+
+def write_json(path: str, record: Any, indent: int = 1) -> None:
+    """Write ``record`` as JSON (objects JSON lacks as their text)."""
+    with open(path, "w") as f:
+        json.dump(record, f, indent=indent, default=str)

@@ -1,0 +1,123 @@
+"""Command line of the memorization study: parse the options, run the sweep, draw the figures, print the summary.
+
+Every option has its help and default in :func:`command_parser`; :func:`run_command` runs what they describe. The
+figures come from a function the caller hands in (``make_figures(results, folder)``), as they are drawn by a layer
+above the studies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+#: ``make_figures(results_folder, figures_folder)`` -> the files written.
+FigureMaker = Callable[[str, str], list]
+
+
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose every user error (unknown option included) raises ``argparse.ArgumentError`` when
+    ``exit_on_error`` is False."""
+
+    def error(self, message: str):  # type: ignore[override]
+        if self.exit_on_error:
+            super().error(message)
+        raise argparse.ArgumentError(None, message)
+
+
+def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argparse.ArgumentParser:
+    """The options of the study, each with its help and default."""
+    p = _Parser(
+        prog=prog,
+        description="Memorization to generalization on real text: UDDMs and the Hopfield family side by side.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        exit_on_error=exit_on_error,
+    )
+    p.add_argument("--preset", choices=("tiny", "gpu", "large"), default="tiny", help="grid size and time budget")
+    p.add_argument("--out", default="results/memorization", help="results folder (tables, checkpoints)")
+    p.add_argument("--data", default=None, help="prepared corpus folder (None: the preset's)")
+    p.add_argument("--device", default=None, help="cpu or cuda (None: cuda when available)")
+    p.add_argument("--steps", type=int, default=None, help="training steps of every model (None: the preset's)")
+    p.add_argument("--sizes", default=None, help="training sizes, e.g. 32,512,8192 (None: the preset's)")
+    p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
+    p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
+    p.add_argument("--figures", default="paper_figures/out", help="folder for the figures ('' to skip them)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    if text is None:
+        return None
+    try:
+        sizes = tuple(int(s) for s in text.split(","))
+    except ValueError:
+        raise ValueError(f"--sizes: expected a comma list of ints such as 32,512,8192, got {text!r}") from None
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"--sizes: expected positive sizes, got {text!r}")
+    return sizes
+
+
+def _workers(text: str | None) -> int | str | None:
+    if text is None or text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise ValueError(f"--workers: expected 'auto' or an int, got {text!r}") from None
+
+
+def format_report(summary: dict) -> str:
+    """The summary's recovery, entropy and perplexity figures as plain text."""
+    lines = ["recovery of corrupted tokens, train / test (UDDM):"]
+    for ms, by_t in summary["recovery"].items():
+        for t, by_n in by_t.items():
+            cells = "  ".join(f"{n}: {v['train']:.2f}/{v['test']:.2f}" for n, v in by_n.items())
+            meet = summary["meeting"][ms].get(t)
+            meet_s = f"{meet:.0f}" if meet is not None else "not within the sweep"
+            lines.append(f"  {ms} t={t}: {cells}   meet at {meet_s}")
+    for ms, e in summary["entropy"].items():
+        parts = []
+        for k in ("smallest", "largest"):
+            v = e[k]
+            fmt = {s: ("nan" if v.get(s) is None else f"{v[s]:.3f}") for s in ("train", "test", "generated")}
+            parts.append(f"{k} n={v['train_size']}: train {fmt['train']}, test {fmt['test']}, gen {fmt['generated']}")
+        lines.append(f"  entropy {ms}: " + "; ".join(parts))
+    for ms, pk in summary["perplexity_peak"].items():
+        lines.append(f"  test perplexity bound {ms}: peak {pk['perplexity_bound']:.1f} at {pk['train_size']} blocks")
+    return "\n".join(lines)
+
+
+def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = None) -> dict:
+    """Run the sweep the parsed options describe, draw its figures with ``make_figures`` (when given and
+    ``--figures`` is not empty), write ``summary.json`` in the results folder, print the summary and return it."""
+    from amtheory.core._checks import resolve_device
+    from amtheory.studies.memorization import run_experiment, summarize
+    from amtheory.studies.memorization.presets import preset
+
+    device = resolve_device("--device", args.device)
+    sizes, workers = _sizes(args.sizes), _workers(args.workers)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    pr = preset(args.preset, data=args.data, steps=args.steps, sizes=sizes)
+    t0 = time.perf_counter()
+    print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
+    run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)
+    if args.figures and make_figures is not None:
+        t1 = time.perf_counter()
+        paths = make_figures(args.out, args.figures)
+        print(f"[memorization] figures: {time.perf_counter() - t1:.1f} s, {len(paths)} files in {args.figures}")
+    summary = summarize(args.out)
+    Path(args.out, "summary.json").write_text(json.dumps(summary, indent=2, default=str))
+    print(format_report(summary))
+    print(f"[memorization] total {time.perf_counter() - t0:.1f} s; tables in {os.path.abspath(args.out)}")
+    return summary
+
+
+def main(argv: list[str] | None = None, make_figures: FigureMaker | None = None) -> dict:
+    return run_command(command_parser().parse_args(argv), make_figures)

@@ -1,0 +1,112 @@
+"""The benchmarks behind experiments/: every script is a thin command line over a library module, every module
+imports, and the pieces that run on a CPU run there at tiny sizes."""
+
+from __future__ import annotations
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from _studies import MODULES, load_experiment
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPTS = sorted(p.stem for p in (ROOT / "experiments").glob("*.py"))
+ON_CPU = pytest.mark.skipif(torch.cuda.is_available(), reason="the tiny CPU versions; a GPU runs the full ones")
+
+
+def test_every_script_has_its_module():
+    assert set(SCRIPTS) == set(MODULES)
+
+
+@pytest.mark.parametrize("name", SCRIPTS)
+def test_script_is_a_thin_main_over_its_module(name):
+    """A few lines: the docstring, imports of public names, and ``main()`` under ``__main__``; no sys.path edits."""
+    text = (ROOT / "experiments" / f"{name}.py").read_text()
+    tree = ast.parse(text)
+    code_lines = [n for n in tree.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant))]
+    assert len(text.splitlines()) <= 25 and len(code_lines) <= 4, name
+    imported = [a.name for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
+    assert imported and not any(a.startswith("_") for a in imported), name
+    assert "sys.path" not in text
+    assert hasattr(load_experiment(name), "main"), name
+
+
+def test_classical_small_runs_on_cpu(tmp_path, capsys):
+    torch.set_num_threads(1)
+    report = load_experiment("bench_classical_gpu").main(["--small", "--json", str(tmp_path / "c.json")])
+    if report["device"] == "cpu":
+        assert {r["matmul"] for r in report["sync"]} >= {"float32", "exact-bf16"}
+        assert {r["form"] for r in report["async"]} == {"patterns", "weights"}
+    assert json.loads((tmp_path / "c.json").read_text())["sync"]
+    assert "| N | K | B | matmul |" in capsys.readouterr().out
+
+
+@ON_CPU
+def test_backends_small_runs_on_cpu(tmp_path):
+    report = load_experiment("bench_backends_gpu").main(["--small", "--json", str(tmp_path / "b.json")])
+    assert len(report["rows"]) == 7 and all(r["errors_after"] <= r["errors_before"] for r in report["rows"])
+    assert json.loads((tmp_path / "b.json").read_text())["rows"]
+
+
+@ON_CPU
+def test_modern_small_runs_on_cpu(tmp_path):
+    argv = ["--small", "--warmup", "0", "--repeats", "1", "--budget", "0", "--json", str(tmp_path / "m.json")]
+    rows = load_experiment("bench_modern_hopfield").main(argv)
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["method"] for r in ok} >= {"plain", "auto"} and all(r["max_err"] < 1e-2 for r in ok)
+    assert any(r["status"].startswith("skipped") for r in rows)
+
+
+@ON_CPU
+def test_training_bench_small_cpu(tmp_path, capsys):
+    rows = load_experiment("bench_uddm_train").main(
+        ["--small-cpu", "--steps", "1", "--variants", "plain,compiled", "--json", str(tmp_path / "t.json")]
+    )
+    assert {r["variant"] for r in rows} == {"plain", "compiled/chunk64"} and all("ms_step" in r for r in rows)
+    rec = json.loads((tmp_path / "t.json").read_text())
+    assert rec["device"] == "CPU" and len(rec["train"]) == 2 and rec["eval"][0]["seq_steps_per_s"] > 0
+    assert "speed-up (plain ms / best optimised ms)" in capsys.readouterr().out
+
+
+def test_training_accounting_from_a_recorded_run(capsys):
+    recorded = ROOT / "benchmarks" / "h100_bench_uddm_train.json"
+    rows = load_experiment("bench_uddm_train").main(["--accounting-from", str(recorded)])
+    assert rows and all("params_non_embedding" in r for r in rows)
+    assert "| parameters counted | peak rate |" in capsys.readouterr().out
+
+
+def test_kernel_category_names_the_parts_of_a_step():
+    from amtheory.studies.benchmarks.training_report import INDUCTOR, kernel_category
+
+    assert kernel_category("triton_poi_fused_add_0") == INDUCTOR
+    assert kernel_category("_row_stats_kernel") == "loss kernels (Triton)"
+    assert kernel_category("sm90_xmma_gemm_bf16") == "GEMM"
+    assert kernel_category("something else") == "other"
+
+
+def test_step_flops_counts():
+    from amtheory.diffusion.model import DiTConfig
+    from amtheory.studies.benchmarks.training_step import step_flops
+
+    cfg = DiTConfig.preset("cpu-micro", 300, 32)
+    ne = step_flops(cfg, 1000, 8)
+    assert step_flops(cfg, 1000, 8, count="with_head") - ne == 6 * 300 * cfg.d_model * 8 * 32
+    with pytest.raises(ValueError, match="count"):
+        step_flops(cfg, 1000, 8, count="some")
+
+
+def test_embedded_corpus_cut_from_a_corpus(tmp_path):
+    from amtheory.studies.embedded_corpus import cut_embedded_corpus
+
+    src = Path(load_experiment("make_embedded_corpus").__file__).parents[1] / "data" / "embedded"
+    corpus = cut_embedded_corpus(str(src), 10, 4)
+    assert corpus.manifest["derived_from"]["n_train"] == 10 and len(corpus.sentences("test", 4)) == 4
+
+
+@pytest.mark.parametrize(
+    "name", ["bench_loss_kernels", "bench_block_attention", "probe_attention_kernels", "probe_norm_kernels"]
+)
+def test_cuda_only_modules_import(name):
+    assert callable(load_experiment(name).main)
