@@ -286,7 +286,7 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("study", metavar="{" + ",".join(SWEEPS) + "}", help="the study")
     w.add_argument("options", nargs=argparse.REMAINDER, help="the study's options (see amtheory sweep NAME --help)")
     w.set_defaults(fn=cmd_sweep)
-    sub.add_parser("prepare", help="build the Brown + State of the Union token corpus (see --help there)")
+    sub.add_parser("prepare", help="build a token corpus folder: Brown + State of the Union, or your own --text files")
     sub.add_parser("train", help="train a diffusion LM (see --help there)")
     args = ap.parse_args(argv)
     try:

@@ -211,7 +211,7 @@ def test_prepare_end_to_end_is_deterministic_idempotent_and_atomic(fixture_sourc
     assert "already prepared" in capsys.readouterr().out
     assert (out / "tokens.npy").stat().st_mtime_ns == stamp
     # A different configuration into the same folder is refused, and nothing is left half-written.
-    assert prepare.main(args[:-1] + ["2"]) == 1
+    assert prepare.main(args[:-1] + ["2"]) == 2
     assert "different configuration" in capsys.readouterr().err
     assert sorted(p.name for p in out.parent.iterdir()) == ["corpus"]
 
@@ -374,3 +374,62 @@ def test_random_sequences():
     assert set(c.unique().tolist()) == {7, 11, 13}
     with pytest.raises(TypeError, match="vocab"):
         random_sequences(2, 2, 3.5, None)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------- a researcher's own text
+
+
+def _own_text_files(tmp_path):
+    # Words of the fixture vocabulary only, so that every line has its own ids.
+    lines = [
+        "the jury said the city was ready .",
+        "no evidence of cost was paid .",
+        "a new law is ready now .",
+        "we must act now , mr smith said .",
+        "the school board met on friday .",
+        "",
+        "too short",
+        "The   Jury said the city was READY .",
+    ]
+    plain = tmp_path / "notes.txt"
+    plain.write_text("\n".join(lines) + "\n")
+    jl = tmp_path / "more.jsonl"
+    texts = ("the government will help people .", "did they vote ? yes .", "he asked why and it was not .")
+    jl.write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(texts)) + "\n")
+    return plain, jl
+
+
+def test_prepare_from_own_text_builds_a_corpus_with_the_same_tokenizer_and_split(tmp_path, capsys):
+    plain, jl = _own_text_files(tmp_path)
+    out = tmp_path / "own"
+    args = ["--out", str(out), "--text", str(plain), str(jl), "--vocab", str(VOCAB), "--test-size", "2"]
+    assert prepare.main(args) == 0
+    corpus = TokenCorpus.load(out)
+    man = json.loads((out / "manifest.json").read_text())
+    # 6 plain lines over 3 words, one of them a case-insensitive duplicate, then 3 JSON documents.
+    assert corpus.n_sentences == 8
+    assert man["counts"]["per_source"] == {"notes.txt": 5, "more.jsonl": 3}
+    assert man["config"]["sources"]["more.jsonl"]["sha256"] == text_sources.sha256_file(jl)
+    assert corpus.n_test == 2 and corpus.n_train == 6
+    assert sorted(torch.cat([corpus.test_index, corpus.train_order]).tolist()) == list(range(8))
+    tok = text_sources.load_tokenizer(VOCAB)
+    all_ids = {tuple(corpus.tokens[a:b].tolist()) for a, b in zip(corpus.offsets[:-1], corpus.offsets[1:])}
+    assert tuple(text_sources.tokenize(tok, ["did they vote ? yes ."])[0].tolist()) in all_ids
+    # Again with the same files: reused, not rebuilt.
+    assert prepare.main(args) == 0
+    assert "already prepared" in capsys.readouterr().out
+
+
+def test_prepare_from_own_text_names_the_bad_line_and_missing_files(tmp_path, capsys):
+    plain, jl = _own_text_files(tmp_path)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"text": "fine sentence here ."}\n{"body": "no text field in this one"}\n')
+    base = ["--vocab", str(VOCAB), "--test-size", "1"]
+    assert prepare.main(["--out", str(tmp_path / "a"), "--text", str(bad), *base]) == 2
+    err = capsys.readouterr().err
+    assert "bad.jsonl" in err and "line 2" in err and "'text'" in err
+    assert prepare.main(["--out", str(tmp_path / "b"), "--text", str(tmp_path / "nowhere.txt"), *base]) == 2
+    assert "nowhere.txt" in capsys.readouterr().err
+    assert prepare.main(["--out", str(tmp_path / "c"), "--text", str(plain), *base[:-1], "50"]) == 2
+    assert "test_size" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists() and not (tmp_path / "c").exists()

@@ -23,8 +23,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from amtheory.core._checks import check_int
+from amtheory.diffusion.corpus_build import already_prepared, build_corpus, corpus_config, report
 from amtheory.diffusion.data import TokenCorpus
-from amtheory.diffusion.prepare import already_prepared, build_corpus, corpus_config, report
 from amtheory.diffusion.text_sources import find_vocab, sha256_file
 
 LM1B_REPO = "billion-word-benchmark/lm1b"
