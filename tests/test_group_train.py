@@ -144,3 +144,36 @@ def test_bad_groups_are_refused(tmp_path):
     train_group(CFG, [dataclasses.replace(c, steps=3) for c in configs[:1]], data[:1], dirs[:1])
     with pytest.raises(ValueError, match="different steps"):
         train_group(CFG, configs, data, dirs)
+
+
+def test_the_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_group_train.py"
+    spec = importlib.util.spec_from_file_location("bench_group_train", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--group-sizes", "1,2", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "bench_group_train.json").read_text())
+    assert record["command"].startswith("python experiments/bench_group_train.py --device cpu --tiny")
+    assert record["matmul_flops"] > 0 and record["nominal_flops"] == 989e12
+    assert [(r["mode"], r["group_size"]) for r in record["rows"]] == [("single", 1), ("group", 1), ("group", 2)]
+    for r in record["rows"]:
+        assert "error" not in r, r
+        assert r["tokens_s"] > 0 and r["speedup"] > 0 and r["flops_per_token"] > 0
+        assert r["mfu"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / record["matmul_flops"])
+        assert r["mfu_989"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / 989e12)
+    assert record["rows"][0]["speedup"] == 1.0
+    text = (tmp_path / "bench_group_train.txt").read_text()
+    assert "# command:" in text and "| tiny-a (16 x 1) | group | 2 |" in text
+
+
+def test_flops_per_token_counts_the_head_and_attention():
+    from amtheory.diffusion.group_bench import flops_per_token
+    from amtheory.diffusion.model import DiT
+
+    model = DiT(CFG)
+    head_and_body = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()
+    assert flops_per_token(CFG) == 6 * head_and_body + 12 * CFG.n_blocks * L * CFG.d_model

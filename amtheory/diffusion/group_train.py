@@ -202,17 +202,18 @@ class GroupTrainer:
         # Bias corrections in float64 (the single trainer's optimizer computes them from Python floats); a member
         # that has never stepped gets 1 instead of 0 (its update is masked anyway).
         bc1 = torch.where(steps > 0, 1.0 - b1**steps, 1.0)
-        bc2_sqrt = torch.where(steps > 0, 1.0 - b2**steps, 1.0).sqrt()
+        bc2_sqrt = torch.where(steps > 0, 1.0 - b2**steps, 1.0).sqrt().float()[:, None]
+        # In place, at most two [G, P] temporaries: a skipped member's gradient is zeroed (so NaN cannot leak)
+        # and every factor that moves its state is 0 (its moments, weights and step count stay as they are).
+        k = keep[:, None]
+        grad.masked_fill_(k == 0, 0.0)
         w = self.weights.detach()
-        m_new = torch.lerp(self.exp_avg, grad, 1.0 - b1)
-        v_new = self.exp_avg_sq * b2 + (1.0 - b2) * grad * grad
-        p_new = w * (1.0 - lr * cfg.weight_decay) if cfg.weight_decay else w
-        denom = v_new.sqrt() / bc2_sqrt.float()[:, None] + EPS
-        p_new = p_new - (lr / bc1).float()[:, None] * m_new / denom
-        mask = keep.bool()[:, None]
-        w.copy_(torch.where(mask, p_new, w))
-        self.exp_avg.copy_(torch.where(mask, m_new, self.exp_avg))
-        self.exp_avg_sq.copy_(torch.where(mask, v_new, self.exp_avg_sq))
+        if cfg.weight_decay:
+            w.mul_(1.0 - lr * cfg.weight_decay * k)
+        self.exp_avg.lerp_(grad, (1.0 - b1) * k)
+        self.exp_avg_sq.mul_(torch.where(k > 0, b2, 1.0)).add_(grad.mul_(grad).mul_((1.0 - b2) * k))
+        denom = self.exp_avg_sq.sqrt().div_(bc2_sqrt).add_(EPS)
+        w.sub_(denom.reciprocal_().mul_(self.exp_avg).mul_((lr * keep.double() / bc1).float()[:, None]))
         self.adam_steps.copy_(steps)
         # EMA: shadow <- lerp(shadow, w, (1 - d) keep), d = min(decay, (1 + n) / (10 + n)) after n updates.
         self.ema_count.add_(keep.double())
