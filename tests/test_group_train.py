@@ -5,6 +5,7 @@ trainer's."""
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import pytest
 import torch
@@ -149,7 +150,6 @@ def test_bad_groups_are_refused(tmp_path):
 def test_the_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
     import importlib.util
     import json
-    from pathlib import Path
 
     script = Path(__file__).resolve().parents[1] / "experiments" / "bench_group_train.py"
     spec = importlib.util.spec_from_file_location("bench_group_train", script)
@@ -177,3 +177,40 @@ def test_flops_per_token_counts_the_head_and_attention():
     model = DiT(CFG)
     head_and_body = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()
     assert flops_per_token(CFG) == 6 * head_and_body + 12 * CFG.n_blocks * L * CFG.d_model
+
+
+def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment
+
+    p = Preset(
+        name="micro", data=DataSpec("embedded", 12, 128),
+        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
+        sizes=(4, 16), steps=12, batch_size=4, lr=3e-3, warmup=2, ema=0.9,
+        settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
+                              n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
+        backends=(), checkpoint_every=5,
+    )  # fmt: skip
+    alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
+    grouped = run_experiment(dataclasses.replace(p, train_group=2), tmp_path / "grouped", device="cpu", progress=False)
+    assert alone.keys() == grouped.keys()
+    for name in alone:
+        a, b = alone[name], grouped[name]
+        assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0, name
+        for col in a.columns:
+            if col in ("wall_s", "ms_per_step") or col.endswith("_s"):
+                continue
+            if col == "checkpoint":
+                assert [Path(x).relative_to(tmp_path / "alone") for x in a[col]] == [
+                    Path(x).relative_to(tmp_path / "grouped") for x in b[col]
+                ]
+            elif pd.api.types.is_float_dtype(a[col]):
+                np.testing.assert_allclose(a[col], b[col], rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
+            else:
+                for x, y in zip(a[col], b[col]):
+                    if isinstance(x, (np.ndarray, list)) and np.asarray(x).dtype.kind == "f":
+                        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
+                    else:
+                        np.testing.assert_equal(x, y, err_msg=f"{name}.{col}")
