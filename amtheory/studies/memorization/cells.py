@@ -206,7 +206,8 @@ class HopfieldCell:
 @dataclass(frozen=True)
 class Preset:
     """A whole sweep: the training cells (model sizes x training sizes), the evaluation settings, which Hopfield
-    backends to run, and the runner's worker setting."""
+    backends to run, the runner's worker setting, and ``train_group``: on one device, how many models of one shape
+    train together as one group (1: one at a time; the same checkpoints and tables either way)."""
 
     name: str
     data: DataSpec
@@ -224,6 +225,10 @@ class Preset:
     bf16: bool = True
     compile: bool = False
     chunk_rows: int = 2048
+    train_group: int = 1
+
+    def __post_init__(self):
+        check_int("train_group", self.train_group, minimum=1)
 
     def train_cells(self) -> list[TrainCell]:
         return [

@@ -12,7 +12,7 @@ import pandas as pd
 from amtheory.studies.memorization.analysis import _read
 from amtheory.studies.memorization.cells import MEASURES, EvalCell, HopfieldCell, Preset
 from amtheory.studies.memorization.data import save_vocabulary
-from amtheory.studies.memorization.training import checkpoint_dir, train_cell
+from amtheory.studies.memorization.training import checkpoint_dir, train_cell, train_cells_in_groups
 
 
 def _stage(name: str, fn, *args, **kwargs):
@@ -22,11 +22,24 @@ def _stage(name: str, fn, *args, **kwargs):
     return out
 
 
+def _trained_or_train(cell, generator, device, *, rows: dict, root: str, checkpoint_every: int) -> pd.DataFrame:
+    """The row of ``cell`` trained in a group before the sweep reached it, else :func:`train_cell`."""
+    row = rows.pop(cell, None)
+    if row is not None:
+        return row
+    return train_cell(cell, generator, device, root=root, checkpoint_every=checkpoint_every)
+
+
 def run_experiment(
-    p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None
-) -> dict[str, pd.DataFrame]:
+    p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None,
+    train_group: int | None = None,
+) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Run every stage of preset ``p`` into ``out_dir`` (training, the UDDM measurements, the Hopfield family),
-    skipping finished cells; prints each stage's wall time. Returns the tables by name."""
+    skipping finished cells; prints each stage's wall time. Returns the tables by name.
+
+    ``train_group`` (default ``p.train_group``): on one device (one worker), the pending models of one shape train
+    in groups of up to this many (:func:`~amtheory.studies.memorization.training.train_cells_in_groups`) before
+    the first is measured; 1 trains each just before its measurements."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
@@ -36,7 +49,9 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     workers = p.workers if workers is None else workers
     save_vocabulary(p.data, out)
-    train_fn = functools.partial(train_cell, root=str(out), checkpoint_every=p.checkpoint_every)
+    group = p.train_group if train_group is None else train_group
+    grouped: dict = {}
+    train_fn = functools.partial(_trained_or_train, rows=grouped, root=str(out), checkpoint_every=p.checkpoint_every)
     eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
     train_cells = p.train_cells()
     if workers is not None and workers != 1:
@@ -54,13 +69,20 @@ def run_experiment(
         from amtheory.diffusion.checkpoint import latest_checkpoint
 
         for tc in train_cells:
-            label = f"{tc.arch.name} on {tc.n_train} blocks"
             trained = result_path(out / "train", tc)
             unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in MEASURES)
             if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
                 # Trained on another machine whose checkpoints did not come along: train again to measure it.
-                print(f"[memorization] {label}: no checkpoint here for pending measurements; training again")
+                print(f"[memorization] {tc.arch.name} on {tc.n_train} blocks: no checkpoint here for pending "
+                      "measurements; training again")  # fmt: skip
                 trained.unlink()
+        if group > 1:
+            todo = pending_cells(train_cells, out / "train")
+            grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
+                                  todo, device, root=str(out), group_size=group,
+                                  checkpoint_every=p.checkpoint_every))  # fmt: skip
+        for tc in train_cells:
+            label = f"{tc.arch.name} on {tc.n_train} blocks"
             _stage(f"train {label}", run_sweep, [tc], train_fn, out / "train", device=device, progress=False)
             for m in MEASURES:
                 cells = [EvalCell(tc, m, p.settings)]

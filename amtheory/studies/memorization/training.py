@@ -1,10 +1,14 @@
-"""Training cells of the memorization study: one diffusion LM per (model size, training size, seed)."""
+"""Training cells of the memorization study: one diffusion LM per (model size, training size, seed), trained alone
+(:func:`train_cell`) or with the other cells of its shape as one group (:func:`train_cells_in_groups`, the same
+checkpoints and table rows)."""
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -34,10 +38,22 @@ def train_cell(
     steps. Its seed is the cell's ``seed`` (the sweep's generator is not used: the training stream is the
     trainer's own pure function of (seed, step)).
     """
-    from amtheory.diffusion.checkpoint import corpus_vocab_sha256
-    from amtheory.diffusion.train import TrainConfig, train
+    from amtheory.diffusion.train import train
 
     del generator
+    corpus, data, cfg, tc, meta = _setup(cell, checkpoint_every)
+    t0 = time.perf_counter()
+    with _tf32(device):
+        summary = train(cfg, tc, data, checkpoint_dir(root, cell), device=device, resume=True, progress=progress,
+                        meta=meta)  # fmt: skip
+    return _row(cell, corpus.vocab_size, cfg, summary, time.perf_counter() - t0)
+
+
+def _setup(cell: TrainCell, checkpoint_every: int):
+    """The corpus, training blocks, model config, train config and checkpoint meta of ``cell``'s run."""
+    from amtheory.diffusion.checkpoint import corpus_vocab_sha256
+    from amtheory.diffusion.train import TrainConfig
+
     corpus = load_data(cell.data)
     data = corpus.blocks("train", cell.n_train, cell.data.length)
     cfg = cell.arch.config(corpus.vocab_size, cell.data.length)
@@ -54,12 +70,11 @@ def train_cell(
         checkpoint_every=min(checkpoint_every, cell.steps),
         log_every=max(1, min(100, cell.steps // 4)),
     )
-    out = checkpoint_dir(root, cell)
     meta = {"vocab_sha256": corpus_vocab_sha256(corpus.manifest), "data": {"source": cell.data.source}}
-    t0 = time.perf_counter()
-    with _tf32(device):
-        summary = train(cfg, tc, data, out, device=device, resume=True, progress=progress, meta=meta)
-    wall = time.perf_counter() - t0
+    return corpus, data, cfg, tc, meta
+
+
+def _row(cell: TrainCell, vocab_size: int, cfg, summary: dict[str, Any], wall: float) -> pd.DataFrame:
     trained = summary["steps"] - summary["start_step"]
     n_params = sum(p.numel() for p in _param_shapes(cfg))
     return pd.DataFrame(
@@ -73,10 +88,54 @@ def train_cell(
             "wall_s": [wall],
             "ms_per_step": [1e3 * summary["wall_s"] / trained if trained else float("nan")],
             "n_params": [n_params],
-            "vocab_size": [corpus.vocab_size],
+            "vocab_size": [vocab_size],
             "checkpoint": [str(summary["checkpoint"])],
         }
     )
+
+
+def _resume_step(root: str | Path, cell: TrainCell) -> int:
+    from amtheory.diffusion.checkpoint import step_checkpoints
+
+    steps = [n for n, _ in step_checkpoints(checkpoint_dir(root, cell) / "checkpoints")]
+    return max(steps, default=0)
+
+
+def train_cells_in_groups(
+    cells: list[TrainCell], device: str, *, root: str, group_size: int, checkpoint_every: int = 500
+) -> dict[TrainCell, pd.DataFrame]:
+    """Train ``cells`` in groups of at most ``group_size`` (:func:`amtheory.diffusion.group_run.train_group`):
+    cells that differ only in training size and seed and stand at the same checkpoint step form a group. Each cell's
+    run folder, checkpoints and row are those :func:`train_cell` gives (``wall_s`` and ``ms_per_step`` are its
+    group's). Cells of models with dropout, and groups of one, are trained alone. Returns each cell's row."""
+    from amtheory.core._checks import check_int
+    from amtheory.diffusion.group_run import train_group
+
+    check_int("group_size", group_size, minimum=1)
+    groups: dict[Any, list[TrainCell]] = {}
+    for c in cells:
+        if not isinstance(c, TrainCell):
+            raise TypeError(f"cells: expected TrainCell items, got {type(c).__name__}")
+        groups.setdefault((dataclasses.replace(c, n_train=1, seed=0), _resume_step(root, c)), []).append(c)
+    rows: dict[TrainCell, pd.DataFrame] = {}
+    for members in groups.values():
+        for i in range(0, len(members), group_size):
+            part = members[i : i + group_size]
+            if len(part) == 1 or part[0].arch.dropout != 0.0:
+                for c in part:
+                    rows[c] = train_cell(c, None, device, root=root, checkpoint_every=checkpoint_every)
+                continue
+            setups = [_setup(c, checkpoint_every) for c in part]
+            t0 = time.perf_counter()
+            with _tf32(device):
+                summaries = train_group(
+                    setups[0][2], [s[3] for s in setups], [s[1] for s in setups],
+                    [checkpoint_dir(root, c) for c in part], device=device, resume=True, metas=[s[4] for s in setups],
+                )  # fmt: skip
+            wall = time.perf_counter() - t0
+            for c, s, summary in zip(part, setups, summaries):
+                rows[c] = _row(c, s[0].vocab_size, s[2], summary, wall)
+    return rows
 
 
 @contextlib.contextmanager

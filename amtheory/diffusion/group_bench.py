@@ -1,0 +1,224 @@
+"""Throughput of group training (:class:`~amtheory.diffusion.group_train.GroupTrainer`) against today's loop that
+trains one model at a time, in one run on one device.
+
+For each model shape: (a) the single-model trainer's step (:func:`amtheory.diffusion.train_step.optimizer_step` on
+a batch from :func:`~amtheory.diffusion.train_step.sample_batch`, as :func:`amtheory.diffusion.train.train` runs
+it; compiled blocks when ``compile``), then (b) one group step for each group size G, members with training sets of
+different sizes. Each is timed over ``steps`` steps after ``warmup`` steps. Reported: aggregate tokens/s (G x batch x
+length per step), the speed-up over (a), and MFU = FLOPs per token x tokens/s over the bf16 matrix-product rate
+measured in the same run and over the H100's nominal 989 TFLOP/s, with FLOPs per token = 6 x (parameters without the
+token embedding, the output head's weights included) + attention's 12 x blocks x L x D.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import math
+import platform
+import time
+from typing import Any
+
+import torch
+
+from amtheory.core.benchmarking import bf16_matmul_rate
+from amtheory.diffusion.group_train import GroupTrainer
+from amtheory.diffusion.kernels import Kernels
+from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.train_config import TrainConfig
+from amtheory.diffusion.train_step import (
+    EMA,
+    NELBOObjective,
+    _seed_for,
+    compile_model,
+    make_optimizer,
+    optimizer_step,
+    sample_batch,
+    step_generator,
+)
+
+__all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table"]
+
+#: The H100 SXM's nominal dense bf16 rate, FLOP/s.
+H100_BF16_DENSE = 989e12
+
+
+def flops_per_token(cfg: DiTConfig) -> float:
+    """Training FLOPs per token: 6 x (every parameter but the token embedding; the output head's weights and
+    biases included) + attention (QK^T and AV: 4 L D per token and block forward, x3 for training)."""
+    if not isinstance(cfg, DiTConfig):
+        raise TypeError(f"cfg: expected a DiTConfig, got {type(cfg).__name__}")
+    with torch.device("meta"):
+        model = DiT(cfg)
+    params = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()
+    return 6.0 * params + 12.0 * cfg.n_blocks * cfg.length * cfg.d_model
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _timed_steps(step_fn, warmup: int, steps: int, device: torch.device) -> float:
+    """Seconds per step of ``step_fn(i)`` over ``steps`` steps after ``warmup`` (wall clock, device synced)."""
+    for i in range(warmup):
+        step_fn(i)
+    _sync(device)
+    t0 = time.perf_counter()
+    for i in range(warmup, warmup + steps):
+        step_fn(i)
+    _sync(device)
+    return (time.perf_counter() - t0) / steps
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+        torch.cuda.reset_peak_memory_stats(device)
+
+
+def _single_step(cfg: DiTConfig, tc: TrainConfig, data: torch.Tensor, device: torch.device):
+    """Today's loop: one model, the single trainer's step."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(tc.seed, 0, 0, "init"))
+        model = DiT(cfg)
+    model.to(device)
+    ema = EMA(model, tc.ema, tc.ema_warmup)
+    optimizer = make_optimizer(model, tc, device)
+    if tc.compile:
+        compile_model(model)
+    kernels = Kernels(tc.loss_kernel, tc.attention, tc.norm).resolved(device, compile=tc.compile)
+    model.kernels = kernels
+    objective = NELBOObjective(model, tc.chunk_rows, kernels.loss)
+    amp = torch.bfloat16 if (tc.bf16 and device.type == "cuda") else None
+    gen = torch.Generator(device=device)
+
+    def step(i: int) -> None:
+        for g in optimizer.param_groups:
+            g["lr"] = tc.lr_at(i)
+        batch = sample_batch(data, tc.batch_size, cfg.vocab_size, step_generator(tc.seed, 0, i, device, gen))
+        optimizer_step(objective, optimizer, batch, grad_accum=1, clip=tc.clip, autocast_dtype=amp,
+                       dropout_seed=_seed_for(tc.seed, 0, i, "dropout"), ema=ema)  # fmt: skip
+
+    return step
+
+
+def bench_group_train(
+    shapes: dict[str, DiTConfig],
+    group_sizes: tuple[int, ...],
+    *,
+    device: torch.device | str,
+    batch_size: int,
+    data_sizes: tuple[int, ...],
+    bf16: bool,
+    compile: bool,
+    chunk_rows: int,
+    group_chunk_rows: int,
+    steps: int,
+    warmup: int,
+    matmul_n: int = 8192,
+    budget_s: float | None = None,
+    log=print,
+) -> dict[str, Any]:
+    """Time (a) one model at a time and (b) groups of ``group_sizes`` members for each shape of ``shapes``;
+    returns the record (device, measured bf16 rate, one row per measurement). Members' training sets cycle through
+    ``data_sizes`` (random tokens). A measurement that fails (e.g. out of memory) is recorded with its error; one
+    that would start after ``budget_s`` seconds is skipped."""
+    device = torch.device(device)
+    t_start = time.perf_counter()
+    rate = bf16_matmul_rate(device, matmul_n)
+    log(f"measured bf16 matmul rate ({matmul_n}^3): {rate / 1e12:.1f} TFLOP/s")
+    rows: list[dict[str, Any]] = []
+    for name, cfg in shapes.items():
+        gen = torch.Generator().manual_seed(0)
+        pool = torch.randint(0, cfg.vocab_size, (max(data_sizes), cfg.length), generator=gen)
+        fpt = flops_per_token(cfg)
+        base = TrainConfig(steps=warmup + steps, batch_size=batch_size, lr=5e-4, warmup=100, ema=0.999, bf16=bf16,
+                           compile=compile, chunk_rows=chunk_rows)  # fmt: skip
+        single_tps = None
+        for G in (0, *group_sizes):  # 0: one model at a time
+            label = "one-at-a-time" if G == 0 else f"group of {G}"
+            row: dict[str, Any] = {"shape": name, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks,
+                                   "mode": "single" if G == 0 else "group", "group_size": max(G, 1)}  # fmt: skip
+            if budget_s is not None and time.perf_counter() - t_start > budget_s:
+                row["error"] = f"skipped: past the {budget_s:.0f} s budget"
+                rows.append(row)
+                log(f"{name} {label}: {row['error']}")
+                continue
+            _free(device)
+            t0 = time.perf_counter()
+            try:
+                if G == 0:
+                    step_fn = _single_step(cfg, base, pool[: data_sizes[0]].to(device), device)
+                else:
+                    configs = [dataclasses.replace(base, seed=g, chunk_rows=group_chunk_rows) for g in range(G)]
+                    data = [pool[: data_sizes[g % len(data_sizes)]] for g in range(G)]
+                    step_fn = GroupTrainer(cfg, configs, data, device=device).step
+                sec = _timed_steps(step_fn, warmup, steps, device)
+            except (RuntimeError, torch.OutOfMemoryError) as e:  # recorded, and the run goes on
+                row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
+                rows.append(row)
+                log(f"{name} {label}: {row['error']}")
+                continue
+            finally:
+                step_fn = None
+            tokens_s = max(G, 1) * batch_size * cfg.length / sec
+            if G == 0:
+                single_tps = tokens_s
+            row.update(
+                ms_step=1e3 * sec,
+                tokens_s=tokens_s,
+                speedup=tokens_s / single_tps if single_tps else None,
+                flops_per_token=fpt,
+                mfu=fpt * tokens_s / rate,
+                mfu_989=fpt * tokens_s / H100_BF16_DENSE,
+                peak_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
+                wall_s=time.perf_counter() - t0,
+            )
+            rows.append(row)
+            log(
+                f"{name} {label}: {row['ms_step']:.2f} ms/step, {tokens_s:,.0f} tokens/s, speed-up "
+                f"{_fmt(row['speedup'], '.2f')}x, MFU {100 * row['mfu']:.1f}% of measured, "
+                f"{100 * row['mfu_989']:.1f}% of 989 TFLOP/s"
+            )
+    return {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "host": platform.node(),
+        "matmul_flops": rate,
+        "nominal_flops": H100_BF16_DENSE,
+        "batch_size": batch_size,
+        "data_sizes": list(data_sizes),
+        "bf16": bf16,
+        "compile": compile,
+        "chunk_rows": chunk_rows,
+        "group_chunk_rows": group_chunk_rows,
+        "steps": steps,
+        "warmup": warmup,
+        "shapes": {n: c.to_dict() for n, c in shapes.items()},
+        "rows": rows,
+    }
+
+
+def _fmt(v: float | None, spec: str) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def format_table(record: dict[str, Any]) -> str:
+    """The record's rows as a markdown table."""
+    lines = [
+        "| shape | mode | G | ms/step | tokens/s | speed-up | MFU (measured bf16) | MFU (989 TFLOP/s) | peak GiB "
+        "| note |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        mfu = None if r.get("mfu") is None else 100 * r["mfu"]
+        mfu989 = None if r.get("mfu_989") is None else 100 * r["mfu_989"]
+        lines.append(
+            f"| {r['shape']} ({r['d_model']} x {r['n_blocks']}) | {r['mode']} | {r['group_size']} | "
+            f"{_fmt(r.get('ms_step'), '.2f')} | {_fmt(r.get('tokens_s'), ',.0f')} | "
+            f"{_fmt(r.get('speedup'), '.2f')} | {_fmt(mfu, '.1f')}% | {_fmt(mfu989, '.1f')}% | "
+            f"{_fmt(r.get('peak_gb'), '.1f')} | {r.get('error', '')} |"
+        )
+    return "\n".join(lines)

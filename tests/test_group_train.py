@@ -1,0 +1,216 @@
+"""Training a group of diffusion LMs at once: each member trains as it would alone (losses, weights and EMA within
+float tolerance), clipping, skipping and the optimizer state are per member, and a group's checkpoints are the single
+trainer's."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from amtheory.diffusion.checkpoint import load_model, load_train_state
+from amtheory.diffusion.group_model import GroupLayout
+from amtheory.diffusion.group_run import train_group
+from amtheory.diffusion.group_train import GroupTrainer, check_group_configs
+from amtheory.diffusion.model import DiTConfig
+from amtheory.diffusion.train import TrainConfig, train
+
+V, L = 40, 8
+CFG = DiTConfig(vocab_size=V, length=L, d_model=16, n_blocks=2, n_heads=2, cond_dim=8, dropout=0.0)
+SIZES = (3, 7, 20)
+SEEDS = (0, 5, 11)
+
+
+def _configs(steps: int = 5, **kw) -> list[TrainConfig]:
+    base = TrainConfig(steps=steps, batch_size=4, lr=1e-2, warmup=2, ema=0.9, log_every=1, checkpoint_every=3,
+                       loss_kernel="eager", **kw)  # fmt: skip
+    return [dataclasses.replace(base, seed=s) for s in SEEDS]
+
+
+def _data() -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(123)
+    pool = torch.randint(0, V, (max(SIZES), L), generator=g)
+    return [pool[:n].clone() for n in SIZES]
+
+
+def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float = 2e-5) -> None:
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")
+
+
+@pytest.mark.parametrize("grad_accum", [1, 2])
+def test_each_member_trains_as_it_would_alone(tmp_path, grad_accum):
+    configs = [dataclasses.replace(c, grad_accum=grad_accum) for c in _configs()]
+    data = _data()
+    group_dirs = [tmp_path / f"group-{g}" for g in range(len(SEEDS))]
+    summaries = train_group(CFG, configs, data, group_dirs)
+    for g, (tc, d) in enumerate(zip(configs, data)):
+        alone = train(CFG, tc, d, tmp_path / f"alone-{g}", progress=False)
+        assert [s for s, _ in summaries[g]["losses"]] == [s for s, _ in alone["losses"]]
+        torch.testing.assert_close(
+            torch.tensor([v for _, v in summaries[g]["losses"]]), torch.tensor([v for _, v in alone["losses"]]),
+            atol=1e-5, rtol=1e-5,
+        )  # fmt: skip
+        assert summaries[g]["skipped_steps"] == alone["skipped_steps"] == 0
+        for ema in (False, True):
+            grouped = load_model(summaries[g]["checkpoint"], ema=ema)[0]
+            single = load_model(alone["checkpoint"], ema=ema)[0]
+            _close(dict(grouped.named_parameters()), dict(single.named_parameters()))
+        opt_group = load_train_state(summaries[g]["checkpoint"])["train_state"]["optimizer"]["state"]
+        opt_alone = load_train_state(alone["checkpoint"])["train_state"]["optimizer"]["state"]
+        assert opt_group.keys() == opt_alone.keys()
+        for i in opt_alone:
+            assert float(opt_group[i]["step"]) == float(opt_alone[i]["step"])
+            torch.testing.assert_close(opt_group[i]["exp_avg"], opt_alone[i]["exp_avg"], atol=1e-6, rtol=1e-4)
+
+
+def test_a_group_of_one_equals_the_same_member_in_a_larger_group():
+    configs, data = _configs(), _data()
+    big = GroupTrainer(CFG, configs, data)
+    one = GroupTrainer(CFG, configs[1:2], data[1:2])
+    for step in range(3):
+        big_loss, _, _ = big.step(step)
+        one_loss, _, _ = one.step(step)
+        torch.testing.assert_close(big_loss[1:2], one_loss, atol=1e-6, rtol=1e-6)
+    torch.testing.assert_close(big.weights.detach()[1:2], one.weights.detach(), atol=1e-6, rtol=1e-5)
+
+
+def _with_grads(grads: torch.Tensor) -> GroupTrainer:
+    trainer = GroupTrainer(CFG, _configs(), _data())
+    trainer.weights.grad = grads.clone()
+    return trainer
+
+
+def test_clipping_is_per_member():
+    P = GroupLayout.of(CFG).width
+    gen = torch.Generator().manual_seed(0)
+    small = 1e-3 * torch.randn(len(SEEDS), P, generator=gen)  # every member's norm well below clip = 1
+    huge = small.clone()
+    huge[0] *= 1e9
+    calm, wild = _with_grads(small), _with_grads(huge)
+    norm_calm, _ = calm.update(1e-2)
+    norm_wild, found_inf = wild.update(1e-2)
+    assert float(norm_wild[0]) > 1e5 and bool((norm_calm < 1).all()) and not bool(found_inf.any())
+    # The others are untouched by member 0's norm ...
+    torch.testing.assert_close(wild.weights.detach()[1:], calm.weights.detach()[1:], atol=0, rtol=0)
+    torch.testing.assert_close(wild.exp_avg[1:], calm.exp_avg[1:], atol=0, rtol=0)
+    # ... and member 0's gradient was clipped to norm 1: its first moment is (1 - beta1) x the clipped gradient.
+    torch.testing.assert_close(float(wild.exp_avg[0].norm()), 0.1, atol=1e-6, rtol=1e-4)
+
+
+def test_a_member_with_a_non_finite_gradient_is_skipped_alone():
+    P = GroupLayout.of(CFG).width
+    grads = 1e-3 * torch.randn(len(SEEDS), P, generator=torch.Generator().manual_seed(1))
+    grads[2, 5] = float("nan")
+    trainer = _with_grads(grads)
+    before = trainer.weights.detach().clone()
+    _, found_inf = trainer.update(1e-2)
+    assert found_inf.tolist() == [0.0, 0.0, 1.0]
+    torch.testing.assert_close(trainer.weights.detach()[2], before[2], atol=0, rtol=0)
+    assert not torch.equal(trainer.weights.detach()[0], before[0])
+    assert trainer.adam_steps.tolist() == [1.0, 1.0, 0.0]
+    assert trainer.ema_count.tolist() == [1.0, 1.0, 0.0]
+    assert trainer.skipped.tolist() == [0.0, 0.0, 1.0]
+    assert bool(torch.isfinite(trainer.exp_avg).all() and torch.isfinite(trainer.ema).all())
+
+
+def test_a_group_resumes_from_its_members_checkpoints(tmp_path):
+    configs, data = _configs(steps=5), _data()
+    dirs = [tmp_path / f"m{g}" for g in range(len(SEEDS))]
+    whole = train_group(CFG, configs, data, [tmp_path / f"w{g}" for g in range(len(SEEDS))])
+    train_group(CFG, [dataclasses.replace(c, steps=3) for c in configs], data, dirs)
+    resumed = train_group(CFG, configs, data, dirs)
+    for a, b in zip(resumed, whole):
+        assert a["start_step"] == 3
+        assert a["weights_sha256"] == b["weights_sha256"] and a["ema_sha256"] == b["ema_sha256"]
+    # A member resumed by the single trainer continues too (same format).
+    more = [dataclasses.replace(c, steps=6) for c in configs]
+    assert train(CFG, more[0], data[0], dirs[0], progress=False)["start_step"] == 5
+
+
+def test_bad_groups_are_refused(tmp_path):
+    configs, data = _configs(), _data()
+    with pytest.raises(ValueError, match=r"train_configs\[1\].*\['lr'\]"):
+        check_group_configs([configs[0], dataclasses.replace(configs[1], lr=1.0)])
+    with pytest.raises(ValueError, match="model_config.dropout"):
+        GroupTrainer(dataclasses.replace(CFG, dropout=0.1), configs, data)
+    with pytest.raises(ValueError, match="data: expected one tensor"):
+        GroupTrainer(CFG, configs, data[:2])
+    with pytest.raises(ValueError, match="distinct folders"):
+        train_group(CFG, configs, data, [tmp_path] * 3)
+    dirs = [tmp_path / f"m{g}" for g in range(3)]
+    train_group(CFG, [dataclasses.replace(c, steps=3) for c in configs[:1]], data[:1], dirs[:1])
+    with pytest.raises(ValueError, match="different steps"):
+        train_group(CFG, configs, data, dirs)
+
+
+def test_the_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
+    import importlib.util
+    import json
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_group_train.py"
+    spec = importlib.util.spec_from_file_location("bench_group_train", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--group-sizes", "1,2", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "bench_group_train.json").read_text())
+    assert record["command"].startswith("python experiments/bench_group_train.py --device cpu --tiny")
+    assert record["matmul_flops"] > 0 and record["nominal_flops"] == 989e12
+    assert [(r["mode"], r["group_size"]) for r in record["rows"]] == [("single", 1), ("group", 1), ("group", 2)]
+    for r in record["rows"]:
+        assert "error" not in r, r
+        assert r["tokens_s"] > 0 and r["speedup"] > 0 and r["flops_per_token"] > 0
+        assert r["mfu"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / record["matmul_flops"])
+        assert r["mfu_989"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / 989e12)
+    assert record["rows"][0]["speedup"] == 1.0
+    text = (tmp_path / "bench_group_train.txt").read_text()
+    assert "# command:" in text and "| tiny-a (16 x 1) | group | 2 |" in text
+
+
+def test_flops_per_token_counts_the_head_and_attention():
+    from amtheory.diffusion.group_bench import flops_per_token
+    from amtheory.diffusion.model import DiT
+
+    model = DiT(CFG)
+    head_and_body = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()
+    assert flops_per_token(CFG) == 6 * head_and_body + 12 * CFG.n_blocks * L * CFG.d_model
+
+
+def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_path):
+    import numpy as np
+    import pandas as pd
+
+    from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment
+
+    p = Preset(
+        name="micro", data=DataSpec("embedded", 12, 128),
+        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
+        sizes=(4, 16), steps=12, batch_size=4, lr=3e-3, warmup=2, ema=0.9,
+        settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
+                              n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
+        backends=(), checkpoint_every=5,
+    )  # fmt: skip
+    alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
+    grouped = run_experiment(dataclasses.replace(p, train_group=2), tmp_path / "grouped", device="cpu", progress=False)
+    assert alone.keys() == grouped.keys()
+    for name in alone:
+        a, b = alone[name], grouped[name]
+        assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0, name
+        for col in a.columns:
+            if col in ("wall_s", "ms_per_step") or col.endswith("_s"):
+                continue
+            if col == "checkpoint":
+                assert [Path(x).relative_to(tmp_path / "alone") for x in a[col]] == [
+                    Path(x).relative_to(tmp_path / "grouped") for x in b[col]
+                ]
+            elif pd.api.types.is_float_dtype(a[col]):
+                np.testing.assert_allclose(a[col], b[col], rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
+            else:
+                for x, y in zip(a[col], b[col]):
+                    if isinstance(x, (np.ndarray, list)) and np.asarray(x).dtype.kind == "f":
+                        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
+                    else:
+                        np.testing.assert_equal(x, y, err_msg=f"{name}.{col}")
