@@ -3,6 +3,7 @@
     amtheory run [--preset auto|tiny|gpu] [--out results/main] [--device auto|cpu|cuda] [--part all|hopfield|diffusion]
                  [--max-memory 40GiB]
     amtheory probe CHECKPOINT [--n 64] [--steps 1000] [--device auto]
+    amtheory figures NAME [--results FOLDER] [--out figures]
     amtheory prepare ...   (= python -m amtheory.diffusion.prepare)
     amtheory train ...     (= python -m amtheory.diffusion.train)
 
@@ -77,6 +78,7 @@ def _run_hopfield(
 ) -> None:
     import pandas as pd
 
+    from amtheory.core.basins import RADIUS_CONVENTION
     from amtheory.studies.hopfield import compare
 
     t0 = time.perf_counter()
@@ -87,20 +89,20 @@ def _run_hopfield(
     print(f"Hopfield family: {took}", flush=True)
     exact, radius = compare.summary_tables(rec, rad)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print("\nmedian basin radius / N (rows: backend, N; columns: load K/N)")
+        print(f"\nbasin radius / N (rows: backend, N; columns: load K/N); each entry: {RADIUS_CONVENTION}")
         print(radius.to_string())
         print("\nexact retrieval rate (columns: load, fraction of tokens corrupted)")
         print(exact.to_string())
     lines += [
         f"## Hopfield family, preset {preset} ({took})",
         "",
-        "Median basin radius / N (delta = 0.1), rows backend and N, columns load K/N:",
+        f"Basin radius / N (delta = 0.1), rows backend and N, columns load K/N; each entry: {RADIUS_CONVENTION}:",
         "",
         radius.to_markdown() if _has_tabulate() else "```\n" + radius.to_string() + "\n```",
         "",
     ]
     try:
-        from paper_figures import compare as fig
+        from amtheory.figures import compare as fig
 
         for p in fig.figure(out / "hopfield", out / "figures"):
             print("figure:", p)
@@ -159,7 +161,7 @@ def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: l
     print(f"Diffusion LM: {took}", flush=True)
     lines += [f"## Diffusion LM, preset {preset} ({took})", "", text, ""]
     try:
-        from paper_figures import memorization as fig
+        from amtheory.figures import memorization as fig
 
         for p in fig.make_figures(root, out / "figures"):
             print("figure:", p)
@@ -205,6 +207,17 @@ def cmd_probe(args: argparse.Namespace) -> None:
     print(report.text)
 
 
+def cmd_figures(args: argparse.Namespace) -> None:
+    from amtheory.figures import draw
+
+    try:
+        paths = draw(args.name, args.results, args.out)
+    except ImportError as e:
+        raise _fail(f"figures need matplotlib and seaborn (pip install 'amtheory[plot]'): {e}") from None
+    for p in paths:
+        print(p)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse ``argv`` (default ``sys.argv``) and run the subcommand. A user error (a bad value, a missing file) ends
     the process with one line on stderr and exit status 2."""
@@ -248,6 +261,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda when available), cpu or cuda[:i]")
     p.add_argument("--seed", type=int, default=0, help="seed of the generation")
     p.set_defaults(fn=cmd_probe)
+    from amtheory.figures import FIGURES
+
+    f = sub.add_parser(
+        "figures", help="draw a figure (PDF and PNG) from a results folder", formatter_class=fmt,
+        description="Draw a figure from a results folder: "
+        + "; ".join(f"{k}: {v.help} (reads {v.results})" for k, v in FIGURES.items()),
+    )  # fmt: skip
+    f.add_argument("name", choices=tuple(FIGURES), help="which figure")
+    f.add_argument("--results", default=None, help="results folder (None: the figure's own, e.g. results/capacity)")
+    f.add_argument("--out", default="figures", help="folder for the PDF and PNG files")
+    f.set_defaults(fn=cmd_figures)
     sub.add_parser("prepare", help="build the Brown + State of the Union token corpus (see --help there)")
     sub.add_parser("train", help="train a diffusion LM (see --help there)")
     args = ap.parse_args(argv)
