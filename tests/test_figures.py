@@ -107,3 +107,69 @@ def test_hopfield_page_radius_tables_use_the_convention():
     assert "-0.0" not in text
     # The exponential memory's median sits beside the typical-pattern curve, the all-patterns curve as a bound.
     assert "typical pattern rho" in text and "bound for all patterns rho*" in text
+
+
+# ---- one colour and one label per backend -----------------------------------------------------------------------
+def test_every_backend_has_its_own_colour_and_one_label_in_the_figures():
+    from amtheory.figures import style
+
+    names = list(registry.backend_names())
+    colours = [style.backend_colour(b) for b in names]
+    assert len(set(colours)) == len(colours), dict(zip(names, colours))
+    assert style.backend_colour("uddm") != style.backend_colour("poly3")
+    # An alias (a study's own name) is drawn as its backend: the exponential memory has one label and one colour.
+    assert style.backend_label("dense_exp") == style.backend_label("exp") == registry.label("exp")
+    assert style.backend_order(["dense_exp", "classical", "unregistered"]) == ["classical", "dense_exp", "unregistered"]
+    # A series that is not a backend never borrows a backend's colour; the UDDM's model sizes are shades of its own.
+    series = style.series_colours(["poly3", "poly4", "poly5"])
+    assert series["poly3"] == registry.colour("poly3")
+    assert not {series["poly4"], series["poly5"]} & set(colours) and series["poly4"] != series["poly5"]
+    from amtheory.figures.memorization import _uddm_colours
+
+    sizes = _uddm_colours(["small", "medium", "large"])
+    assert len(set(sizes.values())) == 3 and not set(sizes.values()) & (set(colours) - {registry.colour("uddm")})
+
+
+def test_basins_figure_labels_the_exponential_memory_and_its_two_curves():
+    from amtheory.figures import basins, style
+
+    rows = [
+        dict(backend=b, N=32, K=k, replicate=0, load=k / 32, radius=r, censored=False, delta=0.1, pattern=p)
+        for b in ("hebbian", "exp")
+        for k in (2, 8)
+        for p, r in enumerate([3, 4, 5])
+    ]
+    style.setup()
+    f = basins.draw_basins(pd.DataFrame(rows))
+    labels = [t.get_text() for leg in f.legends for t in leg.get_texts()]
+    exp = registry.label("exp")
+    assert exp in labels and registry.label("hebbian") in labels
+    assert sum(lab.startswith(exp) for lab in labels) == 3  # the backend, its typical-pattern curve, its bound
+    assert any("typical pattern" in lab for lab in labels) and any("bound for all patterns" in lab for lab in labels)
+    style.plt.close(f)
+
+
+# ---- the example figure: long blocks wrap inside their own panel ------------------------------------------------
+def test_example_panels_keep_every_token_inside_their_panel():
+    from amtheory.figures import memorization_example as ex
+
+    rng = np.random.default_rng(0)
+    words = ["".join(rng.choice(list("abcdefghij"), size=rng.integers(1, 16))) for _ in range(64)]
+    rows = [(name, words, ["clean"] * 64) for name in ("original", "corrupted", "restored")]
+    fig = ex.draw_example_panels([("first", rows), ("second", rows[:1]), ("third", rows)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    boxes = [ax.get_window_extent(renderer) for ax in fig.axes]
+    tol = 1.0  # pixels
+    for ax, box in zip(fig.axes, boxes):
+        tokens = [t for t in ax.texts if t.get_ha() == "left"]
+        assert len(tokens) == 64 * (1 if ax.get_title(loc="left") == "second" else 3)
+        for t in tokens:
+            e = t.get_bbox_patch().get_window_extent(renderer)
+            assert box.y0 - tol <= e.y0 and e.y1 <= box.y1 + tol, (ax.get_title(loc="left"), t.get_text())
+            assert e.x1 <= box.x1 + tol
+    # Panels (with their titles) do not overlap one another.
+    tops = [ax.title.get_window_extent(renderer).y1 for ax in fig.axes]
+    for upper, lower_top in zip(boxes[:-1], tops[1:]):
+        assert lower_top < upper.y0
+    ex.style.plt.close(fig)

@@ -168,6 +168,7 @@ def fig_basins(root: Path, out: Path) -> list[Path]:
             any_censored |= art["censored"] is not None
         for ax in axes[:, j]:
             _sizes_axis(ax, d["train_size"])
+        axes[0, j].set_xlabel("")
         axes[0, j].set_title(f"{split} blocks")
         axes[0, j].set_ylim(-0.03, 1.03)
     axes[0, 0].set_ylabel("blocks that are fixed points")
@@ -244,10 +245,10 @@ def fig_extraction(root: Path, out: Path) -> list[Path]:
         axes[1].plot(d["longest_span"].mean().index, d["longest_span"].mean().values / L, "-o", color=col, label=ms)
         for split, ls in (("train", "-"), ("test", "--"), ("random", ":")):
             f = fp[(fp["model_size"] == ms) & (fp["split"] == split)].groupby("train_size")["fixed"].mean()
-            axes[2].plot(f.index, f.values, ls, marker="o", ms=3, color=col, label=f"{ms}, {split}")
+            axes[2].plot(f.index, f.values, ls, marker="o", ms=3, color=col, label=f"{_uddm_label(ms)}, {split}")
         for split, ls in (("train", "-"), ("test", "--")):
             k = kl[(kl["model_size"] == ms) & (kl["split"] == split)].groupby("train_size")["kl"].mean()
-            axes[3].plot(k.index, k.values, ls, marker="o", ms=3, color=col, label=f"{ms}, {split}")
+            axes[3].plot(k.index, k.values, ls, marker="o", ms=3, color=col, label=f"{_uddm_label(ms)}, {split}")
     axes[0].set_ylabel("generated blocks\ncopying a training block")
     axes[1].set_ylabel("longest span shared with\ntraining (share of block)")
     axes[2].set_ylabel("fixed points of argmax\ndynamics from t = 1")
