@@ -56,7 +56,8 @@ def draw_example_panels(panels: list[tuple[str, list[Row]]]) -> style.plt.Figure
     width_pt = (WIDTH_IN - LEFT_IN - RIGHT_IN) * 72.0
     heights = [_panel_lines(rows, width_pt) * LINE_PT / 72.0 for _, rows in panels]
     total = sum(heights) + len(panels) * (TITLE_IN + GAP_IN) + LEGEND_IN
-    fig = plt.figure(figsize=(WIDTH_IN, total), layout="none")
+    fig = plt.figure(figsize=(WIDTH_IN, total))
+    fig.set_layout_engine("none")  # the panels are placed by hand, in inches
     top = total
     for (title, rows), h in zip(panels, heights):
         top -= TITLE_IN
