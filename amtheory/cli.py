@@ -4,6 +4,7 @@
                  [--max-memory 40GiB]
     amtheory probe CHECKPOINT [--n 64] [--steps 1000] [--device auto]
     amtheory sweep capacity|basins-vs-load|dense-scaling|memorization [options]   (amtheory sweep NAME --help)
+    amtheory figures NAME [--results FOLDER] [--out figures]
     amtheory prepare ...   (= python -m amtheory.diffusion.prepare)
     amtheory train ...     (= python -m amtheory.diffusion.train)
 
@@ -78,6 +79,7 @@ def _run_hopfield(
 ) -> None:
     import pandas as pd
 
+    from amtheory.core.basins import RADIUS_CONVENTION
     from amtheory.studies.hopfield import compare
 
     t0 = time.perf_counter()
@@ -88,20 +90,20 @@ def _run_hopfield(
     print(f"Hopfield family: {took}", flush=True)
     exact, radius = compare.summary_tables(rec, rad)
     with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print("\nmedian basin radius / N (rows: backend, N; columns: load K/N)")
+        print(f"\nbasin radius / N (rows: backend, N; columns: load K/N); each entry: {RADIUS_CONVENTION}")
         print(radius.to_string())
         print("\nexact retrieval rate (columns: load, fraction of tokens corrupted)")
         print(exact.to_string())
     lines += [
         f"## Hopfield family, preset {preset} ({took})",
         "",
-        "Median basin radius / N (delta = 0.1), rows backend and N, columns load K/N:",
+        f"Basin radius / N (delta = 0.1), rows backend and N, columns load K/N; each entry: {RADIUS_CONVENTION}:",
         "",
         radius.to_markdown() if _has_tabulate() else "```\n" + radius.to_string() + "\n```",
         "",
     ]
     try:
-        from paper_figures import compare as fig
+        from amtheory.figures import compare as fig
 
         for p in fig.figure(out / "hopfield", out / "figures"):
             print("figure:", p)
@@ -160,7 +162,7 @@ def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: l
     print(f"Diffusion LM: {took}", flush=True)
     lines += [f"## Diffusion LM, preset {preset} ({took})", "", text, ""]
     try:
-        from paper_figures import memorization as fig
+        from amtheory.figures import memorization as fig
 
         for p in fig.make_figures(root, out / "figures"):
             print("figure:", p)
@@ -212,7 +214,7 @@ SWEEPS = ("capacity", "basins-vs-load", "dense-scaling", "memorization")
 
 def _memorization_figures(results: str, folder: str) -> list:
     try:
-        from paper_figures.memorization import make_figures
+        from amtheory.figures.memorization import make_figures
     except ImportError as e:  # the plot extra is optional
         print(f"(figures skipped: {e})")
         return []
@@ -237,6 +239,17 @@ def cmd_sweep(args: argparse.Namespace) -> None:
         raise _fail(f"{prog}: {message}") from None
     extra = {"make_figures": _memorization_figures} if args.study == "memorization" else {}
     studies[args.study].run_command(options, **extra)
+
+
+def cmd_figures(args: argparse.Namespace) -> None:
+    from amtheory.figures import draw
+
+    try:
+        paths = draw(args.name, args.results, args.out)
+    except ImportError as e:
+        raise _fail(f"figures need matplotlib and seaborn (pip install 'amtheory[plot]'): {e}") from None
+    for p in paths:
+        print(p)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -286,6 +299,17 @@ def main(argv: list[str] | None = None) -> None:
     w.add_argument("study", metavar="{" + ",".join(SWEEPS) + "}", help="the study")
     w.add_argument("options", nargs=argparse.REMAINDER, help="the study's options (see amtheory sweep NAME --help)")
     w.set_defaults(fn=cmd_sweep)
+    from amtheory.figures import FIGURES
+
+    f = sub.add_parser(
+        "figures", help="draw a figure (PDF and PNG) from a results folder", formatter_class=fmt,
+        description="Draw a figure from a results folder: "
+        + "; ".join(f"{k}: {v.help} (reads {v.results})" for k, v in FIGURES.items()),
+    )  # fmt: skip
+    f.add_argument("name", choices=tuple(FIGURES), help="which figure")
+    f.add_argument("--results", default=None, help="results folder (None: the figure's own, e.g. results/capacity)")
+    f.add_argument("--out", default="figures", help="folder for the PDF and PNG files")
+    f.set_defaults(fn=cmd_figures)
     sub.add_parser("prepare", help="build a token corpus folder: Brown + State of the Union, or your own --text files")
     sub.add_parser("train", help="train a diffusion LM (see --help there)")
     args = ap.parse_args(argv)

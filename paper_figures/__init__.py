@@ -1,3 +1,3 @@
-"""Figures of the paper, each drawn only from result tables (folders of per-cell parquet files written by
-``amtheory.core.sweep.run_sweep``). One command per figure, e.g.
+"""The paper's figure scripts: each a few lines over ``amtheory.figures``, which draws every figure from result
+tables (``amtheory figures <name>`` does the same without this folder). One command per figure, e.g.
 ``python -m paper_figures.capacity --results results/capacity --out paper_figures/out``."""

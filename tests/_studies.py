@@ -20,6 +20,7 @@ MODULES = {
     "probe_attention_kernels": "amtheory.studies.benchmarks.attention_probe",
     "probe_norm_kernels": "amtheory.studies.benchmarks.norm_probe",
     "diagnose_training": "amtheory.studies.benchmarks.training_diagnosis",
+    "bench_group_train": "amtheory.studies.benchmarks.group_training",
 }
 
 

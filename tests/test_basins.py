@@ -305,3 +305,72 @@ def test_basin_radius_bad_input():
     ):
         with pytest.raises((ValueError, TypeError), match=name):
             recovery_curve(mem, x, **{"n_trials": 2, **kw})
+
+
+# ---- one convention for patterns that are not fixed points ------------------------------------------------------
+def test_fixed_point_radius_leaves_non_fixed_points_out_of_the_median():
+    from amtheory.core.basins import fixed_point_radius
+
+    # Three of ten patterns are not fixed points (-1): the median is over the seven others, never below 0.
+    radius = [-1, -1, -1, 4, 5, 5, 6, 6, 7, 9]
+    s = fixed_point_radius(radius)
+    assert (s.n_patterns, s.n_fixed) == (10, 7)
+    assert s.fixed_share == pytest.approx(0.7)
+    assert s.fixed_share_ci == pytest.approx(wilson_interval(7, 10))
+    assert s.median == 6.0
+    assert s.median_ci[0] <= s.median <= s.median_ci[1] and s.median_ci[0] >= 4
+    # No pattern a fixed point: a share of 0 with its interval, no median (NaN), never a sentinel.
+    none = fixed_point_radius([-1] * 8)
+    assert none.n_fixed == 0 and none.fixed_share == 0.0 and none.fixed_share_ci[1] > 0
+    assert np.isnan(none.median) and all(np.isnan(none.median_ci))
+
+
+def test_fixed_point_radius_order_statistic_interval_covers():
+    from amtheory.core.basins import fixed_point_radius
+
+    # Distribution-free: the interval [x_(j), x_(n+1-j)] holds the population median with probability
+    # 1 - 2 P(Bin(n, 1/2) < j) >= 0.95 (for discrete values too); check the reported coverage and the empirical one
+    # on a skewed distribution of integer radii: geometric from 0, P(R <= k) = 1 - 0.9^(k + 1), median 6.
+    rng = np.random.default_rng(0)
+    true_median = 6
+    hits = 0
+    for _ in range(400):
+        s = fixed_point_radius(rng.geometric(0.1, size=40) - 1)
+        assert s.median_ci_coverage >= 0.95
+        hits += s.median_ci[0] <= true_median <= s.median_ci[1]
+    assert hits / 400 >= 0.93
+    # Too few fixed points for 95%: the whole range, with the coverage it has.
+    small = fixed_point_radius([1, 2, 3])
+    assert small.median_ci == (1.0, 3.0) and small.median_ci_coverage == pytest.approx(0.75)
+
+
+def test_fixed_point_radius_marks_censored_medians():
+    from amtheory.core.basins import fixed_point_radius
+
+    r = [2, 3, 8, 8, 8]
+    s = fixed_point_radius(r, censored=[False, False, True, True, True])
+    assert s.median == 8 and s.median_censored and s.n_censored == 3
+    s = fixed_point_radius(r, censored=[False] * 5)
+    assert not s.median_censored
+    with pytest.raises(ValueError, match="censored"):
+        fixed_point_radius(r, censored=[True, False])
+    with pytest.raises(ValueError, match="radius"):
+        fixed_point_radius([])
+    with pytest.raises(ValueError, match="radius"):
+        fixed_point_radius([-2, 3])
+
+
+def test_fixed_point_radius_table_pools_replicates_per_group():
+    from amtheory.core.basins import fixed_point_radius_table
+
+    df = pd.DataFrame(
+        {"backend": ["a"] * 6 + ["b"] * 2, "N": [10] * 8, "radius": [-1, 2, 4, -1, 6, 8, -1, -1],
+         "censored": [False] * 5 + [True, False, False]}
+    )  # fmt: skip
+    t = fixed_point_radius_table(df, ["backend"], length="N").set_index("backend")
+    assert t.loc["a", "n_fixed"] == 4 and t.loc["a", "fixed_share"] == pytest.approx(4 / 6)
+    assert t.loc["a", "median"] == pytest.approx(0.5)  # median of 2, 4, 6, 8 over N = 10
+    assert t.loc["a", "n_censored"] == 1
+    assert t.loc["b", "n_fixed"] == 0 and np.isnan(t.loc["b", "median"])
+    with pytest.raises(ValueError, match="by"):
+        fixed_point_radius_table(df, ["missing"])

@@ -173,3 +173,34 @@ def test_sweep_bad_value_is_one_line_and_exit_2(tmp_path, capsys, argv, named):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and named in err, err
+
+
+# ---- amtheory figures ------------------------------------------------------------------------------------------
+def test_figures_options_have_help_and_defaults(capsys):
+    from amtheory.figures import FIGURES
+
+    text = _help(capsys, cli.main, ["figures", "--help"])
+    for opt in ("--results", "--out"):
+        assert re.search(rf"{opt}\b[^-]*?\S.*?\(default: ", text), opt
+    assert all(name in text for name in FIGURES)
+
+
+def test_figures_missing_results_is_one_line_and_exit_2(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.main(["figures", "basins", "--results", str(tmp_path / "nowhere"), "--out", str(tmp_path / "out")])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "nowhere" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_figures_draws_from_a_results_folder(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    from amtheory.studies.hopfield import basins_vs_load
+
+    basins_vs_load.run("micro", str(tmp_path / "basins"), backends=("hebbian", "exp"))
+    capsys.readouterr()
+    cli.main(["figures", "basins", "--results", str(tmp_path / "basins"), "--out", str(tmp_path / "out")])
+    printed = capsys.readouterr().out.split()
+    assert {p.rsplit("/", 1)[-1] for p in printed} == {"basins_vs_load.pdf", "basins_vs_load.png"}
+    assert all((tmp_path / "out" / name).stat().st_size > 1000 for name in ("basins_vs_load.pdf", "basins_vs_load.png"))

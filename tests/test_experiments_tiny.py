@@ -70,7 +70,7 @@ def test_capacity_micro(tmp_path, figdir):
     # A fixed point has zero one-step error and stays exactly where it is.
     fixed = df[df["fixed_point"]]
     assert (fixed["one_step_error"] == 0).all() and (fixed["final_error"] == 0).all()
-    from paper_figures.capacity import plot_capacity
+    from amtheory.figures.capacity import plot_capacity
 
     check_figure(plot_capacity(tmp_path / "capacity", figdir))
 
@@ -121,7 +121,7 @@ def test_basins_micro(tmp_path, figdir):
     assert ((df["radius"] < 0) == ~df["fixed_point"]).all()
     heb = df[df["backend"] == "hebbian"].groupby("K")["radius"].median()
     assert heb.iloc[0] > 0 and heb.iloc[0] >= heb.iloc[-1]  # 2 patterns: a real basin; it does not grow with load
-    from paper_figures.basins import plot_basins
+    from amtheory.figures.basins import plot_basins
 
     check_figure(plot_basins(tmp_path / "basins", figdir))
 
@@ -157,7 +157,7 @@ def test_dense_scaling_micro(tmp_path, figdir):
     for _, row in done.iterrows():
         ev = {int(k): v for k, v in json.loads(row["evals"]).items()}
         assert ev[row["K_max"]] >= row["threshold"] - 1e-12 and ev[row["K_fail"]] < row["threshold"]
-    from paper_figures.dense_scaling import fitted_slopes, plot_dense_scaling
+    from amtheory.figures.dense_scaling import fitted_slopes, plot_dense_scaling
 
     slopes = fitted_slopes(df)
     assert set(slopes) == {2, 3}  # degrees with >= 2 sizes
@@ -174,7 +174,7 @@ def test_dense_scaling_vocab_flag(tmp_path):
 
 
 def test_figure_fitted_slope_recovers_a_power_law():
-    from paper_figures.dense_scaling import fitted_slopes
+    from amtheory.figures.dense_scaling import fitted_slopes
 
     N = np.array([16, 32, 64, 128])
     df = pd.DataFrame({"kind": "poly", "n": 3, "N": N, "K_max": (0.5 * N**2.0).astype(int)})
@@ -182,7 +182,7 @@ def test_figure_fitted_slope_recovers_a_power_law():
 
 
 def test_figures_reject_wrong_tables(tmp_path):
-    from paper_figures.capacity import plot_capacity
+    from amtheory.figures.capacity import plot_capacity
 
     with pytest.raises(ValueError, match="missing"):
         plot_capacity(pd.DataFrame({"rule": ["hebbian"]}), tmp_path)

@@ -171,8 +171,8 @@ def test_the_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
 
 
 def test_flops_per_token_counts_the_head_and_attention():
-    from amtheory.diffusion.group_bench import flops_per_token
     from amtheory.diffusion.model import DiT
+    from amtheory.studies.benchmarks.group_training import flops_per_token
 
     model = DiT(CFG)
     head_and_body = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()

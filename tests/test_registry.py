@@ -92,8 +92,8 @@ def test_registered_backend_joins_the_comparison_table(potts, tmp_path):
 
 
 def test_registered_backend_has_its_own_colour_and_label(potts, tmp_path):
-    from paper_figures import compare as fig
-    from paper_figures import style
+    from amtheory.figures import compare as fig
+    from amtheory.figures import style
 
     colours = dict(style.BACKEND_COLORS)
     others = {c for n, c in colours.items() if n != potts}

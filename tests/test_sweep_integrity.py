@@ -234,7 +234,7 @@ def sync_and_async(tmp_path_factory):
 
 
 def test_capacity_figure_does_not_average_sync_and_async(sync_and_async, tmp_path):
-    from paper_figures.capacity import plot_capacity
+    from amtheory.figures.capacity import plot_capacity
 
     with pytest.raises(ValueError, match="update"):
         plot_capacity(sync_and_async / "capacity", tmp_path)
@@ -262,7 +262,7 @@ def test_memorization_readers_do_not_mix_settings(tmp_path):
         )  # fmt: skip
 
     run_sweep(cells, fake, tmp_path / "recovery", progress=False)
-    from paper_figures import memorization as fig
+    from amtheory.figures import memorization as fig
 
     with pytest.raises(ValueError, match="settings.n_eval"):
         fig.fig_recovery(tmp_path, tmp_path / "out")
@@ -274,9 +274,9 @@ def test_memorization_readers_do_not_mix_settings(tmp_path):
 
 
 def test_compare_figure_panels_each_size_apart(tmp_path, monkeypatch):
+    from amtheory.figures import compare as fig
+    from amtheory.figures import style
     from amtheory.studies.hopfield import compare
-    from paper_figures import compare as fig
-    from paper_figures import style
 
     cells = [compare.CompareCell(b, n, 0.1, n_trials=2) for n in (16, 32) for b in ("hebbian", "storkey")]
 
@@ -284,7 +284,7 @@ def test_compare_figure_panels_each_size_apart(tmp_path, monkeypatch):
         return pd.DataFrame({"rho": [0.1, 0.2], "exact": [1.0 * (cell.n == 16)] * 2, "level": [1, 2]})
 
     def rad(cell, generator, device):
-        return pd.DataFrame({"median_fraction": [0.1], "median_ci_low": [0.05], "median_ci_high": [0.2]})
+        return pd.DataFrame({"pattern": [0, 1], "radius": [1, 2], "censored": [False, False]})
 
     run_sweep(cells, rec, tmp_path / "recovery", progress=False)
     run_sweep(cells, rad, tmp_path / "radius", progress=False)

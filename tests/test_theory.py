@@ -58,3 +58,17 @@ def test_bad_input():
         T.dense_poly_capacity(100, 1)
     with pytest.raises(ValueError, match="rho"):
         T.exp_basin_load(0.6)
+
+
+def test_exp_typical_basin_radius_inverts_the_typical_pattern_curve():
+    # A typical pattern (Lucibello and Mezard 2024): ln K / N = I(1 - 2 rho), twice the all-patterns rate.
+    for rho in (0.05, 0.1, 0.2, 0.3, 0.45):
+        alpha = T.binary_rate(1.0 - 2.0 * rho)
+        assert T.exp_typical_basin_radius(alpha) == pytest.approx(rho, abs=1e-9)
+        assert T.exp_typical_basin_radius(alpha / 2) > T.exp_basin_radius(alpha / 2)
+    assert T.exp_typical_basin_radius(0.0) == 0.5
+    assert T.exp_typical_basin_radius(math.log(2.0)) == 0.0
+    # The worked example of docs/theory.md: N = 128, K = 512.
+    assert T.exp_typical_basin_radius(math.log(512) / 128) == pytest.approx(0.35, abs=0.01)
+    with pytest.raises(ValueError, match="alpha"):
+        T.exp_typical_basin_radius(0.7)

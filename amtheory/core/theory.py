@@ -130,3 +130,17 @@ def exp_basin_radius(alpha: float) -> float:
     if alpha <= 0.0:
         return 0.5
     return float(brentq(lambda r: exp_basin_load(r) - alpha, 0.0, 0.5, xtol=1e-14))
+
+
+#: Largest load exponent at which a typical pattern of the exponential memory is still retrieved: ln 2 (Lucibello
+#: and Mézard 2024, Phys. Rev. Lett. 132, 077301).
+EXP_TYPICAL_ALPHA_MAX: float = math.log(2.0)
+
+
+def exp_typical_basin_radius(alpha: float) -> float:
+    """The flipped-bit fraction ``rho`` a typical pattern of the exponential memory still corrects at load exponent
+    ``alpha = ln K / N`` in ``[0, ln 2]``: the root of ``I(1 - 2 rho) = alpha`` (Lucibello and Mézard 2024), twice the
+    rate of the all-patterns bound ``exp_basin_radius`` (Demircigil et al. 2017). A median radius over patterns is a
+    typical pattern's and compares with this curve."""
+    alpha = check_float("alpha", alpha, minimum=0.0, maximum=EXP_TYPICAL_ALPHA_MAX)
+    return exp_basin_radius(alpha / 2.0)

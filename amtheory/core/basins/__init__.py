@@ -39,10 +39,22 @@ from __future__ import annotations
 
 from amtheory.core.basins.radius import BasinRadius, basin_radius
 from amtheory.core.basins.recovery import recovery_curve
-from amtheory.core.basins.stats import wilson_interval
+from amtheory.core.basins.stats import (
+    RADIUS_CONVENTION,
+    FixedPointRadius,
+    fixed_point_radius,
+    fixed_point_radius_table,
+    median_order_interval,
+    wilson_interval,
+)
 
 __all__ = [
+    "RADIUS_CONVENTION",
     "BasinRadius",
+    "FixedPointRadius",
+    "fixed_point_radius",
+    "fixed_point_radius_table",
+    "median_order_interval",
     "basin_radius",
     "recovery_curve",
     "wilson_interval",

@@ -14,9 +14,9 @@ def make_figures(results: Path, out_dir: Path, max_kb: int = 300) -> list[Path]:
     any PNG over ``max_kb`` KB (the figure code itself saves at 200 dpi)."""
     from PIL import Image
 
-    from paper_figures.basins import plot_basins
-    from paper_figures.capacity import plot_capacity
-    from paper_figures.dense_scaling import plot_dense_scaling
+    from amtheory.figures.basins import plot_basins
+    from amtheory.figures.capacity import plot_capacity
+    from amtheory.figures.dense_scaling import plot_dense_scaling
 
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -17,9 +17,9 @@ COMMANDS = {
     "basins_vs_load": "python experiments/basins_vs_load.py --preset full --out results/basins_vs_load --device cuda",
 }
 FIGURES = {
-    "capacity": "python -m paper_figures.capacity --results results/capacity --out docs/figures",
-    "dense_scaling": "python -m paper_figures.dense_scaling --results results/dense_scaling --out docs/figures",
-    "basins_vs_load": "python -m paper_figures.basins --results results/basins_vs_load --out docs/figures",
+    "capacity": "amtheory figures capacity --results results/capacity --out docs/figures",
+    "dense_scaling": "amtheory figures dense_scaling --results results/dense_scaling --out docs/figures",
+    "basins_vs_load": "amtheory figures basins --results results/basins_vs_load --out docs/figures",
 }
 
 

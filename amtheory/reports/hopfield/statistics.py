@@ -10,7 +10,7 @@ import pandas as pd
 from scipy.stats import binom
 
 from amtheory.core import theory
-from amtheory.core.basins import wilson_interval
+from amtheory.core.basins import fixed_point_radius_table, wilson_interval
 from amtheory.reports.hopfield.reading import N_BOOT, RETRIEVAL_CUT
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -286,30 +286,25 @@ def exp_table(ds: pd.DataFrame) -> pd.DataFrame:
 
 
 def basin_summary(bas: pd.DataFrame) -> pd.DataFrame:
-    """Per (backend, K): the median radius / N over all targets of all replicates (a target that is not a fixed
-    point counts as 0, as in ``paper_figures.basins``) with its bootstrap interval, the fixed and censored shares."""
-    from paper_figures.style import bootstrap_median
+    """Per (backend, N, K): the share of targets that are fixed points (Wilson interval) and the median radius / N
+    over those fixed points (order-statistic interval), every replicate pooled
+    (``amtheory.core.basins.fixed_point_radius_table``, as the figures draw them), with the load and the number of
+    replicates."""
+    t = fixed_point_radius_table(bas, ["backend", "N", "K"], length="N")
+    reps = bas.groupby(["backend", "N", "K"])["replicate"].nunique().rename("reps").reset_index()
+    t = t.merge(reps, on=["backend", "N", "K"])
+    return t.assign(N=t["N"].astype(int), K=t["K"].astype(int), load=t["K"] / t["N"])
 
-    rows = []
-    for (backend, N, K), d in bas.groupby(["backend", "N", "K"]):
-        frac = np.clip(d["radius"].to_numpy(dtype=float), 0.0, None) / N
-        med, lo, hi = bootstrap_median(frac)
-        rows.append(
-            dict(
-                backend=backend,
-                N=int(N),
-                K=int(K),
-                load=K / N,
-                median=med,
-                lo=lo,
-                hi=hi,
-                n=len(d),
-                reps=d["replicate"].nunique(),
-                fixed=float(d["fixed_point"].mean()),
-                censored=float(d["censored"].mean()),
-            )
-        )
-    return pd.DataFrame(rows)
+
+def radius_entry(r) -> str:
+    """One table cell of the radius convention: ``median [lo, hi] · share% [lo, hi]``; the median marked >= when it
+    is at the search limit, 'none fixed' when no pattern is a fixed point (``r``: a row of ``basin_summary``)."""
+    r = r._asdict() if hasattr(r, "_asdict") else r
+    share = f"{100 * r['fixed_share']:.0f}% [{100 * r['fixed_share_low']:.0f}, {100 * r['fixed_share_high']:.0f}]"
+    if not r["n_fixed"]:
+        return f"none fixed · {share}"
+    mark = ">= " if r["median_censored"] else ""
+    return f"{mark}{fmt_ci(r['median'], r['median_low'], r['median_high'])} · {share}"
 
 
 # ----------------------------------------------------------------------------------------------------------------------

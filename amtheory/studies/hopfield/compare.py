@@ -32,7 +32,7 @@ import pandas as pd
 import torch
 
 from amtheory.core import budget, registry
-from amtheory.core.basins import basin_radius, recovery_curve
+from amtheory.core.basins import basin_radius, fixed_point_radius_table, recovery_curve
 from amtheory.core.interface import AssociativeMemory
 from amtheory.core.patterns import stored_and_unseen
 from amtheory.core.sweep import run_sweep, text_generator
@@ -216,11 +216,29 @@ def run(
     return rec, rad
 
 
+def radius_statistics(rad: pd.DataFrame) -> pd.DataFrame:
+    """Per (backend, n, load), every replicate pooled: the share of patterns that are fixed points (Wilson interval)
+    and the median radius / N over those fixed points (order-statistic interval), from the per-pattern rows of the
+    radius table (``amtheory.core.basins.fixed_point_radius_table``)."""
+    return fixed_point_radius_table(rad, ["backend", "n", "load"], length="n")
+
+
+def _radius_entry(r) -> str:
+    share = f"{100 * r.fixed_share:.0f}% [{100 * r.fixed_share_low:.0f}, {100 * r.fixed_share_high:.0f}]"
+    if not r.n_fixed:
+        return f"none fixed; {share}"
+    mark = ">=" if r.median_censored else ""
+    return f"{mark}{r.median:.3f} [{r.median_low:.3f}, {r.median_high:.3f}]; {share}"
+
+
 def summary_tables(rec: pd.DataFrame, rad: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(exact-match rate by backend x (load, rho); median basin radius / N by backend x load)."""
+    """(exact-match rate by backend x (load, rho); basin radii by (backend, N) x load, each entry the median radius
+    / N over the patterns that are fixed points [95% order-statistic interval]; the share of patterns that are fixed
+    points [95% Wilson interval], ">=" marking a median at the search limit; see ``radius_statistics``)."""
     exact = (
         rec.groupby(["backend", "n", "load", "rho"], observed=True)["exact"].mean().unstack(["load", "rho"]).round(2)
     )
-    per_cell = rad.groupby(["backend", "n", "load"], observed=True)["median_fraction"].first()
-    radius = per_cell.unstack("load").round(3)
+    stats = radius_statistics(rad)
+    radius = stats.assign(entry=[_radius_entry(r) for r in stats.itertuples()])
+    radius = radius.set_index(["backend", "n", "load"])["entry"].unstack("load")
     return exact, radius
