@@ -161,3 +161,51 @@ def report(corpus: TokenCorpus, out: Path, seconds: float | None = None) -> str:
         f"  size on disk {size / 1e6:.2f} MB" + (f", built in {seconds:.1f}s" if seconds is not None else ""),
     ]
     return "\n".join(lines)
+
+
+def prepare_corpus(
+    out: str | os.PathLike,
+    records: Callable[[], Iterable[tuple[str, int]]],
+    *,
+    sources: dict[str, Any],
+    source_names: Sequence[str],
+    vocab_path: str | os.PathLike,
+    seed: int,
+    test_size: int,
+    block: int,
+    min_words: int,
+    extra_config: dict[str, Any] | None = None,
+    test_sources: Sequence[int] | None = None,
+    log: Callable[[str], None] = print,
+) -> TokenCorpus:
+    """The common course of every corpus source: check the options, reuse ``out`` when it was built from the same
+    configuration (``sources`` describes the inputs, with their checksums), else build it from ``records()`` (called
+    only then) and report it."""
+    check_int("test_size", test_size, minimum=0)
+    check_int("seed", seed)
+    check_int("block", block, minimum=3)
+    t0 = time.perf_counter()
+    out = Path(out)
+    config = corpus_config(
+        sources=sources,
+        vocab_sha256=sha256_file(vocab_path),
+        seed=seed,
+        test_size=test_size,
+        block=block,
+        min_words=min_words,
+        **(extra_config or {}),
+    )
+    prepared = already_prepared(out, config, log)
+    if prepared is not None:
+        return prepared
+    corpus = build_corpus(
+        records(),
+        out,
+        source_names=source_names,
+        vocab_path=vocab_path,
+        config=config,
+        test_sources=test_sources,
+        log=log,
+    )
+    log(report(corpus, out, time.perf_counter() - t0))
+    return corpus

@@ -18,12 +18,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from amtheory.core._checks import check_int
-from amtheory.diffusion.corpus_build import already_prepared, build_corpus, corpus_config, report
+from amtheory.diffusion.corpus_build import prepare_corpus
 from amtheory.diffusion.data import TokenCorpus
 from amtheory.diffusion.text_sources import find_vocab, sha256_file
 
@@ -101,31 +100,14 @@ def convert_lm1b(
     ``max_train`` keeps only the first that many training rows (the full 30M sentences need tens of GB of RAM in
     this pure-Python pipeline; a few million is plenty for nested subsets).
     """
-    check_int("test_size", test_size, minimum=0)
-    check_int("seed", seed)
-    check_int("block", block, minimum=3)
     if max_train is not None:
         check_int("max_train", max_train, minimum=1)
-    t0 = time.perf_counter()
-    out = Path(out)
     vocab = Path(vocab_path) if vocab_path is not None else find_vocab()
     train_files, test_files = parquet_files(root, "train"), parquet_files(root, "test")
     sources = {
         name: {"repo": LM1B_REPO, "revision": LM1B_REVISION, "files": {f.name: sha256_file(f) for f in files}}
         for name, files in (("lm1b-train", train_files), ("lm1b-test", test_files))
     }
-    config = corpus_config(
-        sources=sources,
-        vocab_sha256=sha256_file(vocab),
-        seed=seed,
-        test_size=test_size,
-        block=block,
-        min_words=min_words,
-        max_train=max_train,
-    )
-    prepared = already_prepared(out, config, log)
-    if prepared is not None:
-        return prepared
 
     def records() -> Iterator[tuple[str, int]]:
         # Training sentences first, so a test sentence that repeats a training one is the copy dedup drops.
@@ -134,17 +116,20 @@ def convert_lm1b(
         for t in parquet_texts(test_files):
             yield t, 1
 
-    corpus = build_corpus(
-        records(),
+    return prepare_corpus(
         out,
+        records,
+        sources=sources,
         source_names=["lm1b-train", "lm1b-test"],
         vocab_path=vocab,
-        config=config,
+        seed=seed,
+        test_size=test_size,
+        block=block,
+        min_words=min_words,
+        extra_config={"max_train": max_train},
         test_sources=[1],
         log=log,
     )
-    log(report(corpus, out, time.perf_counter() - t0))
-    return corpus
 
 
 def main(argv: Sequence[str] | None = None) -> int:

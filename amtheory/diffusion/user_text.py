@@ -12,12 +12,11 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from amtheory.core._checks import check_choice, check_int
-from amtheory.diffusion.corpus_build import already_prepared, build_corpus, corpus_config, report
+from amtheory.core._checks import check_choice
+from amtheory.diffusion.corpus_build import prepare_corpus
 from amtheory.diffusion.data import TokenCorpus
 from amtheory.diffusion.text_sources import find_vocab, sha256_file
 
@@ -79,9 +78,6 @@ def prepare_text(
     same files and options). Returns the corpus."""
     if isinstance(files, (str, os.PathLike)) or not files:
         raise ValueError(f"files: expected one or more text files, got {files!r}")
-    check_int("test_size", test_size, minimum=0)
-    check_int("seed", seed)
-    check_int("block", block, minimum=3)
     check_choice("text_format", text_format, TEXT_FORMATS)
     if not isinstance(text_field, str) or not text_field:
         raise ValueError(f"text_field: expected a non-empty field name, got {text_field!r}")
@@ -89,31 +85,27 @@ def prepare_text(
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise ValueError(f"text: expected readable text files, these are missing: {missing}")
-    t0 = time.perf_counter()
-    vocab = Path(vocab_path) if vocab_path is not None else find_vocab()
     names = source_names(paths)
     formats = [file_format(p, text_format) for p in paths]
     sources = {
         name: {"file": p.name, "format": fmt, "sha256": sha256_file(p)} for name, p, fmt in zip(names, paths, formats)
     }
-    config = corpus_config(
-        sources=sources,
-        vocab_sha256=sha256_file(vocab),
-        seed=seed,
-        test_size=test_size,
-        block=block,
-        min_words=min_words,
-        text_field=text_field,
-    )
-    prepared = already_prepared(Path(out), config, log)
-    if prepared is not None:
-        return prepared
 
     def records() -> Iterator[tuple[str, int]]:
         for i, (p, fmt) in enumerate(zip(paths, formats)):
             for text in read_texts(p, fmt, text_field):
                 yield text, i
 
-    corpus = build_corpus(records(), out, source_names=names, vocab_path=vocab, config=config, log=log)
-    log(report(corpus, Path(out), time.perf_counter() - t0))
-    return corpus
+    return prepare_corpus(
+        out,
+        records,
+        sources=sources,
+        source_names=names,
+        vocab_path=Path(vocab_path) if vocab_path is not None else find_vocab(),
+        seed=seed,
+        test_size=test_size,
+        block=block,
+        min_words=min_words,
+        extra_config={"text_field": text_field},
+        log=log,
+    )
