@@ -28,7 +28,7 @@ docs: $(STAMP)  ## the documentation site with its API reference, into site/; an
 tutorial: $(STAMP)  ## docs/tutorial.py as a notebook (in build/tutorial/), executed cell by cell
 	rm -rf build/tutorial && mkdir -p build/tutorial
 	$(BIN)/jupytext --quiet --to ipynb -o build/tutorial/tutorial.ipynb docs/tutorial.py
-	cd build/tutorial && ../../$(BIN)/python -m pytest -q -p no:cacheprovider --nbmake tutorial.ipynb
+	cd build/tutorial && $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider --nbmake tutorial.ipynb
 
 wheel-smoke: $(STAMP)  ## the wheel built, installed in a venv outside the tree and run from outside the repository
 	bash .ci/wheel_smoke.sh $(BIN)/python "$(TORCH)"
