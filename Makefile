@@ -6,7 +6,7 @@ TORCH  ?= torch==2.13.0
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.amtheory-installed
 
-.PHONY: run test lint data clean-venv
+.PHONY: run test docs tutorial wheel-smoke lint data clean-venv
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,9 +17,21 @@ $(STAMP): pyproject.toml
 run: $(STAMP)  ## the main job: every backend side by side on the embedded default
 	$(BIN)/amtheory run
 
-test: $(STAMP)  ## the layer contract, then the whole test suite (about 5 minutes on 2 cores)
+test: $(STAMP)  ## the layer contract, the whole test suite, the docs, the tutorial and the installed wheel
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -n 2 -p no:cacheprovider
+	$(MAKE) --no-print-directory docs tutorial wheel-smoke
+
+docs: $(STAMP)  ## the documentation site with its API reference, into site/; any warning fails
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+
+tutorial: $(STAMP)  ## docs/tutorial.py as a notebook (in build/tutorial/), executed cell by cell
+	rm -rf build/tutorial && mkdir -p build/tutorial
+	$(BIN)/jupytext --quiet --to ipynb -o build/tutorial/tutorial.ipynb docs/tutorial.py
+	cd build/tutorial && $(abspath $(BIN))/python -m pytest -q -p no:cacheprovider --nbmake tutorial.ipynb
+
+wheel-smoke: $(STAMP)  ## the wheel built, installed in a venv outside the tree and run from outside the repository
+	bash .ci/wheel_smoke.sh $(BIN)/python "$(TORCH)"
 
 lint: $(STAMP)
 	$(BIN)/ruff check amtheory tests experiments paper_figures

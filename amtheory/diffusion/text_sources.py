@@ -240,7 +240,7 @@ def load_tokenizer(vocab_path: str | os.PathLike):
 
 
 def vocab_specials(tokenizer) -> SpecialTokens:
-    """Ids of [PAD] [UNK] [CLS] [SEP] [MASK] in the tokenizer's vocabulary (all five must exist)."""
+    """Ids of ``[PAD]`` ``[UNK]`` ``[CLS]`` ``[SEP]`` ``[MASK]`` in the tokenizer's vocabulary (all five must exist)."""
     names = {"pad": "[PAD]", "unk": "[UNK]", "cls": "[CLS]", "sep": "[SEP]", "mask": "[MASK]"}
     ids = {k: tokenizer.token_to_id(v) for k, v in names.items()}
     missing = [names[k] for k, v in ids.items() if v is None]
