@@ -1,1 +1,1 @@
-"""Associative-memory backends, one per file, all on the interface of ``base.AssociativeMemory``."""
+"""Associative-memory backends, one per file, all on the interface of ``amtheory.core.interface.AssociativeMemory``."""
