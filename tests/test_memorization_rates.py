@@ -252,7 +252,7 @@ def _summary(train_small=0.99, entropy_small=0.01):
 
 
 def test_summary_explains_every_column_and_prints_errors():
-    from amtheory.cli import format_summary
+    from amtheory.studies.main_job import format_summary
 
     text = format_summary(_summary())
     legend = text.split("\n\n")[0]
@@ -276,3 +276,10 @@ def test_summary_explains_every_column_and_prints_errors():
     assert "At 64 blocks training and test recovery still differ by more than two standard errors at t=0.5" in (
         format_summary(apart)
     )
+
+
+def test_main_job_refuses_an_unknown_part(tmp_path):
+    from amtheory.studies.main_job import run_main_job
+
+    with pytest.raises(ValueError, match="part"):
+        run_main_job("tiny", tmp_path, "cpu", part="everything")
