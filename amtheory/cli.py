@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -58,120 +57,20 @@ def _device(arg: str) -> str:
         raise _fail(str(e)) from None
 
 
-def _peak_memory(device: str) -> str:
-    """The peak memory PyTorch allocated on ``device`` since the last reset, as text ("" off CUDA)."""
-    if not device.startswith("cuda"):
-        return ""
-    import torch
-
-    return f", peak allocated {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"
-
-
-def _reset_peak_memory(device: str) -> None:
-    if device.startswith("cuda"):
-        import torch
-
-        torch.cuda.reset_peak_memory_stats(device)
-
-
-def _run_hopfield(
-    preset: str, out: Path, device: str, progress: bool, lines: list[str], max_memory: int | None = None
-) -> None:
-    import pandas as pd
-
-    from amtheory.core.basins import RADIUS_CONVENTION
-    from amtheory.studies.hopfield import compare
-
-    t0 = time.perf_counter()
-    _reset_peak_memory(device)
-    print(f"== Hopfield family side by side (preset {preset}, {device}) ==", flush=True)
-    rec, rad = compare.run(preset, out=str(out / "hopfield"), device=device, progress=progress, max_memory=max_memory)
-    took = f"{time.perf_counter() - t0:.0f} s on {device}{_peak_memory(device)}"
-    print(f"Hopfield family: {took}", flush=True)
-    exact, radius = compare.summary_tables(rec, rad)
-    with pd.option_context("display.width", 200, "display.max_columns", 50):
-        print(f"\nbasin radius / N (rows: backend, N; columns: load K/N); each entry: {RADIUS_CONVENTION}")
-        print(radius.to_string())
-        print("\nexact retrieval rate (columns: load, fraction of tokens corrupted)")
-        print(exact.to_string())
-    lines += [
-        f"## Hopfield family, preset {preset} ({took})",
-        "",
-        f"Basin radius / N (delta = 0.1), rows backend and N, columns load K/N; each entry: {RADIUS_CONVENTION}:",
-        "",
-        radius.to_markdown() if _has_tabulate() else "```\n" + radius.to_string() + "\n```",
-        "",
-    ]
-    try:
+def _paper_figures(part: str, tables: Path, dest: Path) -> list[Path]:
+    """The main job's figure hook: the paper figures of ``part`` drawn from the tables in ``tables``."""
+    if part == "hopfield":
         from amtheory.figures import compare as fig
 
-        for p in fig.figure(out / "hopfield", out / "figures"):
-            print("figure:", p)
-    except ImportError as e:  # the plot extra is optional
-        print(f"(figures skipped: {e})")
+        return fig.figure(tables, dest)
+    from amtheory.figures import memorization as fig
 
-
-def _has_tabulate() -> bool:
-    try:
-        import tabulate  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
-def format_summary(summary: dict) -> str:
-    """The memorization sweep's headline numbers as plain text."""
-    lines = []
-    for ms, by_t in summary.get("meeting", {}).items():
-        meet = ", ".join(
-            f"t={t:g}: {'not in range' if v is None else f'{v:.0f} blocks'}" for t, v in sorted(by_t.items())
-        )
-        lines.append(f"{ms}: training and test recovery meet at {meet}")
-        for t, rows in sorted(summary.get("recovery", {}).get(ms, {}).items()):
-            cells = "  ".join(f"{n}: {r['train']:.2f}/{r['test']:.2f}" for n, r in sorted(rows.items()))
-            lines.append(f"  recovered (train/test) at t={t:g}  {cells}")
-        ent = summary.get("entropy", {}).get(ms)
-        if ent:
-            for end in ("smallest", "largest"):
-                e = ent.get(end, {})
-                if e:
-                    lines.append(
-                        f"  entropy at {e['train_size']} blocks: train {e.get('train', float('nan')):.3f}, "
-                        f"generated {e.get('generated', float('nan')):.3f} nats/token"
-                    )
-        peak = summary.get("perplexity_peak", {}).get(ms)
-        if peak:
-            lines.append(
-                f"  test perplexity bound peaks at {peak['train_size']} blocks ({peak['perplexity_bound']:.1f})"
-            )
-    return "\n".join(lines)
-
-
-def _run_diffusion(preset: str, out: Path, device: str, progress: bool, lines: list[str]) -> None:
-    from amtheory.studies import memorization
-    from amtheory.studies.memorization.presets import main_job_preset
-
-    t0 = time.perf_counter()
-    _reset_peak_memory(device)
-    print(f"\n== Diffusion LM: memorization to generalization (preset {preset}, {device}) ==", flush=True)
-    root = out / "memorization"
-    memorization.run_experiment(main_job_preset(preset), root, device=device, progress=progress)
-    took = f"{time.perf_counter() - t0:.0f} s on {device}{_peak_memory(device)}"
-    text = format_summary(memorization.summarize(root))
-    print(text)
-    print(f"Diffusion LM: {took}", flush=True)
-    lines += [f"## Diffusion LM, preset {preset} ({took})", "", text, ""]
-    try:
-        from amtheory.figures import memorization as fig
-
-        for p in fig.make_figures(root, out / "figures"):
-            print("figure:", p)
-    except ImportError as e:
-        print(f"(figures skipped: {e})")
+    return fig.make_figures(tables, dest)
 
 
 def cmd_run(args: argparse.Namespace) -> None:
     from amtheory.core import budget
+    from amtheory.studies.main_job import run_main_job
 
     device = _device(args.device)
     try:
@@ -179,20 +78,15 @@ def cmd_run(args: argparse.Namespace) -> None:
     except (TypeError, ValueError) as e:
         raise _fail(str(e)) from None
     preset = args.preset if args.preset != "auto" else ("gpu" if device.startswith("cuda") else "tiny")
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    lines = [f"# amtheory run: preset {preset}, device {device}", ""]
-    if cap is not None:
-        lines += [f"Working memory capped at {cap / 2**30:.2f} GiB (--max-memory {args.max_memory}).", ""]
-    t0 = time.perf_counter()
-    with budget.memory_budget(cap):
-        if args.part in ("all", "hopfield"):
-            _run_hopfield(preset, out, device, not args.no_progress, lines, cap)
-        if args.part in ("all", "diffusion"):
-            _run_diffusion(preset, out, device, not args.no_progress, lines)
-    (out / "SUMMARY.md").write_text("\n".join(lines) + "\n")
-    print(
-        f"\nwrote {out}/SUMMARY.md, tables under {out}, figures under {out}/figures ({time.perf_counter() - t0:.0f} s)"
+    run_main_job(
+        preset,
+        Path(args.out),
+        device,
+        part=args.part,
+        progress=not args.no_progress,
+        max_memory=cap,
+        max_memory_text=args.max_memory,
+        figures=_paper_figures,
     )
 
 

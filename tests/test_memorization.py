@@ -134,6 +134,27 @@ def test_interrupted_training_resumes_from_checkpoint(tmp_path):
     assert int(second["steps_run"].iloc[0]) == 10  # only the remaining steps were trained
 
 
+def test_pipeline_rates_count_ordinary_tokens_and_basins_start_matched(micro_run):
+    p, out, tables, _ = micro_run
+    rec = tables["recovery"]
+    rec = rec[rec["applicable"]]
+    # Rates over ordinary tokens: never more changed tokens than the L - 2 inside the [CLS] ... [SEP] frame.
+    assert (rec["n_changed"] <= p.data.length - 2).all()
+    uddm = rec[rec["backend"] == "uddm"]
+    assert {"entropy_recovered", "entropy_unrecovered"} <= set(uddm.columns)
+    assert ((uddm["entropy_recovered"] >= 0) | uddm["entropy_recovered"].isna()).all()
+    bas = tables["basins"]
+    assert set(bas.loc[bas["backend"] == "uddm", "t_start"]) == {"matched"}
+    s = summarize(out)
+    for rows in s["recovery"]["nano"].values():
+        for r in rows.values():
+            for split in ("train", "test"):
+                # A split with no changed ordinary token (a few short blocks at small t) has no rate: NaN, not 0.
+                assert r[f"{split}_se"] > 0 or (r[f"{split}_tokens"] == 0 and math.isnan(r[split]))
+            assert r["verdict"] in ("train > test", "test > train", "undecided")
+            assert r["train_low"] <= r["train"] <= r["train_high"] or r["train_tokens"] == 0
+
+
 def test_summary_and_figures(micro_run, tmp_path):
     p, out, _, _ = micro_run
     s = summarize(out)

@@ -9,6 +9,10 @@ For a target ``x0`` ``[B, L]``, the corrupted query ``xq`` and the final state `
   chance, ``(V a - 1) / (V - 1)`` with ``a`` the share of agreeing positions;
 * ``outcome``: "target", "other" (another stored pattern), "reversed" (V = 2: the spin-reversed target or any
   reversed stored pattern) or "spurious" (none of them).
+
+``counted`` (optional ``[B, L]`` or ``[L]`` bool) restricts ``n_changed``, ``fraction_changed``, ``recovered``,
+``broken`` and ``exact`` to the positions it marks (on text: the ordinary tokens, not the block's ``[CLS]`` /
+``[SEP]`` frame, which any model restores and which would otherwise set a floor under every rate).
 """
 
 from __future__ import annotations
@@ -57,11 +61,13 @@ def retrieval_records(
     vocab_size: int,
     stored: torch.Tensor | None = None,
     target_index: torch.Tensor | None = None,
+    counted: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """Per-trial metrics (each a ``[B]`` tensor); turn into a table with ``pandas.DataFrame(...)``.
 
     Where the target is itself unseen, the exact match still measures retrieval of the target and "other" means
-    the query fell into a stored memory instead.
+    the query fell into a stored memory instead. ``counted``: the positions the rates are taken over (default all;
+    see the module docstring); ``overlap`` and ``outcome`` always use the whole sequence.
     """
     check_vocab_size("vocab_size", vocab_size)
     check_tokens("targets", targets, vocab_size=vocab_size, rank=2)
@@ -72,18 +78,35 @@ def retrieval_records(
             f"targets, queries, finals: expected one shape, got {tuple(targets.shape)}, {tuple(queries.shape)}, "
             f"{tuple(finals.shape)}"
         )
-    changed = queries != targets
+    if counted is None:
+        counted = torch.ones_like(targets, dtype=torch.bool)
+    elif (
+        not isinstance(counted, torch.Tensor)
+        or counted.dtype != torch.bool
+        or counted.shape
+        not in (
+            targets.shape,
+            targets.shape[-1:],
+        )
+    ):
+        raise ValueError(
+            f"counted: expected a bool tensor of shape {tuple(targets.shape)} or {tuple(targets.shape[-1:])}, "
+            f"got {counted!r:.80}"
+        )
+    counted = counted.to(targets.device).expand_as(targets)
+    changed = (queries != targets) & counted
     right = finals == targets
     n_changed = changed.sum(-1)
-    n_clean = (~changed).sum(-1)
+    n_clean = (~changed & counted).sum(-1)
+    n_counted = counted.sum(-1)
     rec = torch.where(n_changed > 0, (changed & right).sum(-1).double() / n_changed.clamp_min(1), torch.nan)
-    broken = torch.where(n_clean > 0, (~changed & ~right).sum(-1).double() / n_clean.clamp_min(1), torch.nan)
+    broken = torch.where(n_clean > 0, (~changed & counted & ~right).sum(-1).double() / n_clean.clamp_min(1), torch.nan)
     out = {
         "n_changed": n_changed,
-        "fraction_changed": changed.double().mean(-1),
+        "fraction_changed": torch.where(n_counted > 0, changed.sum(-1).double() / n_counted.clamp_min(1), torch.nan),
         "recovered": rec,
         "broken": broken,
-        "exact": right.all(-1),
+        "exact": (right | ~counted).all(-1),
         "overlap": overlap(finals, targets, vocab_size=vocab_size),
     }
     if stored is not None:

@@ -66,3 +66,22 @@ def beta_of_t(t: torch.Tensor | float, vocab_size: int, eps: float = EPS):
     if isinstance(om, torch.Tensor):
         return torch.log(vocab_size * a + om) - torch.log(om)
     return math.log(vocab_size * a + om) - math.log(om)
+
+
+def time_for_changed_fraction(fraction: torch.Tensor | float, vocab_size: int, eps: float = EPS):
+    """The time ``t`` at which the forward kernel changes the expected ``fraction`` of tokens.
+
+    A token is redrawn with probability ``1 - alpha_t = (1 - eps) t``, uniformly over all V tokens, so it ends
+    different from the clean one with probability ``(1 - eps) t (V - 1) / V``; setting that equal to ``fraction``
+    gives ``t = fraction V / ((1 - eps)(V - 1))``, capped at 1 (fractions above ``(1 - eps)(V - 1) / V`` are
+    not reached by any t). docs/theory.md, "Matching the reverse chain's start to a corruption".
+    """
+    if vocab_size < 2 or isinstance(vocab_size, bool) or not isinstance(vocab_size, int):
+        raise ValueError(f"vocab_size: expected an int >= 2, got {vocab_size!r}")
+    scale = vocab_size / ((1.0 - eps) * (vocab_size - 1))
+    if isinstance(fraction, torch.Tensor):
+        if fraction.numel() and not bool(((fraction >= 0) & (fraction <= 1)).all()):
+            raise ValueError("fraction: expected fractions in [0, 1]")
+        return (fraction * scale).clamp(max=1.0)
+    check_float("fraction", fraction, minimum=0.0, maximum=1.0)
+    return min(1.0, fraction * scale)

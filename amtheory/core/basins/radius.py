@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -96,6 +97,7 @@ def basin_radius(
     criterion: Literal["estimate", "wilson"] = "estimate",
     scan: bool = True,
     batch_size: int | None = None,
+    dynamics_for_radius: Callable[[torch.Tensor], Dynamics] | None = None,
 ) -> BasinRadius:
     """Basin radius of each target: the largest number of changed tokens from which exact retrieval of that same
     pattern succeeds with probability at least ``1 - delta``.
@@ -109,7 +111,10 @@ def basin_radius(
 
     ``max_radius``: the largest r examined (default L). ``criterion``: "estimate" (``n_success / n_trials >=
     1 - delta``) or "wilson" (the lower Wilson bound at ``confidence`` is). ``batch_size``: the most queries per
-    ``retrieve`` call (None: one call per round).
+    ``retrieve`` call (None: one call per round). ``dynamics_for_radius``: instead of one ``update`` for every
+    level, a function from the changed-token counts of a batch of queries (``[B]`` long) to the dynamics that
+    retrieves that batch (a reverse diffusion chain that starts at the noise level matching each query's
+    corruption, for instance); ``update`` and ``beta`` are then not used.
     """
     _check_memory(memory)
     targets = _check_targets(memory, targets)
@@ -126,7 +131,9 @@ def basin_radius(
         check_int("batch_size", batch_size, minimum=1)
     K, L = targets.shape
     R = L if max_radius is None else check_int("max_radius", max_radius, minimum=0, maximum=L)
-    dyn = _dynamics(update, beta)
+    if dynamics_for_radius is not None and not callable(dynamics_for_radius):
+        raise TypeError(f"dynamics_for_radius: expected a function of the radii, got {dynamics_for_radius!r:.60}")
+    dyn = _dynamics(update, beta) if dynamics_for_radius is None else dynamics_for_radius
 
     counts: dict[tuple[int, int], int] = {}
     info: dict = {}
@@ -227,7 +234,7 @@ def _success_counts(
     targets: torch.Tensor,
     pairs: list[tuple[int, int]],
     n_trials: int,
-    dyn: Dynamics,
+    dyn: Dynamics | Callable[[torch.Tensor], Dynamics],
     max_steps: int,
     generator: torch.Generator | None,
     batch_size: int | None,
@@ -253,7 +260,10 @@ def _success_counts(
     step = total if batch_size is None else batch_size
     # Deterministic dynamics draw nothing, so corrupting each level just before it is retrieved takes the same
     # numbers from the generator as corrupting every level first.
-    draws = not ((isinstance(dyn, Sync) or (isinstance(dyn, Async) and dyn.order == "sequential")) and dyn.beta is None)
+    draws = callable(dyn) and not isinstance(dyn, Dynamics)
+    draws = draws or not (
+        (isinstance(dyn, Sync) or (isinstance(dyn, Async) and dyn.order == "sequential")) and dyn.beta is None
+    )
     states = None
     if generator is not None and step < total and draws:
         states = []
@@ -264,6 +274,7 @@ def _success_counts(
     exact = []
     held_x0: list[torch.Tensor] = []
     held_q: list[torch.Tensor] = []
+    held_r: list[torch.Tensor] = []
     n_held = 0
     for j, (r, rows) in enumerate(levels):
         x0 = targets[rows].repeat_interleave(n_trials, dim=0)
@@ -274,15 +285,17 @@ def _success_counts(
         q = corrupt(x0, vocab_size=V, n_changed=r, generator=g).states
         held_x0.append(x0)
         held_q.append(q)
+        held_r.append(torch.full((x0.shape[0],), r, dtype=torch.long))
         n_held += x0.shape[0]
         last = j == len(levels) - 1
         while n_held >= step or (last and n_held > 0):
-            all_x0, all_q = torch.cat(held_x0), torch.cat(held_q)
+            all_x0, all_q, all_r = torch.cat(held_x0), torch.cat(held_q), torch.cat(held_r)
             take = min(step, n_held)
-            res = retrieve(memory, all_q[:take], update=dyn, max_steps=max_steps, generator=generator)
+            upd = dyn if isinstance(dyn, Dynamics) else dyn(all_r[:take])
+            res = retrieve(memory, all_q[:take], update=upd, max_steps=max_steps, generator=generator)
             exact.append((res.states == all_x0[:take]).all(-1))
             info.update(res.info)
-            held_x0, held_q = [all_x0[take:]], [all_q[take:]]
+            held_x0, held_q, held_r = [all_x0[take:]], [all_q[take:]], [all_r[take:]]
             n_held -= take
     n = torch.cat(exact).view(len(pairs), n_trials).sum(-1).cpu().tolist()
     out = [0] * len(pairs)

@@ -47,9 +47,12 @@ The Hopfield family on text (what each backend materialises, and the choices mad
 
 The named sweeps (``tiny``, ``gpu``, ``large``) are in ``amtheory.studies.memorization.presets``.
 
-``summarize(results_dir)`` gives the numbers of a results page: for each model size the training-set size where
-training and test recovery meet (per t, interpolated in log size), the conditional entropy on training data at
-the smallest and largest sizes, and where the test perplexity bound peaks.
+``summarize(results_dir)`` gives the numbers of a results page: every UDDM recovery rate (over ordinary tokens,
+pooled over blocks) with its standard error and Wilson interval, for each model size the training-set size from
+which training and test recovery stay within two standard errors (per t; ``amtheory.studies.memorization.rates``),
+the conditional entropy at the smallest and largest sizes, and where the test perplexity bound peaks.
+``meeting_point`` (the crossing of the mean curves, interpolated in log size) is kept for the results page and the
+figures.
 """
 
 from __future__ import annotations

@@ -145,35 +145,79 @@ def recovery_summary(recovery: pd.DataFrame) -> pd.DataFrame:
     return df.groupby(keys, as_index=False)[["recovered", "broken", "exact"]].mean()
 
 
+def _recovery_numbers(rec: pd.DataFrame, out: dict[str, Any]) -> None:
+    """Fill ``out["recovery"]``, ``out["meeting"]`` and ``out["meeting_interval"]`` from a recovery table."""
+    from amtheory.studies.memorization.rates import meeting_interval, meeting_size, rate_table, verdict
+
+    rates = rate_table(rec)
+    uddm = rates[rates["backend"] == "uddm"]
+    raw = rec[rec["backend"] == "uddm"]
+    seed_col = next((c for c in ("train.seed", "seed") if c in raw), None)
+    if "entropy_recovered" in raw:
+        for (ms, n), g in raw.groupby(["model_size", "train_size"]):
+            out["token_entropy"].setdefault(ms, {})[int(n)] = {
+                k: dict(zip(("mean", "se"), _mean_se(g[f"entropy_{k}"]))) for k in ("recovered", "unrecovered")
+            }
+    for ms, g in uddm.groupby("model_size"):
+        out["meeting"][ms], out["recovery"][ms] = {}, {}
+        for t, gt in g.groupby("t"):
+            cells: dict[int, dict[str, Any]] = {}
+            for n, gn in gt.groupby("train_size"):
+                c: dict[str, Any] = {}
+                for _, r in gn.iterrows():
+                    sp = r["split"]
+                    c[sp], c[f"{sp}_se"], c[f"{sp}_low"], c[f"{sp}_high"] = r["rate"], r["se"], r["low"], r["high"]
+                    c[f"{sp}_blocks"], c[f"{sp}_tokens"] = int(r["evaluated"]), int(r["tokens"])
+                if "train" in c and "test" in c:
+                    c["diff"] = c["train"] - c["test"]
+                    c["diff_se"] = math.hypot(c["train_se"], c["test_se"])
+                    c["verdict"] = verdict(c["diff"], c["diff_se"])
+                cells[int(n)] = c
+            both = [n for n, c in cells.items() if "diff" in c]
+            if not both:
+                continue
+            out["recovery"][ms][float(t)] = cells
+            out["meeting"][ms][float(t)] = meeting_size(
+                both, [cells[n]["diff"] for n in both], [cells[n]["diff_se"] for n in both]
+            )
+            if seed_col is not None and raw.loc[raw["model_size"] == ms, seed_col].nunique() > 1:
+                sub = raw[(raw["model_size"] == ms) & (raw["t"] == t)]
+                out["meeting_interval"].setdefault(ms, {})[float(t)] = meeting_interval(sub, seed_col)
+
+
+def _mean_se(v: pd.Series) -> tuple[float | None, float | None]:
+    v = v.dropna().astype(float)
+    if not len(v):
+        return None, None
+    return float(v.mean()), (float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan"))
+
+
 def summarize(results_dir: str | Path) -> dict[str, Any]:
     """The numbers behind the results page, from the tables in ``results_dir``.
 
-    ``meeting``: per model size and t, the training-set size where UDDM training and test recovery meet
-    (``meeting_point``; None where they do not meet in the sweep); ``recovery``: the UDDM's mean training and
-    test recovery per model size, size and t; ``entropy``: mean per-token conditional entropy (nats) of training
-    and generated blocks at the smallest and largest sizes; ``perplexity_peak``: the training size with the
-    largest test perplexity bound ``exp(NELBO per token)`` and its value; ``extraction``: verbatim share and mean
-    longest span per size.
+    ``recovery``: per UDDM model size, t and training size, the pooled recovery of changed ordinary tokens on each
+    split (``train``, ``test``, ``random``) with ``<split>_se``, ``<split>_low``, ``<split>_high`` (95% Wilson),
+    ``<split>_blocks`` and ``<split>_tokens`` (blocks measured, changed tokens pooled;
+    ``amtheory.studies.memorization.rates``), and ``diff`` (train minus test), ``diff_se`` and
+    ``verdict`` ("train > test", "test > train" or "undecided" within two standard errors); ``meeting``: per model
+    size and t the first training size from which training and test recovery stay within two standard errors
+    (``rates.meeting_size``; None where they do not in the sweep); ``meeting_interval``: with several seeds, a
+    bootstrap interval over seeds of it; ``token_entropy``: per model size and training size, the mean entropy of
+    the denoiser's prediction at the recovery queries over the restored and the unrestored changed tokens
+    (``mean``, ``se`` over blocks of every split and t); ``entropy``: mean per-token conditional entropy (nats) of
+    training, test and generated blocks, each with ``<split>_se`` over blocks, at the smallest and largest sizes;
+    ``perplexity_peak``: the training size with the largest test perplexity bound ``exp(NELBO per token)`` and its
+    value; ``extraction``: verbatim share and mean longest span per size.
     """
     root = Path(results_dir)
     rec = read_table(root / "recovery")
     if rec.empty:
         raise FileNotFoundError(f"results_dir: expected recovery tables in {root / 'recovery'}, found none")
-    out: dict[str, Any] = {"meeting": {}, "recovery": {}, "entropy": {}, "perplexity_peak": {}, "extraction": {}}
-    summ = recovery_summary(rec)
-    uddm = summ[summ["backend"] == "uddm"]
-    for ms, g in uddm.groupby("model_size"):
-        out["meeting"][ms] = {}
-        out["recovery"][ms] = {}
-        for t, gt in g.groupby("t"):
-            piv = gt.pivot_table(index="train_size", columns="split", values="recovered")
-            if not {"train", "test"} <= set(piv.columns):
-                continue
-            mp = meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
-            out["meeting"][ms][float(t)] = None if math.isnan(mp) else mp
-            out["recovery"][ms][float(t)] = {
-                int(n): {"train": float(r["train"]), "test": float(r["test"])} for n, r in piv.iterrows()
-            }
+    out: dict[str, Any] = {
+        "meeting": {}, "meeting_interval": {}, "recovery": {}, "token_entropy": {}, "entropy": {},
+        "perplexity_peak": {}, "extraction": {},
+    }  # fmt: skip
+    _recovery_numbers(rec, out)
     gen = read_table(root / "generation")
     if not gen.empty:
         for ms, g in gen.groupby("model_size"):
@@ -183,8 +227,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
                 gn = g[g["train_size"] == n]
                 ent[name] = {"train_size": n}
                 for split in ("train", "test", "generated"):
-                    v = gn.loc[gn["split"] == split, "entropy"]
-                    ent[name][split] = float(v.mean()) if len(v) else None
+                    ent[name][split], ent[name][f"{split}_se"] = _mean_se(gn.loc[gn["split"] == split, "entropy"])
                 if ent[name]["train"] is not None and ent[name]["generated"] is not None:
                     ent[name]["gap"] = ent[name]["generated"] - ent[name]["train"]
             out["entropy"][ms] = ent
@@ -198,10 +241,12 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
         test = nel[nel["split"] == "test"]
         for ms, g in test.groupby("model_size"):
             per = g.groupby("train_size")["nelbo"].mean()
+            se = g.groupby("train_size")["nelbo"].agg(lambda v: _mean_se(v)[1])
             n = int(per.idxmax())
             out["perplexity_peak"][ms] = {
                 "train_size": n,
                 "nelbo": float(per.max()),
+                "nelbo_se": float(se[n]),
                 "perplexity_bound": float(math.exp(per.max())),
                 "by_size": {int(k): float(math.exp(v)) for k, v in per.items()},
             }

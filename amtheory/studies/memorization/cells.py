@@ -126,8 +126,9 @@ class EvalSettings:
     ``n_eval`` sequences per split (training: the first ``n_eval`` training blocks); recovery at the noise levels
     ``ts`` with ancestral reverse sampling on the global ``n_steps`` grid and the posterior final step; basin radius
     of ``n_basin`` blocks per split from ``basin_trials`` exact-count corruptions per level, tolerance
-    ``basin_delta``, under argmax reverse dynamics from ``basin_t_start`` on a local ``basin_steps`` grid; the
-    fixed-point test on the ``n_steps`` grid; ``n_generate`` samples for entropy (at ``entropy_t``) and
+    ``basin_delta``, under argmax reverse dynamics on a local ``basin_steps`` grid that start at ``basin_t_start``
+    (None: at the time matched to each query's corruption, ``amtheory.diffusion.schedule.time_for_changed_fraction``);
+    the fixed-point test on the ``n_steps`` grid; ``n_generate`` samples for entropy (at ``entropy_t``) and
     extraction; the test NELBO from ``nelbo_ts`` stratified times per sequence; the KL from the empirical
     denoiser at ``kl_ts``. The Hopfield family: ``empirical_steps`` reverse-grid steps, ``hopfield_max_iter``
     synchronous steps, inverse temperatures ``dense_beta`` and ``modern_beta``, ``hopfield_batch`` queries per
@@ -140,7 +141,7 @@ class EvalSettings:
     n_basin: int = 4
     basin_trials: int = 4
     basin_delta: float = 0.25
-    basin_t_start: float = 0.5
+    basin_t_start: float | None = None
     basin_steps: int = 5
     n_generate: int = 8
     entropy_t: float = 1e-5
@@ -166,7 +167,8 @@ class EvalSettings:
                 raise TypeError(f"{name}: expected a non-empty tuple of times in (0, 1], got {v!r}")
             for t in v:
                 check_float(name, t, minimum=0.0, maximum=1.0, strict_min=True)
-        check_float("basin_t_start", self.basin_t_start, minimum=0.0, maximum=1.0, strict_min=True)
+        if self.basin_t_start is not None:
+            check_float("basin_t_start", self.basin_t_start, minimum=0.0, maximum=1.0, strict_min=True)
         check_float("entropy_t", self.entropy_t, minimum=0.0, maximum=1.0, strict_min=True)
         check_float("basin_delta", self.basin_delta, minimum=0.0, maximum=1.0, strict_min=True, strict_max=True)
 

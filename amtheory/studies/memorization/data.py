@@ -66,6 +66,18 @@ def eval_sequences(spec: DataSpec, n_train: int, n_eval: int) -> dict[str, torch
     return {"train": train, "test": test, "random": rand}
 
 
+def ordinary_positions(spec: DataSpec, x: torch.Tensor) -> torch.Tensor:
+    """``[B, L]`` bool: the positions of ``x`` (blocks of ``spec``'s corpus) that hold ordinary tokens, not one of the
+    five special tokens (the ``[CLS]`` / ``[SEP]`` frame of every block, the ``[SEP]`` between sentences, ``[UNK]``
+    standing in for every word outside the compacted vocabulary, ``[PAD]``, ``[MASK]``). Recovery rates are taken
+    over these positions only: the frame sits at the same place in every block, so any model restores it, and
+    counting it would put a floor of about 2 / L under every rate (random blocks included)."""
+    if not isinstance(x, torch.Tensor) or x.dim() != 2:
+        raise ValueError(f"x: expected a [B, L] token tensor, got {x!r:.80}")
+    special = torch.tensor(load_data(spec).specials.ids(), dtype=x.dtype, device=x.device)
+    return ~torch.isin(x, special)
+
+
 def save_vocabulary(spec: DataSpec, out_dir: str | Path) -> Path:
     """Write ``vocab.txt`` and the compaction mapping of ``spec`` under ``out_dir/vocab/`` (for decoding in the
     figures); returns that folder."""

@@ -11,17 +11,25 @@ cell's generator.
   the global grid (``n_steps``; ``empirical_steps``) with the posterior final step
   ``argmax_v x_theta(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``; for the dense and modern memories synchronous
   deterministic updates to a fixed point. Columns ``recovered`` (share of changed tokens restored), ``broken``
-  (share of clean tokens that end wrong), ``exact``, ``fraction_changed`` and the token ids ``x0``, ``xq``, ``xf``
-  (Pham et al. 2026's recovery rate, broken rate and exact match).
+  (share of clean tokens that end wrong), ``exact``, ``n_changed``, ``fraction_changed`` and the token ids ``x0``,
+  ``xq``, ``xf`` (Pham et al. 2026's recovery rate, broken rate and exact match). The corruption is the forward
+  kernel over every position, special tokens included, because that is the noise the reverse chain from ``t``
+  undoes (the models are trained with it); the rates count ordinary tokens only
+  (``amtheory.studies.memorization.data.ordinary_positions``): the ``[CLS]`` / ``[SEP]`` frame of a block is
+  restored by any model and would put a floor of about 2 / L under every rate, random blocks included. The UDDM's
+  table adds ``entropy_recovered`` and ``entropy_unrecovered``: the mean entropy of ``p_theta(x_0 | x_t = query)``
+  at the corruption's ``t`` over the changed ordinary tokens the chain restored, and over those it did not.
 * ``basins`` — ``amtheory.core.basins.basin_radius`` per block of the train and test splits: the largest number of
-  changed tokens (exact-count corruption) from which the same block comes back with probability at least
-  ``1 - basin_delta``. The UDDM's (and the empirical denoiser's) dynamics for it is the argmax reverse chain from
-  the fixed ``basin_t_start`` on a local grid of ``basin_steps`` steps with the posterior final step: argmax
-  makes the map deterministic, so the success probability reflects the corruption alone; a fixed start is needed
-  because the estimator uses one dynamics for every radius, and 0.5 covers corruptions up to half the block; a
-  local grid keeps the cost to ``basin_steps`` forward passes per query. The dense and modern memories use their
-  synchronous deterministic update. Radii are searched up to half the block (``max_radius = L // 2``): beyond it
-  the start time 0.5 no longer matches the corruption, and a radius there is censored.
+  changed tokens (exact-count corruption anywhere in the block) from which the same block comes back with
+  probability at least ``1 - basin_delta``. The UDDM's (and the empirical denoiser's) dynamics for it is the
+  argmax reverse chain on a local grid of ``basin_steps`` steps with the posterior final step, started for a
+  query with ``r`` changed tokens at the time whose forward kernel changes ``r`` tokens on average,
+  ``t(r) = min(1, (r / L) V / ((1 - eps)(V - 1)))`` with ``r = 0`` taken as 1
+  (``amtheory.diffusion.schedule.time_for_changed_fraction``; docs/theory.md), unless ``basin_t_start`` fixes one
+  start for every radius. Argmax makes the map deterministic, so the success probability reflects the corruption
+  alone; a local grid keeps the cost to ``basin_steps`` forward passes per query. The dense and modern memories use
+  their synchronous deterministic update. Radii are searched up to half the block (``max_radius = L // 2``, for
+  cost); a radius there is censored. Column ``t_start``: "matched" or the fixed start.
 * ``fixed_points`` — ``fixed_point_share``: argmax reverse dynamics from ``t = 1`` on the ``n_steps`` grid,
   started at the clean block; ``fixed`` is True when it comes back unchanged.
 * ``generation`` — ``n_generate`` samples from uniform noise (ancestral, ``n_steps`` grid, argmax last step);
@@ -47,15 +55,23 @@ import pandas as pd
 import torch
 
 from amtheory.core.basins import basin_radius
-from amtheory.core.dynamics import Sync, retrieve
+from amtheory.core.dynamics import Dynamics, Sync, retrieve
 from amtheory.core.metrics import retrieval_records
 from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
+from amtheory.diffusion.schedule import time_for_changed_fraction
 from amtheory.studies.memorization.analysis import longest_shared_span
 from amtheory.studies.memorization.cells import DataSpec, EvalCell, EvalSettings, HopfieldCell
-from amtheory.studies.memorization.data import data_label, eval_sequences, load_data, named_generator
+from amtheory.studies.memorization.data import (
+    data_label,
+    eval_sequences,
+    load_data,
+    named_generator,
+    ordinary_positions,
+)
+from amtheory.studies.memorization.token_entropy import entropy_by_outcome
 from amtheory.studies.memorization.training import checkpoint_dir
 
-__all__ = ["evaluate_cell", "hopfield_applicability", "load_uddm"]
+__all__ = ["basin_start_times", "evaluate_cell", "hopfield_applicability", "load_uddm"]
 
 _BASIN_SPLITS = ("train", "test")
 
@@ -140,7 +156,7 @@ def _recovery(memory, data, sets, settings, generator, device, dyn_for_t, max_st
             c = _corrupted(data, split, t, x, V)
             xq = c.states.to(device)
             xf = _run(memory, xq, dyn_for_t(t), max_steps, generator, chunk).cpu()
-            rec = retrieval_records(x, c.states, xf, vocab_size=V)
+            rec = retrieval_records(x, c.states, xf, vocab_size=V, counted=ordinary_positions(data, x))
             df = pd.DataFrame({k: v.cpu().numpy() for k, v in rec.items()})
             df.insert(0, "sequence", np.arange(x.shape[0]))
             df.insert(0, "t", float(t))
@@ -159,11 +175,15 @@ def _basins(memory, sets, settings, generator, dyn, max_steps, chunk) -> pd.Data
     frames = []
     for split in _BASIN_SPLITS:
         x = sets[split][: settings.n_basin].to(memory.device)
+        per_radius = dyn if callable(dyn) and not isinstance(dyn, Dynamics) else None
         res = basin_radius(
-            memory, x, delta=settings.basin_delta, n_trials=settings.basin_trials, update=dyn, max_steps=max_steps,
+            memory, x, delta=settings.basin_delta, n_trials=settings.basin_trials,
+            update="sync" if per_radius else dyn, dynamics_for_radius=per_radius, max_steps=max_steps,
             generator=generator, n_boot=200, batch_size=chunk, max_radius=x.shape[1] // 2,
         )  # fmt: skip
         df = res.to_frame()
+        if per_radius is not None:
+            df["t_start"] = "matched"
         df.insert(0, "split", split)
         df["median_radius"] = res.median
         frames.append(df)
@@ -177,11 +197,26 @@ def _not_applicable(reason: str) -> pd.DataFrame:
     return pd.DataFrame({"split": [""], "applicable": [False], "reason": [reason]})
 
 
-def _basin_dynamics(settings: EvalSettings) -> ReverseDiffusion:
-    return ReverseDiffusion(
-        t_start=settings.basin_t_start, n_steps=settings.basin_steps, sampler="argmax", final="posterior",
-        grid="local", batch_size=settings.batch_size,
-    )  # fmt: skip
+def basin_start_times(radii: torch.Tensor, length: int, vocab_size: int) -> tuple[float, ...]:
+    """The reverse chain's start per query of the basin radius: the time matched to ``max(r, 1)`` changed tokens
+    out of ``length`` (see the module docstring)."""
+    frac = radii.detach().cpu().double().clamp(min=1.0) / float(length)
+    return tuple(float(v) for v in time_for_changed_fraction(frac.clamp(max=1.0), vocab_size))
+
+
+def _basin_dynamics(settings: EvalSettings, length: int, vocab_size: int):
+    """The basin radius's reverse chain: one ``ReverseDiffusion`` from ``basin_t_start``, or (None) a function of
+    the queries' radii that starts each query at its matched time."""
+
+    def chain(t_start) -> ReverseDiffusion:
+        return ReverseDiffusion(
+            t_start=t_start, n_steps=settings.basin_steps, sampler="argmax", final="posterior", grid="local",
+            batch_size=settings.batch_size,
+        )  # fmt: skip
+
+    if settings.basin_t_start is not None:
+        return chain(settings.basin_t_start)
+    return lambda radii: chain(basin_start_times(radii, length, vocab_size))
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -194,7 +229,8 @@ def _uddm_recovery(uddm, cell, sets, generator, device):
         return ReverseDiffusion(t_start=t, n_steps=s.n_steps, sampler="ancestral", final="posterior",
                                 grid="global", batch_size=s.batch_size)  # fmt: skip
 
-    return _recovery(uddm, cell.train.data, sets, s, generator, device, dyn, 0, None)
+    df = _recovery(uddm, cell.train.data, sets, s, generator, device, dyn, 0, None)
+    return entropy_by_outcome(uddm, df, cell.train.data, device, max(1, s.batch_size // 2))
 
 
 def _uddm_fixed_points(uddm, cell, sets, generator, device):
@@ -300,7 +336,8 @@ def evaluate_cell(cell: EvalCell | HopfieldCell, generator: torch.Generator, dev
         uddm = load_uddm(root, cell, device)
         sets = eval_sequences(cell.train.data, cell.train.n_train, s.n_eval)
         if cell.measure == "basins":
-            df = _basins(uddm, sets, s, generator, _basin_dynamics(s), 0, None)
+            dyn = _basin_dynamics(s, cell.train.data.length, uddm.vocab_size_)
+            df = _basins(uddm, sets, s, generator, dyn, 0, None)
         else:
             df = _UDDM_MEASURES[cell.measure](uddm, cell, sets, generator, device)
         df.insert(0, "train_size", cell.train.n_train)
@@ -324,7 +361,7 @@ def evaluate_cell(cell: EvalCell | HopfieldCell, generator: torch.Generator, dev
                         batch_size=min(s.batch_size, 128),
                     )  # fmt: skip
 
-                basin_dyn: Any = _basin_dynamics(s)
+                basin_dyn: Any = _basin_dynamics(s, cell.data.length, mem.vocab_size_)
             else:
                 chunk = s.hopfield_batch
 

@@ -1,0 +1,41 @@
+"""Per-token entropy of the denoiser's prediction on the memorization study's recovery queries, split by whether the
+reverse chain restored the token (``amtheory.studies.memorization.evaluation``, measurement ``recovery``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from amtheory.studies.memorization.cells import DataSpec
+from amtheory.studies.memorization.data import ordinary_positions
+
+__all__ = ["entropy_by_outcome"]
+
+
+def entropy_by_outcome(uddm, df: pd.DataFrame, data: DataSpec, device: str, batch: int) -> pd.DataFrame:
+    """Add ``entropy_recovered`` and ``entropy_unrecovered`` to a UDDM recovery table: per row, the mean entropy
+    (nats) of the denoiser's prediction ``p_theta(x_0 | x_t = query)`` at the corruption's own ``t``, over the
+    changed ordinary tokens that the reverse chain restored and over those it did not (NaN where there are none)."""
+    from amtheory.core.entropy import conditional_entropy
+
+    rec = np.full(len(df), np.nan)
+    unrec = np.full(len(df), np.nan)
+    for t in df["t"].unique():
+        rows = np.flatnonzero(df["t"].to_numpy() == t)
+        x0 = torch.as_tensor(np.stack(df["x0"].to_numpy()[rows]))
+        xq = torch.as_tensor(np.stack(df["xq"].to_numpy()[rows]))
+        xf = torch.as_tensor(np.stack(df["xf"].to_numpy()[rows]))
+        h = (
+            conditional_entropy(uddm, xq.to(device), beta=1.0, conditionals_kwargs={"t": float(t)}, batch_size=batch)
+            .double()
+            .cpu()
+        )
+        changed = (xq != x0) & ordinary_positions(data, x0)
+        right = xf == x0
+        for out, sel in ((rec, changed & right), (unrec, changed & ~right)):
+            n = sel.sum(-1)
+            out[rows] = torch.where(n > 0, (h * sel).sum(-1) / n.clamp_min(1), torch.nan).numpy()
+    df["entropy_recovered"] = rec
+    df["entropy_unrecovered"] = unrec
+    return df

@@ -1,0 +1,285 @@
+"""Trustworthy diffusion numbers of the memorization study: rates over ordinary tokens only, rates with standard
+errors, the two-standard-error meeting point (and its bootstrap over seeds), the basin chain's start matched to the
+corruption, and a summary that explains its columns and prints every rate with its error."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from amtheory.backends.classical import ClassicalHopfield
+from amtheory.core.basins import basin_radius
+from amtheory.core.dynamics import Sync
+from amtheory.core.metrics import retrieval_records
+from amtheory.diffusion.sampler import corrupt_forward
+from amtheory.diffusion.schedule import EPS, time_for_changed_fraction
+from amtheory.studies.memorization import DataSpec, EvalSettings
+from amtheory.studies.memorization import evaluation as ev
+from amtheory.studies.memorization.data import eval_sequences, load_data, ordinary_positions
+from amtheory.studies.memorization.rates import meeting_interval, meeting_size, pooled_rate, rate_table, verdict
+
+SPEC = DataSpec("embedded", 12, 128)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rates over ordinary tokens only
+# ---------------------------------------------------------------------------------------------------------------
+def _frame_only_model():
+    """A retrieval that restores the [CLS] / [SEP] frame perfectly and changes nothing else."""
+    sp = load_data(SPEC).specials
+
+    def run(memory, xq, dyn, max_steps, generator, chunk):
+        xf = xq.clone()
+        xf[:, 0], xf[:, -1] = sp.cls, sp.sep
+        return xf
+
+    return run
+
+
+def test_frame_only_model_recovers_nothing_on_random_blocks(monkeypatch):
+    sets = eval_sequences(SPEC, 16, 64)
+    V = load_data(SPEC).vocab_size
+    monkeypatch.setattr(ev, "_run", _frame_only_model())
+    settings = EvalSettings(ts=(0.5, 1.0))
+    memory = type("M", (), {"vocab_size_": V})()
+    df = ev._recovery(memory, SPEC, {"random": sets["random"]}, settings, None, "cpu", lambda t: None, 0, None)
+    # The corruption changed frame positions too (the forward kernel acts everywhere) ...
+    assert (np.stack(df["xq"].to_numpy())[:, [0, -1]] != np.stack(df["x0"].to_numpy())[:, [0, -1]]).any()
+    # ... but restoring them counts for nothing: 0, not the 2 / L floor.
+    assert df["recovered"].dropna().size > 0
+    assert float(df["recovered"].fillna(0).max()) == 0.0
+    assert (df["n_changed"] <= SPEC.length - 2).all()
+
+
+def test_ordinary_positions_exclude_every_special_token():
+    x = eval_sequences(SPEC, 16, 4)["train"]
+    mask = ordinary_positions(SPEC, x)
+    special = set(load_data(SPEC).specials.ids())
+    assert not mask[:, 0].any() and not mask[:, -1].any()
+    assert all((int(v) in special) != bool(m) for v, m in zip(x.flatten(), mask.flatten()))
+    with pytest.raises(ValueError, match="x:"):
+        ordinary_positions(SPEC, x[0])
+
+
+def test_retrieval_records_counted_positions():
+    x0 = torch.tensor([[0, 1, 2, 3]])
+    xq = torch.tensor([[1, 2, 2, 0]])  # positions 0, 1 and 3 changed
+    xf = torch.tensor([[0, 3, 2, 1]])  # position 0 restored, 1 and 3 not
+    counted = torch.tensor([False, True, True, True])
+    full = retrieval_records(x0, xq, xf, vocab_size=4)
+    part = retrieval_records(x0, xq, xf, vocab_size=4, counted=counted)
+    assert float(full["recovered"]) == pytest.approx(1 / 3)
+    assert float(part["recovered"]) == 0.0 and int(part["n_changed"]) == 2
+    assert float(part["fraction_changed"]) == pytest.approx(2 / 3)
+    with pytest.raises(ValueError, match="counted"):
+        retrieval_records(x0, xq, xf, vocab_size=4, counted=torch.ones(3, dtype=torch.bool))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rates with standard errors
+# ---------------------------------------------------------------------------------------------------------------
+def test_pooled_rate_clusters_by_block_and_never_has_zero_error():
+    # Two blocks, one fully restored, one not at all: the token-binomial error would be small, the clustered one
+    # is large (the blocks disagree completely).
+    r = pooled_rate([10, 0], [10, 10])
+    assert r["rate"] == 0.5 and r["blocks"] == 2 and r["tokens"] == 20
+    assert r["se"] == pytest.approx(math.sqrt(2 * (25 + 25)) / 20)
+    assert r["low"] < 0.5 < r["high"]
+    # Every token restored: the error stays above zero.
+    full = pooled_rate([8, 8, 8], [8, 8, 8])
+    assert full["rate"] == 1.0 and full["se"] > 0.01 and full["high"] == pytest.approx(1.0) and full["low"] < 1.0
+    # Blocks with nothing to count are skipped; none at all gives NaN.
+    assert pooled_rate([3, 0], [4, 0])["blocks"] == 1
+    assert math.isnan(pooled_rate([0], [0])["rate"])
+    with pytest.raises(ValueError, match="k, n"):
+        pooled_rate([5], [4])
+
+
+def test_rate_table_pools_tokens_of_each_cell():
+    df = pd.DataFrame(
+        {
+            "backend": "uddm", "model_size": "m", "train_size": 4, "split": "train", "t": 0.1,
+            "recovered": [1.0, 0.5, np.nan], "n_changed": [2, 4, 0], "applicable": True,
+        }
+    )  # fmt: skip
+    r = rate_table(df).iloc[0]
+    assert r["rate"] == pytest.approx(4 / 6) and r["blocks"] == 2 and r["tokens"] == 6 and r["evaluated"] == 3
+    with pytest.raises(ValueError, match="recovery"):
+        rate_table(df.drop(columns="n_changed"))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Where the curves meet: within two standard errors from there on
+# ---------------------------------------------------------------------------------------------------------------
+def test_meeting_size_is_first_size_within_two_errors_for_good():
+    sizes = [8, 32, 128, 512, 2048]
+    # 32 is within noise, 128 is not (a noisy dip), from 512 on within noise for good.
+    diff = [0.8, 0.05, 0.3, 0.04, -0.01]
+    se = [0.05, 0.03, 0.05, 0.03, 0.03]
+    assert meeting_size(sizes, diff, se) == 512
+    # Shuffled input gives the same answer.
+    order = [3, 0, 4, 2, 1]
+    assert meeting_size([sizes[i] for i in order], [diff[i] for i in order], [se[i] for i in order]) == 512
+    # Still apart at the largest size: no meeting point in range.
+    assert meeting_size(sizes, [0.8, 0.5, 0.3, 0.2, 0.1], [0.03] * 5) is None
+    # Within noise everywhere: the smallest size.
+    assert meeting_size(sizes, [0.01] * 5, [0.03] * 5) == 8
+    # Exactly two errors counts as within.
+    assert meeting_size([1, 2], [1.0, 0.06], [0.1, 0.03]) == 2
+    with pytest.raises(ValueError, match="se"):
+        meeting_size([1, 2], [0.1, 0.1], [0.1, -0.1])
+    with pytest.raises(ValueError, match="sizes"):
+        meeting_size([0, 2], [0.1, 0.1], [0.1, 0.1])
+
+
+def test_verdict_calls_differences_within_noise_undecided():
+    assert verdict(0.05, 0.03) == "undecided"
+    assert verdict(0.07, 0.03) == "train > test"
+    assert verdict(-0.07, 0.03) == "test > train"
+    assert verdict(float("nan"), 0.03) == "undecided"
+
+
+def _seed_table(offsets_by_seed: dict[int, float], n_blocks: int = 6) -> pd.DataFrame:
+    """Per seed, blocks whose training recovery falls and test recovery rises with the size; the seeds shift
+    where they cross by their offset."""
+    rows = []
+    for seed, off in offsets_by_seed.items():
+        for n, level in ((8, 0.0), (32, 1.0), (128, 2.0), (512, 3.0)):
+            gap = min(0.9, max(0.0, 0.9 - 0.45 * (level - off)))
+            for b in range(n_blocks):
+                rows += [
+                    {"train_size": n, "split": "train", "train.seed": seed, "recovered": 0.5 + gap / 2,
+                     "n_changed": 20, "block": b},
+                    {"train_size": n, "split": "test", "train.seed": seed, "recovered": 0.5 - gap / 2,
+                     "n_changed": 20, "block": b},
+                ]  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_meeting_interval_bootstraps_over_seeds():
+    one = meeting_interval(_seed_table({0: 0.0}), "train.seed")
+    assert one["size"] == 128 and one["low"] is None and one["seeds"] == 1
+    many = meeting_interval(_seed_table({0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0}), "train.seed", n_boot=200)
+    assert many["seeds"] == 4
+    # Seeds 0 and 2 meet at 128, seeds 1 and 3 at 512; resamples of them meet at 128 or 512 (or between).
+    assert many["low"] == 128 and many["high"] == 512
+    with pytest.raises(ValueError, match="seed_column"):
+        meeting_interval(_seed_table({0: 0.0}), "seed")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The basin chain's start matched to the corruption
+# ---------------------------------------------------------------------------------------------------------------
+def test_start_time_matches_the_expected_changed_fraction():
+    V = 50
+    for frac in (0.05, 0.25, 0.5):
+        t = time_for_changed_fraction(frac, V)
+        assert (1 - EPS) * t * (V - 1) / V == pytest.approx(frac)
+        x0 = torch.zeros(2000, 64, dtype=torch.long)
+        got = corrupt_forward(x0, t, V, torch.Generator().manual_seed(0)).changed.double().mean()
+        assert float(got) == pytest.approx(frac, abs=0.01)
+    assert time_for_changed_fraction(0.999, V) == 1.0
+    assert torch.allclose(
+        time_for_changed_fraction(torch.tensor([0.0, 0.5]), V), torch.tensor([0.0, 0.5 * V / (V - 1) / (1 - EPS)])
+    )
+    with pytest.raises(ValueError, match="fraction"):
+        time_for_changed_fraction(1.5, V)
+    with pytest.raises(ValueError, match="vocab_size"):
+        time_for_changed_fraction(0.5, 1)
+
+
+def test_basin_chain_starts_at_the_matched_time_per_radius():
+    L, V = 32, 128
+    times = ev.basin_start_times(torch.tensor([0, 1, 8, 16]), L, V)
+    assert times[0] == times[1] == pytest.approx(time_for_changed_fraction(1 / L, V))
+    assert times[2] == pytest.approx(time_for_changed_fraction(8 / L, V))
+    assert times[3] == pytest.approx(time_for_changed_fraction(0.5, V))
+    # No longer one fixed start at 0.5 for every radius.
+    assert EvalSettings().basin_t_start is None
+    dyn = ev._basin_dynamics(EvalSettings(), L, V)
+    assert dyn(torch.tensor([2, 4])).t_start == pytest.approx(ev.basin_start_times(torch.tensor([2, 4]), L, V))
+    assert ev._basin_dynamics(EvalSettings(basin_t_start=0.5), L, V).t_start == 0.5
+
+
+def test_basin_radius_hands_each_batch_its_radii():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randint(0, 2, (3, 24), generator=g)
+    mem = ClassicalHopfield("hebbian").store(x, vocab_size=2)
+    seen: list[torch.Tensor] = []
+
+    def per_radius(radii):
+        seen.append(radii.clone())
+        return Sync()
+
+    a = basin_radius(mem, x, n_trials=4, generator=torch.Generator().manual_seed(1), dynamics_for_radius=per_radius,
+                     batch_size=7, n_boot=20)  # fmt: skip
+    b = basin_radius(mem, x, n_trials=4, generator=torch.Generator().manual_seed(1), batch_size=7, n_boot=20)
+    assert torch.equal(a.per_pattern, b.per_pattern)
+    radii = torch.cat(seen)
+    levels = torch.tensor(sorted(r for _, r in zip(a.success["pattern"], a.success["r"]))).repeat_interleave(4)
+    assert torch.equal(radii.sort().values, levels)
+    with pytest.raises(TypeError, match="dynamics_for_radius"):
+        basin_radius(mem, x, n_trials=4, dynamics_for_radius=3)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The summary explains its columns and prints every rate with its error
+# ---------------------------------------------------------------------------------------------------------------
+def _cell(train, test, se=0.02):
+    return {
+        "train": train, "train_se": se, "test": test, "test_se": se, "random": 0.0, "random_se": 0.01,
+        "train_blocks": 4, "test_blocks": 32, "diff": train - test, "diff_se": math.hypot(se, se),
+        "verdict": verdict(train - test, math.hypot(se, se)),
+    }  # fmt: skip
+
+
+def _summary(train_small=0.99, entropy_small=0.01):
+    rows = {4: _cell(train_small, 0.01), 64: _cell(0.02, 0.03)}
+    return {
+        "meeting": {"m": {0.1: 64.0, 0.5: 64.0}},
+        "recovery": {"m": {0.1: rows, 0.5: rows}},
+        "token_entropy": {"m": {4: {"recovered": {"mean": 0.1, "se": 0.01}, "unrecovered": {"mean": 2.0, "se": 0.1}}}},
+        "entropy": {"m": {"smallest": {"train_size": 4, "train": entropy_small, "train_se": 0.002, "test": 0.7,
+                                       "test_se": 0.02, "generated": 0.05, "generated_se": 0.01},
+                          "largest": {"train_size": 64, "train": 2.0, "train_se": 0.02, "test": 2.1,
+                                      "test_se": 0.02, "generated": 2.2, "generated_se": 0.05}}},
+        "perplexity_peak": {"m": {"train_size": 4, "perplexity_bound": 1000.0, "nelbo": 6.9, "nelbo_se": 0.5}},
+    }  # fmt: skip
+
+
+def test_summary_explains_every_column_and_prints_errors():
+    from amtheory.studies.main_job import format_summary
+
+    text = format_summary(_summary())
+    legend = text.split("\n\n")[0]
+    for column in ("delta", "K:", "recovered", "meet", "entropy", "t:", "test perplexity"):
+        assert f"- {column}" in legend, column
+    # Every rate row: train, test, random and delta each with a standard error.
+    rows = [ln for ln in text.splitlines() if ln.strip().startswith(("4 ", "64 "))]
+    assert len(rows) == 4 and all(ln.count("±") == 4 for ln in rows)
+    assert "0.99 ± 0.02" in text and "4/32" in text
+    assert "meet at 64 blocks" in text
+    assert "At 4 blocks the model memorizes" in text
+    assert "At 64 blocks training and test recovery agree within two standard errors at every t" in text
+    assert "0.010 ± 0.002" in text and "restored tokens 0.100 ± 0.010" in text
+    assert "does not rise beyond two standard errors at any t" in text
+    assert "Entropy on the model's own samples: 0.050 ± 0.010 nats at 4 blocks" in text
+    # A run that does not memorize, or whose ends still differ, says so.
+    assert "At 4 blocks the model does not memorize" in format_summary(_summary(train_small=0.9))
+    assert "does not memorize" in format_summary(_summary(entropy_small=0.2))
+    apart = _summary()
+    apart["recovery"]["m"][0.5] = {4: _cell(0.99, 0.01), 64: _cell(0.5, 0.1)}
+    assert "At 64 blocks training and test recovery still differ by more than two standard errors at t=0.5" in (
+        format_summary(apart)
+    )
+
+
+def test_main_job_refuses_an_unknown_part(tmp_path):
+    from amtheory.studies.main_job import run_main_job
+
+    with pytest.raises(ValueError, match="part"):
+        run_main_job("tiny", tmp_path, "cpu", part="everything")
