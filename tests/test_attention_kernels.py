@@ -178,3 +178,12 @@ def test_auto_choice_takes_the_kernels_only_where_they_apply(monkeypatch):
         out = ak.block_attention(x, c, s, 1)
         assert out.shape == (1, L, 32) and torch.isfinite(out).all()
     assert taken == ([64] if DEV.type == "cuda" else [])
+
+
+@pytest.mark.parametrize("B, H", [(256, 8), (32 * 256, 8), (2**20, 16)])
+def test_launch_grid_stays_within_cuda_limits_for_any_batch(B, H):
+    # CUDA caps a grid's second and third axes at 65,535 programs (the first at 2^31 - 1); many models trained as
+    # one group fold their members into the batch, so sequences x heads alone can pass 65,535.
+    grid = ak.forward_grid(B, 64, H, block_m=16)
+    assert grid[0] <= 2**31 - 1 and all(g <= 65535 for g in grid[1:]), grid
+    assert grid[0] * grid[1] == B * H * 4  # every (sequence x head, query block) pair has its program

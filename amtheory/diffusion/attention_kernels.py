@@ -138,9 +138,9 @@ if triton is not None:
         QKV, COS, SIN, O, LSE, L, H, D, scale, stride_qb, stride_ql, stride_ob, stride_ol,
         BLOCK_M: tl.constexpr, BLOCK_L: tl.constexpr, HALF: tl.constexpr, PREC: tl.constexpr,
     ):  # fmt: skip
-        """Program (query block, sequence x head): rotated q of its rows against all rotated keys of the head."""
-        pid_m = tl.program_id(0)
-        bh = tl.program_id(1)
+        """Program (sequence x head, query block): rotated q of its rows against all rotated keys of the head."""
+        bh = tl.program_id(0)
+        pid_m = tl.program_id(1)
         b = bh // H
         h = bh % H
         dt = QKV.dtype.element_ty
@@ -280,6 +280,12 @@ def _check(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int
     return B, L, D, hd
 
 
+def forward_grid(B: int, L: int, n_heads: int, block_m: int) -> tuple[int, int]:
+    """The forward kernel's launch grid: (sequence x head, query block). Sequences x heads go on the first axis,
+    whose limit is 2^31 - 1 programs; the second allows only 65,535, which a large batch would pass."""
+    return (B * n_heads, -(-L // block_m))
+
+
 @torch.library.custom_op("amtheory::rotary_attention_fwd", mutates_args=())
 def _fwd(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int) -> tuple[torch.Tensor, torch.Tensor]:
     B, L, D, hd = _check(qkv, cos, sin, n_heads)
@@ -287,7 +293,7 @@ def _fwd(qkv: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, n_heads: int) 
     o = torch.empty((B, L, D), dtype=qkv.dtype, device=qkv.device)
     lse = torch.empty((B, n_heads, L), dtype=torch.float32, device=qkv.device)
     t = _tiles("fwd", qkv.dtype, L, hd)
-    _attn_fwd_kernel[(-(-L // t["BLOCK_M"]), B * n_heads)](
+    _attn_fwd_kernel[forward_grid(B, L, n_heads, t["BLOCK_M"])](
         qkv, cos, sin, o, lse, L, n_heads, D, hd**-0.5, qkv.stride(0), qkv.stride(1), o.stride(0), o.stride(1),
         BLOCK_L=_block_l(L), HALF=hd // 2, PREC=_precision(qkv.dtype), **t,
     )  # fmt: skip
