@@ -390,7 +390,9 @@ def test_run_takes_max_memory(monkeypatch, tmp_path):
     from amtheory import cli
 
     seen = {}
-    monkeypatch.setattr(cli, "_run_hopfield", lambda *a, **k: seen.setdefault("cap", memory.current_cap()))
+    from amtheory.studies import main_job
+
+    monkeypatch.setattr(main_job, "_run_hopfield", lambda *a, **k: seen.setdefault("cap", memory.current_cap()))
     cli.main(["run", "--part", "hopfield", "--device", "cpu", "--max-memory", "3GiB", "--out", str(tmp_path)])
     assert seen["cap"] == 3 * 2**30
     for bad in ("lots", "0", "-5GB"):
