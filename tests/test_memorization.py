@@ -19,7 +19,6 @@ from amtheory.studies.memorization import (
     ModelSpec,
     Preset,
     longest_shared_span,
-    meeting_point,
     run_experiment,
     summarize,
 )
@@ -214,20 +213,6 @@ def test_longest_shared_span_matches_brute_force():
 def test_longest_shared_span_rejects_bad_input():
     with pytest.raises(ValueError, match="2-D"):
         longest_shared_span(np.zeros(4, dtype=int), np.zeros((2, 4), dtype=int))
-
-
-def test_meeting_point_interpolates_in_log_size():
-    # Gap +0.4 at 10 and -0.4 at 1000: the zero is halfway in log size, at 100.
-    assert meeting_point([10, 1000], [0.9, 0.5], [0.5, 0.9]) == pytest.approx(100.0)
-    # Gap 0.3 then 0.1 then -0.1: between 100 and 1000, at the middle in log.
-    assert meeting_point([10, 100, 1000], [0.9, 0.6, 0.5], [0.6, 0.5, 0.6]) == pytest.approx(10**2.5)
-    # Order of the inputs does not matter.
-    assert meeting_point([1000, 10], [0.5, 0.9], [0.9, 0.5]) == pytest.approx(100.0)
-    # Already met at the smallest size; never met.
-    assert meeting_point([10, 100], [0.2, 0.1], [0.3, 0.4]) == 10.0
-    assert math.isnan(meeting_point([10, 100], [0.9, 0.8], [0.1, 0.2]))
-    with pytest.raises(ValueError, match="sizes"):
-        meeting_point([0, 10], [1, 0], [0, 1])
 
 
 def test_cells_validate_their_fields():

@@ -283,3 +283,23 @@ def test_main_job_refuses_an_unknown_part(tmp_path):
 
     with pytest.raises(ValueError, match="part"):
         run_main_job("tiny", tmp_path, "cpu", part="everything")
+
+
+def test_results_page_and_figure_meet_where_the_summary_does():
+    # Train 0.9 / 0.5 / 0.205 and test 0.1 / 0.15 / 0.2 at 4 / 16 / 64 blocks, 100 blocks of 200 changed tokens each:
+    # the mean curves never cross, but at 64 the difference (0.005) is within two standard errors (about 0.008) and
+    # at 16 it is many, so the size from which training and test agree is 64 for every reader of the tables.
+    from amtheory.figures.memorization import _meeting
+    from amtheory.reports.memorization.numbers import meeting_points
+
+    rows = []
+    for size, tr, te in ((4, 0.9, 0.1), (16, 0.5, 0.15), (64, 0.205, 0.2)):
+        for split, rate in (("train", tr), ("test", te)):
+            for b in range(100):
+                rows.append(
+                    {"backend": "uddm", "model_size": "m", "train_size": size, "split": split, "t": 0.1,
+                     "recovered": rate, "n_changed": 200, "applicable": True, "sequence": b}
+                )  # fmt: skip
+    rec = pd.DataFrame(rows)
+    assert meeting_points(rec) == {"m": {0.1: 64.0}}
+    assert _meeting(rec, "m", 0.1) == 64.0

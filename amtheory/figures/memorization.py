@@ -74,13 +74,15 @@ def _t_palette(ts) -> dict:
 
 
 def _meeting(rec: pd.DataFrame, model_size: str, t: float) -> float:
-    from amtheory.studies.memorization import meeting_point
+    """Where training and test recovery meet (the two-standard-error rule of ``rates.meeting_of_rows``); NaN where
+    they do not within the sweep."""
+    from amtheory.studies.memorization.rates import meeting_of_rows
 
     g = rec[(rec["backend"] == "uddm") & (rec["model_size"] == model_size) & (rec["t"] == t)]
-    piv = g.groupby(["train_size", "split"])["recovered"].mean().unstack()
-    if not {"train", "test"} <= set(piv.columns):
+    if not {"train", "test"} <= set(g["split"]):
         return math.nan
-    return meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
+    m = meeting_of_rows(g)
+    return math.nan if m is None else m
 
 
 def _recovery_legend(axes) -> None:

@@ -9,7 +9,8 @@ from typing import Any
 
 import pandas as pd
 
-from amtheory.studies.memorization import meeting_point, recovery_summary
+from amtheory.studies.memorization import recovery_summary
+from amtheory.studies.memorization.rates import meeting_of_rows
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -73,18 +74,16 @@ def recovery_numbers(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
     return summ.merge(se, on=keys).merge(n, on=keys)
 
 
-def meeting_points(rs: pd.DataFrame) -> dict[str, dict[float, float]]:
-    """Per UDDM model size and t: where training and test recovery meet (``meeting_point``; NaN: not in the sweep)."""
+def meeting_points(rec: pd.DataFrame) -> dict[str, dict[float, float]]:
+    """Per UDDM model size and t: the first training size from which training and test recovery stay within two
+    standard errors (``rates.meeting_of_rows`` on the recovery table's block rows); NaN: not within the sweep."""
     out: dict[str, dict[float, float]] = {}
-    u = rs[rs["backend"] == "uddm"]
+    u = rec[rec["backend"] == "uddm"]
     for ms, g in u.groupby("model_size"):
         out[ms] = {}
         for t, gt in g.groupby("t"):
-            piv = gt.pivot_table(index="train_size", columns="split", values="recovered")
-            if {"train", "test"} <= set(piv.columns) and len(piv) > 1:
-                out[ms][float(t)] = meeting_point(piv.index.to_numpy(), piv["train"].to_numpy(), piv["test"].to_numpy())
-            else:
-                out[ms][float(t)] = float("nan")
+            m = meeting_of_rows(gt) if {"train", "test"} <= set(gt["split"]) else None
+            out[ms][float(t)] = float("nan") if m is None else m
     return out
 
 

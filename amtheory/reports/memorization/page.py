@@ -71,7 +71,7 @@ def build_page(
 ) -> str:
     """The whole Markdown page from the tables."""
     rs = recovery_numbers(tabs)
-    meet = meeting_points(rs)
+    meet = meeting_points(tabs["recovery"])
     cov = coverage(tabs)
     parts = [
         "# Memorization to generalization on real text: results",

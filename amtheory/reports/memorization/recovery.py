@@ -33,7 +33,11 @@ def section_recovery(rs, meet, cov) -> str:
             "",
         ]
     # Difference at the largest sizes with its standard error.
-    lines += ["Where training and test recovery meet (the first crossing, interpolated linearly in log size):", ""]
+    lines += [
+        "Where training and test recovery meet (the first training size from which their difference stays within "
+        "two standard errors at it and every larger size):",
+        "",
+    ]
     mrows = []
     for ms in sorted(meet):
         g = u[u["model_size"] == ms]

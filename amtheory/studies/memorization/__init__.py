@@ -51,15 +51,13 @@ The named sweeps (``tiny``, ``gpu``, ``large``) are in ``amtheory.studies.memori
 pooled over blocks) with its standard error and Wilson interval, for each model size the training-set size from
 which training and test recovery stay within two standard errors (per t; ``amtheory.studies.memorization.rates``),
 the conditional entropy at the smallest and largest sizes, and where the test perplexity bound peaks.
-``meeting_point`` (the crossing of the mean curves, interpolated in log size) is kept for the results page and the
-figures.
+The results page and the figures use the same rule.
 """
 
 from __future__ import annotations
 
 from amtheory.studies.memorization.analysis import (
     longest_shared_span,
-    meeting_point,
     recovery_summary,
     summarize,
 )
@@ -93,7 +91,6 @@ __all__ = [
     "eval_sequences",
     "load_data",
     "longest_shared_span",
-    "meeting_point",
     "recovery_summary",
     "run_experiment",
     "summarize",

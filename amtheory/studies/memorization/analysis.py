@@ -83,38 +83,6 @@ def longest_shared_span(generated: torch.Tensor | np.ndarray, reference: torch.T
             hi[rows[~found]] = k
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Where training and test recovery meet
-# ---------------------------------------------------------------------------------------------------------------
-def meeting_point(sizes, train, test) -> float:
-    """The training-set size at which training recovery first drops to test recovery, interpolated linearly in
-    ``log(size)`` between the last size with ``train > test`` and the next one.
-
-    Returns the smallest size when training recovery is already at or below test recovery there, and NaN when
-    the curves have not met within the sizes given (the transition lies beyond the sweep).
-    """
-    s = np.asarray(sizes, dtype=float)
-    d = np.asarray(train, dtype=float) - np.asarray(test, dtype=float)
-    if s.ndim != 1 or s.shape != d.shape or s.size == 0:
-        raise ValueError(f"sizes, train, test: expected 1-D arrays of one length, got {s.shape} and {d.shape}")
-    if np.any(s <= 0):
-        raise ValueError("sizes: expected positive training-set sizes")
-    order = np.argsort(s)
-    s, d = s[order], d[order]
-    ok = np.isfinite(d)
-    s, d = s[ok], d[ok]
-    if s.size == 0:
-        return float("nan")
-    if d[0] <= 0:
-        return float(s[0])
-    for i in range(1, s.size):
-        if d[i] <= 0:
-            x0, x1 = math.log(s[i - 1]), math.log(s[i])
-            frac = d[i - 1] / (d[i - 1] - d[i])
-            return float(math.exp(x0 + frac * (x1 - x0)))
-    return float("nan")
-
-
 #: The settings that the memorization tables are drawn and summarized over: the UDDM's architecture and training
 #: size (``train.*`` in evaluation tables, bare in the training table), the Hopfield-family memory and its number of
 #: stored blocks. Every other setting must be single in a folder that is summarized.

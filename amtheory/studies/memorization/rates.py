@@ -21,7 +21,7 @@ import math
 import numpy as np
 import pandas as pd
 
-__all__ = ["meeting_interval", "meeting_size", "pooled_rate", "rate_table", "verdict"]
+__all__ = ["meeting_interval", "meeting_of_rows", "meeting_size", "pooled_rate", "rate_table", "verdict"]
 
 #: How many standard errors a difference must exceed to be called a difference.
 Z_MEET = 2.0
@@ -129,6 +129,27 @@ def _meeting_of(rows: pd.DataFrame) -> float | None:
     return meeting_size(sizes, d, e)
 
 
+def _block_rows(recovery: pd.DataFrame, seed_column: str | None = None) -> pd.DataFrame:
+    """The applicable rows of a recovery table as counts: train_size, split, (seed,) changed tokens n, restored k."""
+    df = recovery[recovery["applicable"].astype(bool)] if "applicable" in recovery else recovery
+    missing = [c for c in ("train_size", "split", "recovered", "n_changed") if c not in df]
+    if missing:
+        raise ValueError(f"recovery: expected the columns of a recovery table, missing {missing}")
+    n = df["n_changed"].astype(float)
+    cols = {"train_size": df["train_size"].to_numpy(), "split": df["split"].to_numpy()}
+    if seed_column is not None:
+        cols["seed"] = df[seed_column].to_numpy()
+    cols["n"] = n.to_numpy()
+    cols["k"] = (df["recovered"].astype(float).fillna(0.0) * n).round().to_numpy()
+    return pd.DataFrame(cols)
+
+
+def meeting_of_rows(recovery: pd.DataFrame) -> float | None:
+    """The meeting size (``meeting_size``, over block-pooled rates and their standard errors) of the recovery rows
+    of ONE backend, model size and t, all seeds pooled; None where the sweep's largest size is still apart."""
+    return _meeting_of(_block_rows(recovery))
+
+
 def meeting_interval(
     recovery: pd.DataFrame, seed_column: str, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, float | None]:
@@ -140,16 +161,7 @@ def meeting_interval(
         raise ValueError(f"seed_column: {seed_column!r} is not a column of the recovery table")
     if not 0 < confidence < 1:
         raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    df = recovery[recovery["applicable"]] if "applicable" in recovery else recovery
-    rows = pd.DataFrame(
-        {
-            "train_size": df["train_size"].to_numpy(),
-            "split": df["split"].to_numpy(),
-            "seed": df[seed_column].to_numpy(),
-            "n": df["n_changed"].astype(float).to_numpy(),
-            "k": (df["recovered"].astype(float).fillna(0.0) * df["n_changed"].astype(float)).round().to_numpy(),
-        }
-    )
+    rows = _block_rows(recovery, seed_column)
     seeds = np.unique(rows["seed"].to_numpy())
     size = _meeting_of(rows)
     if seeds.size < 2:
