@@ -3,6 +3,7 @@ test, and forward corruption to a time."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -109,12 +110,19 @@ class ReverseDiffusion(Dynamics):
         *,
         max_steps: int | None = None,
         generator: torch.Generator | None = None,
+        observe: Callable[..., None] | None = None,
     ) -> RetrievalResult:
         """Run the chain on ``queries`` (``[B, L]``, the corrupted sequences at ``t_start``).
 
         ``max_steps`` is accepted for the ``Dynamics`` interface and not used: the grid fixes the chain's length.
         Every query completes its chain (``converged`` all True, ``cycled`` all False); ``steps`` counts the
         reverse steps applied to each query, the final one included.
+
+        ``observe``: called as ``observe(step, rows, t, x_t, log_x)`` with every denoiser prediction the chain
+        makes, before the step uses it: ``step`` counts the chain's steps from 0, ``rows`` (CPU long) are the
+        queries of this call, ``t`` (float64 ``[r]``) their current times, ``x_t`` ``[r, L]`` their states and
+        ``log_x`` ``[r, L, V]`` the prediction ``log p(x_0 | x_t)``. It reads and must not modify them; the chain and
+        its draws are the same with or without it.
         """
         if not isinstance(memory, Denoiser):
             raise TypeError(
@@ -124,6 +132,8 @@ class ReverseDiffusion(Dynamics):
         if max_steps is not None:
             check_int("max_steps", max_steps, minimum=0)
         check_generator("generator", generator)
+        if observe is not None and not callable(observe):
+            raise TypeError(f"observe: expected a callable or None, got {type(observe).__name__}")
         B, L = x.shape
         dev = x.device
         if isinstance(self.t_start, tuple):
@@ -137,7 +147,7 @@ class ReverseDiffusion(Dynamics):
         check_vocab_fits(V, (min(chunk, B), L, V), device=dev, what="the reverse-step distributions")
         where = draw_device(generator, dev)
         steps = torch.zeros(B, dtype=torch.long)
-        for active, t_from, t_to, is_final in self._schedule(t0):
+        for step, (active, t_from, t_to, is_final) in enumerate(self._schedule(t0)):
             steps += active.long()
             u = None
             if self.sampler == "ancestral" and not is_final:
@@ -150,6 +160,8 @@ class ReverseDiffusion(Dynamics):
                 x_c = x[r]
                 tf = t_from[r_cpu].to(dev)
                 log_x = memory._log_posterior(x_c, tf)
+                if observe is not None:
+                    observe(step, r_cpu, tf, x_c, log_x)
                 a_t = alpha_of_t(tf)
                 if is_final:
                     if self.final == "argmax":
@@ -188,11 +200,13 @@ def generate(
     sampler: Literal["ancestral", "argmax"] = "ancestral",
     final: Literal["posterior", "argmax"] = "argmax",
     generator: torch.Generator | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> torch.Tensor:
     """``n`` samples ``[n, L]`` from the denoiser: uniform noise at ``t = 1``, then the reverse chain.
 
     The default (ancestral steps on an ``n_steps`` grid, argmax last step) is the paper's generation recipe.
     ``length`` must equal the stored length (the denoiser's queries are checked against it); None uses it.
+    ``observe`` sees every prediction of the chain (``ReverseDiffusion.run``) without changing the samples.
     """
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"denoiser: expected an amtheory.diffusion Denoiser, got {type(denoiser).__name__}")
@@ -202,7 +216,7 @@ def generate(
     dev = denoiser.device
     noise = torch.randint(0, denoiser.vocab_size_, (n, L), generator=generator, device=draw_device(generator, dev))
     dyn = ReverseDiffusion(t_start=1.0, n_steps=n_steps, sampler=sampler, final=final, grid="global")
-    return dyn.run(denoiser, noise.to(dev), generator=generator).states
+    return dyn.run(denoiser, noise.to(dev), generator=generator, observe=observe).states
 
 
 def fixed_point_share(

@@ -1,0 +1,142 @@
+"""The denoiser's prediction along the reverse chain from uniform noise: its entropy and its top-two gap per step.
+
+Generation starts from uniform noise at ``t = 1`` and runs the reverse chain to 0 (``amtheory.diffusion.sampler``).
+At every reverse step ``t_k`` the chain asks the denoiser for ``p(x_0 | x_t)``; this module records two numbers of
+that prediction per position, averaged over the positions of each sequence:
+
+* the entropy ``H = -sum_v p(v) log p(v)`` in nats (``amtheory.core.entropy.entropy_from_probs``);
+* the gap ``p_(1) - p_(2)`` between the largest and the second-largest probability, in [0, 1]: 1 where the
+  prediction has settled on one token, 0 where two tokens tie for first place.
+
+Pham et al. (2026) record both along the trajectory (their public code calls the second the "spectral gap"; it is the
+margin of the per-token prediction, not an eigenvalue gap of a transition matrix). docs/theory.md, "The prediction
+along the reverse trajectory", says why this definition is the one used. In the memorization regime the entropy
+falls to 0 and the gap rises to 1 as ``t -> 0``: the chain has fallen into the basin of one stored sequence.
+
+The trajectory is the one generation runs (the sampler's ``observe`` hook, the same steps and draws as
+``generate``), followed by one more prediction on the finished samples at ``t_end`` (the time of the conditional
+entropy probe).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import pandas as pd
+import torch
+
+from amtheory.core._checks import check_float, check_generator, check_int
+from amtheory.core.entropy import entropy_from_probs
+from amtheory.diffusion.denoiser import Denoiser
+
+__all__ = ["prediction_gap", "prediction_trajectory", "trajectory_summary"]
+
+
+def prediction_gap(log_x: torch.Tensor) -> torch.Tensor:
+    """``p_(1) - p_(2)``: the largest minus the second-largest probability of ``exp(log_x)`` over the last axis
+    (float64, one value per row)."""
+    if not isinstance(log_x, torch.Tensor) or not log_x.is_floating_point() or log_x.dim() < 1:
+        raise TypeError(f"log_x: expected a floating-point tensor of log-probabilities, got {type(log_x).__name__}")
+    if log_x.shape[-1] < 2:
+        raise ValueError(f"log_x: expected at least 2 tokens on the last axis, got {log_x.shape[-1]}")
+    top = torch.topk(log_x.double(), 2, dim=-1).values.exp()
+    return top[..., 0] - top[..., 1]
+
+
+def trajectory_summary(rows: pd.DataFrame, by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Per ``(*by, step, t)``: the mean over sequences of ``entropy`` and ``gap`` (per-sequence rows, as
+    ``prediction_trajectory(..., per_sequence=True)`` gives) with their standard errors ``std / sqrt(n)`` (sample
+    standard deviation) and ``n_sequences``. Every group needs at least 2 sequences for a standard error."""
+    need = {*by, "step", "t", "entropy", "gap"}
+    if not isinstance(rows, pd.DataFrame) or not need <= set(rows.columns):
+        raise ValueError(f"rows: expected a DataFrame with the columns {sorted(need)}")
+    keys = [*by, "step", "t"]
+    grouped = rows.groupby(keys, sort=True)
+    out = grouped[["entropy", "gap"]].mean()
+    sd = grouped[["entropy", "gap"]].std(ddof=1)
+    n = grouped.size()
+    if len(n) and int(n.min()) < 2:
+        raise ValueError(f"rows: expected at least 2 sequences per step for a standard error, got {int(n.min())}")
+    root_n = n.astype(float) ** 0.5
+    out["entropy_se"] = sd["entropy"] / root_n
+    out["gap_se"] = sd["gap"] / root_n
+    out["n_sequences"] = n
+    out = out.reset_index()
+    if not by:
+        out = out.sort_values("step", kind="stable").reset_index(drop=True)
+    return out[[*keys, "entropy", "entropy_se", "gap", "gap_se", "n_sequences"]]
+
+
+def _check_positions(positions: object, length: int) -> torch.Tensor | None:
+    if positions is None:
+        return None
+    if not isinstance(positions, torch.Tensor) or positions.dtype != torch.bool or tuple(positions.shape) != (length,):
+        got = f"{positions.dtype} {tuple(positions.shape)}" if isinstance(positions, torch.Tensor) else positions
+        raise ValueError(f"positions: expected a bool tensor of shape [{length}] (the positions counted), got {got}")
+    if not bool(positions.any()):
+        raise ValueError("positions: expected at least one position counted, got none")
+    return positions
+
+
+def prediction_trajectory(
+    denoiser: Denoiser,
+    n: int,
+    *,
+    n_steps: int = 1000,
+    sampler: Literal["ancestral", "argmax"] = "ancestral",
+    final: Literal["posterior", "argmax"] = "argmax",
+    t_end: float = 1e-5,
+    positions: torch.Tensor | None = None,
+    generator: torch.Generator | None = None,
+    per_sequence: bool = False,
+) -> pd.DataFrame:
+    """Generate ``n`` sequences from uniform noise (``generate`` with these arguments) and record the denoiser's
+    prediction at every reverse step: the per-sequence mean over ``positions`` (a ``[L]`` bool mask; None: all) of
+    the entropy (nats) and of the top-two gap of ``p(x_0 | x_t)``.
+
+    Steps ``0 .. n_steps - 1`` are the chain's (``t = 1, (n_steps - 1) / n_steps, ..., 1 / n_steps``; the last one
+    is the final noise removal); step ``n_steps`` is the prediction on the finished samples at ``t = t_end``.
+    Returns ``trajectory_summary`` of the rows (columns ``step``, ``t``, ``entropy``, ``entropy_se``, ``gap``,
+    ``gap_se``, ``n_sequences``), or with ``per_sequence`` the rows themselves (``step``, ``t``, ``sequence``,
+    ``entropy``, ``gap``). ``n`` must be at least 2 (a standard error over sequences).
+    """
+    from amtheory.diffusion.sampler import generate
+
+    if not isinstance(denoiser, Denoiser):
+        raise TypeError(f"denoiser: expected an amtheory.diffusion Denoiser, got {type(denoiser).__name__}")
+    check_int("n", n, minimum=2)
+    check_int("n_steps", n_steps, minimum=1)
+    t_end = check_float("t_end", t_end, minimum=0.0, maximum=1.0, strict_min=True)
+    check_generator("generator", generator)
+    mask = _check_positions(positions, denoiser.length_)
+    dev = denoiser.device
+    weight = (torch.ones(denoiser.length_, dtype=torch.float64) if mask is None else mask.double()).to(dev)
+    weight = weight / weight.sum()
+    entropy = torch.full((n_steps + 1, n), float("nan"), dtype=torch.float64)
+    gap = torch.full_like(entropy, float("nan"))
+    times = torch.full((n_steps + 1,), float("nan"), dtype=torch.float64)
+
+    def record(step: int, rows: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, log_x: torch.Tensor) -> None:
+        entropy[step, rows] = (entropy_from_probs(log_x.double().exp()) @ weight).cpu()
+        gap[step, rows] = (prediction_gap(log_x) @ weight).cpu()
+        times[step] = float(t[0])
+
+    samples = generate(
+        denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generator=generator, observe=record
+    )  # fmt: skip
+    for lo in range(0, n, denoiser.batch_size or n):
+        rows = torch.arange(lo, min(lo + (denoiser.batch_size or n), n))
+        chunk = samples[rows.to(samples.device)]
+        record(n_steps, rows, torch.tensor([t_end], dtype=torch.float64), chunk, denoiser.log_posterior(chunk, t_end))
+    if bool(torch.isnan(entropy).any()):
+        raise RuntimeError("the reverse chain skipped a step for some sequences; expected every step for every one")
+    table = pd.DataFrame(
+        {
+            "step": torch.arange(n_steps + 1).repeat_interleave(n).numpy(),
+            "t": times.repeat_interleave(n).numpy(),
+            "sequence": torch.arange(n).repeat(n_steps + 1).numpy(),
+            "entropy": entropy.reshape(-1).numpy(),
+            "gap": gap.reshape(-1).numpy(),
+        }
+    )
+    return table if per_sequence else trajectory_summary(table)
