@@ -96,6 +96,17 @@ def test_pipeline_writes_tidy_tables(micro_run):
     assert (g["verbatim"] == (g["longest_span"] == p.data.length)).all()
     assert (tables["nelbo"]["nelbo"] >= 0).all()
     assert {"radius", "fraction", "split"} <= set(tables["basins"].columns)
+    traj = tables["trajectory"]
+    # Per generated sequence, every reverse step from t = 1 and the prediction on the sample at entropy_t.
+    s = p.settings
+    assert set(traj["split"]) == {"generated"}
+    assert len(traj) == n_models * s.n_generate * (s.n_steps + 1)
+    assert {"step", "t", "sequence", "entropy", "gap"} <= set(traj.columns)
+    assert traj.groupby(["train_size", "step"])["t"].nunique().eq(1).all()
+    assert set(traj.loc[traj["step"] == 0, "t"]) == {1.0} and set(traj.loc[traj["step"] == s.n_steps, "t"]) == {
+        s.entropy_t
+    }
+    assert traj["gap"].between(0, 1).all() and (traj["entropy"] >= 0).all()
     assert (out / "checkpoints").is_dir()
 
 

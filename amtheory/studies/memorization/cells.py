@@ -27,7 +27,7 @@ __all__ = [
 ]
 
 #: Evaluation tables, one folder each under the results folder.
-MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl")
+MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl", "trajectory")
 #: Hopfield-family backends put beside the UDDM, by the names its tables and cell keys use: each is a registered
 #: backend name or alias (``amtheory.core.registry``: "dense_exp" is "exp", "classical" is "hebbian"), which
 #: gives its label and colour; the names stay as they are because a cell's key, and so its cached table, holds them.

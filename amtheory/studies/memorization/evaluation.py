@@ -43,6 +43,9 @@ cell's generator.
   compacted vocabulary: not comparable with full-vocabulary perplexities).
 * ``kl`` — ``kl_from_memorization``: per-token ``KL(p_empirical || p_theta)`` against the empirical denoiser
   storing the same training blocks, on shared corrupted inputs at ``kl_ts``.
+* ``trajectory`` — ``n_generate`` sequences from uniform noise as in ``generation``, with the entropy and the top-two
+  gap of ``p_theta(x_0 | x_t)`` at every reverse step and on the samples at ``entropy_t``
+  (``amtheory.studies.memorization.trajectory``).
 """
 
 from __future__ import annotations
@@ -70,6 +73,7 @@ from amtheory.studies.memorization.data import (
 )
 from amtheory.studies.memorization.token_entropy import entropy_by_outcome
 from amtheory.studies.memorization.training import checkpoint_dir
+from amtheory.studies.memorization.trajectory import uddm_trajectory
 
 __all__ = ["basin_start_times", "evaluate_cell", "hopfield_applicability", "load_uddm"]
 
@@ -322,6 +326,7 @@ _UDDM_MEASURES = {
     "generation": _uddm_generation,
     "nelbo": _uddm_nelbo,
     "kl": _uddm_kl,
+    "trajectory": uddm_trajectory,
 }
 
 
