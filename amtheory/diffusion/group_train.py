@@ -32,7 +32,7 @@ from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train_config import TrainConfig
 from amtheory.diffusion.train_step import (
-    _seed_for,
+    initial_model,
     loss_rows_kernel,
     make_optimizer,
     sample_batch,
@@ -80,9 +80,7 @@ def check_group_configs(train_configs: Sequence[TrainConfig]) -> TrainConfig:
 
 def initial_state(model_config: DiTConfig, seed: int) -> dict[str, torch.Tensor]:
     """The initial weights of the single-model trainer for ``seed`` (drawn on the CPU, outside the caller's RNG)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_for(seed, 0, 0, "init"))
-        return DiT(model_config).state_dict()
+    return initial_model(model_config, seed).state_dict()
 
 
 class GroupTrainer:

@@ -51,7 +51,7 @@ from amtheory.diffusion.checkpoint import (
 )
 from amtheory.diffusion.distributed import all_mean, setup_distributed
 from amtheory.diffusion.kernels import Kernels
-from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, weights_sha256
 from amtheory.diffusion.train_config import LOSS_KERNELS, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
@@ -63,6 +63,7 @@ from amtheory.diffusion.train_step import (  # the step's building blocks, re-ex
     compile_model,
     compiled_loss_kernel,
     forward_backward,
+    initial_model,
     make_optimizer,
     masked_optimizer_step,
     optimizer_step,
@@ -169,10 +170,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "torch": torch.__version__,
     }  # fmt: skip
 
-    # Initial weights depend on the seed only (drawn on the CPU, outside the caller's RNG).
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_for(cfg.seed, 0, 0, "init"))
-        model = DiT(model_config)
+    model = initial_model(model_config, cfg.seed)
     model.to(device)
     ema = EMA(model, cfg.ema, cfg.ema_warmup)
     optimizer = make_optimizer(model, cfg, device)

@@ -31,6 +31,14 @@ def _seed_for(seed: int, rank: int, step: int, stream: str) -> int:
     return int.from_bytes(digest[:8], "little") & ((1 << 63) - 1)
 
 
+def initial_model(model_config, seed: int) -> DiT:
+    """The model a training run with ``seed`` starts from: its weights depend on the seed alone (drawn on the CPU,
+    outside the caller's random state), so one model trained alone and the same member of a group start equal."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(_seed_for(seed, 0, 0, "init"))
+        return DiT(model_config)
+
+
 def step_generator(
     seed: int, rank: int, step: int, device: torch.device | str, generator: torch.Generator | None = None
 ) -> torch.Generator:

@@ -36,6 +36,7 @@ from amtheory.diffusion.train_step import (
     NELBOObjective,
     _seed_for,
     compile_model,
+    initial_model,
     make_optimizer,
     optimizer_step,
     sample_batch,
@@ -86,9 +87,7 @@ def _free(device: torch.device) -> None:
 
 def _single_step(cfg: DiTConfig, tc: TrainConfig, data: torch.Tensor, device: torch.device):
     """Today's loop: one model, the single trainer's step."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_for(tc.seed, 0, 0, "init"))
-        model = DiT(cfg)
+    model = initial_model(cfg, tc.seed)
     model.to(device)
     ema = EMA(model, tc.ema, tc.ema_warmup)
     optimizer = make_optimizer(model, tc, device)

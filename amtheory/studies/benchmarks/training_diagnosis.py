@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.train import (
     EMA,
     NELBOObjective,
@@ -38,6 +38,7 @@ from amtheory.diffusion.train import (
     apply_update,
     compile_model,
     forward_backward,
+    initial_model,
     make_optimizer,
     sample_batch,
     seed_device_rng,
@@ -66,9 +67,7 @@ def build(args: argparse.Namespace, V: int, device: torch.device):
     mc = DiTConfig(vocab_size=V, length=args.length, d_model=args.d_model, n_blocks=args.n_blocks,
                    n_heads=args.n_heads, cond_dim=args.cond_dim, dropout=args.dropout)  # fmt: skip
     tc = train_config(args)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(_seed_for(tc.seed, 0, 0, "init"))
-        model = DiT(mc)
+    model = initial_model(mc, tc.seed)
     model.to(device)
     loss = "eager"
     if args.compile:
