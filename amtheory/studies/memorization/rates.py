@@ -21,21 +21,13 @@ import math
 import numpy as np
 import pandas as pd
 
+from amtheory.core.basins import wilson_interval
+
 __all__ = ["meeting_interval", "meeting_of_rows", "meeting_size", "pooled_rate", "rate_table", "verdict"]
 
 #: How many standard errors a difference must exceed to be called a difference.
 Z_MEET = 2.0
 _KEYS = ["backend", "model_size", "train_size", "split", "t"]
-
-
-def _wilson(k: float, n: float, z: float = 1.959964) -> tuple[float, float]:
-    if n <= 0:
-        return float("nan"), float("nan")
-    p = k / n
-    den = 1.0 + z * z / n
-    mid = (p + z * z / (2 * n)) / den
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / den
-    return max(0.0, mid - half), min(1.0, mid + half)
 
 
 def pooled_rate(k, n) -> dict[str, float]:
@@ -59,7 +51,7 @@ def pooled_rate(k, n) -> dict[str, float]:
     se = math.sqrt(ac * (1 - ac) / (total + 4.0))
     if m > 1:
         se = max(se, math.sqrt(m / (m - 1) * float(((k - p * n) ** 2).sum())) / total)
-    low, high = _wilson(float(k.sum()), total)
+    low, high = wilson_interval(round(float(k.sum())), round(total))
     return {"rate": p, "se": se, "low": low, "high": high, "blocks": m, "tokens": int(total)}
 
 
