@@ -8,6 +8,7 @@ MODULES = {
     "basins_vs_load": "amtheory.studies.hopfield.basins_vs_load",
     "dense_scaling": "amtheory.studies.hopfield.dense_scaling",
     "memorization": "amtheory.studies.memorization.command",
+    "slurm_memorization": "amtheory.studies.memorization.slurm",
     "summarize_hopfield": "amtheory.reports.hopfield",
     "summarize_memorization": "amtheory.reports.memorization",
     "make_embedded_corpus": "amtheory.studies.embedded_corpus",

@@ -20,7 +20,9 @@ size and sha256 of the table file, and the file itself carries its cell key, roo
 ``DamagedTableError`` naming the file; ``run_sweep`` moves such a table into ``out_dir/damaged/`` (never deleting
 it) and computes the cell again. Several worker processes (one per GPU with ``workers="auto"``) split the cell
 list in a strided partition; each writes its own cells and ends when its launcher ends, however that ends.
-``submit_slurm`` does the same over a Slurm job array through submitit, imported only when used.
+``submit_slurm`` submits the pending cells as a Slurm job array through submitit (imported only when used), each
+element running its share through the same runner; ``slurm_executor`` makes the executor, ``submit_array``
+submits any picklable task per item (a study whose unit of work spans several sweeps) and ``wait_for_jobs`` waits.
 
 Readers that average tables call ``check_single_setting`` (or split them with ``setting_groups``): a folder may
 hold tables of different settings (another root seed, another update rule), which must never be averaged together.
@@ -32,6 +34,7 @@ from amtheory.core.sweep.files import (
     CHECKSUM_SUFFIX,
     DAMAGED_DIR,
     DamagedTableError,
+    checked_pending_cells,
     checksum_path,
     load_results,
     pending_cells,
@@ -54,8 +57,9 @@ from amtheory.core.sweep.keys import (
     sub_generator,
     text_generator,
 )
-from amtheory.core.sweep.runner import CellFn, run_cell, run_sweep, submit_slurm
+from amtheory.core.sweep.runner import CellFn, run_cell, run_sweep
 from amtheory.core.sweep.settings import check_single_setting, setting_groups
+from amtheory.core.sweep.slurm import slurm_executor, submit_array, submit_slurm, wait_for_jobs
 
 __all__ = [
     "CHECKSUM_SUFFIX",
@@ -72,6 +76,7 @@ __all__ = [
     "cell_columns",
     "cell_key",
     "check_single_setting",
+    "checked_pending_cells",
     "checksum_path",
     "derive_seed",
     "load_results",
@@ -82,8 +87,11 @@ __all__ = [
     "run_cell",
     "run_sweep",
     "setting_groups",
+    "slurm_executor",
     "sub_generator",
+    "submit_array",
     "submit_slurm",
     "text_generator",
+    "wait_for_jobs",
     "write_atomic",
 ]

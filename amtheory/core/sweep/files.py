@@ -181,6 +181,14 @@ def pending_cells(cells: Sequence[Any], out_dir: str | os.PathLike, root_seed: i
     return [c for c in cells if not result_path(out_dir, c, root_seed).exists()]
 
 
+def checked_pending_cells(cells: Sequence[Any], out_dir: str | os.PathLike, root_seed: int = 0) -> list[Any]:
+    """The cells still to compute, as ``run_sweep`` finds them before it runs: every existing table is checked
+    first and a damaged one (or one of the runner's older format) is moved into ``out_dir/damaged/``, so that its
+    cell is pending again; then ``pending_cells``."""
+    _set_aside_unusable(cells, Path(out_dir), root_seed)
+    return pending_cells(cells, out_dir, root_seed)
+
+
 def load_results(out_dir: str | os.PathLike, cells: Iterable[Any] | None = None, *, root_seed: int = 0) -> pd.DataFrame:
     """Concatenate the tables in ``out_dir``: all of them (every root seed), or those of ``cells`` for
     ``root_seed`` (a missing one raises ``FileNotFoundError``). Every table is checked as ``read_table`` does; a

@@ -1,5 +1,5 @@
-"""Running a sweep: each pending cell computed once, serially, in worker processes (one per device), or as a Slurm
-job array."""
+"""Running a sweep: each pending cell computed once, serially or in worker processes (one per device); a Slurm job
+array is ``amtheory.core.sweep.slurm``."""
 
 from __future__ import annotations
 
@@ -278,46 +278,3 @@ def _run_spawned(cells: list[Any], fn: CellFn, out: Path, root_seed: int, device
             f"workers {failed} (rank, exit code) failed; their finished cells are kept in {out}, "
             "run the sweep again to resume"
         )
-
-
-# ---- Slurm (optional) -------------------------------------------------------------------------------------------
-def _run_chunk(cells: list[Any], fn: CellFn, out_dir: str, root_seed: int, device: str) -> int:
-    _run_serial(cells, fn, Path(out_dir), root_seed, device, False, "slurm")
-    return len(cells)
-
-
-def submit_slurm(
-    cells: Sequence[Any],
-    fn: CellFn,
-    out_dir: str | os.PathLike,
-    executor: Any,
-    *,
-    n_jobs: int,
-    root_seed: int = 0,
-    device: str = "cuda",
-) -> list[Any]:
-    """Submit the pending cells as a Slurm job array through a configured ``submitit.AutoExecutor`` (``n_jobs``
-    array tasks over a strided partition); returns the submitit jobs. Damaged tables are moved aside first, as
-    ``run_sweep`` does. Collect with ``load_results(out_dir, cells, root_seed=root_seed)`` once they are done.
-    submitit is needed only here and is imported lazily; ``executor`` is made by the caller, e.g.
-    ``ex = submitit.AutoExecutor(folder="logs"); ex.update_parameters(gpus_per_node=1, timeout_min=60)``.
-    """
-    try:
-        import submitit  # noqa: F401
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ImportError("submit_slurm needs the optional package submitit (pip install submitit)") from exc
-    if isinstance(n_jobs, bool) or not isinstance(n_jobs, int) or n_jobs < 1:
-        raise ValueError(f"n_jobs: expected an int >= 1, got {n_jobs!r}")
-    _check_root_seed(root_seed)
-    cells = list(cells)
-    for i, c in enumerate(cells):
-        _check_cell(c, f"cells[{i}]")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    _set_aside_unusable(cells, out, root_seed)
-    todo = pending_cells(cells, out, root_seed)
-    chunks = [todo[r::n_jobs] for r in range(min(n_jobs, len(todo)))]
-    if not chunks:
-        return []
-    n = len(chunks)
-    return executor.map_array(_run_chunk, chunks, [fn] * n, [str(out)] * n, [root_seed] * n, [device] * n)

@@ -45,7 +45,9 @@ The Hopfield family on text (what each backend materialises, and the choices mad
   and the reason. None of the presets meets the condition: pairwise couplings on one-hot text are not a
   practical memory for this task, which is itself a result of the comparison.
 
-The named sweeps (``tiny``, ``gpu``, ``large``) are in ``amtheory.studies.memorization.presets``.
+The named sweeps (``tiny``, ``gpu``, ``large``, ``paper``) are in ``amtheory.studies.memorization.presets``; a
+run on one device goes model by model (:func:`run_model`), ``experiments/slurm_memorization.py`` sends the same models
+to a Slurm job array (``amtheory.studies.memorization.slurm``).
 
 ``summarize(results_dir)`` gives the numbers of a results page: every UDDM recovery rate (over ordinary tokens,
 pooled over blocks) with its standard error and Wilson interval, for each model size the training-set size from
@@ -73,7 +75,7 @@ from amtheory.studies.memorization.cells import (
     TrainCell,
 )
 from amtheory.studies.memorization.data import embedded_corpus_path, eval_sequences, load_data
-from amtheory.studies.memorization.run import run_experiment
+from amtheory.studies.memorization.run import run_experiment, run_model
 from amtheory.studies.memorization.training import checkpoint_dir, train_cell
 
 __all__ = [
@@ -93,6 +95,7 @@ __all__ = [
     "longest_shared_span",
     "recovery_summary",
     "run_experiment",
+    "run_model",
     "summarize",
     "train_cell",
 ]

@@ -207,9 +207,10 @@ class HopfieldCell:
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Preset:
-    """A whole sweep: the training cells (model sizes x training sizes), the evaluation settings, which Hopfield
-    backends to run, the runner's worker setting, and ``train_group``: on one device, how many models of one shape
-    train together as one group (1: one at a time; the same checkpoints and tables either way)."""
+    """A whole sweep: the training cells (model sizes x training sizes x training seeds ``seeds``), the evaluation
+    settings, which Hopfield backends to run, the runner's worker setting, and ``train_group``: on one device, how
+    many models of one shape train together as one group (1: one at a time; the same checkpoints and tables either
+    way)."""
 
     name: str
     data: DataSpec
@@ -228,9 +229,18 @@ class Preset:
     compile: bool = False
     chunk_rows: int = 2048
     train_group: int = 1
+    seeds: tuple[int, ...] = (0,)
 
     def __post_init__(self):
         check_int("train_group", self.train_group, minimum=1)
+        if not isinstance(self.seeds, tuple):
+            raise TypeError(f"seeds: expected a tuple of distinct ints >= 0, got {type(self.seeds).__name__}")
+        if not self.seeds:
+            raise ValueError("seeds: expected at least one training seed, got an empty tuple")
+        for s in self.seeds:
+            check_int("seeds", s, minimum=0)
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"seeds: expected distinct training seeds, got {self.seeds}")
 
     def train_cells(self) -> list[TrainCell]:
         return [
@@ -243,12 +253,14 @@ class Preset:
                 self.lr,
                 self.warmup,
                 self.ema,
+                seed=s,
                 bf16=self.bf16,
                 compile=self.compile,
                 chunk_rows=self.chunk_rows,
             )  # fmt: skip
             for a in self.archs
             for n in self.sizes
+            for s in self.seeds
         ]
 
     def eval_cells(self, measure: str) -> list[EvalCell]:

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from amtheory.studies.memorization.presets import PRESET_NAMES
+
 #: ``make_figures(results_folder, figures_folder)`` -> the files written.
 FigureMaker = Callable[[str, str], list]
 
@@ -38,7 +40,7 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         exit_on_error=exit_on_error,
     )
-    p.add_argument("--preset", choices=("tiny", "gpu", "large"), default="tiny", help="grid size and time budget")
+    p.add_argument("--preset", choices=PRESET_NAMES, default="tiny", help="grid size and time budget")
     p.add_argument("--out", default="results/memorization", help="results folder (tables, checkpoints)")
     p.add_argument("--data", default=None, help="prepared corpus folder (None: the preset's)")
     p.add_argument("--device", default=None, help="cpu or cuda (None: cuda when available)")

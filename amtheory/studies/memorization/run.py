@@ -10,7 +10,7 @@ from typing import Any
 import pandas as pd
 
 from amtheory.studies.memorization.analysis import _read
-from amtheory.studies.memorization.cells import MEASURES, EvalCell, HopfieldCell, Preset
+from amtheory.studies.memorization.cells import MEASURES, EvalCell, HopfieldCell, Preset, TrainCell
 from amtheory.studies.memorization.data import save_vocabulary
 from amtheory.studies.memorization.training import checkpoint_dir, train_cell, train_cells_in_groups
 
@@ -28,6 +28,65 @@ def _trained_or_train(cell, generator, device, *, rows: dict, root: str, checkpo
     if row is not None:
         return row
     return train_cell(cell, generator, device, root=root, checkpoint_every=checkpoint_every)
+
+
+def model_units(p: Preset) -> list[tuple[TrainCell, bool]]:
+    """The models of ``p`` in order, each with whether the Hopfield-family cells of its training size go with it
+    (with the first model of each size): the unit of work of one device, of one worker or of one array job."""
+    seen: set[int] = set()
+    units = []
+    for tc in p.train_cells():
+        units.append((tc, tc.n_train not in seen))
+        seen.add(tc.n_train)
+    return units
+
+
+def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]]:
+    """The cells of one model of ``p`` by the folder their tables go to: its training, its measurements and, with
+    ``hopfield``, the Hopfield-family cells of its training size."""
+    cells: dict[str, list[Any]] = {"train": [tc]}
+    for m in MEASURES:
+        cells[m] = [EvalCell(tc, m, p.settings)]
+        if hopfield and m in ("recovery", "basins"):
+            cells[m] += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
+    return cells
+
+
+def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> None:
+    """Remove the training table of a model trained on another machine whose checkpoints did not come along while
+    its measurements are pending, so that it is trained again to be measured."""
+    from amtheory.core.sweep import pending_cells, result_path
+    from amtheory.diffusion.checkpoint import latest_checkpoint
+
+    trained = result_path(out / "train", tc)
+    unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in MEASURES)
+    if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
+        print(f"[memorization] {tc.arch.name} on {tc.n_train} blocks: no checkpoint here for pending "
+              "measurements; training again")  # fmt: skip
+        trained.unlink()
+
+
+def run_model(
+    p: Preset, tc: TrainCell, out_dir: str | Path, *, device: str = "cpu", hopfield: bool = True,
+    trained_rows: dict | None = None,
+) -> None:  # fmt: skip
+    """Train one model of ``p`` (unless its table exists) and then measure it, and with ``hopfield`` the
+    Hopfield-family memories of its training size, each stage through the sweep runner into its folder of
+    ``out_dir`` (finished cells skipped); prints each stage's wall time. ``trained_rows``: training rows of models
+    already trained in a group, taken instead of training."""
+    from amtheory.core.sweep import run_sweep
+    from amtheory.studies.memorization import evaluation as ev
+
+    out = Path(out_dir)
+    _forget_training_without_checkpoint(p, tc, out)
+    rows = {} if trained_rows is None else trained_rows
+    train_fn = functools.partial(_trained_or_train, rows=rows, root=str(out), checkpoint_every=p.checkpoint_every)
+    eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
+    label = f"{tc.arch.name} on {tc.n_train} blocks" + (f", seed {tc.seed}" if len(p.seeds) > 1 else "")
+    for folder, cells in model_cells(p, tc, hopfield).items():
+        fn = train_fn if folder == "train" else eval_fn
+        name = f"train {label}" if folder == "train" else f"{folder} {label}"
+        _stage(name, run_sweep, cells, fn, out / folder, device=device, progress=False)
 
 
 def run_experiment(
@@ -64,30 +123,15 @@ def run_experiment(
     else:
         # One device: each model is trained and then measured before the next starts, so that a run cut short
         # leaves complete results for the models it reached (checkpoints need not outlive the run).
-        done_sizes: set[int] = set()
-        from amtheory.core.sweep import pending_cells, result_path
-        from amtheory.diffusion.checkpoint import latest_checkpoint
-
-        for tc in train_cells:
-            trained = result_path(out / "train", tc)
-            unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in MEASURES)
-            if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
-                # Trained on another machine whose checkpoints did not come along: train again to measure it.
-                print(f"[memorization] {tc.arch.name} on {tc.n_train} blocks: no checkpoint here for pending "
-                      "measurements; training again")  # fmt: skip
-                trained.unlink()
         if group > 1:
+            from amtheory.core.sweep import pending_cells
+
+            for tc in train_cells:
+                _forget_training_without_checkpoint(p, tc, out)
             todo = pending_cells(train_cells, out / "train")
             grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
                                   todo, device, root=str(out), group_size=group,
                                   checkpoint_every=p.checkpoint_every))  # fmt: skip
-        for tc in train_cells:
-            label = f"{tc.arch.name} on {tc.n_train} blocks"
-            _stage(f"train {label}", run_sweep, [tc], train_fn, out / "train", device=device, progress=False)
-            for m in MEASURES:
-                cells = [EvalCell(tc, m, p.settings)]
-                if m in ("recovery", "basins") and tc.n_train not in done_sizes:
-                    cells += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
-                _stage(f"{m} {label}", run_sweep, cells, eval_fn, out / m, device=device, progress=False)
-            done_sizes.add(tc.n_train)
+        for tc, with_hopfield in model_units(p):
+            run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
