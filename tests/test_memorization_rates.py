@@ -303,3 +303,46 @@ def test_results_page_and_figure_meet_where_the_summary_does():
     rec = pd.DataFrame(rows)
     assert meeting_points(rec) == {"m": {0.1: 64.0}}
     assert _meeting(rec, "m", 0.1) == 64.0
+
+
+def test_meeting_trend_says_grows_only_when_the_interval_excludes_zero():
+    from amtheory.studies.memorization.rates import meeting_trend
+
+    small = _seed_table({0: 0.0, 1: 0.0, 2: 0.0}).assign(model_size="small")  # meets at 128 with every seed
+    late = _seed_table({0: 1.0, 1: 1.0, 2: 1.0}).assign(model_size="big")  # meets at 512 with every seed
+    same = _seed_table({0: 0.0, 1: 0.0, 2: 0.0}).assign(model_size="big")
+    params = {"small": 1e6, "big": 8e6}
+
+    grows = meeting_trend(pd.concat([small, late]), "train.seed", params, n_boot=200)
+    assert grows["verdict"] == "grows" and grows["log2_ratio"] == 2.0
+    assert grows["low"] > 0 and grows["smallest"] == "small" and grows["largest"] == "big"
+    flat = meeting_trend(pd.concat([small, same]), "train.seed", params, n_boot=200)
+    assert flat["verdict"] == "undecided" and flat["log2_ratio"] == 0.0 and flat["low"] <= 0 <= flat["high"]
+    # The larger model never meets within the sweep while the smaller does: it grows beyond the sweep.
+    never = _seed_table({0: 3.0, 1: 3.0, 2: 3.0}).assign(model_size="big")
+    beyond = meeting_trend(pd.concat([small, never]), "train.seed", params, n_boot=200)
+    assert beyond["verdict"] == "grows" and math.isinf(beyond["log2_ratio"])
+    # One seed per model: a point estimate, no interval, and so no verdict.
+    one = meeting_trend(pd.concat([_seed_table({0: 0.0}).assign(model_size="small"), late]), "train.seed", params)
+    assert one["log2_ratio"] == 2.0 and math.isnan(one["low"]) and one["verdict"] == "undecided"
+    with pytest.raises(ValueError, match="params"):
+        meeting_trend(pd.concat([small, late]), "train.seed", {"small": 1e6}, n_boot=10)
+
+
+def test_summary_states_the_meeting_trend_with_its_interval_or_says_there_is_none():
+    from amtheory.studies.main_job import format_summary
+
+    trend = {
+        "smallest": "a",
+        "largest": "b",
+        "log2_ratio": 2.0,
+        "low": 1.0,
+        "high": 3.0,
+        "verdict": "grows",
+        "seeds": 3,
+    }
+    text = format_summary({**_summary(), "meeting_trend": {0.1: trend}})
+    assert "meeting size from a to b at t=0.1: log2 ratio 2.00 (95% interval 1.00 to 3.00; grows)" in text
+    one = {**trend, "low": float("nan"), "high": float("nan"), "verdict": "undecided", "seeds": 1}
+    text = format_summary({**_summary(), "meeting_trend": {0.1: one}})
+    assert "(no interval with one seed; undecided)" in text

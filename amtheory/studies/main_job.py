@@ -225,6 +225,14 @@ def format_summary(summary: dict) -> str:
                 f"  test perplexity bound peaks at {peak['train_size']} blocks ({peak['perplexity_bound']:.1f}; "
                 f"NELBO {_pm(peak.get('nelbo'), peak.get('nelbo_se'))} nats/token)"
             )
+    for t, tr in sorted(summary.get("meeting_trend", {}).items()):
+        interval = (
+            "no interval with one seed" if tr["seeds"] < 2 else f"95% interval {tr['low']:.2f} to {tr['high']:.2f}"
+        )
+        lines.append(
+            f"meeting size from {tr['smallest']} to {tr['largest']} at t={t:g}: log2 ratio {tr['log2_ratio']:.2f} "
+            f"({interval}; {tr['verdict']})"
+        )
     return "\n".join(lines)
 
 

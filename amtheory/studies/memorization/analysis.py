@@ -153,6 +153,22 @@ def _recovery_numbers(rec: pd.DataFrame, out: dict[str, Any]) -> None:
                 out["meeting_interval"].setdefault(ms, {})[float(t)] = meeting_interval(sub, seed_col)
 
 
+def _meeting_trends(rec: pd.DataFrame, train: pd.DataFrame) -> dict[float, dict[str, Any]]:
+    """Per t, whether the UDDM's meeting size grows from the smallest to the largest model (``rates.meeting_trend``,
+    parameter counts from the training table); empty with fewer than two model sizes or no seed column."""
+    from amtheory.studies.memorization.rates import meeting_trend
+
+    raw = rec[rec["backend"] == "uddm"]
+    seed_col = next((c for c in ("train.seed", "seed") if c in raw), None)
+    if seed_col is None or raw["model_size"].nunique() < 2 or train.empty or "n_params" not in train:
+        return {}
+    params = train.groupby("model_size")["n_params"].first().astype(float).to_dict()
+    raw = raw[raw["model_size"].isin(params)]
+    if raw["model_size"].nunique() < 2:
+        return {}
+    return {float(t): meeting_trend(g, seed_col, params) for t, g in raw.groupby("t")}
+
+
 def _mean_se(v: pd.Series) -> tuple[float | None, float | None]:
     v = v.dropna().astype(float)
     if not len(v):
@@ -170,7 +186,9 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
     ``verdict`` ("train > test", "test > train" or "undecided" within two standard errors); ``meeting``: per model
     size and t the first training size from which training and test recovery stay within two standard errors
     (``rates.meeting_size``; None where they do not in the sweep); ``meeting_interval``: with several seeds, a
-    bootstrap interval over seeds of it; ``token_entropy``: per model size and training size, the mean entropy of
+    bootstrap interval over seeds of it; ``meeting_trend``: per t, whether the meeting size grows from the smallest to
+    the largest model, with a bootstrap interval over seeds (``rates.meeting_trend``); ``token_entropy``: per model
+    size and training size, the mean entropy of
     the denoiser's prediction at the recovery queries over the restored and the unrestored changed tokens
     (``mean``, ``se`` over blocks of every split and t); ``entropy``: mean per-token conditional entropy (nats) of
     training, test and generated blocks, each with ``<split>_se`` over blocks, at the smallest and largest sizes;
@@ -186,6 +204,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
         "perplexity_peak": {}, "extraction": {},
     }  # fmt: skip
     _recovery_numbers(rec, out)
+    out["meeting_trend"] = _meeting_trends(rec, read_table(root / "train"))
     gen = read_table(root / "generation")
     if not gen.empty:
         for ms, g in gen.groupby("model_size"):

@@ -23,7 +23,15 @@ import pandas as pd
 
 from amtheory.core.basins import wilson_interval
 
-__all__ = ["meeting_interval", "meeting_of_rows", "meeting_size", "pooled_rate", "rate_table", "verdict"]
+__all__ = [
+    "meeting_interval",
+    "meeting_of_rows",
+    "meeting_size",
+    "meeting_trend",
+    "pooled_rate",
+    "rate_table",
+    "verdict",
+]
 
 #: How many standard errors a difference must exceed to be called a difference.
 Z_MEET = 2.0
@@ -172,4 +180,71 @@ def meeting_interval(
         "low": None if math.isinf(low) else float(low),
         "high": None if math.isinf(high) else float(high),
         "seeds": int(seeds.size),
+    }
+
+
+def _log2_ratio(big: float | None, small: float | None) -> float:
+    """log2 of the larger model's meeting size over the smaller's; +inf when only the smaller meets within the
+    sweep, -inf when only the larger does, NaN when neither does."""
+    if big is None and small is None:
+        return math.nan
+    if big is None:
+        return math.inf
+    if small is None:
+        return -math.inf
+    return math.log2(big / small)
+
+
+def meeting_trend(
+    recovery: pd.DataFrame,
+    seed_column: str,
+    params: dict[str, float],
+    *,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> dict[str, object]:
+    """Whether the meeting size grows with the model: for the recovery rows of ONE backend and t over several model
+    sizes (column ``model_size``, parameter counts in ``params``), ``log2_ratio`` = log2 of the largest model's
+    meeting size over the smallest's (``_log2_ratio`` for sweeps they do not meet within), with a percentile
+    bootstrap interval that resamples each model's seeds independently. ``verdict`` is "grows" when the interval
+    lies above 0, "shrinks" when below, else "undecided": also with one seed of a model (no interval, NaN ends)
+    and when more resamples than the interval's tails meet in neither model."""
+    if "model_size" not in recovery or seed_column not in recovery:
+        raise ValueError(f"recovery: expected the columns 'model_size' and {seed_column!r}")
+    models = sorted(set(recovery["model_size"]))
+    missing = [m for m in models if m not in params]
+    if missing:
+        raise ValueError(f"params: expected a parameter count for every model size, missing {missing}")
+    if len(models) < 2:
+        raise ValueError(f"recovery: expected at least two model sizes, got {models}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    small, big = min(models, key=lambda m: params[m]), max(models, key=lambda m: params[m])
+    rows = {m: _block_rows(recovery[recovery["model_size"] == m], seed_column) for m in (small, big)}
+    point = _log2_ratio(_meeting_of(rows[big]), _meeting_of(rows[small]))
+    by_seed = {m: {s: r[r["seed"] == s] for s in np.unique(r["seed"].to_numpy())} for m, r in rows.items()}
+    rng = np.random.default_rng(seed)
+
+    def resample(m: str) -> float | None:
+        seeds = np.asarray(list(by_seed[m]))
+        pick = rng.choice(seeds, size=seeds.size, replace=True)
+        return _meeting_of(pd.concat([by_seed[m][s] for s in pick], ignore_index=True))
+
+    n_seeds = min(len(v) for v in by_seed.values())
+    draws = np.asarray([_log2_ratio(resample(big), resample(small)) for _ in range(n_boot)] if n_seeds > 1 else [])
+    a = (1 - confidence) / 2
+    if n_seeds < 2 or float(np.mean(~np.isnan(draws))) < 1 - a:
+        low = high = math.nan
+    else:
+        low, high = (float(v) for v in np.quantile(draws[~np.isnan(draws)], [a, 1 - a], method="inverted_cdf"))
+    verdict = "grows" if low > 0 else "shrinks" if high < 0 else "undecided"
+    return {
+        "smallest": small,
+        "largest": big,
+        "log2_ratio": point,
+        "low": low,
+        "high": high,
+        "verdict": verdict,
+        "seeds": n_seeds,
     }
