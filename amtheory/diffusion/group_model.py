@@ -28,7 +28,7 @@ from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss_and_grad, triton_chunk
 from amtheory.diffusion.model import DiT, DiTConfig
 
-__all__ = ["GroupLayout", "bmm_f32", "group_hidden", "group_nelbo"]
+__all__ = ["GroupLayout", "bmm_f32", "group_head", "group_hidden", "group_nelbo"]
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
 
@@ -184,6 +184,18 @@ def group_hidden(
     with torch.autocast(device_type=h.device.type, enabled=False):
         shift, scale = _linear(c.float(), params["adaLN_final.weight"], params["adaLN_final.bias"]).chunk(2, dim=-1)
         return _modulate(_norm(h, params["norm_final.weight"]), shift, scale)
+
+
+def group_head(h_GBLD: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+    """Float32 logits ``[G, B, L, V]`` of every member from :func:`group_hidden`'s features: ``DiT.head`` of each
+    member (the product in the autocast dtype where autocast is on, float32 otherwise; the bias added in float32)."""
+    dev = h_GBLD.device.type
+    dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else torch.float32
+    G, B, L, D = h_GBLD.shape
+    with torch.autocast(device_type=dev, enabled=False):
+        x = h_GBLD.reshape(G, B * L, D).to(dt)
+        out = bmm_f32(x, weight.to(dt).transpose(1, 2)) + bias.float()[:, None, :]
+    return out.view(G, B, L, -1)
 
 
 class _GroupChunkedNELBO(torch.autograd.Function):

@@ -275,7 +275,8 @@ def _uddm_generation(uddm, cell, sets, generator, device):
 
 
 def _uddm_nelbo(uddm, cell, sets, generator, device):
-    from amtheory.diffusion.loss import T_MIN, forward_noise, nelbo_per_token
+    from amtheory.diffusion.group_eval import stratified_nelbo_draws
+    from amtheory.diffusion.loss import nelbo_per_token
     from amtheory.diffusion.schedule import alpha, alpha_prime
 
     s = cell.settings
@@ -285,10 +286,7 @@ def _uddm_nelbo(uddm, cell, sets, generator, device):
     for split in ("train", "test"):
         x = sets[split]
         B = x.shape[0]
-        u = torch.rand(B, 1, generator=generator, dtype=torch.float64)
-        t = (T_MIN + (1.0 - T_MIN) * ((u + torch.arange(k, dtype=torch.float64)) / k)).reshape(-1)
-        x0 = x.repeat_interleave(k, 0)
-        xt, _, _ = forward_noise(x0, t.float(), V, generator=generator)
+        x0, xt, t = stratified_nelbo_draws(x, k, V, generator)  # the draws of group_stratified_nelbo's members
         per_row = []
         step = max(1, s.batch_size)
         for i in range(0, x0.shape[0], step):

@@ -1,0 +1,165 @@
+"""Evaluating a group of diffusion LMs at once: every member's log posterior, entropy, NELBO, reverse chains,
+samples and fixed points equal those of the member evaluated alone with the single-model code."""
+
+from __future__ import annotations
+
+import dataclasses
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from amtheory.core.entropy import conditional_entropy
+from amtheory.diffusion.backend import UniformDiffusionLM
+from amtheory.diffusion.group_eval import (
+    GroupDenoiser,
+    group_fixed_points,
+    group_generate,
+    group_reverse_chain,
+    group_stratified_nelbo,
+)
+from amtheory.diffusion.group_train import GroupTrainer, initial_state
+from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.sampler import ReverseDiffusion, fixed_point_share, generate
+from amtheory.diffusion.train import TrainConfig
+from amtheory.studies.memorization.evaluation import _uddm_nelbo
+
+V, L, G, B = 24, 8, 3, 5
+CFG = DiTConfig(vocab_size=V, length=L, d_model=16, n_blocks=2, n_heads=2, cond_dim=8, dropout=0.0)
+SEEDS = (0, 5, 11)
+
+
+def _states() -> list[dict[str, torch.Tensor]]:
+    """Three members with different, far-from-uniform weights (an initial DiT has a zero head)."""
+    out = []
+    for s in SEEDS:
+        g = torch.Generator().manual_seed(100 + s)
+        sd = initial_state(CFG, s)
+        out.append({k: torch.randn(v.shape, generator=g) * 0.6 for k, v in sd.items()})
+    return out
+
+
+def _members(states) -> list[UniformDiffusionLM]:
+    patterns = torch.randint(0, V, (4, L), generator=torch.Generator().manual_seed(1))
+    out = []
+    for sd in states:
+        model = DiT(CFG)
+        model.load_state_dict(sd)
+        out.append(UniformDiffusionLM(model, vocab_size=V).store(patterns))
+    return out
+
+
+@pytest.fixture(scope="module")
+def group():
+    states = _states()
+    return GroupDenoiser.from_states(CFG, states), _members(states)
+
+
+def _queries(seed: int = 2) -> torch.Tensor:
+    return torch.randint(0, V, (G, B, L), generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("batch_size", [None, 2])
+def test_log_posterior_of_each_member_equals_the_member_alone(group, batch_size):
+    den, members = group
+    den.batch_size = batch_size
+    x = _queries()
+    t_GB = torch.rand(G, B, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 0.9 + 0.05
+    lp = den.log_posterior(x, t_GB)
+    assert lp.shape == (G, B, L, V) and lp.dtype == torch.float32
+    shared = den.log_posterior(x, t_GB[0])
+    den.batch_size = None
+    for g, m in enumerate(members):
+        torch.testing.assert_close(lp[g], m.log_posterior(x[g], t_GB[g]), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(shared[g], m.log_posterior(x[g], t_GB[0]), atol=1e-5, rtol=1e-5)
+
+
+def test_entropy_equals_conditional_entropy_of_each_member(group):
+    den, members = group
+    x = _queries(4)
+    h = den.entropy(x, 0.3)
+    for g, m in enumerate(members):
+        ref = conditional_entropy(m, x[g], beta=1.0, conditionals_kwargs={"t": 0.3})
+        torch.testing.assert_close(h[g], ref, atol=1e-5, rtol=1e-5)
+
+
+def test_stratified_nelbo_equals_the_study_measurement_of_each_member(group):
+    den, members = group
+    train = _queries(5)
+    test = _queries(6)
+    k = 4
+    gens = [torch.Generator().manual_seed(50 + g) for g in range(G)]
+    nel = {split: group_stratified_nelbo(den, x, k, gens) for split, x in (("train", train), ("test", test))}
+    cell = SimpleNamespace(settings=SimpleNamespace(nelbo_ts=k, batch_size=3))
+    for g, m in enumerate(members):
+        sets = {"train": train[g], "test": test[g]}
+        ref = _uddm_nelbo(m, cell, sets, torch.Generator().manual_seed(50 + g), "cpu")
+        for split in ("train", "test"):
+            want = torch.tensor(ref[ref["split"] == split]["nelbo"].to_numpy())
+            torch.testing.assert_close(nel[split][g], want, atol=1e-6, rtol=1e-6)
+
+
+@pytest.mark.parametrize("final", ["posterior", "argmax"])
+def test_argmax_chain_and_fixed_points_equal_each_member_alone(group, final):
+    den, members = group
+    x = _queries(7)
+    starts = tuple(float(v) for v in torch.linspace(0.1, 1.0, B))
+    dyn = ReverseDiffusion(t_start=starts, n_steps=12, sampler="argmax", final=final, grid="local", batch_size=2)
+    out = group_reverse_chain(den, dyn, x)
+    fixed = group_fixed_points(den, x, n_steps=20, final=final)
+    for g, m in enumerate(members):
+        assert torch.equal(out[g], dyn.run(m, x[g]).states)
+        assert torch.equal(fixed[g], fixed_point_share(m, x[g], n_steps=20, final=final))
+
+
+def test_ancestral_chain_and_generation_with_per_member_generators_equal_each_member_alone(group):
+    den, members = group
+    x = _queries(8)
+    dyn = ReverseDiffusion(t_start=0.6, n_steps=30, sampler="ancestral", final="posterior", grid="global")
+    out = group_reverse_chain(den, dyn, x, generators=[torch.Generator().manual_seed(70 + g) for g in range(G)])
+    samples = group_generate(den, 4, n_steps=25, generators=[torch.Generator().manual_seed(80 + g) for g in range(G)])
+    assert samples.shape == (G, 4, L)
+    for g, m in enumerate(members):
+        alone = dyn.run(m, x[g], generator=torch.Generator().manual_seed(70 + g)).states
+        assert torch.equal(out[g], alone)
+        assert torch.equal(samples[g], generate(m, 4, n_steps=25, generator=torch.Generator().manual_seed(80 + g)))
+    assert not torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("ema", [True, False])
+def test_a_trainers_members_evaluate_as_their_own_models(ema):
+    base = TrainConfig(steps=4, batch_size=4, lr=1e-2, warmup=1, ema=0.9, loss_kernel="eager")
+    configs = [dataclasses.replace(base, seed=s) for s in SEEDS]
+    data = [torch.randint(0, V, (n, L), generator=torch.Generator().manual_seed(n)) for n in (3, 6, 9)]
+    trainer = GroupTrainer(CFG, configs, data)
+    for step in range(4):
+        trainer.step(step)
+    den = GroupDenoiser.from_trainer(trainer, ema=ema)
+    x = _queries(9)
+    lp = den.log_posterior(x, 0.4)
+    for g in range(G):
+        alone = UniformDiffusionLM(trainer.member_model(g, ema=ema), vocab_size=V).store(data[g])
+        torch.testing.assert_close(lp[g], alone.log_posterior(x[g], 0.4), atol=1e-5, rtol=1e-5)
+
+
+def test_bad_input_names_the_argument(group):
+    den, _ = group
+    x = _queries()
+    with pytest.raises(ValueError, match="x_t: expected one row of queries per member"):
+        den.log_posterior(x[:2], 0.5)
+    with pytest.raises(ValueError, match="t: expected a float"):
+        den.log_posterior(x, torch.full((2, B), 0.5, dtype=torch.float64))
+    with pytest.raises(ValueError, match=r"t: expected a value in \(0.0, 1.0\]"):
+        den.log_posterior(x, 0.0)
+    with pytest.raises(ValueError, match="x_t: expected tokens in"):
+        den.log_posterior(x + V, 0.5)
+    with pytest.raises(ValueError, match="x0: expected the shape of x_t"):
+        den.nelbo(x[:, :2], x, 0.5)
+    with pytest.raises(ValueError, match="generators: expected None or one torch.Generator per member"):
+        group_reverse_chain(den, ReverseDiffusion(t_start=0.5, n_steps=4), x, generators=[torch.Generator()])
+    with pytest.raises(TypeError, match="dynamics: expected a ReverseDiffusion"):
+        group_reverse_chain(den, "argmax", x)
+    with pytest.raises(ValueError, match="weights: expected a tensor"):
+        GroupDenoiser(CFG, torch.zeros(G, 7))
+    with pytest.raises(ValueError, match="states\\[1\\]: missing parameters"):
+        GroupDenoiser.from_states(CFG, [_states()[0], {}])
