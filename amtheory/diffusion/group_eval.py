@@ -24,7 +24,6 @@ from pathlib import Path
 import torch
 
 from amtheory.core._checks import check_finite_rows, check_generator, check_int, check_tokens, draw_device
-from amtheory.core.dynamics import argmax_keep
 from amtheory.core.entropy import entropy_from_probs
 from amtheory.core.interface import gibbs_logits
 from amtheory.diffusion.denoiser import check_time
@@ -32,8 +31,8 @@ from amtheory.diffusion.group_model import GroupLayout, GroupTables, group_head,
 from amtheory.diffusion.loss import T_MIN, forward_noise, nelbo_per_token
 from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
-from amtheory.diffusion.sampler.steps import _draw_from_probs, _final_scores, _step_mode, _step_probs
-from amtheory.diffusion.schedule import alpha, alpha_prime, one_minus_alpha
+from amtheory.diffusion.sampler.steps import chain_update
+from amtheory.diffusion.schedule import alpha, alpha_prime
 from amtheory.diffusion.schedule import sigma as sigma_of_t
 
 __all__ = [
@@ -284,22 +283,9 @@ def group_reverse_chain(
             tf = t_from[r_cpu].to(dev)
             log_x = denoiser._log_posterior(x_c, tf.expand(G, n)).reshape(G * n, L, -1)
             x_f, tf_f = x_c.reshape(G * n, L), tf.repeat(G)
-            a_t = alpha(tf_f)
-            if is_final:
-                if dynamics.final == "argmax":
-                    sc = log_x.double()
-                else:
-                    sc = _final_scores(log_x, x_f, a_t, one_minus_alpha(tf_f))
-                check_finite_rows("log_x_theta", sc.amax(-1), source=type(denoiser).__name__)
-                new = argmax_keep(sc, x_f)
-            else:
-                tt = t_to[r_cpu].to(dev).repeat(G)
-                gap, om_s = one_minus_alpha(tf_f - tt), one_minus_alpha(tt)
-                if u is None:
-                    new = _step_mode(log_x, x_f, a_t, alpha(tt), gap, om_s)
-                else:
-                    probs = _step_probs(log_x, x_f, a_t, alpha(tt), gap, om_s)
-                    new = _draw_from_probs(probs, u[:, r].reshape(G * n, L))
+            tt = None if is_final else t_to[r_cpu].to(dev).repeat(G)
+            uu = None if u is None else u[:, r].reshape(G * n, L)
+            new = chain_update(log_x, x_f, tf_f, tt, final=dynamics.final, u=uu, source=type(denoiser).__name__)
             x[:, r] = new.view(G, n, L)
     return x
 

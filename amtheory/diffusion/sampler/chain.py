@@ -11,7 +11,6 @@ import torch
 
 from amtheory.core._checks import (
     check_choice,
-    check_finite_rows,
     check_float,
     check_generator,
     check_int,
@@ -20,11 +19,10 @@ from amtheory.core._checks import (
     draw_device,
 )
 from amtheory.core.corruption import Corrupted, corrupt
-from amtheory.core.dynamics import Dynamics, RetrievalResult, argmax_keep
+from amtheory.core.dynamics import Dynamics, RetrievalResult
 from amtheory.diffusion.denoiser import Denoiser, check_time
-from amtheory.diffusion.sampler.steps import _TIME_TOL, _draw_from_probs, _final_scores, _step_mode, _step_probs
+from amtheory.diffusion.sampler.steps import _TIME_TOL, chain_update
 from amtheory.diffusion.schedule import alpha as alpha_of_t
-from amtheory.diffusion.schedule import one_minus_alpha
 
 
 @dataclass(frozen=True)
@@ -162,23 +160,16 @@ class ReverseDiffusion(Dynamics):
                 log_x = memory._log_posterior(x_c, tf)
                 if observe is not None:
                     observe(step, r_cpu, tf, x_c, log_x)
-                a_t = alpha_of_t(tf)
-                if is_final:
-                    if self.final == "argmax":
-                        sc = log_x.double()
-                    else:
-                        sc = _final_scores(log_x, x_c, a_t, one_minus_alpha(tf))
-                    check_finite_rows("log_x_theta", sc.amax(-1), source=type(memory).__name__)
-                    new = argmax_keep(sc, x_c)
-                else:
-                    tt = t_to[r_cpu].to(dev)
-                    a_s = alpha_of_t(tt)
-                    # alpha_s - alpha_t and 1 - alpha_s from the times: exact where both alphas round to 1.
-                    gap, om_s = one_minus_alpha(tf - tt), one_minus_alpha(tt)
-                    if u is None:  # argmax chain: the mode, found without the float64 distribution
-                        new = _step_mode(log_x, x_c, a_t, a_s, gap, om_s)
-                    else:
-                        new = _draw_from_probs(_step_probs(log_x, x_c, a_t, a_s, gap, om_s), u[r])
+                t_to_r = None if is_final else t_to[r_cpu].to(dev)
+                new = chain_update(
+                    log_x,
+                    x_c,
+                    tf,
+                    t_to_r,
+                    final=self.final,
+                    u=None if u is None else u[r],
+                    source=type(memory).__name__,
+                )
                 x[r] = new
         # Flat scalar entries, so that result tables get one column each (denoiser, t_eval, weights, ...).
         info = {**self.describe(), **memory.describe()}

@@ -12,6 +12,7 @@ from amtheory.core._checks import (
     check_tokens,
 )
 from amtheory.core.dynamics import argmax_keep
+from amtheory.diffusion.schedule import alpha, one_minus_alpha
 
 # Grid times closer than this to a query's own start are the start itself (no near-zero-length step); large enough
 # that a float32 start such as 0.1 (0.10000000149...) lands on the grid point 0.1.
@@ -151,3 +152,30 @@ def _draw_from_probs(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     # side="right" never picks a zero-probability token, even for u = 0.
     idx = torch.searchsorted(cdf, (u.double() * cdf[..., -1]).unsqueeze(-1).contiguous(), right=True).squeeze(-1)
     return idx.clamp_max(p.shape[-1] - 1)
+
+
+def chain_update(
+    log_x: torch.Tensor,
+    x: torch.Tensor,
+    t_from: torch.Tensor,
+    t_to: torch.Tensor | None,
+    *,
+    final: str,
+    u: torch.Tensor | None,
+    source: str,
+) -> torch.Tensor:
+    """One update of the reverse chain for rows ``x`` ``[n, L]`` at times ``t_from`` ``[n]`` given the denoiser's
+    ``log_x`` ``[n, L, V]``: with ``t_to`` None the final step into t = 0 (``final`` "argmax": the denoiser's own
+    argmax; else the posterior's), otherwise a step to ``t_to``, drawn with the uniforms ``u`` ``[n, L]`` or, with
+    ``u`` None, its mode. ``alpha_s - alpha_t`` and ``1 - alpha_s`` come from the times, exact where both alphas
+    round to 1. ``source`` names the denoiser in a non-finite error."""
+    a_t = alpha(t_from)
+    if t_to is None:
+        sc = log_x.double() if final == "argmax" else _final_scores(log_x, x, a_t, one_minus_alpha(t_from))
+        check_finite_rows("log_x_theta", sc.amax(-1), source=source)
+        return argmax_keep(sc, x)
+    a_s = alpha(t_to)
+    gap, om_s = one_minus_alpha(t_from - t_to), one_minus_alpha(t_to)
+    if u is None:  # argmax chain: the mode, found without the float64 distribution
+        return _step_mode(log_x, x, a_t, a_s, gap, om_s)
+    return _draw_from_probs(_step_probs(log_x, x, a_t, a_s, gap, om_s), u)
