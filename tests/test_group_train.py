@@ -41,9 +41,9 @@ def _close(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor], atol: float =
         torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-4, msg=lambda m, k=k: f"{k}: {m}")
 
 
-@pytest.mark.parametrize("grad_accum", [1, 2])
-def test_each_member_trains_as_it_would_alone(tmp_path, grad_accum):
-    configs = [dataclasses.replace(c, grad_accum=grad_accum) for c in _configs()]
+@pytest.mark.parametrize(("grad_accum", "weight_decay"), [(1, 0.0), (2, 0.0), (1, 0.1)])
+def test_each_member_trains_as_it_would_alone(tmp_path, grad_accum, weight_decay):
+    configs = [dataclasses.replace(c, grad_accum=grad_accum, weight_decay=weight_decay) for c in _configs()]
     data = _data()
     group_dirs = [tmp_path / f"group-{g}" for g in range(len(SEEDS))]
     summaries = train_group(CFG, configs, data, group_dirs)
