@@ -173,3 +173,26 @@ def test_example_panels_keep_every_token_inside_their_panel():
     for upper, lower_top in zip(boxes[:-1], tops[1:]):
         assert lower_top < upper.y0
     ex.style.plt.close(fig)
+
+
+def test_trajectory_figure_draws_entropy_and_gap_per_training_size_with_error_bands(tmp_path):
+    pytest.importorskip("matplotlib")
+    import pandas as pd
+
+    from amtheory.figures.memorization_trajectory import trajectory_axes
+
+    rows = []
+    for n, level in ((4, 0.1), (64, 2.0)):
+        for step, t in enumerate((1.0, 0.5, 0.1, 1e-5)):
+            for seq in range(3):
+                rows.append({"model_size": "m", "train_size": n, "split": "generated", "step": step, "t": t,
+                             "sequence": seq, "entropy": level * t + 0.01 * seq, "gap": 1 - t / 2})  # fmt: skip
+    fig, axes = trajectory_axes(pd.DataFrame(rows))
+    ent, gap = axes[0][0], axes[1][0]
+    labels = [line.get_label() for line in ent.get_lines()]
+    assert labels == ["4 blocks", "64 blocks"]
+    # The smaller set's prediction is surer at every t: its curve lies below the larger set's.
+    y4, y64 = (line.get_ydata() for line in ent.get_lines())
+    assert (y4 < y64).all()
+    assert len(ent.collections) == 2 and len(gap.get_lines()) == 2  # one standard-error band per curve
+    assert ent.get_xscale() == "log" and ent.xaxis_inverted()

@@ -179,7 +179,7 @@ def test_summary_and_figures(micro_run, tmp_path):
 
     paths = make_figures(out, tmp_path / "figs")
     names = {q.name for q in paths}
-    for stem in ("recovery", "backends", "basins", "entropy", "perplexity", "extraction", "example"):
+    for stem in ("recovery", "backends", "basins", "entropy", "perplexity", "extraction", "example", "trajectory"):
         assert f"memorization_{stem}.png" in names and f"memorization_{stem}.pdf" in names
     assert all(q.stat().st_size > 1000 for q in paths)
 

@@ -13,6 +13,8 @@
 * ``memorization_extraction`` — share of generated blocks that copy a training block verbatim, and the longest
   span shared with the training set, against size; with the fixed-point share and the KL from the empirical
   denoiser;
+* ``memorization_trajectory`` — entropy and top-two gap of the prediction along the reverse chain from t = 1, per
+  training size (``amtheory.figures.memorization_trajectory``);
 * ``memorization_example`` — one block, corrupted and restored by the smallest and the largest training set's
   model, tokens coloured (restored, still wrong, broken) (``amtheory.figures.memorization_example``).
 
@@ -30,6 +32,7 @@ import pandas as pd
 from amtheory.core.basins import fixed_point_radius_table
 from amtheory.figures import radius, style
 from amtheory.figures.memorization_example import fig_example as _fig_example
+from amtheory.figures.memorization_trajectory import fig_trajectory as _fig_trajectory
 from amtheory.figures.style import plt, save, setup, sns
 
 
@@ -271,7 +274,20 @@ def fig_example(root: Path, out: Path) -> list[Path]:
     return _fig_example(root, out, _read)
 
 
-FIGURES = (fig_recovery, fig_backends, fig_basins, fig_entropy, fig_perplexity, fig_extraction, fig_example)
+def fig_trajectory(root: Path, out: Path) -> list[Path]:
+    return _fig_trajectory(root, out, _read)
+
+
+FIGURES = (
+    fig_recovery,
+    fig_backends,
+    fig_basins,
+    fig_entropy,
+    fig_perplexity,
+    fig_extraction,
+    fig_example,
+    fig_trajectory,
+)
 
 
 def make_figures(results: str | Path, out: str | Path) -> list[Path]:
