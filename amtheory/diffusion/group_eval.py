@@ -263,12 +263,7 @@ def group_reverse_chain(
     G, B, L = x.shape
     gens = _check_generators(generators, G)
     dev = x.device
-    if isinstance(dynamics.t_start, tuple):
-        if len(dynamics.t_start) != B:
-            raise ValueError(f"dynamics.t_start: expected one time per query ({B}), got {len(dynamics.t_start)}")
-        t0 = torch.tensor(dynamics.t_start, dtype=torch.float64)
-    else:
-        t0 = torch.full((B,), dynamics.t_start, dtype=torch.float64)
+    t0 = dynamics.start_times(B)
     chunk = dynamics.batch_size or denoiser.batch_size or max(B, 1)
     for active, t_from, t_to, is_final in dynamics._schedule(t0):
         u = None

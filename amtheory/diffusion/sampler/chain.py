@@ -76,6 +76,14 @@ class ReverseDiffusion(Dynamics):
             "t_start": list(t) if isinstance(t, tuple) else t,
         }
 
+    def start_times(self, n_queries: int) -> torch.Tensor:
+        """Each query's start time, float64 ``[n_queries]``: ``t_start`` for all, or its per-query tuple."""
+        if isinstance(self.t_start, tuple):
+            if len(self.t_start) != n_queries:
+                raise ValueError(f"t_start: expected one time per query ({n_queries}), got {len(self.t_start)}")
+            return torch.tensor(self.t_start, dtype=torch.float64)
+        return torch.full((n_queries,), self.t_start, dtype=torch.float64)
+
     def _schedule(self, t0: torch.Tensor):
         """Yield ``(active [B] bool, t_from [B], t_to [B], is_final)`` on the CPU, in float64."""
         n = self.n_steps
@@ -134,12 +142,7 @@ class ReverseDiffusion(Dynamics):
             raise TypeError(f"observe: expected a callable or None, got {type(observe).__name__}")
         B, L = x.shape
         dev = x.device
-        if isinstance(self.t_start, tuple):
-            if len(self.t_start) != B:
-                raise ValueError(f"t_start: expected one time per query ({B}), got {len(self.t_start)}")
-            t0 = torch.tensor(self.t_start, dtype=torch.float64)
-        else:
-            t0 = torch.full((B,), self.t_start, dtype=torch.float64)
+        t0 = self.start_times(B)
         chunk = self.batch_size or memory.batch_size or max(B, 1)
         V = memory.vocab_size_
         check_vocab_fits(V, (min(chunk, B), L, V), device=dev, what="the reverse-step distributions")
