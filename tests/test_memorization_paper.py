@@ -48,6 +48,21 @@ def test_preset_seeds_are_checked_and_default_to_one_seed():
         dataclasses.replace(p, seeds=[0, 1])
 
 
+def test_preset_budgets_multiply_the_steps_and_are_checked():
+    p = micro_preset()
+    assert p.budgets == (1,) and {c.steps for c in p.train_cells()} == {p.steps}
+    two = dataclasses.replace(p, budgets=(1, 4), seeds=(0, 1))
+    cells = two.train_cells()
+    assert len(cells) == len(p.archs) * 2 * len(p.sizes) * 2 and len(set(cells)) == len(cells)
+    assert sorted({c.steps for c in cells}) == [p.steps, 4 * p.steps]
+    with pytest.raises(ValueError, match="budgets"):
+        dataclasses.replace(p, budgets=(0,))
+    with pytest.raises(ValueError, match="budgets"):
+        dataclasses.replace(p, budgets=(2, 2))
+    with pytest.raises(TypeError, match="budgets"):
+        dataclasses.replace(p, budgets=[1, 4])
+
+
 @pytest.mark.slow
 def test_two_worker_processes_write_the_tables_of_one_process(tmp_path):
     """Two CPU worker processes stand for one process per GPU (``workers="auto"`` on a CUDA host): each stage's

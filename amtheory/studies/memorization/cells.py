@@ -207,7 +207,8 @@ class HopfieldCell:
 # ---------------------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Preset:
-    """A whole sweep: the training cells (model sizes x training sizes x training seeds ``seeds``), the evaluation
+    """A whole sweep: the training cells (model sizes x step budgets x training sizes x training seeds ``seeds``;
+    budget ``b`` trains for ``b * steps`` steps, so the ``train.steps`` column names the budget), the evaluation
     settings, which Hopfield backends to run, the runner's worker setting, and ``train_group``: on one device, how
     many models of one shape train together as one group (1: one at a time; the same checkpoints and tables either
     way)."""
@@ -230,9 +231,17 @@ class Preset:
     chunk_rows: int = 2048
     train_group: int = 1
     seeds: tuple[int, ...] = (0,)
+    budgets: tuple[int, ...] = (1,)
 
     def __post_init__(self):
         check_int("train_group", self.train_group, minimum=1)
+        if not isinstance(self.budgets, tuple) or not self.budgets:
+            raise TypeError(f"budgets: expected a non-empty tuple of distinct step multipliers >= 1, got "
+                            f"{self.budgets!r}")  # fmt: skip
+        for b in self.budgets:
+            check_int("budgets", b, minimum=1)
+        if len(set(self.budgets)) != len(self.budgets):
+            raise ValueError(f"budgets: expected distinct step multipliers, got {self.budgets}")
         if not isinstance(self.seeds, tuple):
             raise TypeError(f"seeds: expected a tuple of distinct ints >= 0, got {type(self.seeds).__name__}")
         if not self.seeds:
@@ -248,7 +257,7 @@ class Preset:
                 self.data,
                 a,
                 n,
-                self.steps,
+                self.steps * b,
                 self.batch_size,
                 self.lr,
                 self.warmup,
@@ -259,6 +268,7 @@ class Preset:
                 chunk_rows=self.chunk_rows,
             )  # fmt: skip
             for a in self.archs
+            for b in self.budgets
             for n in self.sizes
             for s in self.seeds
         ]
