@@ -180,8 +180,7 @@ def test_flops_per_token_counts_the_head_and_attention():
 
 
 def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_path):
-    import numpy as np
-    import pandas as pd
+    from _tables import assert_same_tables
 
     from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment
 
@@ -195,22 +194,4 @@ def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_p
     )  # fmt: skip
     alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
     grouped = run_experiment(dataclasses.replace(p, train_group=2), tmp_path / "grouped", device="cpu", progress=False)
-    assert alone.keys() == grouped.keys()
-    for name in alone:
-        a, b = alone[name], grouped[name]
-        assert list(a.columns) == list(b.columns) and len(a) == len(b) > 0, name
-        for col in a.columns:
-            if col in ("wall_s", "ms_per_step") or col.endswith("_s"):
-                continue
-            if col == "checkpoint":
-                assert [Path(x).relative_to(tmp_path / "alone") for x in a[col]] == [
-                    Path(x).relative_to(tmp_path / "grouped") for x in b[col]
-                ]
-            elif pd.api.types.is_float_dtype(a[col]):
-                np.testing.assert_allclose(a[col], b[col], rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
-            else:
-                for x, y in zip(a[col], b[col]):
-                    if isinstance(x, (np.ndarray, list)) and np.asarray(x).dtype.kind == "f":
-                        np.testing.assert_allclose(x, y, rtol=1e-4, atol=1e-5, err_msg=f"{name}.{col}")
-                    else:
-                        np.testing.assert_equal(x, y, err_msg=f"{name}.{col}")
+    assert_same_tables(alone, grouped, tmp_path / "alone", tmp_path / "grouped")

@@ -238,9 +238,22 @@ def test_cells_validate_their_fields():
 
 
 def test_presets_cover_what_the_experiment_needs():
+    import numpy as np
+
+    from amtheory.studies.memorization.training import _param_shapes
+
     gpu = mzp.preset("gpu")
-    assert len(gpu.archs) >= 2
-    assert min(gpu.sizes) <= 99 and max(gpu.sizes) >= 10_000
+    # At least three model sizes spanning at least 8x in parameters (embedding and output head included).
+    n_params = [sum(t.numel() for t in _param_shapes(a.config(gpu.data.vocab, gpu.data.length))) for a in gpu.archs]
+    assert len(gpu.archs) >= 3 and max(n_params) >= 8 * min(n_params)
+    # At least ten training sizes, log-spaced, from at most 16 blocks to the whole pool.
+    ratios = np.diff(np.log(gpu.sizes))
+    assert len(gpu.sizes) >= 10 and min(gpu.sizes) <= 16 and max(gpu.sizes) == mzp.GPU_POOL_BLOCKS
+    assert np.all(ratios > 0) and ratios.max() - ratios.min() < 0.05  # rounding to whole blocks
+    # Three seeds, two budgets, the five noise levels, and one lockstep group per 30 models.
+    assert len(gpu.seeds) >= 3 and len(gpu.budgets) >= 2
+    assert gpu.settings.ts == (0.05, 0.1, 0.25, 0.5, 1.0)
+    assert gpu.train_group > 1 and gpu.eval_group > 1
     tiny = mzp.preset("tiny", sizes=(8, 64))
     assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
     assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
@@ -273,6 +286,30 @@ def test_main_job_gpu_preset_runs_on_the_embedded_corpus_up_to_its_whole_pool():
     p, ref = main_job_preset("gpu"), preset("gpu")
     pool = load_data(p.data).n_blocks_available("train", p.data.length)
     assert p.data.source == "embedded" and p.data.length == ref.data.length and p.data.vocab == ref.data.vocab
-    assert p.archs == ref.archs and p.settings == ref.settings and p.steps == ref.steps
+    assert set(p.archs) <= set(ref.archs) and len(p.archs) >= 2 and p.seeds == (0,) and p.budgets == (1,)
     assert p.sizes[-1] == pool and all(2 * n <= pool for n in p.sizes[:-1]) and len(p.sizes) >= 3
     assert main_job_preset("tiny") == preset("tiny")
+
+
+def test_command_takes_seeds_and_budgets(monkeypatch, tmp_path):
+    import amtheory.studies.memorization as mzs
+    from amtheory.studies.memorization.command import main
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_run(p, *a, **k):
+        seen.append(p)
+        raise Stop
+
+    monkeypatch.setattr(mzs, "run_experiment", fake_run)
+    with pytest.raises(Stop):
+        main(["--preset", "tiny", "--seeds", "0,3", "--budgets", "1,2", "--out", str(tmp_path), "--figures", ""])
+    assert seen[0].seeds == (0, 3) and seen[0].budgets == (1, 2)
+    assert {c.steps for c in seen[0].train_cells()} == {seen[0].steps, 2 * seen[0].steps}
+    with pytest.raises(ValueError, match="--seeds: expected a comma list"):
+        main(["--preset", "tiny", "--seeds", "a", "--out", str(tmp_path)])
+    with pytest.raises(ValueError, match="--budgets: expected ints >= 1"):
+        main(["--preset", "tiny", "--budgets", "0", "--out", str(tmp_path)])

@@ -98,14 +98,20 @@ class UniformDiffusionLM(Denoiser):
             batch_size=batch_size,
             autocast_dtype=autocast_dtype,
         )
+        return out.record_checkpoint(meta, path)
+
+    def record_checkpoint(self, meta: dict | None, path: str | Path) -> UniformDiffusionLM:
+        """Record where the wrapped weights come from, from the meta of ``load_model(path)``: ``weights_``
+        ("ema", or "raw" where the checkpoint had no EMA copy), ``checkpoint_`` and ``step_``; returns the memory.
+        (``from_checkpoint`` calls it; so does a caller that loaded the weights itself.)"""
         meta = meta if isinstance(meta, dict) else {}
         # load_model falls back to the raw weights when a checkpoint has no EMA copy: record what was loaded.
         loaded = meta.get("weights_loaded")
         if loaded is not None:
-            out.weights_ = "ema" if loaded == "ema" else "raw"
-        out.checkpoint_ = str(meta.get("path", path))
-        out.step_ = None if meta.get("step") is None else int(meta["step"])
-        return out
+            self.weights_ = "ema" if loaded == "ema" else "raw"
+        self.checkpoint_ = str(meta.get("path", path))
+        self.step_ = None if meta.get("step") is None else int(meta["step"])
+        return self
 
     def describe(self) -> dict:
         return {**super().describe(), "weights": self.weights_, "checkpoint": self.checkpoint_, "step": self.step_}

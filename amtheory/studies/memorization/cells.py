@@ -209,9 +209,10 @@ class HopfieldCell:
 class Preset:
     """A whole sweep: the training cells (model sizes x step budgets x training sizes x training seeds ``seeds``;
     budget ``b`` trains for ``b * steps`` steps, so the ``train.steps`` column names the budget), the evaluation
-    settings, which Hopfield backends to run, the runner's worker setting, and ``train_group``: on one device, how
+    settings, which Hopfield backends to run, the runner's worker setting, ``train_group``: on one device, how
     many models of one shape train together as one group (1: one at a time; the same checkpoints and tables either
-    way)."""
+    way), and ``eval_group``: how many trained models of one shape are measured together in lockstep
+    (``amtheory.studies.memorization.group_evaluation``; 1: one at a time; the same tables either way)."""
 
     name: str
     data: DataSpec
@@ -232,9 +233,11 @@ class Preset:
     train_group: int = 1
     seeds: tuple[int, ...] = (0,)
     budgets: tuple[int, ...] = (1,)
+    eval_group: int = 1
 
     def __post_init__(self):
         check_int("train_group", self.train_group, minimum=1)
+        check_int("eval_group", self.eval_group, minimum=1)
         if not isinstance(self.budgets, tuple) or not self.budgets:
             raise TypeError(f"budgets: expected a non-empty tuple of distinct step multipliers >= 1, got "
                             f"{self.budgets!r}")  # fmt: skip

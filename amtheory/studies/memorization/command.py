@@ -8,6 +8,7 @@ above the studies.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import time
@@ -46,6 +47,8 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument("--device", default=None, help="cpu or cuda (None: cuda when available)")
     p.add_argument("--steps", type=int, default=None, help="training steps of every model (None: the preset's)")
     p.add_argument("--sizes", default=None, help="training sizes, e.g. 32,512,8192 (None: the preset's)")
+    p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (None: the preset's)")
+    p.add_argument("--budgets", default=None, help="step multipliers, e.g. 1,4 (None: the preset's)")
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
     p.add_argument("--figures", default="paper_figures/out", help="folder for the figures ('' to skip them)")
@@ -53,16 +56,20 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     return p
 
 
-def _sizes(text: str | None) -> tuple[int, ...] | None:
+def _int_list(option: str, text: str | None, example: str, minimum: int) -> tuple[int, ...] | None:
     if text is None:
         return None
     try:
-        sizes = tuple(int(s) for s in text.split(","))
+        values = tuple(int(s) for s in text.split(","))
     except ValueError:
-        raise ValueError(f"--sizes: expected a comma list of ints such as 32,512,8192, got {text!r}") from None
-    if not sizes or min(sizes) < 1:
-        raise ValueError(f"--sizes: expected positive sizes, got {text!r}")
-    return sizes
+        raise ValueError(f"{option}: expected a comma list of ints such as {example}, got {text!r}") from None
+    if not values or min(values) < minimum:
+        raise ValueError(f"{option}: expected ints >= {minimum}, got {text!r}")
+    return values
+
+
+def _sizes(text: str | None) -> tuple[int, ...] | None:
+    return _int_list("--sizes", text, "32,512,8192", 1)
 
 
 def _workers(text: str | None) -> int | str | None:
@@ -107,6 +114,9 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     pr = preset(args.preset, data=args.data, steps=args.steps, sizes=sizes)
+    seeds, budgets = _int_list("--seeds", args.seeds, "0,1,2", 0), _int_list("--budgets", args.budgets, "1,4", 1)
+    if seeds is not None or budgets is not None:
+        pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
     t0 = time.perf_counter()
     print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
     run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)

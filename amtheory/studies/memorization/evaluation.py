@@ -331,12 +331,17 @@ _UDDM_MEASURES = {
 # ---------------------------------------------------------------------------------------------------------------
 # The cell function
 # ---------------------------------------------------------------------------------------------------------------
-def evaluate_cell(cell: EvalCell | HopfieldCell, generator: torch.Generator, device: str, *, root: str) -> pd.DataFrame:
+def evaluate_cell(
+    cell: EvalCell | HopfieldCell, generator: torch.Generator, device: str, *, root: str, uddm=None
+) -> pd.DataFrame:
     """Run one measurement cell (a ``run_sweep`` cell function; ``root`` is the results folder holding the
-    checkpoints). Returns the tidy table described in the module docstring."""
+    checkpoints). Returns the tidy table described in the module docstring. ``uddm``: the trained model of an
+    ``EvalCell``, holding its training blocks, when the caller has it (a member of a lockstep group,
+    ``amtheory.studies.memorization.group_evaluation``); None loads it from its checkpoint."""
     if isinstance(cell, EvalCell):
         s = cell.settings
-        uddm = load_uddm(root, cell, device)
+        if uddm is None:
+            uddm = load_uddm(root, cell, device)
         sets = eval_sequences(cell.train.data, cell.train.n_train, s.n_eval)
         if cell.measure == "basins":
             dyn = _basin_dynamics(s, cell.train.data.length, uddm.vocab_size_)

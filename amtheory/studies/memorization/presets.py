@@ -6,14 +6,15 @@
   16-token blocks, the 512 most frequent ids (the rest are ``[UNK]``), the ``cpu-micro`` DiT (64 wide, 2 blocks)
   without dropout, 4 / 16 / 64 training blocks, 1,600 steps of 16 blocks (lr 3e-3), a 50-step reverse grid and 32
   evaluation blocks per split.
-* ``gpu`` — one GPU: the full corpus ``data/brown-sotu``, 64-token blocks, the 8,192 most frequent ids (95.7% of
-  tokens), two DiT sizes without dropout — ``gpu-small`` (128 wide, 4 blocks, 4 heads) and ``gpu-quick`` (256 wide,
-  6 blocks, 8 heads; docs/theory.md, "The denoising network and its training") — and 32, 256, 2,048, 16,384 and
-  53,167 (the whole pool)
-  training blocks, each trained for 1,200 steps of 256 blocks (float32 with TF32, compiled, lr 5e-4); evaluation on
-  96 sequences per split with a 250-step global grid. The whole preset, figures included, is sized to run within
-  10 minutes on one GPU (results: docs/results_memorization.md; its time: benchmarks/README.md). Every stage prints
-  its wall time; run the command again to finish what a first call did not.
+* ``gpu`` — one GPU, sized to decide the paper's claims: the full corpus ``data/brown-sotu``, 64-token blocks,
+  the 8,192 most frequent ids (95.7% of tokens), three DiTs without dropout — ``gpu-micro`` (48 wide, 2 blocks),
+  ``gpu-small`` (128 x 4) and ``gpu-quick`` (256 x 6; docs/theory.md, "The denoising network and its training"),
+  0.99M to 10.2M parameters — ten training sizes log-spaced from 16 blocks to the whole pool (53,167), three
+  seeds, and two step budgets (1,000 and 4,000 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3): 180
+  models, trained 30 at a time (``train_group``) and measured 30 at a time in lockstep (``eval_group``).
+  Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 blocks per split (``GPU_SETTINGS``). Every stage prints
+  its wall time; run the command again to finish what a first call did not (results:
+  docs/results_memorization.md; its time: benchmarks/README.md).
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
   64 and the whole pool), 20,000 steps of 512.
@@ -26,7 +27,8 @@
   each stage's cells split between them); ``experiments/slurm_memorization.py --preset paper`` sends the same
   models to a Slurm job array instead, one model per element.
 
-``main_job_preset(name)``: the preset that ``amtheory run`` uses (the ``gpu`` sweep on the embedded corpus).
+``main_job_preset(name)``: the preset that ``amtheory run`` uses (on "gpu": two of the gpu preset's DiTs, one seed
+and one budget, on the embedded corpus, within the main job's 10 minutes).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from amtheory.core._checks import check_choice, check_int
 from amtheory.studies.memorization.cells import DataSpec, EvalSettings, ModelSpec, Preset
 from amtheory.studies.memorization.data import load_data
 
-__all__ = ["GPU_POOL_BLOCKS", "PRESET_NAMES", "main_job_preset", "preset"]
+__all__ = ["GPU_POOL_BLOCKS", "GPU_SETTINGS", "GPU_SIZES", "PRESET_NAMES", "main_job_preset", "preset"]
 
 #: The named presets, in order of size.
 PRESET_NAMES = ("tiny", "gpu", "large", "paper")
@@ -45,6 +47,31 @@ PRESET_NAMES = ("tiny", "gpu", "large", "paper")
 #: Packed 64-token training blocks of the prepared Brown + State of the Union corpus (``amtheory prepare``): the
 #: largest training set of the gpu preset is the whole pool.
 GPU_POOL_BLOCKS = 53167
+
+#: The gpu preset's training sizes: ten, log-spaced (a factor of about 2.46) from 16 blocks to the whole pool.
+GPU_SIZES = tuple(int(round(16 * (GPU_POOL_BLOCKS / 16) ** (k / 9))) for k in range(10))
+
+#: How the gpu preset measures each model: recovery at five noise levels up to t = 1 on a 50-step global grid,
+#: 384 blocks per split (three seeds pool 1,152 a split, for a standard error of train minus test recovery near
+#: 0.01), basin radii of 16 blocks per split from 16 corruptions per level on a 10-step local grid, 96 samples,
+#: the NELBO at 8 stratified times, 128 sequences a forward pass per model (a lockstep group of 30 models runs
+#: 3,840 at once).
+GPU_SETTINGS = EvalSettings(
+    n_eval=384,
+    ts=(0.05, 0.1, 0.25, 0.5, 1.0),
+    n_steps=50,
+    n_basin=16,
+    basin_trials=16,
+    basin_delta=0.1,
+    basin_steps=10,
+    n_generate=96,
+    nelbo_ts=8,
+    kl_ts=(0.05, 0.1, 0.25, 0.5),
+    batch_size=128,
+    empirical_steps=50,
+    hopfield_batch=32,
+    modern_max_bytes=8 * 2**30,
+)
 
 
 #: How the presets for several GPUs (``large``, ``paper``) measure each model: the paper's 1,000-step reverse grid,
@@ -94,50 +121,7 @@ def preset(
             checkpoint_every=400,
         )
     elif name == "gpu":
-        p = Preset(
-            name="gpu",
-            data=DataSpec("data/brown-sotu", 64, 8192),
-            # No dropout: with 0.1 and 1,000 steps the 32-block models restored 80-94% of the corrupted tokens of
-            # their training blocks and reproduced none verbatim.
-            archs=(
-                ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4, dropout=0.0),
-                ModelSpec.preset("gpu-quick", dropout=0.0),
-            ),
-            # Log-spaced by 8 from 32 blocks, then the whole pool of 64-token training blocks of data/brown-sotu.
-            sizes=(32, 256, 2048, 16384, GPU_POOL_BLOCKS),
-            # Sized for the whole preset (training, evaluation, figures) within 10 minutes on one GPU. The steps of
-            # these small models are bound by overhead whatever the precision (a bf16 step is no faster; see
-            # docs/design_notes.md), so the step count sets the training time: 1,200 steps.
-            steps=1200,
-            batch_size=256,
-            lr=5e-4,
-            warmup=100,
-            ema=0.999,
-            # A 250-step global grid (the paper's 1000 cost minutes of evaluation per model), 96
-            # blocks per split, 16 basin blocks per split on a 10-step local grid, 50 empirical-denoiser steps.
-            settings=EvalSettings(
-                n_eval=96,
-                n_steps=250,
-                n_basin=16,
-                basin_trials=16,
-                basin_delta=0.1,
-                basin_steps=10,
-                n_generate=96,
-                nelbo_ts=8,
-                kl_ts=(0.05, 0.1, 0.25, 0.5),
-                batch_size=512,
-                empirical_steps=50,
-                hopfield_batch=32,
-                modern_max_bytes=8 * 2**30,
-            ),
-            checkpoint_every=1000,
-            # float32 (TF32 matmuls): while a model memorizes a few dozen blocks its attention logits grow without
-            # bound, and with bf16 autocast on an H200 most steps of the 32- and 128-block runs had non-finite
-            # gradients (2,185 and 1,807 of 2,500 skipped); at this model size float32 costs little.
-            bf16=False,
-            compile=True,
-            chunk_rows=16384,
-        )
+        p = _gpu()
     elif name == "paper":
         p = _paper()
     else:
@@ -195,14 +179,96 @@ def _paper() -> Preset:
     )
 
 
+def _gpu() -> Preset:
+    """The ``gpu`` preset (see the module docstring)."""
+    return Preset(
+        name="gpu",
+        data=DataSpec("data/brown-sotu", 64, 8192),
+        # Three DiTs without dropout spanning 10.4x in parameters (0.99M, 3.37M and 10.24M with the embedding and
+        # the output head at V = 8,192; 25x without them). No dropout: with 0.1 the 32-block models of an earlier
+        # preset restored 80-94% of the corrupted tokens of their training blocks and reproduced none verbatim.
+        archs=(
+            ModelSpec("gpu-micro", d_model=48, n_blocks=2, n_heads=2, dropout=0.0),
+            ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4, dropout=0.0),
+            ModelSpec.preset("gpu-quick", dropout=0.0),
+        ),
+        sizes=GPU_SIZES,
+        seeds=(0, 1, 2),
+        # Every model at 1,000 and at 4,000 steps of 64 blocks: the 16-block sets are drawn 4,000 (16,000) times
+        # a block, the whole pool about 1.2 (4.8) times.
+        budgets=(1, 4),
+        steps=1000,
+        batch_size=64,
+        lr=1e-3,
+        warmup=100,
+        ema=0.999,
+        settings=GPU_SETTINGS,
+        checkpoint_every=1000,
+        bf16=False,
+        compile=True,
+        chunk_rows=16384,
+        # The 60 models of one shape train in two groups and are measured in two lockstep groups.
+        train_group=30,
+        eval_group=30,
+    )
+
+
+def _main_job_gpu(data: str, sizes: tuple[int, ...]) -> Preset:
+    """The memorization part of the main job on a GPU: two DiTs, one seed, one budget (within 10 minutes)."""
+    return Preset(
+        name="gpu",
+        data=DataSpec(data, 64, 8192),
+        archs=(
+            ModelSpec("gpu-small", d_model=128, n_blocks=4, n_heads=4, dropout=0.0),
+            ModelSpec.preset("gpu-quick", dropout=0.0),
+        ),
+        sizes=sizes,
+        # The steps of these small models are bound by overhead whatever the precision (a bf16 step is no faster;
+        # see docs/design_notes.md), so the step count sets the training time: 1,200 steps.
+        steps=1200,
+        batch_size=256,
+        lr=5e-4,
+        warmup=100,
+        ema=0.999,
+        # A 250-step global grid, 96 blocks per split, 16 basin blocks per split on a 10-step local grid, 50
+        # empirical-denoiser steps.
+        settings=EvalSettings(
+            n_eval=96,
+            n_steps=250,
+            n_basin=16,
+            basin_trials=16,
+            basin_delta=0.1,
+            basin_steps=10,
+            n_generate=96,
+            nelbo_ts=8,
+            kl_ts=(0.05, 0.1, 0.25, 0.5),
+            batch_size=512,
+            empirical_steps=50,
+            hopfield_batch=32,
+            modern_max_bytes=8 * 2**30,
+        ),  # fmt: skip
+        checkpoint_every=1000,
+        # float32 (TF32 matmuls): while a model memorizes a few dozen blocks its attention logits grow without
+        # bound, and with bf16 autocast on an H200 most steps of the 32- and 128-block runs had non-finite
+        # gradients (2,185 and 1,807 of 2,500 skipped); at this model size float32 costs little.
+        bf16=False,
+        compile=True,
+        chunk_rows=16384,
+    )
+
+
 def main_job_preset(name: str) -> Preset:
-    """The memorization preset of the main job: "tiny" as it is; "gpu" with its models and settings on the embedded
-    corpus (shipped with the package, so the job needs no prepared data), its training sizes cut to those at most half
-    the embedded pool of training blocks, then the whole pool."""
+    """The memorization preset of the main job: "tiny" as it is; on "gpu" two of the gpu preset's DiTs
+    (``gpu-small``, ``gpu-quick``) with one seed and one step budget, 1,200 steps of 256 blocks, 96 evaluation
+    blocks per split on a 250-step grid, on the embedded corpus (shipped with the package, so the job needs no
+    prepared data) with the gpu preset's training sizes that are at most half the embedded pool of training
+    blocks, then the whole pool."""
+    check_choice("name", name, PRESET_NAMES)
     p = preset(name)
     if name != "gpu":
         return p
     spec = DataSpec("embedded", p.data.length, p.data.vocab)
     pool = load_data(spec).n_blocks_available("train", spec.length)
-    sizes = tuple(n for n in p.sizes if 2 * n <= pool) + (pool,)
-    return preset("gpu", data="embedded", sizes=sizes)
+    # Log-spaced by 8 from 32 blocks, cut at half the pool, then the pool.
+    sizes = tuple(n for n in (32, 256, 2048, 16384) if 2 * n <= pool) + (pool,)
+    return _main_job_gpu("embedded", sizes)

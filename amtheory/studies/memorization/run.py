@@ -91,14 +91,17 @@ def run_model(
 
 def run_experiment(
     p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None,
-    train_group: int | None = None,
+    train_group: int | None = None, eval_group: int | None = None,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Run every stage of preset ``p`` into ``out_dir`` (training, the UDDM measurements, the Hopfield family),
     skipping finished cells; prints each stage's wall time. Returns the tables by name.
 
     ``train_group`` (default ``p.train_group``): on one device (one worker), the pending models of one shape train
     in groups of up to this many (:func:`~amtheory.studies.memorization.training.train_cells_in_groups`) before
-    the first is measured; 1 trains each just before its measurements."""
+    the first is measured; 1 trains each just before its measurements. ``eval_group`` (default ``p.eval_group``):
+    on one device, the trained models of one shape are measured in lockstep groups of up to this many
+    (:func:`~amtheory.studies.memorization.group_evaluation.evaluate_models_in_groups`) before the Hopfield family;
+    1 measures each model alone."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
@@ -109,6 +112,7 @@ def run_experiment(
     workers = p.workers if workers is None else workers
     save_vocabulary(p.data, out)
     group = p.train_group if train_group is None else train_group
+    evaluate_group = p.eval_group if eval_group is None else eval_group
     grouped: dict = {}
     train_fn = functools.partial(_trained_or_train, rows=grouped, root=str(out), checkpoint_every=p.checkpoint_every)
     eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
@@ -123,15 +127,25 @@ def run_experiment(
     else:
         # One device: each model is trained and then measured before the next starts, so that a run cut short
         # leaves complete results for the models it reached (checkpoints need not outlive the run).
-        if group > 1:
-            from amtheory.core.sweep import pending_cells
+        from amtheory.core.sweep import pending_cells
 
+        if group > 1 or evaluate_group > 1:
             for tc in train_cells:
                 _forget_training_without_checkpoint(p, tc, out)
+        if group > 1:
             todo = pending_cells(train_cells, out / "train")
             grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
                                   todo, device, root=str(out), group_size=group,
                                   checkpoint_every=p.checkpoint_every))  # fmt: skip
+        if evaluate_group > 1:
+            from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
+
+            for tc in train_cells:  # a model measured in a group must be trained first
+                if tc in grouped or not pending_cells([tc], out / "train"):
+                    continue
+                grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
+            _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
+                   train_cells, p.settings, out, device, group_size=evaluate_group)  # fmt: skip
         for tc, with_hopfield in model_units(p):
             run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
