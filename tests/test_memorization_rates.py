@@ -346,3 +346,80 @@ def test_summary_states_the_meeting_trend_with_its_interval_or_says_there_is_non
     one = {**trend, "low": float("nan"), "high": float("nan"), "verdict": "undecided", "seeds": 1}
     text = format_summary({**_summary(), "meeting_trend": {0.1: one}})
     assert "(no interval with one seed; undecided)" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rates from sufficient statistics: what the data folder keeps of a recovery table
+# ---------------------------------------------------------------------------------------------------------------
+def _direct_rate(k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """The pooled rate and its block-clustered standard error straight from the block rows (the formula of the
+    module docstring), as the rows were summarized before statistics were kept."""
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    p = k.sum() / n.sum()
+    ac = (k.sum() + 2.0) / (n.sum() + 4.0)
+    se = math.sqrt(ac * (1 - ac) / (n.sum() + 4.0))
+    if k.size > 1:
+        se = max(se, math.sqrt(k.size / (k.size - 1) * float(((k - p * n) ** 2).sum())) / n.sum())
+    return float(p), se
+
+
+def _random_blocks(rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for seed in (0, 1, 2):
+        for size in (4, 16, 64):
+            for split in ("train", "test"):
+                for t in (0.1, 0.5):
+                    n = rng.integers(0, 60, size=40)
+                    k = rng.binomial(n, rng.uniform(0.0, 1.0))
+                    for b in range(n.size):
+                        rows.append({"backend": "uddm", "model_size": "m", "train_size": size, "split": split, "t": t,
+                                     "train.seed": seed, "sequence": b, "n_changed": int(n[b]),
+                                     "recovered": k[b] / n[b] if n[b] else np.nan, "applicable": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rates_from_sufficient_statistics_equal_the_block_rows_to_1e12():
+    from amtheory.studies.memorization.rates import STAT_COLUMNS, rates_of_stats, recovery_stats
+
+    rec = _random_blocks(np.random.default_rng(7))
+    keys = ["backend", "model_size", "train_size", "split", "t"]
+    # Per seed, as the data folder keeps them; pooling the seeds is a sum.
+    per_seed = recovery_stats(rec, [*keys, "train.seed"])
+    assert set(STAT_COLUMNS) <= set(per_seed.columns) and len(per_seed) == 3 * 3 * 2 * 2
+    pooled = rates_of_stats(per_seed, keys)
+    table = rate_table(rec)
+    assert len(pooled) == len(table) == 3 * 2 * 2
+    for _, r in pooled.iterrows():
+        g = rec[(rec["train_size"] == r["train_size"]) & (rec["split"] == r["split"]) & (rec["t"] == r["t"])]
+        n = g["n_changed"].to_numpy(float)
+        k = (g["recovered"].fillna(0.0).to_numpy() * n).round()
+        p, se = _direct_rate(k, n)
+        assert abs(r["rate"] - p) <= 1e-12 and abs(r["se"] - se) <= 1e-12
+        row = table[(table["train_size"] == r["train_size"]) & (table["split"] == r["split"]) & (table["t"] == r["t"])]
+        for col in ("rate", "se", "low", "high", "blocks", "tokens", "evaluated"):
+            assert abs(float(row[col].iloc[0]) - float(r[col])) <= 1e-12, col
+        one = pooled_rate(k, n)
+        assert abs(one["rate"] - p) <= 1e-12 and abs(one["se"] - se) <= 1e-12
+
+
+def test_meeting_interval_and_trend_from_statistics_equal_the_block_rows():
+    from amtheory.studies.memorization.rates import (
+        meeting_interval_of_stats,
+        meeting_trend,
+        meeting_trend_of_stats,
+        recovery_stats,
+    )
+
+    rows = _seed_table({0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0})
+    stats = recovery_stats(rows, ["train_size", "split", "train.seed"]).rename(columns={"train.seed": "seed"})
+    assert meeting_interval_of_stats(stats, n_boot=200) == meeting_interval(rows, "train.seed", n_boot=200)
+    both = pd.concat([_seed_table({0: 0.0, 1: 0.0, 2: 1.0}).assign(model_size="small"),
+                      _seed_table({0: 1.0, 1: 2.0, 2: 2.0}).assign(model_size="big")])  # fmt: skip
+    params = {"small": 1e6, "big": 8e6}
+    st = recovery_stats(both, ["model_size", "train_size", "split", "train.seed"]).rename(
+        columns={"train.seed": "seed"}
+    )
+    assert meeting_trend_of_stats(st, params, n_boot=200) == meeting_trend(both, "train.seed", params, n_boot=200)
+    with pytest.raises(ValueError, match="stats"):
+        meeting_interval_of_stats(stats.drop(columns="nk_sum"))
