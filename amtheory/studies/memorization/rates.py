@@ -5,13 +5,17 @@ of all blocks over their changed tokens, ``p = sum_i k_i / sum_i n_i``. Tokens o
 draws (one block is easy, another hard), so its standard error is the block-clustered one,
 ``sqrt(m / (m - 1) sum_i (k_i - p n_i)^2) / sum_i n_i`` over the ``m`` blocks, and never less than the binomial
 error of ``sum_i n_i`` tokens at the Agresti-Coull rate ``(k + 2) / (n + 4)``, which stays above zero when every
-token is restored (or none is). The 95% Wilson interval of the pooled tokens is given beside it.
+token is restored (or none is). The 95% Wilson interval of the pooled tokens is given beside it. All of these
+follow from the blocks' sufficient statistics (``STAT_COLUMNS``: m and the sums of n, k, n^2, k^2, n k, since
+``sum_i (k_i - p n_i)^2 = sum k^2 - 2 p sum n k + p^2 sum n^2``), which add up over seeds: block rows are reduced to
+them first (``recovery_stats``), and a data folder keeps only them.
 
 Training and test recovery **meet** at the first training size from which their difference stays within two
 standard errors of zero (``sqrt(se_train^2 + se_test^2)``) at that size and every larger one. A difference within
 two standard errors is called undecided; a sweep whose largest size is still outside has no meeting point (None).
 With several seeds, ``meeting_interval`` resamples seeds with replacement and gives the percentile interval of the
-meeting size.
+meeting size from per-seed statistics; ``meeting_shift`` compares two groups (model sizes, step budgets) the same
+way.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ __all__ = [
     "meeting_interval",
     "meeting_interval_of_stats",
     "meeting_of_rows",
+    "meeting_of_stats",
     "meeting_shift",
     "meeting_size",
     "meeting_trend",
@@ -203,42 +208,56 @@ def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
     return float(s[i])
 
 
-def _meeting_of(stats: pd.DataFrame) -> float | None:
-    """Meeting size of one (model size, t) group of recovery statistics (columns train_size, split and
-    ``STAT_COLUMNS``; several rows of one size and split, e.g. of several seeds, are summed)."""
+def _meet_arrays(sizes: np.ndarray, train: np.ndarray, test: np.ndarray) -> float | None:
+    """Meeting size from statistics ``[6, sizes]`` (rows in ``STAT_COLUMNS`` order) of each split."""
+    (p_tr, se_tr), (p_te, se_te) = _rate_se(*train), _rate_se(*test)
+    return meeting_size(sizes, p_tr - p_te, np.hypot(se_tr, se_te))
+
+
+def _split_arrays(stats: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The training sizes measured on both splits, and the summed statistics of each split at them."""
     g = stats.groupby(["train_size", "split"], sort=True)[list(STAT_COLUMNS)].sum()
     sizes = sorted({n for n, sp in g.index if (n, "train") in g.index and (n, "test") in g.index})
-    if not sizes:
+    return np.asarray(sizes, dtype=float), g.loc[[(n, "train") for n in sizes]], g.loc[[(n, "test") for n in sizes]]
+
+
+def meeting_of_stats(stats: pd.DataFrame) -> float | None:
+    """Meeting size of one (model size, t) group of recovery statistics (columns train_size, split and
+    ``STAT_COLUMNS``; several rows of one size and split, e.g. of several seeds, are summed)."""
+    sizes, tr, te = _split_arrays(stats)
+    if not sizes.size:
         return None
-    tr = g.loc[[(n, "train") for n in sizes]].to_numpy(float).T
-    te = g.loc[[(n, "test") for n in sizes]].to_numpy(float).T
-    (p_tr, se_tr), (p_te, se_te) = _rate_se(*tr), _rate_se(*te)
-    return meeting_size(sizes, p_tr - p_te, np.hypot(se_tr, se_te))
+    return _meet_arrays(sizes, tr.to_numpy(float).T, te.to_numpy(float).T)
 
 
 def meeting_of_rows(recovery: pd.DataFrame) -> float | None:
     """The meeting size (``meeting_size``, over block-pooled rates and their standard errors) of the recovery rows
     of ONE backend, model size and t, all seeds pooled; None where the sweep's largest size is still apart."""
-    return _meeting_of(recovery_stats(recovery, ["train_size", "split"]))
+    return meeting_of_stats(recovery_stats(recovery, ["train_size", "split"]))
 
 
 class _SeedResampler:
-    """Recovery statistics of one group by seed, and their sum over a resample of the seeds (with replacement)."""
+    """Recovery statistics of one group by seed, and the meeting size of their sum over a resample of the seeds
+    (with replacement); a size that none of the drawn seeds measured on both splits has no rate and is left out."""
 
     def __init__(self, stats: pd.DataFrame):
         self.seeds = np.unique(stats["seed"].to_numpy())
+        sizes, _, _ = _split_arrays(stats)
+        self.sizes = sizes
         g = stats.groupby(["seed", "train_size", "split"], sort=True)[list(STAT_COLUMNS)].sum()
-        index = pd.MultiIndex.from_tuples(sorted({(n, sp) for _, n, sp in g.index}), names=["train_size", "split"])
-        self.index = index
-        self.by_seed = np.stack(
-            [g.xs(s, level="seed").reindex(index, fill_value=0).to_numpy(float) for s in self.seeds]
-        )
+        arrays = []
+        for split in ("train", "test"):
+            index = pd.MultiIndex.from_tuples([(n, split) for n in sizes], names=["train_size", "split"])
+            per = [g.xs(s, level="seed").reindex(index, fill_value=0).to_numpy(float).T for s in self.seeds]
+            arrays.append(np.stack(per) if per else np.zeros((0, len(STAT_COLUMNS), 0)))
+        self.train, self.test = arrays
 
     def draw(self, rng: np.random.Generator) -> float | None:
         pick = rng.choice(self.seeds, size=self.seeds.size, replace=True)
         counts = np.array([(pick == s).sum() for s in self.seeds], dtype=float)
-        summed = pd.DataFrame(np.tensordot(counts, self.by_seed, axes=1), index=self.index, columns=STAT_COLUMNS)
-        return _meeting_of(summed.reset_index())
+        if not self.sizes.size:
+            return None
+        return _meet_arrays(self.sizes, np.tensordot(counts, self.train, 1), np.tensordot(counts, self.test, 1))
 
 
 def meeting_interval_of_stats(
@@ -252,7 +271,7 @@ def meeting_interval_of_stats(
     _check_stats(stats, ("seed", "train_size", "split"))
     if not 0 < confidence < 1:
         raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    size = _meeting_of(stats)
+    size = meeting_of_stats(stats)
     boot = _SeedResampler(stats)
     if boot.seeds.size < 2:
         return {"size": size, "low": None, "high": None, "seeds": int(boot.seeds.size)}
@@ -314,7 +333,7 @@ def meeting_shift(
             raise ValueError(f"{name}: {exc}") from None
     if not 0 < confidence < 1:
         raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    point = _log2_ratio(_meeting_of(after), _meeting_of(before))
+    point = _log2_ratio(meeting_of_stats(after), meeting_of_stats(before))
     boot_a, boot_b = _SeedResampler(before), _SeedResampler(after)
     rng = np.random.default_rng(seed)
     n_seeds = min(boot_a.seeds.size, boot_b.seeds.size)
