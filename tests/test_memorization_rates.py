@@ -285,12 +285,29 @@ def test_main_job_refuses_an_unknown_part(tmp_path):
         run_main_job("tiny", tmp_path, "cpu", part="everything")
 
 
+def _data_of(rec: pd.DataFrame):
+    """A data folder's tables (``summary.MemorizationData``) holding only the recovery statistics of ``rec``."""
+    from pathlib import Path
+
+    from amtheory.studies.memorization.rates import recovery_stats
+    from amtheory.studies.memorization.summary import MemorizationData
+
+    rec = rec.assign(steps=rec.get("steps", 100), seed=rec.get("train.seed", 0))
+    stats = recovery_stats(rec, ["backend", "model_size", "steps", "train_size", "seed", "split", "t"])
+    stats = stats.assign(applicable=True, reason="")
+    for c in ("steps", "seed", "train_size"):
+        stats[c] = stats[c].astype("Int64")
+    empty = pd.DataFrame(columns=["backend", "model_size", "steps", "train_size", "seed", "n_params"])
+    return MemorizationData(folder=Path("."), models=empty, recovery=stats, means=pd.DataFrame(), basins=pd.DataFrame(),
+                            trajectory=pd.DataFrame())  # fmt: skip
+
+
 def test_results_page_and_figure_meet_where_the_summary_does():
     # Train 0.9 / 0.5 / 0.205 and test 0.1 / 0.15 / 0.2 at 4 / 16 / 64 blocks, 100 blocks of 200 changed tokens each:
     # the mean curves never cross, but at 64 the difference (0.005) is within two standard errors (about 0.008) and
     # at 16 it is many, so the size from which training and test agree is 64 for every reader of the tables.
-    from amtheory.figures.memorization import _meeting
-    from amtheory.reports.memorization.numbers import meeting_points
+    from amtheory.studies.memorization.meetings import meeting_points, meetings
+    from amtheory.studies.memorization.rates import meeting_of_rows
 
     rows = []
     for size, tr, te in ((4, 0.9, 0.1), (16, 0.5, 0.15), (64, 0.205, 0.2)):
@@ -301,8 +318,11 @@ def test_results_page_and_figure_meet_where_the_summary_does():
                      "recovered": rate, "n_changed": 200, "applicable": True, "sequence": b}
                 )  # fmt: skip
     rec = pd.DataFrame(rows)
-    assert meeting_points(rec) == {"m": {0.1: 64.0}}
-    assert _meeting(rec, "m", 0.1) == 64.0
+    assert meeting_of_rows(rec) == 64.0
+    data = _data_of(rec)
+    assert meeting_points(data) == {("m", 100, 0.1): 64.0}  # what the figures mark
+    page = meetings(data, n_boot=50).iloc[0]  # what the page states: one seed, so no interval and no verdict
+    assert page["size"] == 64.0 and page["seeds"] == 1 and page["low"] is None and page["verdict"] == "undecided"
 
 
 def test_meeting_trend_says_grows_only_when_the_interval_excludes_zero():
