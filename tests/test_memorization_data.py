@@ -286,3 +286,22 @@ def test_run_summary_names_each_budget_and_pools_the_seeds(seeds_run):
     assert set(s["meeting"]) == {f"{m} ({b} steps)" for m in ("nano", "wide") for b in (30, 60)}
     assert all(v["seeds"] == 2 for by_t in s["meeting_interval"].values() for v in by_t.values())
     assert set(s["meeting_trend"]) == {0.25, 0.5}
+
+
+def test_a_run_without_the_hopfield_family_or_some_measures_still_makes_its_page(seeds_run, tmp_path):
+    from amtheory.core.sweep.files import checksum_path, read_table
+    from amtheory.reports.memorization import build_page
+
+    results = tmp_path / "results"
+    shutil.copytree(seeds_run[1], results, ignore=shutil.ignore_patterns("checkpoints"))
+    for name in ("recovery", "basins"):  # the UDDM's tables only: every basin row is applicable
+        for q in (results / name).glob("*.parquet"):
+            if (read_table(q)["backend"] != "uddm").any():
+                checksum_path(q).unlink()
+                q.unlink()
+    for name in ("kl", "trajectory", "fixed_points"):
+        shutil.rmtree(results / name)
+    d = read_data(export_results(results, tmp_path / "data")[0].parent)
+    assert set(d.recovery["backend"]) == {"uddm"} and d.trajectory.empty
+    page = build_page(d, n_boot=N_BOOT)
+    assert "No Hopfield-family memory was measured." in page and "## (g) " in page

@@ -219,6 +219,7 @@ def _basins(b: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=[*CELL, "split", "pattern", "radius", "censored", "applicable", "reason"])
     ok = b["applicable"].astype(bool)
     df = _with_cells(b, ["split", "pattern", "radius", "censored", "applicable", "reason"])
+    df = df.astype({"pattern": float, "radius": float, "censored": object})
     df.loc[~ok, ["pattern", "radius", "censored"]] = np.nan
     df = df[ok | ~df.drop(columns=["pattern", "radius", "censored"]).duplicated()]
     df["pattern"] = pd.array(df["pattern"], dtype="Int64")

@@ -86,7 +86,7 @@ def _read_csv(path: Path, name: str) -> pd.DataFrame:
                          f"written by `experiments/summarize_memorization.py --export`?")  # fmt: skip
     for c in _TEXT:
         if c in df:
-            df[c] = df[c].fillna("").astype(str)
+            df[c] = df[c].astype(object).where(df[c].notna(), "").astype(str)
     for c in ("steps", "seed", "train_size"):
         df[c] = pd.array(df[c], dtype="Int64")
     for c in ("applicable", "censored"):
