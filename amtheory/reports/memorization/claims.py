@@ -111,7 +111,7 @@ def section_memorized(f: Findings) -> str:
             n_fmt(r["train_size"]),
             f"{pm(r['train'], r['train_se'])} (t = {r['worst_t']:g})",
             pm(r["test"], r["test_se"]),
-            fmt(r["max_test"]),
+            f"{pm(r['max_test'], r['max_test_se'])} (t = {r['max_test_t']:g})",
             f"{fmt(r['verbatim'], 2)} {interval(r['verbatim_low'], r['verbatim_high'], 2)} of {r['generated']}",
             pm(r["entropy"], r["entropy_se"]),
             verdict_text(r["verdict"]),

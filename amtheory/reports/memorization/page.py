@@ -38,6 +38,7 @@ from amtheory.reports.memorization.numbers import probe_reference
 from amtheory.reports.memorization.setup import section_differences, section_run, section_setup
 from amtheory.reports.memorization.tables import (
     section_basin_table,
+    section_exact_broken,
     section_extraction,
     section_figures,
     section_fixed_points,
@@ -82,6 +83,7 @@ def build_page(
         section_perplexity(f),
         section_budgets(f),
         section_recovery(f),
+        section_exact_broken(f),
         section_hopfield(f),
         section_basin_table(f),
         section_fixed_points(f),
@@ -129,6 +131,9 @@ def main(argv: list[str] | None = None) -> str | None:
     if not (a.out or a.figures or a.probe):
         return None
     data = read_data(a.data)
+    if a.probe and a.probe_model not in data.model_sizes():
+        ap.error(f"--probe-model: expected one of the model sizes in {a.data}, {data.model_sizes()}, got "
+                 f"{a.probe_model!r}")  # fmt: skip
     drawn = None
     if a.figures:
         from amtheory.figures.memorization import draw_figures

@@ -3,7 +3,7 @@ differs from the paper's, all from the data folder."""
 
 from __future__ import annotations
 
-from amtheory.reports.memorization.numbers import fmt, model_label, n_fmt, table
+from amtheory.reports.memorization.numbers import model_label, n_fmt, pm, table
 from amtheory.studies.memorization.summary import MemorizationData
 
 #: How the page's data folder is made and read (the run itself is ``experiments/memorization.py``).
@@ -50,13 +50,14 @@ def section_run(data: MemorizationData, machine: str | None) -> str:
     rows = []
     for (ms, steps, n), g in m.groupby(["model_size", "steps", "train_size"]):
         ev = g["eval_s"].dropna() if "eval_s" in g else []
-        rows.append([model_label(ms, steps, budgets), n_fmt(n), len(g), fmt(g["final_loss"].mean()),
+        loss = g["final_loss"].astype(float)
+        rows.append([model_label(ms, steps, budgets), n_fmt(n), len(g), pm(loss.mean(), loss.sem()),
                      int(g["skipped_steps"].sum()) if "skipped_steps" in g else "–", f"{g['wall_s'].mean():.1f}",
                      f"{g['ms_per_step'].mean():.1f}" if "ms_per_step" in g else "–",
                      f"{sum(ev) / len(ev):.1f}" if len(ev) else "–"])  # fmt: skip
     lines += [
-        "Per model size, step budget and training size (means over seeds; evaluation time from the run log, where "
-        "it names the models):",
+        "Per model size, step budget and training size (means over seeds, the final loss ± its standard error over "
+        "seeds; evaluation time from the run log, where it names the models):",
         "",
         table(["model", "blocks", "seeds", "final loss", "skipped steps", "train s", "ms / step", "evaluation s"],
               rows),

@@ -70,6 +70,33 @@ def section_recovery(f: Findings) -> str:
     return "\n".join(lines).rstrip()
 
 
+def section_exact_broken(f: Findings) -> str:
+    """Blocks restored whole (Wilson interval) and clean tokens broken (± standard error over blocks) at the
+    reference t."""
+    r = f.data.uddm_recovery
+    r = r[r["t"] == f.ref_t].assign(exact_k=lambda d: d["exact_mean"] * d["evaluated"])
+    ex = r.groupby(_BY)[["exact_k", "evaluated"]].sum()
+    br = pool_means(r, _BY, prefix="broken_").set_index(_BY)
+    rows = []
+    for ms, steps, label in _models(f):
+        for n in sorted({k[2] for k in br.index if k[0] == ms and k[1] == steps}):
+            row = [label, n_fmt(n)]
+            for s in ("train", "test", "random"):
+                k = (ms, steps, n, s)
+                e = ex.loc[k] if k in ex.index else None
+                whole = "–" if e is None else _wilson(e["exact_k"] / e["evaluated"], e["evaluated"], 2)
+                row.append(f"{whole}; {pm(br.loc[k, 'mean'], br.loc[k, 'se'])}" if k in br.index else "–")
+            rows.append(row)
+    return "\n".join([
+        "## Whole blocks restored, and clean tokens broken",
+        "",
+        f"At t = {f.ref_t:g}: the share of blocks restored whole (95% Wilson interval, blocks of every seed); then the "
+        "share of their clean ordinary tokens that the reverse chain breaks (± standard error over blocks):",
+        "",
+        table(["model", "blocks", "train", "test", "random"], rows),
+    ])  # fmt: skip
+
+
 def section_hopfield(f: Findings) -> str:
     r = rates(f.data)
     rec = f.data.recovery
@@ -77,20 +104,22 @@ def section_hopfield(f: Findings) -> str:
     rows = []
     for b, name in HOPFIELD_NAMES.items():
         g = r[r["backend"] == b].set_index(["train_size", "t", "split"])
-        ex = rec[(rec["backend"] == b) & rec["applicable"]].set_index(["train_size", "t", "split"])["exact_mean"]
+        ex = rec[(rec["backend"] == b) & rec["applicable"]].set_index(["train_size", "t", "split"])
         for n in sorted({k[0] for k in g.index}):
             row = [name, n_fmt(n)]
             for t in ts:
                 cell = [pm(g.loc[(n, t, s), "rate"], g.loc[(n, t, s), "se"]) if (n, t, s) in g.index else "–"
                         for s in ("train", "test")]  # fmt: skip
-                exact = [fmt(ex.get((n, t, s)), 2) for s in ("train", "test")]
-                row.append(" / ".join(cell) + f" ({' / '.join(exact)})")
+                exact = [_wilson(ex.loc[(n, t, s), "exact_mean"], ex.loc[(n, t, s), "evaluated"], 2)
+                         if (n, t, s) in ex.index else "–" for s in ("train", "test")]  # fmt: skip
+                row.append(" / ".join(cell) + f" (exact {' / '.join(exact)})")
             rows.append(row)
     lines = ["## The Hopfield family on the same blocks and corruptions", ""]
     if not rows:
         return "\n".join([*lines, "No Hopfield-family memory was measured."])
     lines += [
-        "Recovered share train / test (± block-clustered standard error; exact match train / test in brackets):",
+        "Recovered share train / test (± block-clustered standard error; in brackets the share of blocks restored "
+        "whole, train / test, with its 95% Wilson interval):",
         "",
         table(["memory", "blocks stored"] + [f"t = {t:g}" for t in ts], rows),
         "",
@@ -139,9 +168,12 @@ def section_basin_table(f: Findings) -> str:
     ])  # fmt: skip
 
 
-def _wilson(mean, count) -> str:
+def _wilson(mean, count, digits: int = 3) -> str:
+    """A share of ``count`` blocks with its 95% Wilson interval and the count."""
+    if not count or pd.isna(count):
+        return "–"
     k, n = int(round(mean * count)), int(count)
-    return f"{fmt(mean, 3)} {interval(*wilson_interval(k, n), 2)} of {n}" if n else "–"
+    return f"{fmt(mean, digits)} {interval(*wilson_interval(k, n), 2)} of {n}"
 
 
 def section_fixed_points(f: Findings) -> str:
@@ -208,7 +240,7 @@ def section_kl(f: Findings) -> str:
                 a, b = (ms, steps, n, "train", t), (ms, steps, n, "test", t)
                 row.append(
                     f"{pm(kl.loc[a, 'mean'], kl.loc[a, 'se'])} / {pm(kl.loc[b, 'mean'], kl.loc[b, 'se'])} "
-                    f"({fmt(diff.loc[a, 'mean'], 2)})"
+                    f"({pm(diff.loc[a, 'mean'], diff.loc[a, 'se'], 2)})"
                     if a in kl.index and b in kl.index
                     else "–"
                 )
@@ -217,7 +249,7 @@ def section_kl(f: Findings) -> str:
         "## Distance from the memorization limit: KL(EmpiricalDenoiser || UDDM)",
         "",
         "Per-token KL in nats (± standard error over blocks), train / test blocks (in brackets: share of training-"
-        "block tokens whose most probable clean token differs between the two):",
+        "block tokens whose most probable clean token differs between the two, ± standard error over blocks):",
         "",
         table(["model", "blocks"] + [f"t = {t:g}" for t in ts], rows),
     ])  # fmt: skip

@@ -116,6 +116,7 @@ def memorized(data: MemorizationData) -> pd.DataFrame:
     rows = []
     for key, g in d.groupby(_MODEL):
         worst = g.loc[(g["train"] - Z_MEET * g["train_se"]).idxmin()]
+        top = g.loc[g["test"].idxmax()]
         n_gen = int(verb.loc[key, "count"]) if key in verb.index else 0
         k_gen = int(round(verb.loc[key, "mean"] * n_gen)) if n_gen else 0
         v_low, v_high = wilson_interval(k_gen, n_gen) if n_gen else (math.nan, math.nan)
@@ -136,7 +137,8 @@ def memorized(data: MemorizationData) -> pd.DataFrame:
         rows.append({"model_size": key[0], "steps": key[1], "train_size": int(g["train_size"].iloc[0]),
                      "worst_t": float(worst["t"]), "train": worst["train"], "train_se": worst["train_se"],
                      "test": worst["test"], "test_se": worst["test_se"],
-                     "max_test": float(g["test"].max()), "verbatim": k_gen / n_gen if n_gen else math.nan,
+                     "max_test": float(top["test"]), "max_test_se": float(top["test_se"]),
+                     "max_test_t": float(top["t"]), "verbatim": k_gen / n_gen if n_gen else math.nan,
                      "verbatim_low": v_low, "verbatim_high": v_high, "generated": n_gen, "entropy": e_mean,
                      "entropy_se": e_se, "verdict": _rule(ok, fail)})  # fmt: skip
     return pd.DataFrame(rows)
