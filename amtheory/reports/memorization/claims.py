@@ -136,28 +136,29 @@ def section_memorized(f: Findings) -> str:
     ])  # fmt: skip
 
 
-def _median(r, key: str) -> str:
+def _median(r, key: str, limit: int) -> str:
+    """A median radius with its interval and block count; ≥ where it sits at the search limit (a lower bound)."""
     med = r[key]
     if not math.isfinite(med):
         return "–"
-    mark = "≥ " if r[f"{key}_censored"] and r[f"{key}_high"] == med else ""
+    mark = "≥ " if r[f"{key}_censored"] and med >= limit else ""
     return f"{mark}{fmt(med, 1)} [{fmt(r[f'{key}_low'], 0)}, {fmt(r[f'{key}_high'], 0)}] ({r[f'{key}_blocks']})"
 
 
 def section_basins(f: Findings) -> str:
+    L = int(f.data.run["data"]["length"])
     rows = [
         [
             f.label(r["model_size"], r["steps"]),
             f"{n_fmt(r['smallest'])} → {n_fmt(r['largest'])}",
-            _median(r, "train_smallest"),
-            _median(r, "train_largest"),
-            _median(r, "test_smallest"),
-            _median(r, "test_largest"),
+            _median(r, "train_smallest", L // 2),
+            _median(r, "train_largest", L // 2),
+            _median(r, "test_smallest", L // 2),
+            _median(r, "test_largest", L // 2),
             verdict_text(r["verdict"]),
         ]
         for _, r in f.basins.iterrows()
     ]
-    L = int(f.data.run["data"]["length"])
     return "\n".join([
         f"## (b) {CLAIMS['b'].capitalize()}",
         "",
@@ -172,9 +173,13 @@ def section_basins(f: Findings) -> str:
     ])  # fmt: skip
 
 
+#: The difference at the smallest size, in words that are not a claim's verdict.
+_FIRST = {"train > test": "train > test", "test > train": "test > train", "undecided": "within noise"}
+
+
 def section_meetings(f: Findings) -> str:
     rows = [[f.label(r["model_size"], r["steps"]), f"{r['t']:g}", size_text(r["size"]),
-             size_interval(r["low"], r["high"], r["seeds"]), r["seeds"], r["first"],
+             size_interval(r["low"], r["high"], r["seeds"]), r["seeds"], _FIRST.get(r["first"], r["first"]),
              f"{n_fmt(r['smallest'])} ... {n_fmt(r['largest'])} ({r['sizes']})", verdict_text(r["verdict"])]
             for _, r in f.meetings.sort_values(["model_size", "steps", "t"]).iterrows()]  # fmt: skip
     prec = [[f.label(r["model_size"], r["steps"]), f"{r['t']:g}", fmt(r["max_se"], 4), n_fmt(r["at"]),
