@@ -153,7 +153,7 @@ def _models(train: pd.DataFrame, seeds: list[int], eval_s: dict | None) -> pd.Da
     from amtheory.core.sweep import cell_key
 
     if train.empty:
-        return pd.DataFrame(columns=CELL)
+        return pd.DataFrame(columns=[*CELL, "n_params", "final_loss", "wall_s"])
     candidates = sorted(set(seeds)) + [s for s in range(64) if s not in seeds]
     found = []
     for _, row in train.iterrows():
