@@ -82,6 +82,9 @@ def test_export_writes_six_small_tables_named_by_cell(seeds_run):
     hop = d.recovery[d.recovery["backend"] != "uddm"]
     assert hop["steps"].isna().all() and hop["seed"].isna().all()
     assert not hop[hop["applicable"]].duplicated(["backend", "train_size", "split", "t"]).any()
+    # A quantity measured on some splits only (the verbatim flag: generated blocks) has rows for those alone.
+    assert (d.means["count"] > 0).all()
+    assert set(d.measure("generation", "verbatim")["split"]) == {"generated"}
     # The example figure's token rows come decoded.
     ex = d.run["examples"]
     assert ex and all(set(map(str, e["x0"])) <= set(e["words"]) for e in ex)

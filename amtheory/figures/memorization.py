@@ -52,15 +52,16 @@ def _uddm_colours(model_sizes) -> dict:
 
 
 def uddm_series(data: MemorizationData) -> list[tuple[str, int, str, tuple, str]]:
-    """Per UDDM model size and step budget: (model size, steps, label, colour, marker); the budget is named in the
-    label only when there are several."""
+    """Per UDDM model size and step budget: (model size, steps, label, colour, marker), one shade of the UDDM's
+    colour each (lightest for the smallest model at its smallest budget); the budget is named in the label, and has
+    its own marker, only when there are several."""
     budgets = data.budgets()
-    colours = _uddm_colours(data.model_sizes())
+    keys = [(ms, steps) for ms in data.model_sizes() for steps in budgets]
+    colours = _uddm_colours(keys)
     out = []
-    for ms in data.model_sizes():
-        for i, steps in enumerate(budgets):
-            label = f"{style.backend_label('uddm')} {ms}" + (f", {steps:,} steps" if len(budgets) > 1 else "")
-            out.append((ms, steps, label, colours[ms], _MARKERS[i % len(_MARKERS)]))
+    for ms, steps in keys:
+        label = f"{style.backend_label('uddm')} {ms}" + (f", {steps:,} steps" if len(budgets) > 1 else "")
+        out.append((ms, steps, label, colours[(ms, steps)], _MARKERS[budgets.index(steps) % len(_MARKERS)]))
     return out
 
 

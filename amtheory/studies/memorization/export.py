@@ -209,7 +209,7 @@ def _means(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
                 continue
             by = [*CELL, "split", *keys]
             s = _stats(df, by, q, extremes=True).reset_index()
-            frames.append(s.assign(measure=measure, quantity=q))
+            frames.append(s[s["count"] > 0].assign(measure=measure, quantity=q))  # a split without the quantity
     cols = [*CELL, "measure", "quantity", "split", "t", "count", "mean", "sd", "min", "max"]
     return pd.concat(frames, ignore_index=True).reindex(columns=cols) if frames else pd.DataFrame(columns=cols)
 
