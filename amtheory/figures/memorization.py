@@ -171,7 +171,7 @@ def fig_backends(data: MemorizationData, out: Path) -> list[Path]:
         ax.set_title(f"t = {t:g}")
         ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
-    fig.suptitle("Same blocks, same corruptions: only a generalizing model restores unseen text")
+    fig.suptitle("Same blocks, same corruptions: the UDDMs beside the Hopfield family")
     return save(fig, out, "memorization_backends")
 
 

@@ -187,15 +187,10 @@ def basin_change(data: MemorizationData) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _entropy_ends(data: MemorizationData) -> pd.DataFrame:
-    e = pool_means(data.measure("generation", "entropy"), [*_MODEL, "train_size", "split"])
-    return e
-
-
 def entropy_change(data: MemorizationData) -> pd.DataFrame:
     """Claim (e) per (model size, steps): the entropy on generated, training and test blocks at the smallest and
     the largest training size (mean and standard error over every block of every seed)."""
-    e = _entropy_ends(data)
+    e = pool_means(data.measure("generation", "entropy"), [*_MODEL, "train_size", "split"])
     rows = []
     for key, g in e.groupby(_MODEL):
         lo_n, hi_n = int(g["train_size"].min()), int(g["train_size"].max())
