@@ -2,6 +2,9 @@
 
     python -m paper_figures.memorization --results results/memorization --out paper_figures/out
 
+``--results``: a results folder of experiments/memorization.py, or the data folder exported from one
+(``experiments/summarize_memorization.py --export``).
+
 The drawing is ``amtheory.figures.memorization.make_figures``; this script is its command line."""
 
 from __future__ import annotations

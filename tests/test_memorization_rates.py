@@ -285,12 +285,29 @@ def test_main_job_refuses_an_unknown_part(tmp_path):
         run_main_job("tiny", tmp_path, "cpu", part="everything")
 
 
+def _data_of(rec: pd.DataFrame):
+    """A data folder's tables (``summary.MemorizationData``) holding only the recovery statistics of ``rec``."""
+    from pathlib import Path
+
+    from amtheory.studies.memorization.rates import recovery_stats
+    from amtheory.studies.memorization.summary import MemorizationData
+
+    rec = rec.assign(steps=rec.get("steps", 100), seed=rec.get("train.seed", 0))
+    stats = recovery_stats(rec, ["backend", "model_size", "steps", "train_size", "seed", "split", "t"])
+    stats = stats.assign(applicable=True, reason="")
+    for c in ("steps", "seed", "train_size"):
+        stats[c] = stats[c].astype("Int64")
+    empty = pd.DataFrame(columns=["backend", "model_size", "steps", "train_size", "seed", "n_params"])
+    return MemorizationData(folder=Path("."), models=empty, recovery=stats, means=pd.DataFrame(), basins=pd.DataFrame(),
+                            trajectory=pd.DataFrame())  # fmt: skip
+
+
 def test_results_page_and_figure_meet_where_the_summary_does():
     # Train 0.9 / 0.5 / 0.205 and test 0.1 / 0.15 / 0.2 at 4 / 16 / 64 blocks, 100 blocks of 200 changed tokens each:
     # the mean curves never cross, but at 64 the difference (0.005) is within two standard errors (about 0.008) and
     # at 16 it is many, so the size from which training and test agree is 64 for every reader of the tables.
-    from amtheory.figures.memorization import _meeting
-    from amtheory.reports.memorization.numbers import meeting_points
+    from amtheory.studies.memorization.meetings import meeting_points, meetings
+    from amtheory.studies.memorization.rates import meeting_of_rows
 
     rows = []
     for size, tr, te in ((4, 0.9, 0.1), (16, 0.5, 0.15), (64, 0.205, 0.2)):
@@ -301,8 +318,11 @@ def test_results_page_and_figure_meet_where_the_summary_does():
                      "recovered": rate, "n_changed": 200, "applicable": True, "sequence": b}
                 )  # fmt: skip
     rec = pd.DataFrame(rows)
-    assert meeting_points(rec) == {"m": {0.1: 64.0}}
-    assert _meeting(rec, "m", 0.1) == 64.0
+    assert meeting_of_rows(rec) == 64.0
+    data = _data_of(rec)
+    assert meeting_points(data) == {("m", 100, 0.1): 64.0}  # what the figures mark
+    page = meetings(data, n_boot=50).iloc[0]  # what the page states: one seed, so no interval and no verdict
+    assert page["size"] == 64.0 and page["seeds"] == 1 and page["low"] is None and page["verdict"] == "undecided"
 
 
 def test_meeting_trend_says_grows_only_when_the_interval_excludes_zero():
@@ -346,3 +366,80 @@ def test_summary_states_the_meeting_trend_with_its_interval_or_says_there_is_non
     one = {**trend, "low": float("nan"), "high": float("nan"), "verdict": "undecided", "seeds": 1}
     text = format_summary({**_summary(), "meeting_trend": {0.1: one}})
     assert "(no interval with one seed; undecided)" in text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Rates from sufficient statistics: what the data folder keeps of a recovery table
+# ---------------------------------------------------------------------------------------------------------------
+def _direct_rate(k: np.ndarray, n: np.ndarray) -> tuple[float, float]:
+    """The pooled rate and its block-clustered standard error straight from the block rows (the formula of the
+    module docstring), as the rows were summarized before statistics were kept."""
+    keep = n > 0
+    k, n = k[keep], n[keep]
+    p = k.sum() / n.sum()
+    ac = (k.sum() + 2.0) / (n.sum() + 4.0)
+    se = math.sqrt(ac * (1 - ac) / (n.sum() + 4.0))
+    if k.size > 1:
+        se = max(se, math.sqrt(k.size / (k.size - 1) * float(((k - p * n) ** 2).sum())) / n.sum())
+    return float(p), se
+
+
+def _random_blocks(rng: np.random.Generator) -> pd.DataFrame:
+    rows = []
+    for seed in (0, 1, 2):
+        for size in (4, 16, 64):
+            for split in ("train", "test"):
+                for t in (0.1, 0.5):
+                    n = rng.integers(0, 60, size=40)
+                    k = rng.binomial(n, rng.uniform(0.0, 1.0))
+                    for b in range(n.size):
+                        rows.append({"backend": "uddm", "model_size": "m", "train_size": size, "split": split, "t": t,
+                                     "train.seed": seed, "sequence": b, "n_changed": int(n[b]),
+                                     "recovered": k[b] / n[b] if n[b] else np.nan, "applicable": True})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_rates_from_sufficient_statistics_equal_the_block_rows_to_1e12():
+    from amtheory.studies.memorization.rates import STAT_COLUMNS, rates_of_stats, recovery_stats
+
+    rec = _random_blocks(np.random.default_rng(7))
+    keys = ["backend", "model_size", "train_size", "split", "t"]
+    # Per seed, as the data folder keeps them; pooling the seeds is a sum.
+    per_seed = recovery_stats(rec, [*keys, "train.seed"])
+    assert set(STAT_COLUMNS) <= set(per_seed.columns) and len(per_seed) == 3 * 3 * 2 * 2
+    pooled = rates_of_stats(per_seed, keys)
+    table = rate_table(rec)
+    assert len(pooled) == len(table) == 3 * 2 * 2
+    for _, r in pooled.iterrows():
+        g = rec[(rec["train_size"] == r["train_size"]) & (rec["split"] == r["split"]) & (rec["t"] == r["t"])]
+        n = g["n_changed"].to_numpy(float)
+        k = (g["recovered"].fillna(0.0).to_numpy() * n).round()
+        p, se = _direct_rate(k, n)
+        assert abs(r["rate"] - p) <= 1e-12 and abs(r["se"] - se) <= 1e-12
+        row = table[(table["train_size"] == r["train_size"]) & (table["split"] == r["split"]) & (table["t"] == r["t"])]
+        for col in ("rate", "se", "low", "high", "blocks", "tokens", "evaluated"):
+            assert abs(float(row[col].iloc[0]) - float(r[col])) <= 1e-12, col
+        one = pooled_rate(k, n)
+        assert abs(one["rate"] - p) <= 1e-12 and abs(one["se"] - se) <= 1e-12
+
+
+def test_meeting_interval_and_trend_from_statistics_equal_the_block_rows():
+    from amtheory.studies.memorization.rates import (
+        meeting_interval_of_stats,
+        meeting_trend,
+        meeting_trend_of_stats,
+        recovery_stats,
+    )
+
+    rows = _seed_table({0: 0.0, 1: 1.0, 2: 0.0, 3: 1.0})
+    stats = recovery_stats(rows, ["train_size", "split", "train.seed"]).rename(columns={"train.seed": "seed"})
+    assert meeting_interval_of_stats(stats, n_boot=200) == meeting_interval(rows, "train.seed", n_boot=200)
+    both = pd.concat([_seed_table({0: 0.0, 1: 0.0, 2: 1.0}).assign(model_size="small"),
+                      _seed_table({0: 1.0, 1: 2.0, 2: 2.0}).assign(model_size="big")])  # fmt: skip
+    params = {"small": 1e6, "big": 8e6}
+    st = recovery_stats(both, ["model_size", "train_size", "split", "train.seed"]).rename(
+        columns={"train.seed": "seed"}
+    )
+    assert meeting_trend_of_stats(st, params, n_boot=200) == meeting_trend(both, "train.seed", params, n_boot=200)
+    with pytest.raises(ValueError, match="stats"):
+        meeting_interval_of_stats(stats.drop(columns="nk_sum"))

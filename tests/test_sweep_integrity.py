@@ -265,12 +265,13 @@ def test_memorization_readers_do_not_mix_settings(tmp_path):
     from amtheory.figures import memorization as fig
 
     with pytest.raises(ValueError, match="settings.n_eval"):
-        fig.fig_recovery(tmp_path, tmp_path / "out")
+        fig.make_figures(tmp_path, tmp_path / "out")
     with pytest.raises(ValueError, match="settings.n_eval"):
         mz.summarize(tmp_path)
     sm = load_experiment("summarize_memorization")
     with pytest.raises(ValueError, match="settings.n_eval"):
-        sm.read_tables(tmp_path)
+        sm.export_results(tmp_path, tmp_path / "data")
+    assert not (tmp_path / "data").exists()
 
 
 def test_compare_figure_panels_each_size_apart(tmp_path, monkeypatch):

@@ -1,24 +1,28 @@
-"""Figures of the memorization experiment (``amtheory.studies.memorization``), drawn from its tables only.
+"""Figures of the memorization experiment (``amtheory.studies.memorization``), drawn from its data folder only
+(``amtheory.studies.memorization.summary``; ``experiments/summarize_memorization.py --export`` writes it).
 
-``make_figures(results, out)`` (``amtheory figures memorization``) writes:
+``make_figures(source, out)`` (``amtheory figures memorization``) takes a data folder, or a results folder that it
+exports first, and writes:
 
 * ``memorization_recovery`` — UDDM recovery of corrupted tokens against training-set size, solid train, dashed
-  test, one colour per t, one panel per model size; the meeting point marked;
-* ``memorization_backends`` — the same at each t for every backend (UDDM sizes, empirical denoiser, dense, modern);
+  test, one colour per t, bands of two standard errors (blocks of every seed pooled), one panel per model size
+  (columns) and step budget (rows); the meeting point marked;
+* ``memorization_backends`` — the same at each t for every UDDM and the Hopfield family;
 * ``memorization_basins`` — share of blocks that are fixed points and median basin radius (share of the block) over
   those fixed points against size, train and test, all backends (``amtheory.core.basins.fixed_point_radius``);
-* ``memorization_entropy`` — histograms of per-block conditional entropy, training vs generated, across sizes;
-* ``memorization_perplexity`` — test perplexity bound against size, with the meeting point of train and test
-  recovery marked;
-* ``memorization_extraction`` — share of generated blocks that copy a training block verbatim, and the longest
-  span shared with the training set, against size; with the fixed-point share and the KL from the empirical
-  denoiser;
+* ``memorization_entropy`` — mean conditional entropy at ``entropy_t`` on training, test and generated blocks
+  against size, with bands of two standard errors;
+* ``memorization_perplexity`` — test and training perplexity bound against size, with 95% intervals over seeds,
+  the meeting point of train and test recovery marked;
+* ``memorization_extraction`` — share of generated blocks that copy a training block verbatim, the longest span
+  shared with the training set, the fixed-point share and the KL from the empirical denoiser, against size;
 * ``memorization_trajectory`` — entropy and top-two gap of the prediction along the reverse chain from t = 1, per
   training size (``amtheory.figures.memorization_trajectory``);
 * ``memorization_example`` — one block, corrupted and restored by the smallest and the largest training set's
   model, tokens coloured (restored, still wrong, broken) (``amtheory.figures.memorization_example``).
 
-Every backend has its registered colour and label; the UDDM's model sizes are shades of the UDDM's colour.
+Every backend has its registered colour and label; the UDDM's model sizes are shades of the UDDM's colour, its
+step budgets have their own markers.
 """
 
 from __future__ import annotations
@@ -31,31 +35,34 @@ import pandas as pd
 
 from amtheory.core.basins import fixed_point_radius_table
 from amtheory.figures import radius, style
-from amtheory.figures.memorization_example import fig_example as _fig_example
-from amtheory.figures.memorization_trajectory import fig_trajectory as _fig_trajectory
+from amtheory.figures.memorization_example import fig_example
+from amtheory.figures.memorization_trajectory import fig_trajectory
 from amtheory.figures.style import plt, save, setup, sns
+from amtheory.studies.memorization.claims import nelbo_curve, rates
+from amtheory.studies.memorization.meetings import meeting_points, reference_t
+from amtheory.studies.memorization.summary import MemorizationData, open_data, pool_means
+
+_MARKERS = ("o", "s", "^", "D", "v", "P")
 
 
 def _uddm_colours(model_sizes) -> dict:
-    """One shade of the UDDM's registered colour per model size, lightest for the smallest."""
-    sizes = sorted(model_sizes)
+    """One shade of the UDDM's registered colour per model size, lightest for the first (smallest)."""
+    sizes = list(model_sizes)
     return dict(zip(sizes, style.shades(style.backend_colour("uddm"), len(sizes))))
 
 
-def _uddm_label(model_size: str) -> str:
-    return f"{style.backend_label('uddm')} {model_size}"
-
-
-def _read(root: Path, name: str) -> pd.DataFrame:
-    """The checked tables of ``root/name``, of one setting (``amtheory.studies.memorization.analysis.read_table``)."""
-    from amtheory.studies.memorization.analysis import read_table
-
-    df = read_table(root / name)
-    if not len(df.columns):
-        raise FileNotFoundError(f"results: expected tables in {root / name}, found none; run the experiment first")
-    if "applicable" in df:
-        df = df[df["applicable"].astype(bool)]
-    return df
+def uddm_series(data: MemorizationData) -> list[tuple[str, int, str, tuple, str]]:
+    """Per UDDM model size and step budget: (model size, steps, label, colour, marker), one shade of the UDDM's
+    colour each (lightest for the smallest model at its smallest budget); the budget is named in the label, and has
+    its own marker, only when there are several."""
+    budgets = data.budgets()
+    keys = [(ms, steps) for ms in data.model_sizes() for steps in budgets]
+    colours = _uddm_colours(keys)
+    out = []
+    for ms, steps in keys:
+        label = f"{style.backend_label('uddm')} {ms}" + (f", {steps:,} steps" if len(budgets) > 1 else "")
+        out.append((ms, steps, label, colours[(ms, steps)], _MARKERS[budgets.index(steps) % len(_MARKERS)]))
+    return out
 
 
 def _short_count(n: int) -> str:
@@ -76,16 +83,13 @@ def _t_palette(ts) -> dict:
     return dict(zip(ts, sns.color_palette("viridis", len(ts))))
 
 
-def _meeting(rec: pd.DataFrame, model_size: str, t: float) -> float:
-    """Where training and test recovery meet (the two-standard-error rule of ``rates.meeting_of_rows``); NaN where
-    they do not within the sweep."""
-    from amtheory.studies.memorization.rates import meeting_of_rows
-
-    g = rec[(rec["backend"] == "uddm") & (rec["model_size"] == model_size) & (rec["t"] == t)]
-    if not {"train", "test"} <= set(g["split"]):
-        return math.nan
-    m = meeting_of_rows(g)
-    return math.nan if m is None else m
+def _band(ax, x, y, se, colour, ls="-", marker="o", label=None, clip=(-np.inf, np.inf)) -> None:
+    """A curve with a band of two standard errors around it, clipped to ``clip`` (the range the quantity takes)."""
+    x, y, se = (np.asarray(v, dtype=float) for v in (x, y, se))
+    ax.plot(x, y, ls, color=colour, marker=marker, ms=4, label=label)
+    ok = np.isfinite(se)
+    lo, hi = np.clip(y - 2 * se, *clip), np.clip(y + 2 * se, *clip)
+    ax.fill_between(x[ok], lo[ok], hi[ok], color=colour, alpha=0.15, lw=0)
 
 
 def _recovery_legend(axes) -> None:
@@ -98,81 +102,94 @@ def _recovery_legend(axes) -> None:
     style.legend_outside(axes[0][0].figure, h, lab)
 
 
-def fig_recovery(root: Path, out: Path) -> list[Path]:
-    rec = _read(root, "recovery")
-    u = rec[rec["backend"] == "uddm"]
-    sizes = sorted(u["model_size"].unique())
+def fig_recovery(data: MemorizationData, out: Path) -> list[Path]:
+    r = rates(data)
+    u = r[r["backend"] == "uddm"]
+    models, budgets = data.model_sizes(), data.budgets()
     pal = _t_palette(u["t"].unique())
-    fig, axes = plt.subplots(1, len(sizes), figsize=(5.2 * len(sizes), 4.2), squeeze=False, sharey=True)
-    for ax, ms in zip(axes[0], sizes):
-        g = u[u["model_size"] == ms].groupby(["t", "split", "train_size"])["recovered"].mean().reset_index()
-        for t, col in pal.items():
-            for split, ls in (("train", "-"), ("test", "--")):
-                d = g[(g["t"] == t) & (g["split"] == split)]
-                ax.plot(d["train_size"], d["recovered"], ls, color=col, marker="o", ms=4,
-                        label=f"t={t:g}" if split == "train" else None)  # fmt: skip
-            m = _meeting(rec, ms, t)
-            if np.isfinite(m):
-                ax.axvline(m, color=col, lw=0.8, alpha=0.5)
-        _sizes_axis(ax, g["train_size"])
-        ax.set_title(ms)
-        ax.set_ylim(-0.02, 1.02)
+    meet = meeting_points(data)
+    fig, axes = plt.subplots(len(budgets), len(models), figsize=(5.2 * len(models), 4.0 * len(budgets)),
+                             squeeze=False, sharey=True)  # fmt: skip
+    for i, steps in enumerate(budgets):
+        for j, ms in enumerate(models):
+            ax = axes[i][j]
+            g = u[(u["model_size"] == ms) & (u["steps"] == steps)]
+            for t, col in pal.items():
+                for split, ls in (("train", "-"), ("test", "--")):
+                    d = g[(g["t"] == t) & (g["split"] == split)].sort_values("train_size")
+                    _band(
+                        ax,
+                        d["train_size"],
+                        d["rate"],
+                        d["se"],
+                        col,
+                        ls,
+                        label=f"t={t:g}" if split == "train" else None,
+                        clip=(0.0, 1.0),
+                    )
+                m = meet.get((ms, steps, float(t)), math.nan)
+                if np.isfinite(m):
+                    ax.axvline(m, color=col, lw=0.8, alpha=0.5)
+            _sizes_axis(ax, g["train_size"] if len(g) else [1])
+            ax.set_title(f"{ms}, {steps:,} steps")
+            ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
-    fig.suptitle(
-        f"{style.backend_label('uddm')} recovery against training-set size (thin lines: where train and test meet)"
-    )
+    fig.suptitle(f"{style.backend_label('uddm')} recovery against training-set size (bands: two standard errors; "
+                 "thin lines: where train and test meet)")  # fmt: skip
     return save(fig, out, "memorization_recovery")
 
 
-def _backend_lines(df: pd.DataFrame):
-    """(label, colour, sub-table) per backend line: one per UDDM size, one per Hopfield backend."""
+def _backend_lines(data: MemorizationData, r: pd.DataFrame):
+    """(label, colour, marker, rows) per line: one per UDDM model size and budget, one per Hopfield backend."""
     lines = []
-    for ms, col in _uddm_colours(df.loc[df["backend"] == "uddm", "model_size"].unique()).items():
-        lines.append((_uddm_label(ms), col, df[(df["backend"] == "uddm") & (df["model_size"] == ms)]))
-    # The study's own backend names, in their registered colours and labels ("dense_exp" and "classical" are
-    # registered aliases of "exp" and "hebbian"); imported here, as the study's tables are read, not with the module.
+    for ms, steps, label, col, marker in uddm_series(data):
+        lines.append(
+            (label, col, marker, r[(r["backend"] == "uddm") & (r["model_size"] == ms) & (r["steps"] == steps)])
+        )
     from amtheory.studies.memorization.cells import BACKENDS
 
     for b in BACKENDS:
-        sub = df[df["backend"] == b]
+        sub = r[r["backend"] == b]
         if len(sub):
-            lines.append((style.backend_label(b), style.backend_colour(b), sub))
+            lines.append((style.backend_label(b), style.backend_colour(b), "o", sub))
     return lines
 
 
-def fig_backends(root: Path, out: Path) -> list[Path]:
-    rec = _read(root, "recovery")
-    rec = rec[rec["split"].isin(["train", "test"])]
-    ts = sorted(rec["t"].unique())
+def fig_backends(data: MemorizationData, out: Path) -> list[Path]:
+    r = rates(data)
+    r = r[r["split"].isin(["train", "test"])]
+    ts = sorted(r["t"].unique())
     fig, axes = plt.subplots(1, len(ts), figsize=(4.4 * len(ts), 4.0), squeeze=False, sharey=True)
     for ax, t in zip(axes[0], ts):
-        d = rec[rec["t"] == t]
-        for lab, col, sub in _backend_lines(d):
-            g = sub.groupby(["split", "train_size"])["recovered"].mean().reset_index()
+        d = r[r["t"] == t]
+        for lab, col, marker, sub in _backend_lines(data, d):
             for split, ls in (("train", "-"), ("test", "--")):
-                s = g[g["split"] == split]
-                ax.plot(s["train_size"], s["recovered"], ls, color=col, marker="o", ms=3,
+                s = sub[sub["split"] == split].sort_values("train_size")
+                ax.plot(s["train_size"], s["rate"], ls, color=col, marker=marker, ms=3,
                         label=lab if split == "train" else None)  # fmt: skip
         _sizes_axis(ax, d["train_size"])
         ax.set_title(f"t = {t:g}")
         ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
-    fig.suptitle("Same blocks, same corruptions: only a generalizing model restores unseen text")
+    fig.suptitle("Same blocks, same corruptions: the UDDMs beside the Hopfield family")
     return save(fig, out, "memorization_backends")
 
 
-def fig_basins(root: Path, out: Path) -> list[Path]:
-    bas = _read(root, "basins")
+def fig_basins(data: MemorizationData, out: Path) -> list[Path]:
+    bas = data.basins[data.basins["applicable"]].astype({"radius": float})
+    length = float(data.run["data"]["length"])
     fig, axes = plt.subplots(2, 2, figsize=(11.5, 7.0), sharex=True, sharey="row", height_ratios=(1, 1.5))
     any_censored = False
     for j, split in enumerate(("train", "test")):
         d = bas[bas["split"] == split]
-        for lab, col, sub in _backend_lines(d):
-            t = fixed_point_radius_table(sub, ["train_size"], length="length")
+        for lab, col, _, sub in _backend_lines(data, d):
+            if sub.empty:
+                continue
+            t = fixed_point_radius_table(sub, ["train_size"], length=length)
             art = radius.draw_radius(axes[0, j], axes[1, j], t, "train_size", colour=col, label=lab)
             any_censored |= art["censored"] is not None
         for ax in axes[:, j]:
-            _sizes_axis(ax, d["train_size"])
+            _sizes_axis(ax, d["train_size"] if len(d) else [1])
         axes[0, j].set_xlabel("")
         axes[0, j].set_title(f"{split} blocks")
         axes[0, j].set_ylim(-0.03, 1.03)
@@ -187,80 +204,96 @@ def fig_basins(root: Path, out: Path) -> list[Path]:
     return save(fig, out, "memorization_basins")
 
 
-def fig_entropy(root: Path, out: Path) -> list[Path]:
-    gen = _read(root, "generation")
-    sizes_m = sorted(gen["model_size"].unique())
-    ns = sorted(gen["train_size"].unique())
-    fig, axes = plt.subplots(len(sizes_m), len(ns), figsize=(3.0 * len(ns), 2.6 * len(sizes_m)), squeeze=False,
-                             sharex=True)  # fmt: skip
-    hi = float(np.nanquantile(gen["entropy"], 0.99)) if len(gen) else 1.0
-    bins = np.linspace(0.0, max(hi, 1e-3) * 1.05, 25)
-    colors = {"train": "#1f77b4", "test": "#2ca02c", "generated": "#d62728"}
-    for r, ms in enumerate(sizes_m):
-        for c, n in enumerate(ns):
-            ax = axes[r][c]
-            d = gen[(gen["model_size"] == ms) & (gen["train_size"] == n)]
-            for split in ("train", "generated"):
-                v = d.loc[d["split"] == split, "entropy"].to_numpy()
-                if v.size:
-                    ax.hist(v, bins=bins, alpha=0.55, color=colors[split], label=split)
-            ax.set_title(f"{ms}, n = {n:,}", fontsize=9)
-            if r == len(sizes_m) - 1:
-                ax.set_xlabel("entropy (nats/token)")
-    axes[0][0].set_ylabel("blocks")
-    # The legend comes from any panel that has data (a model may lack some training sizes).
-    handles, labels = next(
-        (h, lab) for h, lab in (ax.get_legend_handles_labels() for row in axes for ax in row) if h
-    ) if len(gen) else ([], [])  # fmt: skip
-    if handles:
-        style.legend_outside(fig, handles, labels)
-    fig.suptitle("Conditional entropy at t = 1e-5: training vs generated blocks")
+def fig_entropy(data: MemorizationData, out: Path) -> list[Path]:
+    e = pool_means(data.measure("generation", "entropy"), ["model_size", "steps", "train_size", "split"])
+    models, budgets = data.model_sizes(), data.budgets()
+    colours = {"train": "#1f77b4", "test": "#2ca02c", "generated": "#d62728"}
+    fig, axes = plt.subplots(1, len(models), figsize=(5.0 * len(models), 4.0), squeeze=False, sharey=True)
+    for ax, ms in zip(axes[0], models):
+        for i, steps in enumerate(budgets):
+            for split, col in colours.items():
+                d = e[(e["model_size"] == ms) & (e["steps"] == steps) & (e["split"] == split)].sort_values("train_size")
+                label = split + (f", {steps:,} steps" if len(budgets) > 1 else "")
+                _band(
+                    ax,
+                    d["train_size"],
+                    d["mean"],
+                    d["se"],
+                    col,
+                    ("-", "--", ":")[i % 3],
+                    _MARKERS[i % 6],
+                    label,
+                    clip=(0.0, np.inf),
+                )
+        _sizes_axis(ax, e["train_size"])
+        ax.set_title(ms)
+    axes[0][0].set_ylabel("entropy of p(x0 | x_t), nats / token")
+    style.legend_outside(fig, *axes[0][0].get_legend_handles_labels())
+    t = data.settings.get("entropy_t", 1e-5)
+    fig.suptitle(
+        f"Conditional entropy at t = {t:g} on training, test and generated blocks (bands: two standard errors)"
+    )
     return save(fig, out, "memorization_entropy")
 
 
-def fig_perplexity(root: Path, out: Path) -> list[Path]:
-    nel = _read(root, "nelbo")
-    rec = _read(root, "recovery")
-    fig, ax = plt.subplots(figsize=(6.0, 4.0))
-    t_mark = 0.25 if 0.25 in set(rec["t"]) else sorted(rec["t"].unique())[len(rec["t"].unique()) // 2]
-    for ms, col in _uddm_colours(nel["model_size"].unique()).items():
+def fig_perplexity(data: MemorizationData, out: Path) -> list[Path]:
+    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    t_mark = reference_t(data.uddm_recovery["t"])
+    means: list[float] = []
+    meet = meeting_points(data)
+    curves = {split: nelbo_curve(data, split) for split in ("test", "train")}
+    for ms, steps, label, col, marker in uddm_series(data):
         for split, ls in (("test", "-"), ("train", ":")):
-            g = nel[(nel["model_size"] == ms) & (nel["split"] == split)].groupby("train_size")["nelbo"].mean()
-            ax.plot(g.index, np.exp(g.values), ls, marker="o", ms=4, color=col, label=f"{_uddm_label(ms)}, {split}")
-        m = _meeting(rec, ms, t_mark)
+            c = curves[split]
+            g = c[(c["model_size"] == ms) & (c["steps"] == steps)].sort_values("train_size")
+            y = g["ppl_mean"].to_numpy(float)
+            means += list(y[np.isfinite(y)])
+            err = np.vstack([y - g["ppl_low"].to_numpy(float), g["ppl_high"].to_numpy(float) - y])
+            ax.errorbar(g["train_size"], y, yerr=np.where(np.isfinite(err), err, 0.0), fmt=ls, marker=marker, ms=4,
+                        color=col, capsize=2, label=f"{label}, {split}")  # fmt: skip
+        m = meet.get((ms, steps, t_mark), math.nan)
         if np.isfinite(m):
-            ax.axvline(m, color=col, lw=1.2, ls="-.", label=f"{_uddm_label(ms)}: train = test recovery (t={t_mark:g})")
-    _sizes_axis(ax, nel["train_size"])
+            ax.axvline(m, color=col, lw=1.0, ls="-.", label=f"{label}: train = test recovery (t={t_mark:g})")
+    _sizes_axis(ax, data.uddm_recovery["train_size"])
     ax.set_yscale("log")
+    if means:  # intervals of a few seeds can span decades: the means set the range
+        ax.set_ylim(min(means) / 3, max(means) * 3)
     ax.set_ylabel("perplexity bound exp(NELBO / token)")
     style.legend_outside(fig)
+    style.footnote(fig, "Error bars: 95% t interval over training seeds (none with one seed).")
     return save(fig, out, "memorization_perplexity")
 
 
-def fig_extraction(root: Path, out: Path) -> list[Path]:
-    gen = _read(root, "generation")
-    g = gen[gen["split"] == "generated"]
-    fp = _read(root, "fixed_points")
-    kl = _read(root, "kl")
-    L = int(max(len(x) for x in g["tokens"])) if len(g) else 1
+def fig_extraction(data: MemorizationData, out: Path) -> list[Path]:
+    by = ["model_size", "steps", "train_size", "split"]
+    verb = pool_means(data.measure("generation", "verbatim"), by)
+    span = pool_means(data.measure("generation", "longest_span"), by)
+    fixed = pool_means(data.measure("fixed_points", "fixed"), by)
+    kl = pool_means(data.measure("kl", "kl"), by)
+    L = float(data.run["data"]["length"])
     fig, axes = plt.subplots(1, 4, figsize=(19, 3.8))
-    for ms, col in _uddm_colours(g["model_size"].unique()).items():
-        d = g[g["model_size"] == ms].groupby("train_size")
-        axes[0].plot(d["verbatim"].mean().index, d["verbatim"].mean().values, "-o", color=col, label=_uddm_label(ms))
-        axes[1].plot(d["longest_span"].mean().index, d["longest_span"].mean().values / L, "-o", color=col, label=ms)
+    for ms, steps, label, col, marker in uddm_series(data):
+
+        def sel(df, split=None, ms=ms, steps=steps):
+            d = df[(df["model_size"] == ms) & (df["steps"] == steps)]
+            return (d if split is None else d[d["split"] == split]).sort_values("train_size")
+
+        v, s = sel(verb), sel(span)
+        axes[0].plot(v["train_size"], v["mean"], "-", marker=marker, color=col, label=label)
+        axes[1].plot(s["train_size"], s["mean"] / L, "-", marker=marker, color=col, label=label)
         for split, ls in (("train", "-"), ("test", "--"), ("random", ":")):
-            f = fp[(fp["model_size"] == ms) & (fp["split"] == split)].groupby("train_size")["fixed"].mean()
-            axes[2].plot(f.index, f.values, ls, marker="o", ms=3, color=col, label=f"{_uddm_label(ms)}, {split}")
+            f = sel(fixed, split)
+            axes[2].plot(f["train_size"], f["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
         for split, ls in (("train", "-"), ("test", "--")):
-            k = kl[(kl["model_size"] == ms) & (kl["split"] == split)].groupby("train_size")["kl"].mean()
-            axes[3].plot(k.index, k.values, ls, marker="o", ms=3, color=col, label=f"{_uddm_label(ms)}, {split}")
+            k = sel(kl, split)
+            axes[3].plot(k["train_size"], k["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
     axes[0].set_ylabel("generated blocks\ncopying a training block")
     axes[1].set_ylabel("longest span shared with\ntraining (share of block)")
     axes[2].set_ylabel("fixed points of argmax\ndynamics from t = 1")
-    axes[3].set_ylabel(f"KL(empirical || {style.backend_label('uddm')}),\nnats / token")
+    axes[3].set_ylabel(f"KL(empirical || {style.backend_label('uddm')}),\nnats / token (mean over t)")
     axes[3].set_yscale("log")
     for ax in axes:
-        _sizes_axis(ax, g["train_size"] if len(g) else [1])
+        _sizes_axis(ax, data.uddm_recovery["train_size"])
     for ax in axes[:2]:
         ax.set_ylim(-0.02, 1.02)
     # Legends under their panels, so that they cover no data (constrained layout makes room).
@@ -268,14 +301,6 @@ def fig_extraction(root: Path, out: Path) -> list[Path]:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
     return save(fig, out, "memorization_extraction")
-
-
-def fig_example(root: Path, out: Path) -> list[Path]:
-    return _fig_example(root, out, _read)
-
-
-def fig_trajectory(root: Path, out: Path) -> list[Path]:
-    return _fig_trajectory(root, out, _read)
 
 
 FIGURES = (
@@ -290,11 +315,16 @@ FIGURES = (
 )
 
 
-def make_figures(results: str | Path, out: str | Path) -> list[Path]:
-    """Draw every figure from the tables in ``results`` into ``out`` (PDF and PNG); returns the paths."""
+def draw_figures(data: MemorizationData, out: str | Path) -> list[Path]:
+    """Draw every figure of a data folder's tables (``summary.read_data``) into ``out``; returns the paths."""
     setup()
-    root = Path(results)
     paths: list[Path] = []
     for f in FIGURES:
-        paths += f(root, Path(out))
+        paths += f(data, Path(out))
     return paths
+
+
+def make_figures(source: str | Path, out: str | Path) -> list[Path]:
+    """Draw every figure from a data folder, or from a results folder exported first (``summary.open_data``),
+    into ``out`` (PDF and PNG); returns the paths."""
+    return draw_figures(open_data(source), out)

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from amtheory.figures import style
 
@@ -81,7 +80,7 @@ def draw_example_panels(panels: list[tuple[str, list[Row]]]) -> style.plt.Figure
     return fig
 
 
-def example_rows(row: pd.Series, decode) -> tuple[list[Row], dict]:
+def example_rows(row, decode) -> tuple[list[Row], dict]:
     """The rows (original, corrupted, restored) of one recovery record, and its counts."""
     x0, xq, xf = (np.asarray(row[c]) for c in ("x0", "xq", "xf"))
     changed, right = xq != x0, xf == x0
@@ -95,29 +94,22 @@ def example_rows(row: pd.Series, decode) -> tuple[list[Row], dict]:
     return rows, counts
 
 
-def fig_example(root: Path, out: Path, read) -> list[Path]:
-    """Draw ``memorization_example`` from the recovery tables of ``root`` (``read``: the checked table reader)."""
-    from amtheory.studies.memorization.data import load_decoder
-
-    rec = read(root, "recovery")
-    u = rec[rec["backend"] == "uddm"]
-    ms = sorted(u["model_size"].unique())[-1]
-    u = u[u["model_size"] == ms]
-    t = 0.25 if 0.25 in set(u["t"]) else sorted(u["t"].unique())[-1]
-    sizes = sorted(u["train_size"].unique())
-    decode = load_decoder(root, _vocab_of(root))
+def fig_example(data, out: Path) -> list[Path]:
+    """Draw ``memorization_example`` from the token rows a data folder keeps (``run.json``'s ``examples``): the
+    largest model at its largest budget, the first training and test block at the smallest and the largest training
+    size; nothing when the export had no vocabulary to decode them with."""
+    examples = [e for e in data.run.get("examples", []) if e["model_size"] in data.model_sizes()]
+    if not examples:
+        return []
+    params = data.params()
+    ms = max({e["model_size"] for e in examples}, key=lambda m: (params.get(m, 0.0), m))
+    rows_of = [e for e in examples if e["model_size"] == ms]
     panels = []
-    for n, split in [(n, split) for n in (sizes[0], sizes[-1]) for split in ("train", "test")]:
-        row = u[(u["train_size"] == n) & (u["split"] == split) & (u["t"] == t)].sort_values("sequence").iloc[0]
-        rows, c = example_rows(row, decode)
-        title = (f"{style.backend_label('uddm')} {ms} trained on {n:,} blocks, a {split} block at t = {t:g}: "
-                 f"{c['corrupted']} corrupted, {c['restored']} restored, {c['broken']} broken")  # fmt: skip
+    for e in sorted(rows_of, key=lambda e: (e["train_size"], e["split"] != "train")):
+        words = e["words"]
+        rows, c = example_rows(e, lambda ids, words=words: [words[str(int(i))] for i in ids])
+        title = (f"{style.backend_label('uddm')} {ms} ({e['steps']:,} steps) trained on {e['train_size']:,} blocks, "
+                 f"a {e['split']} block at t = {e['t']:g}: {c['corrupted']} corrupted, {c['restored']} restored, "
+                 f"{c['broken']} broken")  # fmt: skip
         panels.append((title, rows))
     return style.save(draw_example_panels(panels), out, "memorization_example")
-
-
-def _vocab_of(root: Path) -> int | None:
-    maps = sorted((root / "vocab").glob("mapping-*.json"))
-    if not maps:
-        return None
-    return int(maps[0].stem.split("-", 1)[1])

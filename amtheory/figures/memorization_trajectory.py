@@ -20,12 +20,14 @@ from amtheory.figures.style import plt, save, sns
 
 def trajectory_axes(rows: pd.DataFrame):
     """The figure of a ``trajectory`` table (per-sequence rows with ``model_size``, ``train_size``, ``step``,
-    ``t``, ``entropy``, ``gap``): returns ``(fig, axes)``, axes ``[2, n_model_sizes]``; time runs right to left
-    on a log axis, from t = 1 to the samples."""
+    ``t``, ``entropy``, ``gap``; or their means with ``entropy_se`` and ``gap_se``, as ``trajectory_summary``
+    gives): returns ``(fig, axes)``, axes ``[2, n_model_sizes]`` (one column per ``model_size`` value); time runs
+    right to left on a log axis, from t = 1 to the samples."""
     missing = [c for c in ("model_size", "train_size", "step", "t", "entropy", "gap") if c not in rows]
     if missing:
         raise ValueError(f"rows: expected the columns of a trajectory table, missing {missing}")
-    summary = trajectory_summary(rows, by=("model_size", "train_size"))
+    summarized = {"entropy_se", "gap_se"} <= set(rows.columns)
+    summary = rows if summarized else trajectory_summary(rows, by=("model_size", "train_size"))
     models = sorted(summary["model_size"].unique())
     sizes = sorted(int(n) for n in summary["train_size"].unique())
     colours = dict(zip(sizes, sns.color_palette("viridis", len(sizes))))
@@ -55,7 +57,19 @@ def trajectory_axes(rows: pd.DataFrame):
     return fig, axes
 
 
-def fig_trajectory(root: Path, out: Path, read) -> list[Path]:
-    """The trajectory figure from the ``trajectory`` tables of ``root`` (read with ``read(root, name)``)."""
-    fig, _ = trajectory_axes(read(root, "trajectory"))
+def fig_trajectory(data, out: Path) -> list[Path]:
+    """The trajectory figure from a data folder's ``trajectory.csv`` (``summary.read_data``): the sequences of every
+    seed pooled, one column per model size (and step budget, when there are several)."""
+    from amtheory.studies.memorization.summary import pool_means
+
+    tr = data.trajectory
+    if tr.empty:
+        return []
+    by = ["model_size", "steps", "train_size", "step", "t"]
+    parts = [pool_means(tr.rename(columns={f"{q}_mean": "mean", f"{q}_sd": "sd"}), by)[[*by, "mean", "se"]]
+             .rename(columns={"mean": q, "se": f"{q}_se"}) for q in ("entropy", "gap")]  # fmt: skip
+    summary = parts[0].merge(parts[1], on=by)
+    if summary["steps"].nunique() > 1:
+        summary["model_size"] = summary["model_size"] + ", " + summary["steps"].map(lambda s: f"{int(s):,} steps")
+    fig, _ = trajectory_axes(summary.drop(columns="steps"))
     return save(fig, out, "memorization_trajectory")

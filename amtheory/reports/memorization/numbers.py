@@ -1,5 +1,4 @@
-"""The memorization results page: number formatting and the numbers computed from the tables (recovery, meeting
-points, entropy, probe reference ranges, train-test gaps)."""
+"""The memorization results page: number formatting, and the probe reference ranges from the data folder."""
 
 from __future__ import annotations
 
@@ -7,22 +6,73 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import pandas as pd
-
-from amtheory.studies.memorization import recovery_summary
-from amtheory.studies.memorization.rates import meeting_of_rows
+from amtheory.studies.memorization.summary import MemorizationData, pool_means
 
 
-# ----------------------------------------------------------------------------------------------------------------------
-# Formatting
+def _finite(x: Any) -> bool:
+    if x is None:
+        return False
+    try:
+        return math.isfinite(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
 def fmt(x: Any, digits: int = 3) -> str:
-    """A number for a table: fixed digits, scientific below 1e-3 (entropies of memorizing models), "–" for none."""
-    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+    """A number for a table: fixed digits, scientific below 1e-3 where the digits would show none of it (entropies of
+    memorizing models), "–" for none."""
+    if not _finite(x):
         return "–"
     x = float(x)
-    if x != 0 and abs(x) < 10 ** (-digits):
+    if x != 0 and abs(x) < min(10 ** (-digits), 1e-3):
         return f"{x:.1e}"
     return f"{x:.{digits}f}"
+
+
+def pm(mean: Any, se: Any, digits: int = 3) -> str:
+    """``mean ± se`` (the standard error left out where there is none)."""
+    return f"{fmt(mean, digits)} ± {fmt(se, digits)}" if _finite(se) else fmt(mean, digits)
+
+
+def interval(low: Any, high: Any, digits: int = 3) -> str:
+    """``[low, high]``, or "no interval" when either end is missing."""
+    if not (_finite(low) and _finite(high)):
+        return "no interval"
+    return f"[{fmt(low, digits)}, {fmt(high, digits)}]"
+
+
+def n_fmt(n: Any) -> str:
+    return f"{int(n):,}" if _finite(n) else "–"
+
+
+def size_text(size: Any, beyond: str = "beyond the sweep") -> str:
+    """A training size (a meeting point), or ``beyond`` for None / NaN."""
+    return n_fmt(size) if _finite(size) else beyond
+
+
+def size_interval(low: Any, high: Any, seeds: int) -> str:
+    """The bootstrap interval of a meeting size: "[a, b]", "[a, beyond the sweep]", or why there is none."""
+    if seeds < 2:
+        return "one seed: no interval"
+    if not _finite(low):
+        return "[beyond the sweep]"
+    return f"[{n_fmt(low)}, {size_text(high)}]"
+
+
+def log2_text(v: Any) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if math.isinf(float(v)):
+        return "+inf" if v > 0 else "-inf"
+    return f"{float(v):+.2f}"
+
+
+def model_label(model_size: str, steps: Any, budgets: Sequence[int]) -> str:
+    """A model size with its step budget, e.g. "gpu-small, 4,800 steps (x4)"."""
+    base = min(budgets) if budgets else steps
+    ratio = int(steps) / base if base else 1
+    mult = f" (x{ratio:g})" if len(budgets) > 1 else ""
+    return f"{model_size}, {int(steps):,} steps{mult}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -32,154 +82,32 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-def n_fmt(n: Any) -> str:
-    return f"{int(n):,}"
+def verdict_text(v: str) -> str:
+    return f"**{v}**"
 
 
-def mean_se(v: pd.Series) -> tuple[float, float]:
-    """Mean and standard error over blocks (NaN standard error for one block)."""
-    v = v.dropna().astype(float)
-    se = float(v.std(ddof=1) / math.sqrt(len(v))) if len(v) > 1 else float("nan")
-    return float(v.mean()), se
-
-
-# ----------------------------------------------------------------------------------------------------------------------
-# Numbers
-def uddm_models(tabs: dict[str, pd.DataFrame]) -> list[str]:
-    rec = tabs["recovery"]
-    return sorted(rec.loc[rec["backend"] == "uddm", "model_size"].unique())
-
-
-def coverage(tabs: dict[str, pd.DataFrame]) -> dict[str, dict[str, list[int]]]:
-    """Per model size: the training sizes trained (train table) and measured (recovery table)."""
-    tr, rec = tabs["train"], tabs["recovery"]
-    out: dict[str, dict[str, list[int]]] = {}
-    for ms in sorted(set(tr.get("model_size", pd.Series(dtype=str))) | set(uddm_models(tabs))):
-        trained = sorted(int(n) for n in tr.loc[tr["model_size"] == ms, "train_size"]) if not tr.empty else []
-        measured = sorted(
-            int(n) for n in rec.loc[(rec["backend"] == "uddm") & (rec["model_size"] == ms), "train_size"].unique()
-        )
-        out[ms] = {"trained": trained, "measured": measured}
-    return out
-
-
-def recovery_numbers(tabs: dict[str, pd.DataFrame]) -> pd.DataFrame:
-    """Mean recovered / broken / exact with standard errors per (backend, model size, size, split, t)."""
-    rec = tabs["recovery"]
-    rec = rec[rec["applicable"].astype(bool)]
-    keys = ["backend", "model_size", "train_size", "split", "t"]
-    summ = recovery_summary(rec)
-    se = rec.groupby(keys)[["recovered", "broken"]].agg(lambda v: mean_se(v)[1]).add_suffix("_se").reset_index()
-    n = rec.groupby(keys).size().rename("n").reset_index()
-    return summ.merge(se, on=keys).merge(n, on=keys)
-
-
-def meeting_points(rec: pd.DataFrame) -> dict[str, dict[float, float]]:
-    """Per UDDM model size and t: the first training size from which training and test recovery stay within two
-    standard errors (``rates.meeting_of_rows`` on the recovery table's block rows); NaN: not within the sweep."""
-    out: dict[str, dict[float, float]] = {}
-    u = rec[rec["backend"] == "uddm"]
-    for ms, g in u.groupby("model_size"):
-        out[ms] = {}
-        for t, gt in g.groupby("t"):
-            m = meeting_of_rows(gt) if {"train", "test"} <= set(gt["split"]) else None
-            out[ms][float(t)] = float("nan") if m is None else m
-    return out
-
-
-def entropy_numbers(gen: pd.DataFrame) -> pd.DataFrame:
-    """Mean (and median over blocks) per-token conditional entropy per (model size, size, split)."""
-    g = gen.groupby(["model_size", "train_size", "split"])["entropy"]
-    return pd.DataFrame({"mean": g.mean(), "median": g.median(), "se": g.agg(lambda v: mean_se(v)[1])}).reset_index()
-
-
-def probe_reference(tabs: dict[str, pd.DataFrame], model_size: str, source: str) -> dict:
-    """The reference rows of ``amtheory probe``: mean per-token entropy on generated and on training blocks of
-    ``model_size`` at its smallest ("memorizing") and largest ("generalizing") training sizes."""
-    gen = tabs["generation"]
+def probe_reference(data: MemorizationData, model_size: str, source: str) -> dict:
+    """The reference rows of ``amtheory probe``: mean per-token entropy on generated, training and test blocks of
+    ``model_size`` (at its smallest step budget, every seed pooled) at its smallest ("memorizing") and largest
+    ("generalizing") training sizes."""
+    gen = data.measure("generation", "entropy")
     g = gen[gen["model_size"] == model_size]
     if g.empty:
-        raise ValueError(f"model_size: expected one of {sorted(gen['model_size'].unique())}, got {model_size!r}")
-    tr = tabs["train"]
-    row_t = tr[tr["model_size"] == model_size].iloc[0] if not tr.empty else None
+        raise ValueError(f"model_size: expected one of {sorted(set(gen['model_size']))}, got {model_size!r}")
+    g = g[g["steps"] == g["steps"].min()]
+    pooled = pool_means(g, ["train_size", "split"]).set_index(["train_size", "split"])["mean"]
     rows = []
     for regime, n in (("memorizing", int(g["train_size"].min())), ("generalizing", int(g["train_size"].max()))):
-        gn = g[g["train_size"] == n]
-        rows.append(
-            {
-                "regime": regime,
-                "model_size": model_size,
-                "train_size": n,
-                "generated": float(gn.loc[gn["split"] == "generated", "entropy"].mean()),
-                "train": float(gn.loc[gn["split"] == "train", "entropy"].mean()),
-                "test": float(gn.loc[gn["split"] == "test", "entropy"].mean()),
-            }
-        )
-    out = {"source": source, "unit": "nats per token, mean over blocks of the per-block mean", "rows": rows}
-    if row_t is not None:
-        out.update(
-            {
-                "vocab_size": int(row_t["vocab_size"]),
-                "length": int(row_t["data.length"]),
-                "corpus": str(row_t["data.source"]),
-                "d_model": int(row_t["arch.d_model"]),
-                "n_blocks": int(row_t["arch.n_blocks"]),
-                "steps": int(row_t["steps"]),
-            }
-        )
-    ent_t = gen["settings.entropy_t"].iloc[0] if "settings.entropy_t" in gen else None
-    if ent_t is not None:
-        out["t"] = float(ent_t)
+        rows.append({"regime": regime, "model_size": model_size, "train_size": n,
+                     **{s: float(pooled.get((n, s), math.nan)) for s in ("generated", "train", "test")}})  # fmt: skip
+    out: dict[str, Any] = {"source": source, "unit": "nats per token, mean over blocks of the per-block mean",
+                           "rows": rows}  # fmt: skip
+    m = data.models[(data.models["model_size"] == model_size)]
+    if len(m):
+        r = m.sort_values("steps").iloc[0]
+        out.update({"vocab_size": int(r["vocab_size"]), "length": int(r["data.length"]),
+                    "corpus": str(r["data.source"]), "d_model": int(r["arch.d_model"]),
+                    "n_blocks": int(r["arch.n_blocks"]), "steps": int(r["steps"])})  # fmt: skip
+    if "entropy_t" in data.settings:
+        out["t"] = float(data.settings["entropy_t"])
     return out
-
-
-def steps_text(tabs) -> str:
-    """The training step count(s) of the sweep, as text."""
-    tr = tabs["train"]
-    return " / ".join(f"{int(v):,}" for v in sorted(set(tr["steps"]))) if not tr.empty else "?"
-
-
-def train_test_gap(g: pd.DataFrame, n: int, t: float) -> tuple[float, float] | None:
-    """Training minus test recovery of one model at size ``n`` and time ``t``, with its standard error (None when
-    a split is missing)."""
-    c = g[(g["train_size"] == n) & (g["t"] == t)].set_index("split")
-    if not {"train", "test"} <= set(c.index):
-        return None
-    d = c.loc["train", "recovered"] - c.loc["test", "recovered"]
-    return d, math.hypot(c.loc["train", "recovered_se"], c.loc["test", "recovered_se"])
-
-
-def first_from_which(values: pd.Series) -> Any:
-    """The first index label from which every value (a bool, in index order) is True; None if the last is not."""
-    held = values.to_numpy(dtype=bool)
-    return next((n for i, n in enumerate(values.index) if held[i:].all()), None)
-
-
-def gap_lines(u: pd.DataFrame, ts) -> list[str]:
-    """Per model and size, the range over t of train - test recovery, and the first size from which every
-    difference (at that size and all larger ones) is within two standard errors of zero."""
-    rows, notes = [], []
-    sizes = sorted(u["train_size"].unique())
-    for ms, g in u.groupby("model_size"):
-        row, within = [ms], {}
-        for n in sizes:
-            gaps = [x for x in (train_test_gap(g, n, t) for t in ts) if x is not None]
-            diffs = [d for d, _ in gaps]
-            row.append(f"{100 * min(diffs):+.0f} to {100 * max(diffs):+.0f}" if diffs else "–")
-            within[n] = bool(gaps) and all(abs(d) <= 2 * se for d, se in gaps)
-        rows.append(row)
-        first = first_from_which(pd.Series(within))
-        notes.append(
-            f"- {ms}: from {n_fmt(first)} blocks on, training and test recovery agree within two standard errors at "
-            f"every t."
-            if first is not None
-            else f"- {ms}: training and test recovery differ by more than two standard errors at the largest size."
-        )
-    return [
-        "Training minus test recovery (percentage points, the range over the four t):",
-        "",
-        table(["model"] + [n_fmt(n) for n in sizes], rows),
-        "",
-        *notes,
-        "",
-    ]

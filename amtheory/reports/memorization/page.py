@@ -1,142 +1,156 @@
 """Results page of the memorization-to-generalization experiment: the measured numbers behind each claim.
 
-Reads the parquet folders that ``experiments/memorization.py`` writes (``train``, ``recovery``, ``basins``,
-``fixed_points``, ``generation``, ``nelbo``, ``kl``) and writes the Markdown page (``docs/results_memorization.md``)
-that sets them beside the claims of Pham, Zaki, Ambrogioni, Krotov and Negri (2026, "Language Diffusion Models are
-Associative Memories Capable of Retrieving Unseen Data", arXiv 2604.26841): training recovery falls and test
-recovery rises with training-set size until they meet; the conditional entropy is near zero while a model
-memorizes and finite once it generalizes; the test perplexity peaks near the meeting point. Every number on the
-page is computed here from the tables (means over evaluation blocks; ``+-`` is one standard error over blocks);
-nothing is typed in by hand. With ``--probe`` it also writes the reference ranges of ``amtheory probe``
-(``amtheory/data/probe_reference.json``) from the generation table.
+Two steps, both ``experiments/summarize_memorization.py``:
 
-Run: ``python experiments/summarize_memorization.py --results results/memorization_gpu
---out docs/results_memorization.md [--probe amtheory/data/probe_reference.json]
-[--log benchmarks/h100_memorization_gpu.log] [--machine TEXT] [--data data/brown-sotu]``.
+1. ``--export RESULTS --data DIR [--log LOG] [--corpus CORPUS] [--machine TEXT]``: the results folder that
+   ``experiments/memorization.py`` writes (parquet tables per cell, hundreds of MB) reduced to the data folder
+   ``DIR`` (six files, a few MB; ``amtheory.studies.memorization.export``, columns in
+   ``docs/data/memorization/README.md``). Run it where the results are.
+2. ``--data DIR --out docs/results_memorization.md [--figures docs/figures] [--probe JSON]``: the Markdown page,
+   and the figures, from the data folder alone (nothing else is opened). The page sets every number beside the
+   claims of Pham, Zaki, Ambrogioni, Krotov and Negri (2026, "Language Diffusion Models are Associative Memories
+   Capable of Retrieving Unseen Data", arXiv 2604.26841), each claim with a verdict computed by a stated rule
+   (``amtheory.studies.memorization.claims``); every rate and estimate carries its interval. With ``--probe`` it
+   also writes the reference ranges of ``amtheory probe`` (``amtheory/data/probe_reference.json``).
+
+Both steps in one call: ``--export RESULTS --data DIR --out PAGE``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from amtheory.reports.memorization.generation import (
+from amtheory.reports.memorization.claims import (
+    findings,
+    section_basins,
+    section_budgets,
     section_entropy,
+    section_meetings,
+    section_memorized,
+    section_perplexity,
+    section_trends,
+    section_verdicts,
+)
+from amtheory.reports.memorization.numbers import probe_reference
+from amtheory.reports.memorization.setup import section_differences, section_run, section_setup
+from amtheory.reports.memorization.tables import (
+    section_basin_table,
+    section_exact_broken,
     section_extraction,
     section_figures,
-    section_kl,
-    section_nelbo,
-)
-from amtheory.reports.memorization.machine import section_differences, section_machine, section_setup
-from amtheory.reports.memorization.numbers import coverage, meeting_points, probe_reference, recovery_numbers
-from amtheory.reports.memorization.reading import read_tables, stage_times
-from amtheory.reports.memorization.recovery import (
-    section_basins,
     section_fixed_points,
     section_hopfield,
+    section_kl,
     section_recovery,
+    section_trajectory,
 )
+from amtheory.studies.memorization.summary import MemorizationData, read_data
 
-
-def data_summary(data: str | None, tabs: dict[str, pd.DataFrame]) -> dict | None:
-    """Blocks available and the [UNK] share after compaction, when the prepared corpus is at hand."""
-    if not data or not Path(data).is_dir():
-        return None
-    from amtheory.studies.memorization import DataSpec, load_data
-
-    tr = tabs["train"]
-    length = int(tr["data.length"].iloc[0]) if not tr.empty else 64
-    vocab = int(tr["data.vocab"].iloc[0]) if not tr.empty else 8192
-    c = load_data(DataSpec(str(data), length, vocab))
-    toks = np.asarray(c.tokens)
-    return {
-        "train_blocks": c.n_blocks_available("train", length),
-        "test_blocks": c.n_blocks_available("test", length),
-        "unk_share": float((toks == c.specials.unk).mean()),
-    }
+INTRO = (
+    'Pham, Zaki, Ambrogioni, Krotov and Negri (2026), "Language Diffusion Models are Associative Memories Capable '
+    'of Retrieving Unseen Data", report that a uniform-noise discrete diffusion LM trained on more and more data '
+    "moves from memorizing its training sequences (large basins around them, none around unseen ones) to "
+    "generalizing (training and test sequences alike), that the point where the two meet grows with the model, "
+    "that the conditional entropy of its predictions separates the two regimes without training data, and that "
+    "the test perplexity peaks near the transition. This page gives the numbers this repository measured for each "
+    "claim, with a verdict computed from them. Every number is computed by `experiments/summarize_memorization.py` "
+    "from the data folder `docs/data/memorization/`; ± is one standard error, brackets hold a 95% interval."
+)
 
 
 def build_page(
-    tabs: dict[str, pd.DataFrame],
-    *,
-    times: pd.DataFrame,
-    data_info: dict | None,
-    fig_dir: str,
-    machine: str = "one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130",
-    log: str | None = None,
-) -> str:
-    """The whole Markdown page from the tables."""
-    rs = recovery_numbers(tabs)
-    meet = meeting_points(tabs["recovery"])
-    cov = coverage(tabs)
+    data: MemorizationData, *, fig_dir: str = "figures", machine: str | None = None, drawn: set[str] | None = None,
+    n_boot: int = 1000,
+) -> str:  # fmt: skip
+    """The whole Markdown page from a data folder's tables (``summary.read_data``); ``fig_dir``: the figures'
+    folder relative to the page, ``drawn``: the figure names to link (all when None)."""
+    f = findings(data, n_boot=n_boot)
     parts = [
         "# Memorization to generalization on real text: results",
-        "",
-        'Pham, Zaki, Ambrogioni, Krotov and Negri (2026), "Language Diffusion Models are Associative Memories '
-        'Capable of Retrieving Unseen Data", report that a uniform-noise discrete diffusion LM trained on more and '
-        "more data moves from memorizing its training sequences (large basins around them, none around unseen "
-        "ones) to generalizing (training and test sequences alike), that the conditional entropy of its "
-        "predictions separates the two regimes without training data, and that the test perplexity peaks near the "
-        "transition. This page gives the numbers this repository measured for each claim. All numbers are computed "
-        "by `experiments/summarize_memorization.py` from the result tables; +- is one standard error over "
-        "evaluation blocks.",
-        "",
-        section_machine(tabs, cov, times, machine, log),
-        "",
-        section_setup(tabs, cov, times, data_info),
-        "",
-        section_differences(tabs, data_info),
-        "",
-        section_recovery(rs, meet, cov),
-        "",
-        section_hopfield(rs, tabs),
-        "",
-        section_basins(tabs),
-        "",
-        section_fixed_points(tabs),
-        "",
-        section_entropy(tabs),
-        "",
-        section_extraction(tabs),
-        "",
-        section_nelbo(tabs, meet),
-        "",
-        section_kl(tabs),
-        "",
-        section_figures(fig_dir),
+        INTRO,
+        section_verdicts(f),
+        section_run(data, machine),
+        section_setup(data),
+        section_differences(data),
+        section_memorized(f),
+        section_basins(f),
+        section_meetings(f),
+        section_trends(f),
+        section_entropy(f),
+        section_perplexity(f),
+        section_budgets(f),
+        section_recovery(f),
+        section_exact_broken(f),
+        section_hopfield(f),
+        section_basin_table(f),
+        section_fixed_points(f),
+        section_extraction(f),
+        section_kl(f),
+        section_trajectory(f),
+        section_figures(fig_dir, drawn),
     ]
-    return "\n".join(parts).rstrip() + "\n"
+    return "\n\n".join(parts).rstrip() + "\n"
 
 
-def main(argv: list[str] | None = None) -> str:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--results", default="results/memorization_gpu", help="folder of the experiment's tables")
-    ap.add_argument("--out", default="docs/results_memorization.md", help="the Markdown page to write")
-    ap.add_argument("--log", default="benchmarks/h100_memorization_gpu.log", help="run log with stage timings")
-    ap.add_argument(
-        "--machine", default="one NVIDIA H100 80GB HBM3, torch 2.11.0+cu130", help="the machine the sweep ran on"
-    )
-    ap.add_argument("--data", default="data/brown-sotu", help="prepared corpus (for block counts; optional)")
-    ap.add_argument("--figures", default="figures", help="figure folder, relative to the page")
-    ap.add_argument("--probe", default=None, help="also write the probe reference ranges (JSON) here")
+    ap.add_argument("--export", metavar="RESULTS", help="results folder of experiments/memorization.py to export")
+    ap.add_argument("--data", default="docs/data/memorization", help="the data folder (written by --export)")
+    ap.add_argument("--log", help="with --export: the run's log (measurement times, total)")
+    ap.add_argument("--corpus", help="with --export: the prepared corpus folder (blocks available, [UNK] share)")
+    ap.add_argument("--machine", help="what the run ran on (stored by --export; given with --out, shown instead)")
+    ap.add_argument("--out", help="the Markdown page to write from --data")
+    ap.add_argument("--figures", help="draw the figures from --data into this folder and link them from the page")
+    ap.add_argument("--probe", help="also write the probe reference ranges (JSON) here")
     ap.add_argument("--probe-model", default="gpu-small", help="model size whose ends give the probe ranges")
+    ap.add_argument("--n-boot", type=int, default=1000, help="bootstrap resamples over seeds")
+    return ap
+
+
+def main(argv: list[str] | None = None) -> str | None:
+    """The command line (see the module docstring); returns the page when it wrote one."""
+    ap = _parser()
     a = ap.parse_args(argv)
-    tabs = read_tables(a.results)
-    page = build_page(
-        tabs, times=stage_times(a.log), data_info=data_summary(a.data, tabs), fig_dir=a.figures,
-        machine=a.machine, log=a.log,
-    )  # fmt: skip
-    Path(a.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(a.out).write_text(page)
-    print(f"wrote {a.out} ({len(page):,} characters)")
+    if not (a.export or a.out or a.figures or a.probe):
+        ap.error("expected --export RESULTS (to write --data) and/or --out PAGE, --figures DIR or --probe JSON "
+                 "(to read it), got none of them")  # fmt: skip
+    if not a.export and (a.log or a.corpus):
+        ap.error(f"--log and --corpus go with --export RESULTS, got them without it (--log {a.log}, "
+                 f"--corpus {a.corpus})")  # fmt: skip
+    if a.n_boot < 1:
+        ap.error(f"--n-boot: expected a positive number of resamples, got {a.n_boot}")
+    if a.export:
+        from amtheory.studies.memorization.export import export_results
+
+        paths = export_results(a.export, a.data, log=a.log, corpus=a.corpus, machine=a.machine)
+        size = sum(p.stat().st_size for p in paths)
+        print(f"wrote {len(paths)} files to {a.data} ({size / 1e6:.2f} MB): {', '.join(p.name for p in paths)}")
+    if not (a.out or a.figures or a.probe):
+        return None
+    data = read_data(a.data)
+    if a.probe and a.probe_model not in data.model_sizes():
+        ap.error(f"--probe-model: expected one of the model sizes in {a.data}, {data.model_sizes()}, got "
+                 f"{a.probe_model!r}")  # fmt: skip
+    drawn = None
+    if a.figures:
+        from amtheory.figures.memorization import draw_figures
+
+        drawn = {p.stem for p in draw_figures(data, a.figures)}
+        print(f"wrote the figures to {a.figures}")
+    page = None
+    if a.out:
+        rel = os.path.relpath(a.figures, Path(a.out).parent) if a.figures else "figures"
+        page = build_page(data, fig_dir=Path(rel).as_posix(), machine=a.machine if not a.export else None,
+                          drawn=drawn, n_boot=a.n_boot)  # fmt: skip
+        Path(a.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.out).write_text(page)
+        print(f"wrote {a.out} ({len(page):,} characters)")
     if a.probe:
-        ref = probe_reference(
-            tabs, a.probe_model, f"memorization sweep, gpu preset, {a.machine} (docs/results_memorization.md)"
-        )
+        machine = a.machine or data.run.get("machine") or "machine not recorded"
+        ref = probe_reference(data, a.probe_model, f"memorization sweep, {machine} (docs/results_memorization.md)")
         Path(a.probe).write_text(json.dumps(ref, indent=2) + "\n")
         print(f"wrote {a.probe}")
     return page

@@ -54,6 +54,11 @@ pooled over blocks) with its standard error and Wilson interval, for each model 
 which training and test recovery stay within two standard errors (per t; ``amtheory.studies.memorization.rates``),
 the conditional entropy at the smallest and largest sizes, and where the test perplexity bound peaks.
 The results page and the figures use the same rule.
+
+The results page and the figures are computed from a small data folder rather than the results folder:
+``export.export_results(results, data)`` reduces a results folder to six per-cell summary tables (recovery rates as
+sufficient statistics, means over blocks, basin radii, the reverse trajectory, the run's settings), which
+``summary.read_data`` reads back; ``claims`` and ``meetings`` judge the paper's claims from them.
 """
 
 from __future__ import annotations

@@ -83,10 +83,12 @@ def longest_shared_span(generated: torch.Tensor | np.ndarray, reference: torch.T
             hi[rows[~found]] = k
 
 
-#: The settings that the memorization tables are drawn and summarized over: the UDDM's architecture and training
-#: size (``train.*`` in evaluation tables, bare in the training table), the Hopfield-family memory and its number of
-#: stored blocks. Every other setting must be single in a folder that is summarized.
-SETTING_AXES = ("train.arch.*", "arch.*", "train.n_train", "n_train", "memory", "n_stored")
+#: The settings that the memorization tables are drawn and summarized over: the UDDM's architecture, training size,
+#: training seed and step budget (``train.*`` in evaluation tables, bare in the training table, whose own ``seed``
+#: column is the runner's), the Hopfield-family memory and its number of stored blocks. Every other setting must be
+#: single in a folder that is summarized. Seeds are pooled; budgets are told apart by ``_budget_labels``.
+SETTING_AXES = ("train.arch.*", "arch.*", "train.n_train", "n_train", "memory", "n_stored", "train.seed",
+                "train.steps", "steps")  # fmt: skip
 
 
 def _read(folder: Path) -> pd.DataFrame:
@@ -104,6 +106,20 @@ def read_table(folder: str | Path) -> pd.DataFrame:
 
     df = _read(Path(folder))
     return check_single_setting(df, vary=SETTING_AXES, what=f"results {folder}") if len(df.columns) else df
+
+
+def _budget_labels(df: pd.DataFrame, steps_column: str) -> pd.DataFrame:
+    """``df`` with each UDDM's ``model_size`` naming its step budget ("gpu-small (4,800 steps)") where the table
+    holds several budgets, so that no summary pools models trained for different step counts."""
+    if df.empty or steps_column not in df or "model_size" not in df:
+        return df
+    uddm = df[steps_column].notna() & (df["backend"] == "uddm" if "backend" in df else True)
+    if df.loc[uddm, steps_column].nunique() < 2:
+        return df
+    df = df.copy()
+    steps = df.loc[uddm, steps_column].astype(int).map(lambda v: f" ({v:,} steps)")
+    df.loc[uddm, "model_size"] = df.loc[uddm, "model_size"].astype(str) + steps
+    return df
 
 
 def recovery_summary(recovery: pd.DataFrame) -> pd.DataFrame:
@@ -155,10 +171,13 @@ def _recovery_numbers(rec: pd.DataFrame, out: dict[str, Any]) -> None:
 
 def _meeting_trends(rec: pd.DataFrame, train: pd.DataFrame) -> dict[float, dict[str, Any]]:
     """Per t, whether the UDDM's meeting size grows from the smallest to the largest model (``rates.meeting_trend``,
-    parameter counts from the training table); empty with fewer than two model sizes or no seed column."""
+    parameter counts from the training table) at the smallest step budget; empty with fewer than two model sizes or
+    no seed column."""
     from amtheory.studies.memorization.rates import meeting_trend
 
     raw = rec[rec["backend"] == "uddm"]
+    if "train.steps" in raw and raw["train.steps"].nunique() > 1:
+        raw = raw[raw["train.steps"] == raw["train.steps"].min()]
     seed_col = next((c for c in ("train.seed", "seed") if c in raw), None)
     if seed_col is None or raw["model_size"].nunique() < 2 or train.empty or "n_params" not in train:
         return {}
@@ -187,16 +206,17 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
     size and t the first training size from which training and test recovery stay within two standard errors
     (``rates.meeting_size``; None where they do not in the sweep); ``meeting_interval``: with several seeds, a
     bootstrap interval over seeds of it; ``meeting_trend``: per t, whether the meeting size grows from the smallest to
-    the largest model, with a bootstrap interval over seeds (``rates.meeting_trend``); ``token_entropy``: per model
-    size and training size, the mean entropy of
-    the denoiser's prediction at the recovery queries over the restored and the unrestored changed tokens
-    (``mean``, ``se`` over blocks of every split and t); ``entropy``: mean per-token conditional entropy (nats) of
+    the largest model (at the smallest step budget), with a bootstrap interval over seeds (``rates.meeting_trend``);
+    with several step budgets every model size is named with its budget, "gpu-small (4,800 steps)";
+    ``token_entropy``: per model size and training size, the mean entropy of the denoiser's prediction at the
+    recovery queries over the restored and the unrestored changed tokens (``mean``, ``se`` over blocks of every split
+    and t); ``entropy``: mean per-token conditional entropy (nats) of
     training, test and generated blocks, each with ``<split>_se`` over blocks, at the smallest and largest sizes;
     ``perplexity_peak``: the training size with the largest test perplexity bound ``exp(NELBO per token)`` and its
     value; ``extraction``: verbatim share and mean longest span per size.
     """
     root = Path(results_dir)
-    rec = read_table(root / "recovery")
+    rec = _budget_labels(read_table(root / "recovery"), "train.steps")
     if rec.empty:
         raise FileNotFoundError(f"results_dir: expected recovery tables in {root / 'recovery'}, found none")
     out: dict[str, Any] = {
@@ -204,8 +224,8 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
         "perplexity_peak": {}, "extraction": {},
     }  # fmt: skip
     _recovery_numbers(rec, out)
-    out["meeting_trend"] = _meeting_trends(rec, read_table(root / "train"))
-    gen = read_table(root / "generation")
+    out["meeting_trend"] = _meeting_trends(rec, _budget_labels(read_table(root / "train"), "steps"))
+    gen = _budget_labels(read_table(root / "generation"), "train.steps")
     if not gen.empty:
         for ms, g in gen.groupby("model_size"):
             lo, hi = int(g["train_size"].min()), int(g["train_size"].max())
@@ -223,7 +243,7 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
                 int(n): {"verbatim": float(x["verbatim"].mean()), "longest_span": float(x["longest_span"].mean())}
                 for n, x in gg.groupby("train_size")
             }
-    nel = read_table(root / "nelbo")
+    nel = _budget_labels(read_table(root / "nelbo"), "train.steps")
     if not nel.empty:
         test = nel[nel["split"] == "test"]
         for ms, g in test.groupby("model_size"):

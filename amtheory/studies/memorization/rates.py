@@ -5,18 +5,23 @@ of all blocks over their changed tokens, ``p = sum_i k_i / sum_i n_i``. Tokens o
 draws (one block is easy, another hard), so its standard error is the block-clustered one,
 ``sqrt(m / (m - 1) sum_i (k_i - p n_i)^2) / sum_i n_i`` over the ``m`` blocks, and never less than the binomial
 error of ``sum_i n_i`` tokens at the Agresti-Coull rate ``(k + 2) / (n + 4)``, which stays above zero when every
-token is restored (or none is). The 95% Wilson interval of the pooled tokens is given beside it.
+token is restored (or none is). The 95% Wilson interval of the pooled tokens is given beside it. All of these
+follow from the blocks' sufficient statistics (``STAT_COLUMNS``: m and the sums of n, k, n^2, k^2, n k, since
+``sum_i (k_i - p n_i)^2 = sum k^2 - 2 p sum n k + p^2 sum n^2``), which add up over seeds: block rows are reduced to
+them first (``recovery_stats``), and a data folder keeps only them.
 
 Training and test recovery **meet** at the first training size from which their difference stays within two
 standard errors of zero (``sqrt(se_train^2 + se_test^2)``) at that size and every larger one. A difference within
 two standard errors is called undecided; a sweep whose largest size is still outside has no meeting point (None).
 With several seeds, ``meeting_interval`` resamples seeds with replacement and gives the percentile interval of the
-meeting size.
+meeting size from per-seed statistics; ``meeting_shift`` compares two groups (model sizes, step budgets) the same
+way.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
@@ -24,24 +29,34 @@ import pandas as pd
 from amtheory.core.basins import wilson_interval
 
 __all__ = [
+    "STAT_COLUMNS",
+    "block_stats",
     "meeting_interval",
+    "meeting_interval_of_stats",
     "meeting_of_rows",
+    "meeting_of_stats",
+    "meeting_shift",
     "meeting_size",
     "meeting_trend",
+    "meeting_trend_of_stats",
     "pooled_rate",
+    "rate_of_stats",
     "rate_table",
+    "rates_of_stats",
+    "recovery_stats",
     "verdict",
 ]
 
 #: How many standard errors a difference must exceed to be called a difference.
 Z_MEET = 2.0
 _KEYS = ["backend", "model_size", "train_size", "split", "t"]
+#: The sufficient statistics of a pooled rate over blocks with ``k_i`` of ``n_i`` tokens (blocks with ``n_i > 0``
+#: only): their number ``blocks`` (m) and the sums of n, k, n^2, k^2 and n k. Statistics of disjoint sets of blocks
+#: (of several seeds) add up to those of their union.
+STAT_COLUMNS = ("blocks", "n_sum", "k_sum", "nn_sum", "kk_sum", "nk_sum")
 
 
-def pooled_rate(k, n) -> dict[str, float]:
-    """The pooled rate of blocks with ``k[i]`` successes out of ``n[i]`` tokens (blocks with ``n[i] = 0`` are
-    skipped): ``rate``, its block-clustered standard error ``se`` (see the module docstring), the Wilson interval
-    ``low``, ``high`` and the counts ``blocks``, ``tokens``. NaN entries when no block has a token to count."""
+def _counts(k, n) -> tuple[np.ndarray, np.ndarray]:
     k = np.asarray(k, dtype=float)
     n = np.asarray(n, dtype=float)
     if k.shape != n.shape or k.ndim != 1:
@@ -49,36 +64,113 @@ def pooled_rate(k, n) -> dict[str, float]:
     if np.any(n < 0) or np.any(k < 0) or np.any(k > n + 1e-9):
         raise ValueError("k, n: expected counts with 0 <= k <= n")
     keep = n > 0
-    k, n = k[keep], n[keep]
-    m, total = int(k.size), float(n.sum())
-    if m == 0:
+    return k[keep], n[keep]
+
+
+def block_stats(k, n) -> dict[str, float]:
+    """The sufficient statistics (``STAT_COLUMNS``) of blocks with ``k[i]`` successes out of ``n[i]`` tokens."""
+    k, n = _counts(k, n)
+    return {"blocks": int(k.size), "n_sum": float(n.sum()), "k_sum": float(k.sum()), "nn_sum": float((n * n).sum()),
+            "kk_sum": float((k * k).sum()), "nk_sum": float((n * k).sum())}  # fmt: skip
+
+
+def _rate_se(m, N, K, nn, kk, nk) -> tuple[np.ndarray, np.ndarray]:
+    """Pooled rate ``K / N`` and its standard error (module docstring) from statistics, elementwise; NaN where
+    ``N = 0``. The clustered sum of squares is ``sum_i (k_i - p n_i)^2 = kk - 2 p nk + p^2 nn``."""
+    m, N, K, nn, kk, nk = (np.asarray(v, dtype=float) for v in (m, N, K, nn, kk, nk))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = K / N
+        ac = (K + 2.0) / (N + 4.0)
+        se = np.sqrt(ac * (1 - ac) / (N + 4.0))
+        resid = np.maximum(kk - 2.0 * p * nk + p * p * nn, 0.0)
+        clustered = np.where(m > 1, np.sqrt(m / np.maximum(m - 1, 1) * resid) / N, 0.0)
+    se = np.maximum(se, clustered)
+    bad = ~(N > 0)
+    return np.where(bad, np.nan, p), np.where(bad, np.nan, se)
+
+
+def rate_of_stats(stats) -> dict[str, float]:
+    """The pooled rate of a set of blocks from its statistics (a mapping with ``STAT_COLUMNS``): ``rate``, its
+    block-clustered standard error ``se``, the Wilson interval ``low``, ``high`` and the counts ``blocks``,
+    ``tokens``; NaN entries when no block has a token to count."""
+    missing = [c for c in STAT_COLUMNS if c not in stats]
+    if missing:
+        raise ValueError(f"stats: expected the statistics {list(STAT_COLUMNS)}, missing {missing}")
+    m, N = int(stats["blocks"]), float(stats["n_sum"])
+    if m == 0 or N <= 0:
         nan = float("nan")
         return {"rate": nan, "se": nan, "low": nan, "high": nan, "blocks": 0, "tokens": 0}
-    p = float(k.sum()) / total
-    ac = (k.sum() + 2.0) / (total + 4.0)
-    se = math.sqrt(ac * (1 - ac) / (total + 4.0))
-    if m > 1:
-        se = max(se, math.sqrt(m / (m - 1) * float(((k - p * n) ** 2).sum())) / total)
-    low, high = wilson_interval(round(float(k.sum())), round(total))
-    return {"rate": p, "se": se, "low": low, "high": high, "blocks": m, "tokens": int(total)}
+    p, se = _rate_se(m, N, *(float(stats[c]) for c in ("k_sum", "nn_sum", "kk_sum", "nk_sum")))
+    low, high = wilson_interval(round(float(stats["k_sum"])), round(N))
+    return {"rate": float(p), "se": float(se), "low": low, "high": high, "blocks": m, "tokens": int(round(N))}
+
+
+def pooled_rate(k, n) -> dict[str, float]:
+    """The pooled rate of blocks with ``k[i]`` successes out of ``n[i]`` tokens (blocks with ``n[i] = 0`` are
+    skipped): ``rate_of_stats(block_stats(k, n))``."""
+    return rate_of_stats(block_stats(k, n))
+
+
+def _block_rows(recovery: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFrame:
+    """The applicable rows of a recovery table as counts: the columns ``keep``, changed tokens n, restored k."""
+    df = recovery[recovery["applicable"].astype(bool)] if "applicable" in recovery else recovery
+    missing = [c for c in (*keep, "recovered", "n_changed") if c not in df]
+    if missing:
+        raise ValueError(f"recovery: expected the columns of a recovery table, missing {missing}")
+    n = df["n_changed"].astype(float)
+    out = pd.DataFrame({c: df[c].to_numpy() for c in keep})
+    out["n"] = n.to_numpy()
+    out["k"] = (df["recovered"].astype(float).fillna(0.0) * n).round().to_numpy()
+    return out
+
+
+def recovery_stats(recovery: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per group ``by`` of a recovery table's applicable rows: ``evaluated`` (blocks measured) and the sufficient
+    statistics ``STAT_COLUMNS`` of its pooled rate over blocks with at least one changed ordinary token."""
+    by = list(by)
+    rows = _block_rows(recovery, by)
+    rows["counted"] = (rows["n"] > 0).astype(int)
+    rows["kept_n"] = rows["n"].where(rows["n"] > 0, 0.0)
+    rows["kept_k"] = rows["k"].where(rows["n"] > 0, 0.0)
+    rows["nn"] = rows["kept_n"] ** 2
+    rows["kk"] = rows["kept_k"] ** 2
+    rows["nk"] = rows["kept_n"] * rows["kept_k"]
+    g = rows.groupby(by, sort=True, dropna=False)
+    out = pd.DataFrame({"evaluated": g.size(), "blocks": g["counted"].sum(), "n_sum": g["kept_n"].sum(),
+                        "k_sum": g["kept_k"].sum(), "nn_sum": g["nn"].sum(), "kk_sum": g["kk"].sum(),
+                        "nk_sum": g["nk"].sum()})  # fmt: skip
+    return out.reset_index()
+
+
+def _check_stats(stats: pd.DataFrame, need: Sequence[str]) -> None:
+    missing = [c for c in (*need, *STAT_COLUMNS) if c not in stats]
+    if missing:
+        raise ValueError(f"stats: expected the columns {[*need, *STAT_COLUMNS]} of recovery statistics, missing "
+                         f"{missing}")  # fmt: skip
+
+
+def rates_of_stats(stats: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """Per group ``by`` of a table of recovery statistics (``recovery_stats``, e.g. one row per seed), their sums
+    and the pooled rate: ``rate``, ``se``, ``low``, ``high``, ``blocks``, ``tokens`` and ``evaluated``."""
+    by = list(by)
+    _check_stats(stats, by)
+    cols = [*STAT_COLUMNS, *(["evaluated"] if "evaluated" in stats else [])]
+    summed = stats.groupby(by, sort=True, dropna=False)[cols].sum().reset_index()
+    rows = [{**{c: r[c] for c in by}, **rate_of_stats(r), "evaluated": int(r.get("evaluated", r["blocks"]))}
+            for _, r in summed.iterrows()]  # fmt: skip
+    return pd.DataFrame(rows, columns=[*by, "rate", "se", "low", "high", "blocks", "tokens", "evaluated"])
 
 
 def rate_table(recovery: pd.DataFrame) -> pd.DataFrame:
     """Per (backend, model size, training size, split, t): the pooled recovery rate of a recovery table (restored
     over changed ordinary tokens) with ``se``, ``low``, ``high``, ``blocks`` and ``tokens`` (``pooled_rate``), over
     every block and seed of that group, and ``evaluated``: the blocks measured (``blocks`` counts those with at
-    least one changed ordinary token)."""
+    least one changed ordinary token). The rows are reduced to their statistics (``recovery_stats``) first."""
     df = recovery[recovery["applicable"]] if "applicable" in recovery else recovery
     missing = [c for c in [*_KEYS, "recovered", "n_changed"] if c not in df]
     if missing:
         raise ValueError(f"recovery: expected the columns of a recovery table, missing {missing}")
-    n = df["n_changed"].astype(float)
-    k = (df["recovered"].astype(float).fillna(0.0) * n).round()
-    rows = []
-    for key, g in pd.DataFrame({"k": k, "n": n}).join(df[_KEYS]).groupby(_KEYS):
-        stats = pooled_rate(g["k"].to_numpy(), g["n"].to_numpy())
-        rows.append({**dict(zip(_KEYS, key)), **stats, "evaluated": len(g)})
-    return pd.DataFrame(rows, columns=[*_KEYS, "rate", "se", "low", "high", "blocks", "tokens", "evaluated"])
+    return rates_of_stats(recovery_stats(df, _KEYS), _KEYS)
 
 
 def verdict(diff: float, se: float, z: float = Z_MEET) -> str:
@@ -116,71 +208,100 @@ def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
     return float(s[i])
 
 
-def _meeting_of(rows: pd.DataFrame) -> float | None:
-    """Meeting size of one (model size, t) group of block rows (columns train_size, split, k, n)."""
-    stats = {}
-    for (n_train, split), g in rows.groupby(["train_size", "split"]):
-        stats[(n_train, split)] = pooled_rate(g["k"].to_numpy(), g["n"].to_numpy())
-    sizes = sorted({n for n, sp in stats if (n, "train") in stats and (n, "test") in stats})
-    if not sizes:
+def _meet_arrays(sizes: np.ndarray, train: np.ndarray, test: np.ndarray) -> float | None:
+    """Meeting size from statistics ``[6, sizes]`` (rows in ``STAT_COLUMNS`` order) of each split."""
+    (p_tr, se_tr), (p_te, se_te) = _rate_se(*train), _rate_se(*test)
+    return meeting_size(sizes, p_tr - p_te, np.hypot(se_tr, se_te))
+
+
+def _split_arrays(stats: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
+    """The training sizes measured on both splits, and the summed statistics of each split at them."""
+    g = stats.groupby(["train_size", "split"], sort=True)[list(STAT_COLUMNS)].sum()
+    sizes = sorted({n for n, sp in g.index if (n, "train") in g.index and (n, "test") in g.index})
+    return np.asarray(sizes, dtype=float), g.loc[[(n, "train") for n in sizes]], g.loc[[(n, "test") for n in sizes]]
+
+
+def meeting_of_stats(stats: pd.DataFrame) -> float | None:
+    """Meeting size of one (model size, t) group of recovery statistics (columns train_size, split and
+    ``STAT_COLUMNS``; several rows of one size and split, e.g. of several seeds, are summed)."""
+    sizes, tr, te = _split_arrays(stats)
+    if not sizes.size:
         return None
-    d = [stats[(n, "train")]["rate"] - stats[(n, "test")]["rate"] for n in sizes]
-    e = [math.hypot(stats[(n, "train")]["se"], stats[(n, "test")]["se"]) for n in sizes]
-    return meeting_size(sizes, d, e)
-
-
-def _block_rows(recovery: pd.DataFrame, seed_column: str | None = None) -> pd.DataFrame:
-    """The applicable rows of a recovery table as counts: train_size, split, (seed,) changed tokens n, restored k."""
-    df = recovery[recovery["applicable"].astype(bool)] if "applicable" in recovery else recovery
-    missing = [c for c in ("train_size", "split", "recovered", "n_changed") if c not in df]
-    if missing:
-        raise ValueError(f"recovery: expected the columns of a recovery table, missing {missing}")
-    n = df["n_changed"].astype(float)
-    cols = {"train_size": df["train_size"].to_numpy(), "split": df["split"].to_numpy()}
-    if seed_column is not None:
-        cols["seed"] = df[seed_column].to_numpy()
-    cols["n"] = n.to_numpy()
-    cols["k"] = (df["recovered"].astype(float).fillna(0.0) * n).round().to_numpy()
-    return pd.DataFrame(cols)
+    return _meet_arrays(sizes, tr.to_numpy(float).T, te.to_numpy(float).T)
 
 
 def meeting_of_rows(recovery: pd.DataFrame) -> float | None:
     """The meeting size (``meeting_size``, over block-pooled rates and their standard errors) of the recovery rows
     of ONE backend, model size and t, all seeds pooled; None where the sweep's largest size is still apart."""
-    return _meeting_of(_block_rows(recovery))
+    return meeting_of_stats(recovery_stats(recovery, ["train_size", "split"]))
+
+
+class _SeedResampler:
+    """Recovery statistics of one group by seed, and the meeting size of their sum over a resample of the seeds
+    (with replacement); a size that none of the drawn seeds measured on both splits has no rate and is left out."""
+
+    def __init__(self, stats: pd.DataFrame):
+        self.seeds = np.unique(stats["seed"].to_numpy())
+        sizes, _, _ = _split_arrays(stats)
+        self.sizes = sizes
+        g = stats.groupby(["seed", "train_size", "split"], sort=True)[list(STAT_COLUMNS)].sum()
+        arrays = []
+        for split in ("train", "test"):
+            index = pd.MultiIndex.from_tuples([(n, split) for n in sizes], names=["train_size", "split"])
+            per = [g.xs(s, level="seed").reindex(index, fill_value=0).to_numpy(float).T for s in self.seeds]
+            arrays.append(np.stack(per) if per else np.zeros((0, len(STAT_COLUMNS), 0)))
+        self.train, self.test = arrays
+
+    def draw(self, rng: np.random.Generator) -> float | None:
+        pick = rng.choice(self.seeds, size=self.seeds.size, replace=True)
+        counts = np.array([(pick == s).sum() for s in self.seeds], dtype=float)
+        if not self.sizes.size:
+            return None
+        return _meet_arrays(self.sizes, np.tensordot(counts, self.train, 1), np.tensordot(counts, self.test, 1))
+
+
+def meeting_interval_of_stats(
+    stats: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, float | None]:
+    """The meeting size of one (backend, model size, t) group of recovery statistics with one row per (seed,
+    train_size, split) (columns ``seed``, ``train_size``, ``split`` and ``STAT_COLUMNS``), with a percentile
+    bootstrap interval over seeds: each resample draws as many seeds as there are, with replacement, sums their
+    statistics and finds the meeting size; a resample that does not meet counts as beyond the sweep (an upper end
+    of None). Returns ``size``, ``low``, ``high``, ``seeds``."""
+    _check_stats(stats, ("seed", "train_size", "split"))
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    size = meeting_of_stats(stats)
+    boot = _SeedResampler(stats)
+    if boot.seeds.size < 2:
+        return {"size": size, "low": None, "high": None, "seeds": int(boot.seeds.size)}
+    rng = np.random.default_rng(seed)
+    draws = [boot.draw(rng) for _ in range(n_boot)]
+    a = (1 - confidence) / 2
+    vals = np.asarray([math.inf if m is None else m for m in draws])
+    low, high = np.quantile(vals, [a, 1 - a], method="inverted_cdf")
+    return {
+        "size": size,
+        "low": None if math.isinf(low) else float(low),
+        "high": None if math.isinf(high) else float(high),
+        "seeds": int(boot.seeds.size),
+    }
+
+
+def _seed_stats(recovery: pd.DataFrame, seed_column: str, extra: Sequence[str] = ()) -> pd.DataFrame:
+    if seed_column not in recovery:
+        raise ValueError(f"seed_column: {seed_column!r} is not a column of the recovery table")
+    stats = recovery_stats(recovery, [*extra, "train_size", "split", seed_column])
+    return stats.rename(columns={seed_column: "seed"})
 
 
 def meeting_interval(
     recovery: pd.DataFrame, seed_column: str, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
 ) -> dict[str, float | None]:
-    """The meeting size of one (backend, model size, t) group of recovery rows that come from several seeds
-    (``seed_column``), with a percentile bootstrap interval over seeds: each resample draws as many seeds as
-    there are, with replacement, pools their blocks and finds the meeting size; a resample that does not meet
-    counts as beyond the sweep (an upper end of None). Returns ``size``, ``low``, ``high``, ``seeds``."""
-    if seed_column not in recovery:
-        raise ValueError(f"seed_column: {seed_column!r} is not a column of the recovery table")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    rows = _block_rows(recovery, seed_column)
-    seeds = np.unique(rows["seed"].to_numpy())
-    size = _meeting_of(rows)
-    if seeds.size < 2:
-        return {"size": size, "low": None, "high": None, "seeds": int(seeds.size)}
-    rng = np.random.default_rng(seed)
-    by_seed = {s: rows[rows["seed"] == s] for s in seeds}
-    draws = []
-    for _ in range(n_boot):
-        pick = rng.choice(seeds, size=seeds.size, replace=True)
-        m = _meeting_of(pd.concat([by_seed[s] for s in pick], ignore_index=True))
-        draws.append(math.inf if m is None else m)
-    a = (1 - confidence) / 2
-    low, high = np.quantile(np.asarray(draws), [a, 1 - a], method="inverted_cdf")
-    return {
-        "size": size,
-        "low": None if math.isinf(low) else float(low),
-        "high": None if math.isinf(high) else float(high),
-        "seeds": int(seeds.size),
-    }
+    """``meeting_interval_of_stats`` of the recovery rows of one (backend, model size, t) group from several seeds
+    (``seed_column``), reduced to their statistics per seed."""
+    return meeting_interval_of_stats(_seed_stats(recovery, seed_column), n_boot=n_boot, confidence=confidence,
+                                     seed=seed)  # fmt: skip
 
 
 def _log2_ratio(big: float | None, small: float | None) -> float:
@@ -195,6 +316,57 @@ def _log2_ratio(big: float | None, small: float | None) -> float:
     return math.log2(big / small)
 
 
+def meeting_shift(
+    before: pd.DataFrame, after: pd.DataFrame, *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, object]:
+    """How the meeting size moves from one group of recovery statistics to another (each with one row per (seed,
+    train_size, split), as ``meeting_interval_of_stats`` takes; e.g. the smallest and the largest model, or two
+    step budgets): ``log2_ratio`` = log2 of ``after``'s meeting size over ``before``'s (+inf when only ``before``
+    meets within the sweep, -inf when only ``after`` does, NaN when neither does), with a percentile bootstrap
+    interval that resamples each group's seeds independently. ``verdict`` is "grows" when the interval lies above
+    0, "shrinks" when below, else "undecided": also with one seed of a group (no interval, NaN ends) and when more
+    resamples than the interval's tails meet in neither group. ``seeds``: the fewer seeds of the two."""
+    for name, st in (("before", before), ("after", after)):
+        try:
+            _check_stats(st, ("seed", "train_size", "split"))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
+    point = _log2_ratio(meeting_of_stats(after), meeting_of_stats(before))
+    boot_a, boot_b = _SeedResampler(before), _SeedResampler(after)
+    rng = np.random.default_rng(seed)
+    n_seeds = min(boot_a.seeds.size, boot_b.seeds.size)
+    draws = np.asarray([_log2_ratio(boot_b.draw(rng), boot_a.draw(rng)) for _ in range(n_boot)] if n_seeds > 1
+                       else [])  # fmt: skip
+    a = (1 - confidence) / 2
+    if n_seeds < 2 or float(np.mean(~np.isnan(draws))) < 1 - a:
+        low = high = math.nan
+    else:
+        low, high = (float(v) for v in np.quantile(draws[~np.isnan(draws)], [a, 1 - a], method="inverted_cdf"))
+    verdict = "grows" if low > 0 else "shrinks" if high < 0 else "undecided"
+    return {"log2_ratio": point, "low": low, "high": high, "verdict": verdict, "seeds": int(n_seeds)}
+
+
+def meeting_trend_of_stats(
+    stats: pd.DataFrame, params: dict[str, float], *, n_boot: int = 1000, confidence: float = 0.95, seed: int = 0
+) -> dict[str, object]:
+    """Whether the meeting size grows with the model: for the recovery statistics of ONE backend and t over several
+    model sizes (one row per (model_size, seed, train_size, split); parameter counts in ``params``), the
+    ``meeting_shift`` from the smallest model to the largest, with ``smallest`` and ``largest`` named."""
+    _check_stats(stats, ("model_size", "seed", "train_size", "split"))
+    models = sorted(set(stats["model_size"]))
+    missing = [m for m in models if m not in params]
+    if missing:
+        raise ValueError(f"params: expected a parameter count for every model size, missing {missing}")
+    if len(models) < 2:
+        raise ValueError(f"stats: expected at least two model sizes, got {models}")
+    small, big = min(models, key=lambda m: params[m]), max(models, key=lambda m: params[m])
+    shift = meeting_shift(stats[stats["model_size"] == small], stats[stats["model_size"] == big], n_boot=n_boot,
+                          confidence=confidence, seed=seed)  # fmt: skip
+    return {"smallest": small, "largest": big, **shift}
+
+
 def meeting_trend(
     recovery: pd.DataFrame,
     seed_column: str,
@@ -204,47 +376,9 @@ def meeting_trend(
     confidence: float = 0.95,
     seed: int = 0,
 ) -> dict[str, object]:
-    """Whether the meeting size grows with the model: for the recovery rows of ONE backend and t over several model
-    sizes (column ``model_size``, parameter counts in ``params``), ``log2_ratio`` = log2 of the largest model's
-    meeting size over the smallest's (``_log2_ratio`` for sweeps they do not meet within), with a percentile
-    bootstrap interval that resamples each model's seeds independently. ``verdict`` is "grows" when the interval
-    lies above 0, "shrinks" when below, else "undecided": also with one seed of a model (no interval, NaN ends)
-    and when more resamples than the interval's tails meet in neither model."""
+    """``meeting_trend_of_stats`` of the recovery rows of ONE backend and t over several model sizes (column
+    ``model_size``) from several seeds (``seed_column``), reduced to their statistics per seed."""
     if "model_size" not in recovery or seed_column not in recovery:
         raise ValueError(f"recovery: expected the columns 'model_size' and {seed_column!r}")
-    models = sorted(set(recovery["model_size"]))
-    missing = [m for m in models if m not in params]
-    if missing:
-        raise ValueError(f"params: expected a parameter count for every model size, missing {missing}")
-    if len(models) < 2:
-        raise ValueError(f"recovery: expected at least two model sizes, got {models}")
-    if not 0 < confidence < 1:
-        raise ValueError(f"confidence: expected a number in (0, 1), got {confidence!r}")
-    small, big = min(models, key=lambda m: params[m]), max(models, key=lambda m: params[m])
-    rows = {m: _block_rows(recovery[recovery["model_size"] == m], seed_column) for m in (small, big)}
-    point = _log2_ratio(_meeting_of(rows[big]), _meeting_of(rows[small]))
-    by_seed = {m: {s: r[r["seed"] == s] for s in np.unique(r["seed"].to_numpy())} for m, r in rows.items()}
-    rng = np.random.default_rng(seed)
-
-    def resample(m: str) -> float | None:
-        seeds = np.asarray(list(by_seed[m]))
-        pick = rng.choice(seeds, size=seeds.size, replace=True)
-        return _meeting_of(pd.concat([by_seed[m][s] for s in pick], ignore_index=True))
-
-    n_seeds = min(len(v) for v in by_seed.values())
-    draws = np.asarray([_log2_ratio(resample(big), resample(small)) for _ in range(n_boot)] if n_seeds > 1 else [])
-    a = (1 - confidence) / 2
-    if n_seeds < 2 or float(np.mean(~np.isnan(draws))) < 1 - a:
-        low = high = math.nan
-    else:
-        low, high = (float(v) for v in np.quantile(draws[~np.isnan(draws)], [a, 1 - a], method="inverted_cdf"))
-    verdict = "grows" if low > 0 else "shrinks" if high < 0 else "undecided"
-    return {
-        "smallest": small,
-        "largest": big,
-        "log2_ratio": point,
-        "low": low,
-        "high": high,
-        "verdict": verdict,
-        "seeds": n_seeds,
-    }
+    return meeting_trend_of_stats(_seed_stats(recovery, seed_column, ["model_size"]), params, n_boot=n_boot,
+                                  confidence=confidence, seed=seed)  # fmt: skip

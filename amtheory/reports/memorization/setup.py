@@ -1,0 +1,162 @@
+"""The memorization results page: the run (commands, machine, what was measured, time), the set-up and how it
+differs from the paper's, all from the data folder."""
+
+from __future__ import annotations
+
+from amtheory.reports.memorization.numbers import model_label, n_fmt, pm, table
+from amtheory.studies.memorization.summary import MemorizationData
+
+#: How the page's data folder is made and read (the run itself is ``experiments/memorization.py``).
+COMMANDS = (
+    "python experiments/memorization.py --preset gpu --out results/memorization_gpu --data data/brown-sotu "
+    "--device cuda",
+    "python experiments/summarize_memorization.py --export results/memorization_gpu --data docs/data/memorization "
+    '--log memorization_gpu.log --corpus data/brown-sotu --machine "..."',
+    "python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md "
+    "--figures docs/figures",
+)
+
+
+def _completeness(data: MemorizationData) -> list[str]:
+    """Which (model, budget, size, seed) were trained and which measured, when they differ."""
+    trained = {tuple(r) for r in data.models[["model_size", "steps", "train_size", "seed"]].astype(object).values}
+    u = data.uddm_recovery
+    measured = {tuple(r) for r in u[["model_size", "steps", "train_size", "seed"]].astype(object).values}
+    if trained <= measured:
+        return []
+    missing = sorted(trained - measured)
+    shown = ", ".join(f"{m} / {int(s):,} steps / {int(n):,} blocks / seed {int(k)}" for m, s, n, k in missing[:20])
+    more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+    return [f"**The sweep is incomplete**: {len(missing)} trained model(s) were not measured ({shown}{more}); the "
+            "claims below use the models measured.", ""]  # fmt: skip
+
+
+def section_run(data: MemorizationData, machine: str | None) -> str:
+    run = data.run
+    m = data.models
+    budgets = data.budgets()
+    machine = machine or run.get("machine") or "not recorded"
+    log = run.get("log") or {}
+    lines = ["## Commands, machine, what was measured, time", "", "```", *COMMANDS, "```", ""]
+    lines += [
+        f"Machine: {machine}. The results folder is not in the repository; the data folder "
+        "(`docs/data/memorization/`, columns in its README) holds the per-cell summaries every number and figure on "
+        "this page is computed from.",
+        "",
+        *_completeness(data),
+    ]
+    if m.empty:
+        return "\n".join([*lines, "The data folder has no training table."])
+    rows = []
+    for (ms, steps, n), g in m.groupby(["model_size", "steps", "train_size"]):
+        ev = g["eval_s"].dropna() if "eval_s" in g else []
+        loss = g["final_loss"].astype(float)
+        rows.append([model_label(ms, steps, budgets), n_fmt(n), len(g), pm(loss.mean(), loss.sem()),
+                     int(g["skipped_steps"].sum()) if "skipped_steps" in g else "–", f"{g['wall_s'].mean():.1f}",
+                     f"{g['ms_per_step'].mean():.1f}" if "ms_per_step" in g else "–",
+                     f"{sum(ev) / len(ev):.1f}" if len(ev) else "–"])  # fmt: skip
+    lines += [
+        "Per model size, step budget and training size (means over seeds, the final loss ± its standard error over "
+        "seeds; evaluation time from the run log, where it names the models):",
+        "",
+        table(["model", "blocks", "seeds", "final loss", "skipped steps", "train s", "ms / step", "evaluation s"],
+              rows),
+        "",
+        f"{len(m)} models trained ({m['model_size'].nunique()} sizes x {len(budgets)} budget(s) x "
+        f"{m['train_size'].nunique()} training sizes x {m['seed'].nunique()} seed(s)); training took "
+        f"{m['wall_s'].sum():,.0f} s in all."
+        + (f" The whole run took {log['total_s']:,.0f} s ({log['total_s'] / 60:.1f} min)." if log.get("total_s")
+           else ""),
+    ]  # fmt: skip
+    return "\n".join(lines)
+
+
+def section_setup(data: MemorizationData) -> str:
+    s, d, m = data.settings, data.run["data"], data.models
+    corpus = data.run.get("corpus")
+    length, vocab = int(d["length"]), d["vocab"]
+    lines = ["## Setup", ""]
+    line = (f"- Corpus: `{d['source']}`, sentences tokenized with the bert-base-uncased WordPiece vocabulary, packed "
+            f"into blocks of {length} tokens (`[CLS]` + {length - 2} stream tokens + `[SEP]`)")  # fmt: skip
+    if corpus:
+        line += (f"; {n_fmt(corpus['train_blocks'])} training and {n_fmt(corpus['test_blocks'])} test blocks are "
+                 f"available at this length, and {100 * corpus['unk_share']:.1f}% of the tokens are `[UNK]` after "
+                 "compaction")  # fmt: skip
+    lines.append(line + ".")
+    if vocab is not None:
+        lines.append(f"- Vocabulary: compacted to {n_fmt(vocab)} ids (the {n_fmt(vocab - 5)} most frequent ordinary "
+                     "ids plus the 5 special tokens; every other id becomes `[UNK]`).")  # fmt: skip
+    if not m.empty:
+        arch = []
+        for ms in data.model_sizes():
+            r = m[m["model_size"] == ms].iloc[0]
+            arch.append(
+                [
+                    ms,
+                    int(r["arch.d_model"]),
+                    int(r["arch.n_blocks"]),
+                    int(r["arch.n_heads"]),
+                    int(r["arch.cond_dim"]),
+                    r["arch.dropout"],
+                    f"{int(r['n_params']) / 1e6:.2f}M",
+                ]
+            )
+        r0 = m.iloc[0]
+        lines += [
+            "- Models: the DiT of the package (adaLN time conditioning, rotary positions, GELU-tanh MLP 4x, zero-"
+            "initialized output), conditioned on sigma_t = -log alpha_t:",
+            "",
+            table(["model", "width", "blocks", "heads", "cond dim", "dropout", "parameters"], arch),
+            "",
+            f"- Training (the same at every size): {' or '.join(f'{b:,}' for b in data.budgets())} AdamW steps of "
+            f"{int(r0['batch_size'])} blocks drawn with replacement from the first n training blocks (nested subsets "
+            f"of one seeded shuffle), lr {r0['lr']:g}, {int(r0['warmup'])} warm-up steps, EMA {r0['ema']:g} (the EMA "
+            f"weights are evaluated), bf16: {r0['bf16']}, `torch.compile`: {r0['compile']}; training seeds "
+            f"{', '.join(str(v) for v in sorted(set(m['seed'])))}. Training sizes n: "
+            f"{', '.join(n_fmt(n) for n in sorted(set(m['train_size'])))} blocks.",
+        ]
+    if s:
+        lines += [
+            f"- Evaluation: {s['n_eval']} blocks per split (the first min({s['n_eval']}, n) training blocks, the "
+            f"first {s['n_eval']} test blocks and {s['n_eval']} random blocks); recovery at t in "
+            f"{{{', '.join(f'{t:g}' for t in s['ts'])}}} by ancestral reverse sampling on the global "
+            f"{s['n_steps']}-step grid with the posterior final step, counting changed ordinary tokens only; basin "
+            f"radius of {s['n_basin']} training and {s['n_basin']} test blocks ({s['basin_trials']} trials per "
+            f"level, success probability >= 1 - {s['basin_delta']:g}, argmax chain on a local {s['basin_steps']}-"
+            f"step grid); fixed points from t = 1; {s['n_generate']} generated blocks for the entropy at t = "
+            f"{s['entropy_t']:g} and for extraction; test NELBO from {s['nelbo_ts']} stratified times per block; "
+            f"KL from the empirical denoiser at t in {{{', '.join(f'{t:g}' for t in s['kl_ts'])}}}; the Hopfield "
+            f"family storing the same first n training blocks (empirical denoiser on a {s['empirical_steps']}-step "
+            f"grid, dense exp and modern memories with at most {s['hopfield_max_iter']} synchronous steps).",
+        ]
+    return "\n".join(lines)
+
+
+def section_differences(data: MemorizationData) -> str:
+    d, s, m = data.run["data"], data.settings, data.models
+    sizes = sorted(set(data.uddm_recovery["train_size"]))
+    params = data.params()
+    models = ", ".join(f"{ms} ({params.get(ms, float('nan')) / 1e6:.1f}M)" for ms in data.model_sizes())
+    batch = int(m["batch_size"].iloc[0]) if len(m) else 0
+    rows = [
+        ["corpus", "LM1B", f"`{d['source']}`"],
+        ["vocabulary", "bert-base-uncased, 30,522", "the same ids" + (f" compacted to {n_fmt(d['vocab'])}"
+                                                                       if d["vocab"] else "")],
+        ["block", "128 tokens", f"{d['length']} tokens"],
+        ["models", "DiT 256x8 (23.7M) to 1024x24 (384M)", models],
+        ["steps", "1,000,000 x 512 blocks", " or ".join(f"{b:,}" for b in data.budgets()) + f" x {batch} blocks"],
+        ["training sizes", "54 fractions of LM1B, 1e-4 to 1",
+         f"{n_fmt(sizes[0])} ... {n_fmt(sizes[-1])} blocks ({len(sizes)} sizes)" if sizes else "–"],
+        ["seeds", "one", f"{len(data.seeds())}"],
+        ["evaluation", "5,000 train / 5,000 test sequences",
+         f"{s.get('n_eval', '–')} blocks per split, t up to {max(s.get('ts', [float('nan')])):g}"],
+    ]  # fmt: skip
+    return "\n".join([
+        "## How this differs from the paper",
+        "",
+        table(["", "Pham et al. 2026", "here"], rows),
+        "",
+        "The sizes are measured in blocks, not in a fraction of a corpus, and every model of a budget takes the same "
+        "steps at every size, so the meeting point of a model is a property of its step budget as much as of the "
+        "model (claim (g)).",
+    ])  # fmt: skip

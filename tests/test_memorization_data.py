@@ -1,0 +1,310 @@
+"""The memorization study's data folder: a results folder of several model sizes, seeds and step budgets exported
+to six small tables (``amtheory.studies.memorization.export``), every number of the results page computed from them
+as from the results themselves, the page and its figures drawn from the data folder alone, and the claims' verdicts
+undecided where an interval is missing."""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from _studies import load_experiment
+
+from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment, summarize
+from amtheory.studies.memorization import claims as cl
+from amtheory.studies.memorization import meetings as mt
+from amtheory.studies.memorization.export import CELL, DATA_FILES, export_results, read_results
+from amtheory.studies.memorization.rates import meeting_interval, meeting_trend, rates_of_stats, recovery_stats
+from amtheory.studies.memorization.summary import open_data, pool_means, read_data
+
+torch.set_num_threads(1)
+N_BOOT = 200
+
+
+def seeds_preset() -> Preset:
+    """Two model sizes, three training sizes, two seeds, two step budgets: 24 small models."""
+    return Preset(
+        name="seeds",
+        data=DataSpec("embedded", 12, 128),
+        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),
+               ModelSpec("wide", d_model=32, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0)),
+        sizes=(2, 8, 32),
+        steps=30,
+        batch_size=4,
+        lr=3e-3,
+        warmup=2,
+        ema=0.9,
+        settings=EvalSettings(n_eval=4, ts=(0.25, 0.5), n_steps=4, n_basin=3, basin_trials=2, basin_steps=2,
+                              n_generate=4, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=3,
+                              modern_max_bytes=50_000),
+        checkpoint_every=1000,
+        seeds=(0, 1),
+        budgets=(1, 2),
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def seeds_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("memorization_seeds")
+    p = seeds_preset()
+    run_experiment(p, root / "results", device="cpu", progress=False)
+    paths = export_results(root / "results", root / "data")
+    return p, root / "results", root / "data", paths
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The export
+# ---------------------------------------------------------------------------------------------------------------
+def test_export_writes_six_small_tables_named_by_cell(seeds_run):
+    p, results, data_dir, paths = seeds_run
+    assert [q.name for q in paths] == list(DATA_FILES) and sorted(q.name for q in data_dir.iterdir()) == sorted(
+        DATA_FILES
+    )
+    assert sum(q.stat().st_size for q in paths) < 2_000_000
+    d = read_data(data_dir)
+    for name in ("models", "recovery", "means", "basins", "trajectory"):
+        assert set(CELL) <= set(getattr(d, name).columns), name
+    # One row per trained model, its training seed found although the training table's own seed column is the
+    # runner's.
+    m = d.models
+    assert len(m) == len(p.train_cells()) and set(m["seed"]) == {0, 1} and set(m["steps"]) == {30, 60}
+    assert set(zip(m["model_size"], m["steps"], m["train_size"], m["seed"])) == {
+        (tc.arch.name, tc.steps, tc.n_train, tc.seed) for tc in p.train_cells()
+    }
+    assert d.budgets() == [30, 60] and d.model_sizes() == ["nano", "wide"] and d.seeds() == [0, 1]
+    # The Hopfield family has no step budget or seed; its rows are there once per memory, size, split and t.
+    hop = d.recovery[d.recovery["backend"] != "uddm"]
+    assert hop["steps"].isna().all() and hop["seed"].isna().all()
+    assert not hop[hop["applicable"]].duplicated(["backend", "train_size", "split", "t"]).any()
+    # A quantity measured on some splits only (the verbatim flag: generated blocks) has rows for those alone.
+    assert (d.means["count"] > 0).all()
+    assert set(d.measure("generation", "verbatim")["split"]) == {"generated"}
+    # The example figure's token rows come decoded.
+    ex = d.run["examples"]
+    assert ex and all(set(map(str, e["x0"])) <= set(e["words"]) for e in ex)
+
+
+def _raw_uddm(results: Path, name: str) -> pd.DataFrame:
+    df = read_results(results)[name]
+    df = df[df["backend"] == "uddm"]
+    return df[df["applicable"].astype(bool)] if "applicable" in df else df
+
+
+def test_every_number_from_the_data_folder_equals_the_results(seeds_run):
+    _, results, data_dir, _ = seeds_run
+    d = read_data(data_dir)
+    # Recovery rates pooled over blocks and seeds, with their clustered SE and Wilson interval, to 1e-12.
+    rec = _raw_uddm(results, "recovery")
+    keys = ["model_size", "train.steps", "train_size", "split", "t"]
+    raw = rates_of_stats(recovery_stats(rec, keys), keys).rename(columns={"train.steps": "steps"})
+    got = cl.rates(d)
+    got = got[got["backend"] == "uddm"].astype({"steps": int})
+    both = raw.merge(got, on=["model_size", "steps", "train_size", "split", "t"], suffixes=("_raw", ""))
+    assert len(both) == len(raw) == len(got) > 0
+    for c in ("rate", "se", "low", "high", "tokens", "evaluated"):
+        assert np.allclose(both[f"{c}_raw"], both[c], rtol=0, atol=1e-12, equal_nan=True), c
+    # The meeting point and its bootstrap over seeds, and the trend over model sizes, as from the block rows.
+    meet = mt.meetings(d, n_boot=N_BOOT).set_index(["model_size", "steps", "t"])
+    for (ms, steps, t), g in rec.groupby(["model_size", "train.steps", "t"]):
+        r = meet.loc[(ms, int(steps), t)]
+        assert {k: r[k] for k in ("size", "low", "high", "seeds")} == meeting_interval(g, "train.seed", n_boot=N_BOOT)
+    params = d.params()
+    trend = mt.trends(d, n_boot=N_BOOT).set_index(["steps", "t"])
+    for (steps, t), g in rec.groupby(["train.steps", "t"]):
+        want = meeting_trend(g, "train.seed", params, n_boot=N_BOOT)
+        r = trend.loc[(int(steps), t)]
+        assert all(r[k] == want[k] or (math.isnan(r[k]) and math.isnan(want[k])) for k in ("log2_ratio", "low", "high"))
+    # Test NELBO: the mean over seeds of each seed's block mean, with its t interval over seeds.
+    nel = _raw_uddm(results, "nelbo")
+    nel = nel[nel["split"] == "test"]
+    per_seed = nel.groupby(["model_size", "train.steps", "train_size", "train.seed"])["nelbo"].mean()
+    by_model = per_seed.groupby(level=[0, 1, 2])
+    curve = cl.nelbo_curve(d).set_index(["model_size", "steps", "train_size"])
+    for (ms, steps, n), v in by_model:
+        r = curve.loc[(ms, int(steps), n)]
+        assert r["mean"] == pytest.approx(v.mean(), abs=1e-9) and r["se"] == pytest.approx(v.sem(), abs=1e-9)
+    # Means over the blocks of every seed: generation entropy, KL, the trajectory; per-block basin radii.
+    gen = _raw_uddm(results, "generation")
+    ent = pool_means(d.measure("generation", "entropy"), ["model_size", "steps", "train_size", "split"])
+    ent = ent.set_index(["model_size", "steps", "train_size", "split"])
+    for (ms, steps, n, split), v in gen.groupby(["model_size", "train.steps", "train_size", "split"]):
+        r = ent.loc[(ms, int(steps), n, split)]
+        assert r["mean"] == pytest.approx(v["entropy"].mean(), abs=1e-9)
+        assert r["se"] == pytest.approx(v["entropy"].sem(), abs=1e-9) and r["count"] == len(v)
+    kl = _raw_uddm(results, "kl")
+    klp = pool_means(d.measure("kl", "kl"), ["model_size", "steps", "train_size", "split", "t"])
+    assert np.allclose(klp["mean"], kl.groupby(["model_size", "train.steps", "train_size", "split", "t"])["kl"].mean())
+    tr = _raw_uddm(results, "trajectory")
+    kept = set(d.trajectory["step"])
+    tr = tr[tr["step"].isin(kept)]
+    tp = pool_means(d.trajectory.rename(columns={"gap_mean": "mean", "gap_sd": "sd"}),
+                    ["model_size", "steps", "train_size", "step"])  # fmt: skip
+    assert np.allclose(tp["mean"], tr.groupby(["model_size", "train.steps", "train_size", "step"])["gap"].mean())
+    bas = _raw_uddm(results, "basins")
+    med = bas.groupby(["model_size", "train.steps", "train_size", "split"])["radius"].median()
+    got_b = d.basins[d.basins["backend"] == "uddm"].astype({"radius": float})
+    assert np.array_equal(med.to_numpy(), got_b.groupby(["model_size", "steps", "train_size", "split"])["radius"]
+                          .median().to_numpy())  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The page and the figures from the data folder alone
+# ---------------------------------------------------------------------------------------------------------------
+def test_page_from_the_data_folder_equals_the_page_from_the_results(seeds_run):
+    from amtheory.reports.memorization import build_page
+
+    _, results, data_dir, _ = seeds_run
+    page = build_page(read_data(data_dir), n_boot=N_BOOT)
+    assert page == build_page(open_data(results), n_boot=N_BOOT)
+    for claim in "abcdefg":
+        assert f"## ({claim}) " in page and f"| ({claim}) |" in page
+    assert page.count("**reproduced**") + page.count("**not reproduced**") + page.count("**undecided**") > 20
+    assert "within 0.01" in page and "seeds: 2" not in page
+    assert "30 steps (x1)" in page and "60 steps (x2)" in page
+
+
+def test_page_and_figures_open_nothing_outside_the_data_folder(seeds_run, tmp_path):
+    import matplotlib
+
+    _, results, data_dir, _ = seeds_run
+    data = tmp_path / "data"
+    shutil.copytree(data_dir, data)
+    allowed = [data, tmp_path / "docs", Path(sys.prefix), Path(sys.base_prefix), Path(matplotlib.get_cachedir()),
+               Path(matplotlib.get_configdir()), Path(__file__).resolve().parents[1] / "amtheory"]  # fmt: skip
+    opened: list[str] = []
+    watching = [True]
+
+    def hook(event, args):
+        if watching[0] and event == "open" and isinstance(args[0], (str, bytes, Path)):
+            opened.append(str(args[0] if not isinstance(args[0], bytes) else args[0].decode()))
+
+    sys.addaudithook(hook)
+    try:
+        page = load_experiment("summarize_memorization").main(
+            ["--data", str(data), "--out", str(tmp_path / "docs" / "results.md"), "--figures",
+             str(tmp_path / "docs" / "figures"), "--n-boot", str(N_BOOT)]
+        )  # fmt: skip
+    finally:
+        watching[0] = False
+    outside = [f for f in opened if not f.startswith(("/dev/", "/proc/", "/sys/", "/etc/"))
+               and not any(Path(f).resolve().is_relative_to(a.resolve()) for a in allowed)]  # fmt: skip
+    assert not outside, outside[:5]
+    assert not any(str(results) in f for f in opened)
+    assert "](figures/memorization_recovery.png)" in page
+    drawn = {q.name for q in (tmp_path / "docs" / "figures").iterdir()}
+    for stem in ("recovery", "backends", "basins", "entropy", "perplexity", "extraction", "example", "trajectory"):
+        assert f"memorization_{stem}.png" in drawn
+
+
+def _one_seed(data_dir: Path, dest: Path) -> Path:
+    shutil.copytree(data_dir, dest)
+    for name in DATA_FILES:
+        if name.endswith(".csv"):
+            df = pd.read_csv(dest / name)
+            df[df["seed"].isna() | (df["seed"] == 0)].to_csv(dest / name, index=False)
+    return dest
+
+
+def test_one_seed_leaves_every_claim_that_needs_an_interval_undecided(seeds_run, tmp_path):
+    from amtheory.reports.memorization import build_page
+
+    d = read_data(_one_seed(seeds_run[2], tmp_path / "one"))
+    assert d.seeds() == [0]
+    assert set(mt.meetings(d, n_boot=N_BOOT)["verdict"]) == {cl.UNDECIDED}
+    assert set(mt.trends(d, n_boot=N_BOOT)["verdict"]) == {cl.UNDECIDED}
+    assert set(mt.budget_shifts(d, n_boot=N_BOOT)["verdict"]) == {cl.UNDECIDED}
+    assert set(cl.perplexity_curve(d)["verdict"]) == {cl.UNDECIDED}
+    page = build_page(d, n_boot=N_BOOT)
+    assert "one seed: no interval" in page
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The verdict rules on hand-made numbers
+# ---------------------------------------------------------------------------------------------------------------
+def _nelbo_data(means: dict[int, list[float]]):
+    """A data folder's tables with only test NELBO means: per training size, one block mean per seed."""
+    from amtheory.studies.memorization.summary import MemorizationData
+
+    rows = [{"backend": "uddm", "model_size": "m", "steps": 10, "train_size": n, "seed": s, "measure": "nelbo",
+             "quantity": "nelbo", "split": "test", "t": np.nan, "count": 8, "mean": v, "sd": 0.1, "min": v, "max": v}
+            for n, vs in means.items() for s, v in enumerate(vs)]  # fmt: skip
+    return MemorizationData(Path("."), pd.DataFrame(), pd.DataFrame(), pd.DataFrame(rows), pd.DataFrame(),
+                            pd.DataFrame())  # fmt: skip
+
+
+def test_a_peak_needs_an_interval_above_both_neighbours():
+    peak = cl.perplexity_curve(_nelbo_data({4: [5.0, 5.1, 4.9], 16: [7.0, 7.1, 6.9], 64: [3.0, 3.1, 2.9]})).iloc[0]
+    assert peak["verdict"] == cl.REPRODUCED and peak["peak"] == 16
+    falls = cl.perplexity_curve(_nelbo_data({4: [7.0, 7.1, 6.9], 16: [5.0, 5.1, 4.9], 64: [3.0, 3.1, 2.9]})).iloc[0]
+    assert falls["verdict"] == cl.NOT_REPRODUCED and falls["peak"] is None and falls["argmax"] == 4
+    noisy = cl.perplexity_curve(_nelbo_data({4: [5.0, 3.0, 4.0], 16: [7.0, 3.0, 5.0], 64: [3.0, 3.1, 2.9]})).iloc[0]
+    assert noisy["verdict"] == cl.UNDECIDED
+    one = cl.perplexity_curve(_nelbo_data({4: [5.0], 16: [7.0], 64: [3.0]})).iloc[0]
+    assert one["verdict"] == cl.UNDECIDED and one["seeds"] == 1
+
+
+def test_a_claim_is_reproduced_only_when_every_row_is():
+    assert cl.combine([cl.REPRODUCED, cl.REPRODUCED]) == cl.REPRODUCED
+    assert cl.combine([cl.NOT_REPRODUCED]) == cl.NOT_REPRODUCED
+    assert cl.combine([cl.REPRODUCED, cl.NOT_REPRODUCED]) == cl.UNDECIDED
+    assert cl.combine([]) == cl.UNDECIDED
+    assert mt.reference_t([0.05, 0.1, 0.25, 0.5, 1.0]) == 0.25 and mt.reference_t([0.1, 0.5, 1.0]) == 0.5
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Bad input, and the run's own summary with several seeds and budgets
+# ---------------------------------------------------------------------------------------------------------------
+def test_bad_input_is_refused_naming_the_argument(seeds_run, tmp_path):
+    data_dir = seeds_run[2]
+    with pytest.raises(FileNotFoundError, match="data: .*no such folder"):
+        read_data(tmp_path / "nothing")
+    partial = tmp_path / "partial"
+    shutil.copytree(data_dir, partial)
+    (partial / "basins.csv").unlink()
+    with pytest.raises(FileNotFoundError, match=r"data: .*missing \['basins.csv'\]"):
+        read_data(partial)
+    pd.read_csv(data_dir / "basins.csv").drop(columns="radius").to_csv(partial / "basins.csv", index=False)
+    with pytest.raises(ValueError, match=r"data: .*basins.csv, missing \['radius'\]"):
+        read_data(partial)
+    with pytest.raises(FileNotFoundError, match="results: expected a results folder"):
+        export_results(data_dir, tmp_path / "out")
+    with pytest.raises(FileNotFoundError, match="log: "):
+        export_results(seeds_run[1], tmp_path / "out", log=tmp_path / "no.log")
+    with pytest.raises(FileNotFoundError, match="source: "):
+        open_data(tmp_path)
+    main = load_experiment("summarize_memorization").main
+    for argv in ([], ["--data", str(data_dir), "--log", "x.log", "--out", str(tmp_path / "p.md")]):
+        with pytest.raises(SystemExit):
+            main(argv)
+
+
+def test_run_summary_names_each_budget_and_pools_the_seeds(seeds_run):
+    s = summarize(seeds_run[1])
+    assert set(s["meeting"]) == {f"{m} ({b} steps)" for m in ("nano", "wide") for b in (30, 60)}
+    assert all(v["seeds"] == 2 for by_t in s["meeting_interval"].values() for v in by_t.values())
+    assert set(s["meeting_trend"]) == {0.25, 0.5}
+
+
+def test_a_run_without_the_hopfield_family_or_some_measures_still_makes_its_page(seeds_run, tmp_path):
+    from amtheory.core.sweep.files import checksum_path, read_table
+    from amtheory.reports.memorization import build_page
+
+    results = tmp_path / "results"
+    shutil.copytree(seeds_run[1], results, ignore=shutil.ignore_patterns("checkpoints"))
+    for name in ("recovery", "basins"):  # the UDDM's tables only: every basin row is applicable
+        for q in (results / name).glob("*.parquet"):
+            if (read_table(q)["backend"] != "uddm").any():
+                checksum_path(q).unlink()
+                q.unlink()
+    for name in ("kl", "trajectory", "fixed_points"):
+        shutil.rmtree(results / name)
+    d = read_data(export_results(results, tmp_path / "data")[0].parent)
+    assert set(d.recovery["backend"]) == {"uddm"} and d.trajectory.empty
+    page = build_page(d, n_boot=N_BOOT)
+    assert "No Hopfield-family memory was measured." in page and "## (g) " in page
