@@ -1,16 +1,28 @@
 #!/usr/bin/env bash
-# The whole gpu preset of the memorization sweep (training, evaluation, figures) from an empty results folder,
-# timed end to end, with the trainer's defaults on CUDA. Record: benchmarks/h100_memorization_gpu.log; the
-# tables are those of docs/results_memorization.md (python experiments/summarize_memorization.py).
+# The whole gpu preset of the memorization sweep (training, every measurement) into results/gpu_preset, resumable:
+# run it again (on the same machine) to finish what a first call did not; each call stops within MEM_TIMEOUT
+# seconds (default 560). When every table is written it exports the per-cell summary tables into
+# $OUT/memorization_data (six files, a few MB: what docs/data/memorization holds), from which the page and the
+# figures are built anywhere:
+#   python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md \
+#       --figures docs/figures
+# Record: benchmarks/h100_memorization_gpu.log (the stage times of every call, and the wall time).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/machine.txt"
+RESULTS=${RESULTS:-results/gpu_preset}
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee -a "$OUT/machine.txt"
 python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/machine.txt"
-rm -rf /tmp/memorization_gpu
+( nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 5 >> "$OUT/smi.txt" ) &
+SMI=$!
 START=$(date +%s)
-timeout ${MEM_TIMEOUT:-580} python3 experiments/memorization.py --preset gpu --out /tmp/memorization_gpu \
-    --data data/brown-sotu --device cuda --figures /tmp/figures 2>&1 | grep -v "it/s\]" \
-    | tee "$OUT/memorization_gpu.log"
-echo "wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
-tar czf "$OUT/memorization_gpu_tables.tgz" --exclude=checkpoints -C /tmp memorization_gpu
+timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
+    --data data/brown-sotu --device cuda --figures '' --no-progress 2>&1 | grep -v Warning \
+    | tee -a "$OUT/memorization_gpu.log"
+echo "call wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
+kill "$SMI"
+if [ "$(ls "$RESULTS"/trajectory/*.parquet 2>/dev/null | wc -l)" -ge 180 ]; then
+    python3 experiments/summarize_memorization.py --export "$RESULTS" --data "$OUT/memorization_data" \
+        --log "$OUT/memorization_gpu.log" --corpus data/brown-sotu \
+        --machine "$(head -1 "$OUT/machine.txt"), $(sed -n 2p "$OUT/machine.txt")"
+fi

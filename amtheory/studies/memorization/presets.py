@@ -10,7 +10,7 @@
   the 8,192 most frequent ids (95.7% of tokens), three DiTs without dropout — ``gpu-micro`` (48 wide, 2 blocks),
   ``gpu-small`` (128 x 4) and ``gpu-quick`` (256 x 6; docs/theory.md, "The denoising network and its training"),
   0.99M to 10.2M parameters — ten training sizes log-spaced from 16 blocks to the whole pool (53,167), three
-  seeds, and two step budgets (1,000 and 4,000 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3): 180
+  seeds, and two step budgets (600 and 2,400 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3): 180
   models, trained 30 at a time (``train_group``) and measured 30 at a time in lockstep (``eval_group``).
   Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 blocks per split (``GPU_SETTINGS``). Every stage prints
   its wall time; run the command again to finish what a first call did not (results:
@@ -194,10 +194,13 @@ def _gpu() -> Preset:
         ),
         sizes=GPU_SIZES,
         seeds=(0, 1, 2),
-        # Every model at 1,000 and at 4,000 steps of 64 blocks: the 16-block sets are drawn 4,000 (16,000) times
-        # a block, the whole pool about 1.2 (4.8) times.
+        # Every model at 600 and at 2,400 steps of 64 blocks: the 16-block sets are drawn 2,400 (9,600) times a
+        # block, the whole pool about 0.7 (2.9) times. Sized from measured rates (benchmarks/README.md, "gpu
+        # preset"): at 1,000 and 4,000 steps the 180 models had not finished training after 926 s on an H100
+        # (gpu-quick trains 1.38M tokens/s in float32 at 30 members); at 600 / 2,400 training is predicted at
+        # about 8-9 minutes and the whole preset at about 15.
         budgets=(1, 4),
-        steps=1000,
+        steps=600,
         batch_size=64,
         lr=1e-3,
         warmup=100,
