@@ -233,23 +233,9 @@ def _main_job_gpu(data: str, sizes: tuple[int, ...]) -> Preset:
         lr=5e-4,
         warmup=100,
         ema=0.999,
-        # A 250-step global grid, 96 blocks per split, 16 basin blocks per split on a 10-step local grid, 50
-        # empirical-denoiser steps.
-        settings=EvalSettings(
-            n_eval=96,
-            n_steps=250,
-            n_basin=16,
-            basin_trials=16,
-            basin_delta=0.1,
-            basin_steps=10,
-            n_generate=96,
-            nelbo_ts=8,
-            kl_ts=(0.05, 0.1, 0.25, 0.5),
-            batch_size=512,
-            empirical_steps=50,
-            hopfield_batch=32,
-            modern_max_bytes=8 * 2**30,
-        ),  # fmt: skip
+        # The gpu preset's measurements on a 250-step global grid, at four noise levels, 96 blocks per split, 512
+        # sequences a forward pass.
+        settings=dataclasses.replace(GPU_SETTINGS, n_eval=96, ts=(0.05, 0.1, 0.25, 0.5), n_steps=250, batch_size=512),
         checkpoint_every=1000,
         # float32 (TF32 matmuls): while a model memorizes a few dozen blocks its attention logits grow without
         # bound, and with bf16 autocast on an H200 most steps of the 32- and 128-block runs had non-finite
