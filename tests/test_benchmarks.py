@@ -110,3 +110,13 @@ def test_embedded_corpus_cut_from_a_corpus(tmp_path):
 )
 def test_cuda_only_modules_import(name):
     assert callable(load_experiment(name).main)
+
+
+def test_lockstep_bench_runs_on_cpu(tmp_path):
+    from amtheory.studies.benchmarks.lockstep import main
+
+    rows = main(["--device", "cpu", "--group-sizes", "1,3", "--steps", "4", "--out", str(tmp_path)])
+    assert [r["G"] for r in rows] == [1, 3] and all(r["rounds"] >= 4 and r["ms_per_round"] > 0 for r in rows)
+    assert "| 3 |" in (tmp_path / "bench_lockstep.txt").read_text()
+    with pytest.raises(SystemExit):
+        main(["--group-sizes", "a", "--out", str(tmp_path)])
