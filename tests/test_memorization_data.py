@@ -284,6 +284,18 @@ def test_bad_input_is_refused_naming_the_argument(seeds_run, tmp_path):
             main(argv)
 
 
+def test_the_page_shows_the_command_the_export_recorded(seeds_run, tmp_path):
+    from amtheory.reports.memorization import build_page
+
+    command = "python experiments/memorization.py --preset tiny --seeds 0,1 --budgets 1,2 --out R"
+    export_results(seeds_run[1], tmp_path / "data", command=command)
+    page = build_page(read_data(tmp_path / "data"), n_boot=N_BOOT)
+    assert command in page and "--preset gpu --out results/memorization_gpu" not in page
+    main = load_experiment("summarize_memorization").main
+    with pytest.raises(SystemExit):
+        main(["--data", str(tmp_path / "data"), "--command", command, "--out", str(tmp_path / "p.md")])
+
+
 def test_run_summary_names_each_budget_and_pools_the_seeds(seeds_run):
     s = summarize(seeds_run[1])
     assert set(s["meeting"]) == {f"{m} ({b} steps)" for m in ("nano", "wide") for b in (30, 60)}

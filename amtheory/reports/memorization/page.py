@@ -101,6 +101,7 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--data", default="docs/data/memorization", help="the data folder (written by --export)")
     ap.add_argument("--log", help="with --export: the run's log (measurement times, total)")
     ap.add_argument("--corpus", help="with --export: the prepared corpus folder (blocks available, [UNK] share)")
+    ap.add_argument("--command", help="with --export: the command line that made the results folder (stored)")
     ap.add_argument("--machine", help="what the run ran on (stored by --export; given with --out, shown instead)")
     ap.add_argument("--out", help="the Markdown page to write from --data")
     ap.add_argument("--figures", help="draw the figures from --data into this folder and link them from the page")
@@ -117,15 +118,15 @@ def main(argv: list[str] | None = None) -> str | None:
     if not (a.export or a.out or a.figures or a.probe):
         ap.error("expected --export RESULTS (to write --data) and/or --out PAGE, --figures DIR or --probe JSON "
                  "(to read it), got none of them")  # fmt: skip
-    if not a.export and (a.log or a.corpus):
-        ap.error(f"--log and --corpus go with --export RESULTS, got them without it (--log {a.log}, "
-                 f"--corpus {a.corpus})")  # fmt: skip
+    if not a.export and (a.log or a.corpus or a.command):
+        ap.error(f"--log, --corpus and --command go with --export RESULTS, got them without it (--log {a.log}, "
+                 f"--corpus {a.corpus}, --command {a.command})")  # fmt: skip
     if a.n_boot < 1:
         ap.error(f"--n-boot: expected a positive number of resamples, got {a.n_boot}")
     if a.export:
         from amtheory.studies.memorization.export import export_results
 
-        paths = export_results(a.export, a.data, log=a.log, corpus=a.corpus, machine=a.machine)
+        paths = export_results(a.export, a.data, log=a.log, corpus=a.corpus, machine=a.machine, command=a.command)
         size = sum(p.stat().st_size for p in paths)
         print(f"wrote {len(paths)} files to {a.data} ({size / 1e6:.2f} MB): {', '.join(p.name for p in paths)}")
     if not (a.out or a.figures or a.probe):

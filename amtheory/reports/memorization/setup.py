@@ -37,7 +37,13 @@ def section_run(data: MemorizationData, machine: str | None) -> str:
     budgets = data.budgets()
     machine = machine or run.get("machine") or "not recorded"
     log = run.get("log") or {}
-    lines = ["## Commands, machine, what was measured, time", "", "```", *COMMANDS, "```", ""]
+    # The run's own command line where the export recorded it, else the gpu preset's.
+    commands = COMMANDS
+    if run.get("command"):
+        export = (f"python experiments/summarize_memorization.py --export {run.get('results', 'RESULTS')} "
+                  '--data docs/data/memorization --command "..." --machine "..."')  # fmt: skip
+        commands = (run["command"], export, COMMANDS[2])
+    lines = ["## Commands, machine, what was measured, time", "", "```", *commands, "```", ""]
     lines += [
         f"Machine: {machine}. The results folder is not in the repository; the data folder "
         "(`docs/data/memorization/`, columns in its README) holds the per-cell summaries every number and figure on "

@@ -262,11 +262,13 @@ def export_results(
     log: str | Path | None = None,
     corpus: str | Path | None = None,
     machine: str | None = None,
+    command: str | None = None,
     trajectory_points: int = TRAJECTORY_POINTS,
 ) -> list[Path]:
     """Write the data folder ``data`` (``DATA_FILES``) from the results folder ``results``; ``log``: the run's
     log (per-model measurement time and the total), ``corpus``: the prepared corpus folder (blocks available and
-    the ``[UNK]`` share after compaction), ``machine``: what the run ran on, in words. Returns the files written."""
+    the ``[UNK]`` share after compaction), ``machine``: what the run ran on, in words; ``command``: the command line that made the results folder. Returns
+    the files written."""
     if isinstance(trajectory_points, bool) or not isinstance(trajectory_points, int) or trajectory_points < 2:
         raise ValueError(f"trajectory_points: expected an int >= 2, got {trajectory_points!r}")
     if log is not None and not Path(log).is_file():
@@ -294,6 +296,7 @@ def export_results(
         "data": spec,
         "corpus": corpus_record(corpus, spec) if corpus is not None and spec["length"] else None,
         "machine": machine,
+        "command": command,
         "log": None if log is None else {"file": Path(log).name, "total_s": total},
         "trajectory_points": trajectory_points,
         "examples": examples(tabs["recovery"], models, root, settings.get("ts", [])),
