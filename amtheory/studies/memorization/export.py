@@ -267,8 +267,8 @@ def export_results(
 ) -> list[Path]:
     """Write the data folder ``data`` (``DATA_FILES``) from the results folder ``results``; ``log``: the run's
     log (per-model measurement time and the total), ``corpus``: the prepared corpus folder (blocks available and
-    the ``[UNK]`` share after compaction), ``machine``: what the run ran on, in words; ``command``: the command line that made the results folder. Returns
-    the files written."""
+    the ``[UNK]`` share after compaction), ``machine``: what the run ran on, in words; ``command``: the command
+    line that made the results folder. Returns the files written."""
     if isinstance(trajectory_points, bool) or not isinstance(trajectory_points, int) or trajectory_points < 2:
         raise ValueError(f"trajectory_points: expected an int >= 2, got {trajectory_points!r}")
     if log is not None and not Path(log).is_file():
