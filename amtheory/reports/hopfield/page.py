@@ -29,7 +29,7 @@ from amtheory.reports.hopfield.basins import basin_sections
 from amtheory.reports.hopfield.classical import classical_sections
 from amtheory.reports.hopfield.dense import dense_sections
 from amtheory.reports.hopfield.figures import make_figures
-from amtheory.reports.hopfield.reading import COMMANDS, EXPERIMENTS, FIGURES, completeness, read_folder
+from amtheory.reports.hopfield.reading import EXPERIMENTS, FIGURES, command, completeness, detect_preset, read_folder
 from amtheory.reports.hopfield.statistics import md_table
 
 
@@ -47,17 +47,28 @@ def build_page(results: Path, machine: str, figures_rel: str | None, seed: int =
     ]
     rows = []
     missing_basins: list = []
+    presets = {}
     for name in EXPERIMENTS:
         df = tables[name]
         if df is None:
-            rows.append([name, f"`{COMMANDS[name]}`", "no results", ""])
+            rows.append([name, "", f"`{command(name, 'full', 'cuda')}`", "no results", ""])
             continue
-        done, total, missing = completeness(name, df)
+        presets[name] = preset = detect_preset(name, df)
+        done, total, missing = completeness(name, df, preset)
         if name == "basins_vs_load":
             missing_basins = missing
-        devices = ", ".join(sorted(df["device"].astype(str).unique())) if "device" in df else "?"
-        rows.append([name, f"`{COMMANDS[name]}`", f"{done}/{total} cells, {len(df)} rows", devices])
-    head.append(md_table(["sweep", "command", "in the tables", "device column"], rows))
+        devices = sorted(df["device"].astype(str).unique()) if "device" in df else ["?"]
+        seed = int(df["root_seed"].iloc[0]) if "root_seed" in df else 0
+        rows.append(
+            [
+                name,
+                preset,
+                f"`{command(name, preset, devices[0], seed)}`",
+                f"{done}/{total} cells, {len(df)} rows",
+                ", ".join(devices),
+            ]
+        )
+    head.append(md_table(["sweep", "preset", "command", "in the tables", "device column"], rows))
     head.append(
         "\nFigures: " + "; ".join(f"`{c}`" for c in FIGURES.values()) + " (PNGs copied by `--figures docs/figures`).\n"
     )
@@ -71,7 +82,7 @@ def build_page(results: Path, machine: str, figures_rel: str | None, seed: int =
         if figures_rel:
             body.append(f"\n![dense scaling]({figures_rel}/dense_scaling.png)\n")
     if tables["basins_vs_load"] is not None:
-        body.append(basin_sections(tables["basins_vs_load"], missing_basins))
+        body.append(basin_sections(tables["basins_vs_load"], missing_basins, presets["basins_vs_load"]))
         if figures_rel:
             body.append(f"\n![basins]({figures_rel}/basins_vs_load.png)\n")
     return "\n".join(head) + "\n" + "\n".join(body) + "\n"

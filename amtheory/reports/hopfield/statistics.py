@@ -89,7 +89,9 @@ def k_at_share(N: int, target: float, *, all_patterns: bool, networks: int = 1) 
 
 def cell_table(cap: pd.DataFrame, rule: str) -> pd.DataFrame:
     """Per (N, alpha) of one rule: pooled patterns of all replicates and the per-network 'all fixed' flags."""
-    d = cap[cap["rule"] == rule]
+    # Patterns pooled in the order (replicate, pattern): the bootstraps below then do not depend on the order the
+    # tables were read in.
+    d = cap[cap["rule"] == rule].sort_values(["N", "alpha", "replicate", "pattern"], kind="stable")
     rows = []
     for (N, alpha), g in d.groupby(["N", "alpha"]):
         nets = g.groupby("replicate")["fixed_point"].all()
@@ -112,6 +114,20 @@ def cell_table(cap: pd.DataFrame, rule: str) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["N", "load"]).reset_index(drop=True)
 
 
+def near_alpha_c(alphas: Sequence[float]) -> tuple[float, ...]:
+    """The grid loads just below alpha_c = 0.138 and at (or first above) it, those the grid has."""
+    grid = sorted({float(a) for a in alphas})
+    below = [a for a in grid if a < theory.ALPHA_C]
+    above = [a for a in grid if a >= theory.ALPHA_C]
+    return tuple(below[-1:] + above[:1])
+
+
+def grid_step(alphas: Sequence[float], up_to: float = 0.3) -> float:
+    """The smallest spacing of the grid loads up to ``up_to`` (NaN for fewer than two)."""
+    grid = np.array(sorted({float(a) for a in alphas if a <= up_to + 1e-9}))
+    return float(np.round(np.diff(grid).min(), 6)) if grid.size > 1 else float("nan")
+
+
 def hebbian_alpha_c(tab: pd.DataFrame, rng: np.random.Generator) -> dict:
     """Per N: the load where the retrieved share falls to 1/2 (and where the one-step fixed-point share does), with
     binomial-bootstrap intervals; the finite-size extrapolation ``a + b N^(-1/2)``."""
@@ -131,7 +147,7 @@ def hebbian_alpha_c(tab: pd.DataFrame, rng: np.random.Generator) -> dict:
                 boots[int(N)] = c
         # The fixed-point share falls to 1/2 where (1 - p)^N = 1/2 under independent bits.
         out["fp_theory"] = k_at_share(int(N), 0.5, all_patterns=False) / N
-        for a in (0.12, 0.14):
+        for a in near_alpha_c(tab["alpha"]):
             r = t[np.isclose(t["alpha"], a)]
             if len(r):
                 fe = r["final_error"].iloc[0]
