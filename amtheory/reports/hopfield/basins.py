@@ -11,6 +11,8 @@ from amtheory.core import registry, theory
 from amtheory.core.basins import RADIUS_CONVENTION
 from amtheory.reports.hopfield.statistics import basin_summary, fmt, md_table, radius_entry
 
+#: How many missing cells the page names one by one.
+MISSING_LISTED = 12
 #: The header every radius table of the page carries.
 TABLE_HEADER = f"Each entry: {RADIUS_CONVENTION}; radii as a fraction of N."
 
@@ -111,7 +113,8 @@ def basin_sections(bas: pd.DataFrame, missing: list, preset: str = "full") -> st
     if missing:
         out.append(
             f"\n\n{len(missing)} cells of the {preset} preset are not in the tables (the run stopped before them): "
-            + ", ".join(f"{c.backend} K={c.K} rep {c.replicate}" for c in missing)
+            + ", ".join(f"{c.backend} K={c.K} rep {c.replicate}" for c in missing[:MISSING_LISTED])
+            + (f" and {len(missing) - MISSING_LISTED} more" if len(missing) > MISSING_LISTED else "")
             + ". Their entries are marked 'missing' or computed from the replicates present."
         )
     ex = sm[(sm["backend"] == "exp") & (sm["n_fixed"] > 0)].sort_values("K")

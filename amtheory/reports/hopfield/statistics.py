@@ -87,28 +87,28 @@ def k_at_share(N: int, target: float, *, all_patterns: bool, networks: int = 1) 
 # Classical capacity
 
 
-def cell_table(cap: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """Per (N, alpha) of one rule: pooled patterns of all replicates and the per-network 'all fixed' flags."""
-    # Patterns pooled in the order (replicate, pattern): the bootstraps below then do not depend on the order the
-    # tables were read in.
-    d = cap[cap["rule"] == rule].sort_values(["N", "alpha", "replicate", "pattern"], kind="stable")
+def cell_table(cells: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per (N, alpha) of one rule, from the capacity's cell table (one row per network, ``data.COLUMNS``): the
+    patterns of all replicates pooled, in the order (replicate, pattern), so the bootstraps below do not depend on
+    the order of the rows; the per-network 'all fixed' flags."""
+    d = cells[cells["rule"] == rule].sort_values(["N", "alpha", "replicate"], kind="stable")
     rows = []
     for (N, alpha), g in d.groupby(["N", "alpha"]):
-        nets = g.groupby("replicate")["fixed_point"].all()
+        n = int(g["K"].sum())
         rows.append(
             dict(
                 N=int(N),
                 alpha=float(alpha),
                 K=int(g["K"].iloc[0]),
                 load=float(g["load"].iloc[0]),
-                n=len(g),
-                reps=int(nets.size),
-                fixed=int(g["fixed_point"].sum()),
-                all_fixed_nets=int(nets.sum()),
-                retrieved=int((g["final_error"] <= RETRIEVAL_CUT).sum()),
-                converged=float(g["converged"].mean()),
-                final_error=g["final_error"].to_numpy(),
-                one_step_error=g["one_step_error"].to_numpy(),
+                n=n,
+                reps=len(g),
+                fixed=int(g["fixed_points"].sum()),
+                all_fixed_nets=int((g["fixed_points"] == g["K"]).sum()),
+                retrieved=int(g["retrieved"].sum()),
+                converged=float(g["converged"].sum()) / n,
+                final_error=np.concatenate(list(g["final_error"])),
+                one_step_error=np.concatenate(list(g["one_step_error"])),
             )
         )
     return pd.DataFrame(rows).sort_values(["N", "load"]).reset_index(drop=True)
@@ -224,7 +224,9 @@ def poly_slopes(ds: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Per degree n: least-squares slope of ln K_max on ln N over all cells, with a bootstrap over replicates
     (resampled within each N), beside n - 1, the local theory slope and the slope of the theory curve on the same N."""
     rows = []
-    for n, d in ds[(ds["kind"] == "poly") & (ds["K_max"] > 0)].groupby("n"):
+    # Replicates in order within each N: the bootstrap does not depend on the order of the rows.
+    poly = ds[(ds["kind"] == "poly") & (ds["K_max"] > 0)].sort_values(["n", "N", "replicate"], kind="stable")
+    for n, d in poly.groupby("n"):
         groups = [g["K_max"].to_numpy(dtype=float) for _, g in d.groupby("N")]
         Ns = np.array(sorted(d["N"].unique()), dtype=float)
         if Ns.size < 2:
