@@ -19,6 +19,7 @@ from amtheory.reports.hopfield.statistics import (
     md_table,
     near_alpha_c,
     one_step_rows,
+    pct_ci,
 )
 
 #: The one-step table's loads: every grid load up to this one, and those of ``ONE_STEP_HIGH`` above it.
@@ -113,13 +114,13 @@ def classical_sections(cap: pd.DataFrame, rng: np.random.Generator) -> str:
             row += [
                 fmt_ci(*(100 * np.array(r[f"fe_{a}"])), digits=2),
                 fmt_ci(*(100 * np.array(r[f"fe_ok_{a}"])), digits=2),
-                f"{100 * r[f'conv_{a}']:.0f}%",
+                pct_ci(r[f"conv_{a}"]),
             ]
         rows.append(row)
     out.append(
         "\n\nWrong bits just below and at alpha_c (percent; mean over all stored patterns, and over the retrieved "
-        f"ones only), and the share of runs that reached a fixed point or a 2-cycle within the {runs['steps']} "
-        "steps:\n\n"
+        "ones only, with bootstrap intervals over patterns), and the share of runs that reached a fixed point or a "
+        f"2-cycle within the {runs['steps']} steps (Wilson interval):\n\n"
     )
     out.append(
         md_table(

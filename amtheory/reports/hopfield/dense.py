@@ -196,7 +196,7 @@ def exp_sentence(ex: pd.DataFrame, thr: float, beta: float, k_limit: int) -> str
         )
     rising = bool(np.all(np.diff(ex.sort_values("N")["rate_med"].to_numpy()) > 0))
     s += (
-        f"The data show the exponent {'rising' if rising else 'not rising monotonically'} with N over "
-        f"{n_lo} <= N <= {n_hi}; they do not show where it settles."
+        f"Over {n_lo} <= N <= {n_hi} the median exponent {'rises' if rising else 'does not rise monotonically'} "
+        "with N; the data do not show where it settles."
     )
     return s

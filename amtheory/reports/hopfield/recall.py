@@ -7,7 +7,9 @@ import numpy as np
 import pandas as pd
 
 from amtheory.core import theory
+from amtheory.reports.hopfield.reading import N_BOOT
 from amtheory.reports.hopfield.statistics import (
+    boot_mean,
     cell_table,
     exact_recall,
     flip_prob_binomial,
@@ -17,6 +19,8 @@ from amtheory.reports.hopfield.statistics import (
     hebbian_alpha_c,
     k_at_share,
     md_table,
+    pct_ci,
+    share_ci,
     share_str,
 )
 
@@ -134,10 +138,13 @@ def recall_sections(cap: pd.DataFrame, heb: pd.DataFrame, rng: np.random.Generat
             "Theory: every linearly independent set of patterns is stored exactly up to alpha = 1; basins shrink to "
             "nothing as alpha -> 1 (Kanter and Sompolinsky 1987). Measured: the share of stored patterns that are "
             "one-step fixed points (Wilson interval) and the mean wrong-bit share after retrieval from the "
-            "pattern, per N and load; the backend removes the diagonal of W (the default).\n\n"
+            f"pattern (bootstrap interval over patterns, {N_BOOT:,} draws), per N and load; the backend removes the "
+            "diagonal of W (the default).\n\n"
         )
         high = sorted(a for a in pin["alpha"].unique() if a >= 0.3)
         rows = []
+        # Its own stream of the page's generator: the sections after this one draw what they drew without it.
+        pin_rng = rng.spawn(1)[0]
         for N, t in pin.groupby("N"):
             low = t[t["alpha"] < 0.3]
             allfix = int(low["fixed"].sum()) == int(low["n"].sum())
@@ -148,7 +155,9 @@ def recall_sections(cap: pd.DataFrame, heb: pd.DataFrame, rng: np.random.Generat
                     row.append("")
                     continue
                 r = r.iloc[0]
-                row.append(f"{100 * r['fixed'] / r['n']:.1f}% / {100 * r['final_error'].mean():.2f}%")
+                m, lo, hi = boot_mean(r["final_error"], pin_rng)
+                fixed = pct_ci(share_ci(int(r["fixed"]), int(r["n"])), 1)
+                row.append(f"{fixed} / {fmt_ci(100 * m, 100 * lo, 100 * hi, 2)}%")
             rows.append(row)
         out.append(md_table(["N", "fixed, loads < 0.3"] + [f"{a:g}" for a in high], rows))
         out.append(

@@ -107,6 +107,7 @@ def cell_table(cells: pd.DataFrame, rule: str) -> pd.DataFrame:
                 all_fixed_nets=int((g["fixed_points"] == g["K"]).sum()),
                 retrieved=int(g["retrieved"].sum()),
                 converged=float(g["converged"].sum()) / n,
+                converged_count=int(g["converged"].sum()),
                 final_error=np.concatenate(list(g["final_error"])),
                 one_step_error=np.concatenate(list(g["one_step_error"])),
             )
@@ -154,7 +155,7 @@ def hebbian_alpha_c(tab: pd.DataFrame, rng: np.random.Generator) -> dict:
                 ok = fe[fe <= RETRIEVAL_CUT]
                 out[f"fe_{a}"] = boot_mean(fe, rng)
                 out[f"fe_ok_{a}"] = boot_mean(ok, rng) if ok.size else (np.nan,) * 3
-                out[f"conv_{a}"] = float(r["converged"].iloc[0])
+                out[f"conv_{a}"] = share_ci(int(r["converged_count"].iloc[0]), int(r["n"].iloc[0]))
         rows.append(out)
     per_n = pd.DataFrame(rows)
     fit = {}
@@ -334,6 +335,17 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def share_ci(successes: int, trials: int) -> tuple[float, float, float]:
+    """A share and its 95% Wilson interval."""
+    lo, hi = wilson_interval(successes, trials)
+    return successes / trials, lo, hi
+
+
+def pct_ci(t: tuple, digits: int = 0) -> str:
+    """``share [lo, hi]`` of ``share_ci`` in percent: ``98% [97, 99]``."""
+    return f"{100 * t[0]:.{digits}f}% [{100 * t[1]:.{digits}f}, {100 * t[2]:.{digits}f}]"
 
 
 def share_str(t: tuple | None) -> str:
