@@ -125,9 +125,15 @@ def test_bad_data_folders_are_named_with_what_was_expected(tiny_data, tmp_path):
     cap.drop(columns=["fixed_points"]).to_csv(broken / "capacity.csv", index=False)
     with pytest.raises(ValueError, match=r"capacity\.csv.*missing.*fixed_points"):
         read_data(broken)
+    text = cap.loc[0, "final_wrong_bits"]
     cap.loc[0, "final_wrong_bits"] = "0 1"
     cap.to_csv(broken / "capacity.csv", index=False)
     with pytest.raises(ValueError, match=r"final_wrong_bits.*expected \d+ integers.*got 2"):
+        read_data(broken)
+    cap.loc[0, "final_wrong_bits"] = text
+    cap.loc[0, "N"] = "many"
+    cap.to_csv(broken / "capacity.csv", index=False)
+    with pytest.raises(ValueError, match=r"capacity\.csv, column N: expected integers, got 'many'"):
         read_data(broken)
     with pytest.raises(ValueError, match="--export: expected a folder"):
         main(["--export", str(tmp_path / "no_results"), "--data", str(tmp_path / "d"), "--out", "-"])

@@ -67,6 +67,8 @@ COLUMNS = {
         **_META,
     },
 }
+#: The column types written as space-separated per-pattern lists.
+LISTS = ("ints", "flags")
 #: The per-pattern lists of the capacity table and the raw columns they give (divided by N).
 ERROR_LISTS = {"one_step_wrong_bits": "one_step_error", "final_wrong_bits": "final_error"}
 
@@ -101,20 +103,26 @@ def _decode_list(text: str, where: str) -> np.ndarray:
         raise ValueError(f"{where}: expected space-separated integers, got {text[:40]!r}") from None
 
 
+_EXPECTED = {"int": "integers", "float": "numbers", "bool": "True or False"}
+
+
 def _typed(values: pd.Series, kind: str, where: str) -> pd.Series:
-    try:
-        if kind == "int":
-            return values.astype(np.int64)
-        if kind == "float":
-            return values.map(float).astype(np.float64)  # Python's parser: every written float back bit for bit
-        if kind == "bool":
-            bad = ~values.isin(["True", "False"])
-            if bad.any():
-                raise ValueError(f"expected True or False, got {values[bad].iloc[0]!r}")
-            return values == "True"
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return values.astype(str)
+    """A column of CSV text as ``kind`` ('int', 'float', 'bool' or 'str'); ``ValueError`` naming the first value
+    that is not one."""
+    convert = {
+        "int": int,
+        "float": float,  # Python's parser: every written float back bit for bit
+        "bool": lambda v: {"True": True, "False": False}[v],
+    }.get(kind)
+    if convert is None:
+        return values.astype(str)
+    out = []
+    for v in values:
+        try:
+            out.append(convert(v))
+        except (KeyError, ValueError):
+            raise ValueError(f"{where}: expected {_EXPECTED[kind]}, got {v!r}") from None
+    return pd.Series(out, index=values.index, dtype={"int": np.int64, "float": np.float64, "bool": bool}[kind])
 
 
 def parse_cells(name: str, text: pd.DataFrame, sweep: dict, where: str) -> pd.DataFrame:
@@ -141,9 +149,6 @@ def parse_cells(name: str, text: pd.DataFrame, sweep: dict, where: str) -> pd.Da
     df["cell_fields"] = sweep["cell_fields"]
     df["root_seed"] = int(sweep["root_seed"])
     return check_single_setting(df, vary=VARY[name], what=where)
-
-
-LISTS = ("ints", "flags")
 
 
 def _check_lists(name: str, df: pd.DataFrame, where: str) -> None:
@@ -208,7 +213,12 @@ def read_data(folder: str | Path) -> HopfieldData:
         path = folder / r["file"]
         if Path(r["file"]).name != r["file"] or not path.is_file():
             raise ValueError(f"{where}: expected the file of sweep {r['sweep']} in {folder}, got {r['file']!r}")
-        json.loads(r["cell_fields"])
+        try:
+            fields = json.loads(r["cell_fields"])
+        except json.JSONDecodeError:
+            fields = None
+        if not isinstance(fields, list):
+            raise ValueError(f"{where}, column cell_fields: expected a JSON list of names, got {r['cell_fields']!r}")
         csv = pd.read_csv(path, dtype=str, keep_default_na=False)
         cells[r["sweep"]] = parse_cells(r["sweep"], csv, r, str(path))
     return HopfieldData(sweeps.sort_values("sweep", key=lambda s: s.map(EXPERIMENTS.index)), cells)
