@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -240,12 +241,27 @@ def test_capacity_figure_does_not_average_sync_and_async(sync_and_async, tmp_pat
         plot_capacity(sync_and_async / "capacity", tmp_path)
 
 
-def test_hopfield_page_does_not_average_sync_and_async(sync_and_async):
+def test_hopfield_page_does_not_average_sync_and_async(sync_and_async, tmp_path):
     sh = load_experiment("summarize_hopfield")
     with pytest.raises(ValueError, match="update"):
         sh.read_folder(sync_and_async / "capacity")
     with pytest.raises(ValueError, match="update"):
-        sh.build_page(sync_and_async, "test machine", None)
+        sh.export_tables(sync_and_async, tmp_path / "data", machine="test machine")
+    with pytest.raises(ValueError, match="update"):
+        sh.page_from_results(sync_and_async, machine="test machine")
+    # The data folder is checked as the raw folders are: a row of another setting is refused, named.
+    sync = tmp_path / "sync"
+    shutil.copytree(sync_and_async / "capacity", sync / "capacity")
+    for p in (sync / "capacity").glob("*.parquet"):
+        if (pd.read_parquet(p)["update"] == "async").any():
+            p.unlink()
+            p.with_suffix(".sha256.json").unlink()
+    sh.export_tables(sync, tmp_path / "data", machine="test machine")
+    table = pd.read_csv(tmp_path / "data" / "capacity.csv", dtype=str, keep_default_na=False)
+    table.loc[0, "update"] = "async"
+    table.to_csv(tmp_path / "data" / "capacity.csv", index=False)
+    with pytest.raises(ValueError, match="capacity.csv.*update"):
+        sh.build_page(tmp_path / "data")
 
 
 def test_memorization_readers_do_not_mix_settings(tmp_path):

@@ -11,26 +11,50 @@ from amtheory.core import registry, theory
 from amtheory.core.basins import RADIUS_CONVENTION
 from amtheory.reports.hopfield.statistics import basin_summary, fmt, md_table, radius_entry
 
+#: How many missing cells the page names one by one.
+MISSING_LISTED = 12
 #: The header every radius table of the page carries.
 TABLE_HEADER = f"Each entry: {RADIUS_CONVENTION}; radii as a fraction of N."
 
 
-def basin_sections(bas: pd.DataFrame, missing: list) -> str:
+def basin_settings(bas: pd.DataFrame) -> dict:
+    """The sweep's settings the prose names (one value each in a checked table; the full preset's where a column
+    is absent)."""
+
+    def one(col, default):
+        return bas[col].iloc[0] if col in bas else default
+
+    return dict(
+        delta=float(one("delta", 0.1)),
+        n_targets=int(one("n_targets", 32)),
+        n_trials=int(one("n_trials", 32)),
+        max_steps=int(one("max_steps", 50)),
+        exp_beta=float(one("exp_beta", 1.0)),
+        modern_beta=float(one("modern_beta", 0.5)),
+        reps=int(bas["replicate"].nunique()),
+    )
+
+
+def basin_sections(bas: pd.DataFrame, missing: list, preset: str = "full") -> str:
+    """Section 8 from the per-target table ``bas``; ``missing``: the cells of ``preset`` not in it."""
     out = ["\n## 8. Basin radius against load, all backends\n"]
     sm = basin_summary(bas)
     N = int(sm["N"].iloc[0])
-    delta = float(bas["delta"].iloc[0])
+    st = basin_settings(bas)
+    delta = st["delta"]
     out.append(
         f"Measured: N = {N}, the same random patterns for every backend at each (K, replicate); per stored target "
-        f"(the first 32 of each network, 3 replicates) the basin radius is the largest number of flipped bits from "
-        f"which synchronous retrieval (at most 50 steps) returns exactly that pattern in at least {1 - delta:.0%} of "
-        f"32 trials (first-passage radius), searched up to N/2 = {N // 2}. A target that is not retrieved from "
+        f"(the first {st['n_targets']} of each network, {st['reps']} replicates) the basin radius is the largest "
+        f"number of flipped bits from which synchronous retrieval (at most {st['max_steps']} steps) returns exactly "
+        f"that pattern in at least {1 - delta:.0%} of {st['n_trials']} trials (first-passage radius), searched up to "
+        f"N/2 = {N // 2}. A target that is not retrieved from "
         "itself is not a fixed point and has no radius: it counts in the share of fixed points and stays out of the "
         "median (`amtheory.core.basins.fixed_point_radius`, the same summary as the figures and the main job's "
         "SUMMARY.md). The median's interval is distribution-free (order statistics over the pooled targets); it has "
         "zero width where the targets around the median share one integer radius, and it leaves out the Monte Carlo "
         "error of each target's radius. Backends: Hebbian, Storkey, pseudo-inverse (zero diagonal); dense `z^3`, "
-        "`max(z,0)^3`, `exp(z)` (beta = 1); modern continuous Hopfield (beta = 0.5).\n\n"
+        f"`max(z,0)^3`, `exp(z)` (beta = {st['exp_beta']:g}); modern continuous Hopfield (beta = "
+        f"{st['modern_beta']:g}).\n\n"
     )
     order = [b for b in registry.backend_names() if b in set(sm["backend"])]
     order += sorted(set(sm["backend"]) - set(order))
@@ -45,7 +69,7 @@ def basin_sections(bas: pd.DataFrame, missing: list) -> str:
                 rcens.append("missing")
                 continue
             r = r.iloc[0]
-            row.append(radius_entry(r) + (f" ({int(r['reps'])} reps)" if r["reps"] < 3 else ""))
+            row.append(radius_entry(r) + (f" ({int(r['reps'])} reps)" if r["reps"] < st["reps"] else ""))
             rcens.append(f"{int(r['n_censored'])}/{int(r['n_fixed'])}")
         rows.append(row)
         rows_cens.append(rcens)
@@ -68,30 +92,58 @@ def basin_sections(bas: pd.DataFrame, missing: list) -> str:
                 else f"{fmt(d['median'].iloc[-1])} at K = {int(d['K'].iloc[-1])}"
             )
         )
-    keep = sm[~sm["backend"].isin(["hebbian", "storkey", "pseudoinverse"])]
+    keep = sm[~sm["backend"].isin(CLASSICAL)]
     kmax = keep["K"].max() if len(keep) else None
     low_keep = keep[keep["K"] == kmax]["median"].min() if len(keep) else float("nan")
     out.append(
         "\n\nSummary (median radius / N over fixed points at the smallest load, and the first load without a fixed "
-        "point or the value at the largest load): " + "; ".join(parts) + ". The classical rules lose their fixed "
-        "points at increasing loads (Hebbian, then Storkey, then pseudo-inverse); the dense and modern memories keep "
-        f"median radii of at least {fmt(low_keep)} N up to the largest load, "
-        f"K/N = {kmax / N if kmax else float('nan'):.3g}. A pseudo-inverse fixed point may have radius 0: at K >= N "
-        "its zero-diagonal W vanishes and every state is left unchanged."
+        "point or the value at the largest load): "
+        + "; ".join(parts)
+        + ". "
+        + classical_words(sm)
+        + (
+            f"; the dense and modern memories keep median radii of at least {fmt(low_keep)} N up to the largest "
+            f"load, K/N = {kmax / N:.3g}"
+            if kmax
+            else ""
+        )
+        + ". A pseudo-inverse fixed point may have radius 0: at K >= N its zero-diagonal W vanishes and every state "
+        "is left unchanged."
     )
     if missing:
         out.append(
-            f"\n\n{len(missing)} cells of the full preset are not in the tables (the run stopped before them): "
-            + ", ".join(f"{c.backend} K={c.K} rep {c.replicate}" for c in missing)
+            f"\n\n{len(missing)} cells of the {preset} preset are not in the tables (the run stopped before them): "
+            + ", ".join(f"{c.backend} K={c.K} rep {c.replicate}" for c in missing[:MISSING_LISTED])
+            + (f" and {len(missing) - MISSING_LISTED} more" if len(missing) > MISSING_LISTED else "")
             + ". Their entries are marked 'missing' or computed from the replicates present."
         )
     ex = sm[(sm["backend"] == "exp") & (sm["n_fixed"] > 0)].sort_values("K")
     if len(ex):
-        out.append(exp_section(ex, N, delta))
+        out.append(exp_section(ex, N, st))
     return "\n".join(out)
 
 
-def exp_section(ex: pd.DataFrame, N: int, delta: float) -> str:
+#: The classical rules, whose basins vanish within the sweep's loads.
+CLASSICAL = ("hebbian", "storkey", "pseudoinverse")
+
+
+def classical_words(sm: pd.DataFrame) -> str:
+    """The first load at which each classical rule's basin is gone (no fixed point, or a median radius of 0)."""
+    parts = []
+    for b in CLASSICAL:
+        d = sm[sm["backend"] == b].sort_values("K")
+        if d.empty:
+            continue
+        gone = d[(d["n_fixed"] == 0) | (d["median"] == 0)]
+        parts.append(
+            f"{registry.label(b)} from load {gone['load'].iloc[0]:.3g}" if len(gone) else f"{registry.label(b)} never"
+        )
+    if not parts:
+        return ""
+    return "The classical rules' basins are gone (no fixed point, or a median radius of 0): " + ", ".join(parts)
+
+
+def exp_section(ex: pd.DataFrame, N: int, st: dict) -> str:
     """The exponential memory's measured median radius beside the typical-pattern curve and the all-patterns
     bound."""
     out = [
@@ -114,12 +166,12 @@ def exp_section(ex: pd.DataFrame, N: int, delta: float) -> str:
     heads = ["load K/N", "K", "ln K / N", "typical pattern rho", "bound for all patterns rho*"]
     heads += ["measured: median radius / N over fixed points · share fixed", "median - typical"]
     out.append(md_table(heads, rows))
-    out.append("\n\n" + exp_basin_sentence(ex, N, delta) + "\n")
+    out.append("\n\n" + exp_basin_sentence(ex, N, st) + "\n")
     return "".join(out)
 
 
-def exp_basin_sentence(ex: pd.DataFrame, N: int, delta: float) -> str:
-    """Measured exponential-memory radii against the typical-pattern curve."""
+def exp_basin_sentence(ex: pd.DataFrame, N: int, st: dict) -> str:
+    """Measured exponential-memory radii against the typical-pattern curve (``st``: ``basin_settings``)."""
     rates = np.log(ex["K"].to_numpy()) / N
     typ = np.array([theory.exp_typical_basin_radius(float(r)) for r in rates])
     bound = np.array([theory.exp_basin_radius(float(r)) for r in rates])
@@ -135,8 +187,8 @@ def exp_basin_sentence(ex: pd.DataFrame, N: int, delta: float) -> str:
     )
     s += (
         "The definitions differ: the theorems' radius is the share of flipped bits that one update of every bit "
-        "corrects with probability -> 1 as N -> infinity, while the measured radius allows up to 50 synchronous "
-        f"steps and a {delta:.0%} failure rate over 32 random corruptions; the data do not separate this from "
-        "finite-N effects."
+        f"corrects with probability -> 1 as N -> infinity, while the measured radius allows up to {st['max_steps']} "
+        f"synchronous steps and a {st['delta']:.0%} failure rate over {st['n_trials']} random corruptions; the data "
+        "do not separate this from finite-N effects."
     )
     return s

@@ -9,6 +9,7 @@ import pandas as pd
 from scipy.stats import binom
 
 from amtheory.core import theory
+from amtheory.reports.hopfield.reading import N_BOOT
 from amtheory.reports.hopfield.statistics import (
     exp_table,
     flip_prob_binomial,
@@ -35,15 +36,25 @@ def k_dense2_estimate(N: int, threshold: float) -> int:
     return k
 
 
+def seeds_words(ds: pd.DataFrame) -> str:
+    """How many seeds each (kind, n, N) has: '3 seeds per N', or the range when they differ."""
+    reps = ds.groupby(["kind", "n", "N"])["replicate"].nunique()
+    lo, hi = int(reps.min()), int(reps.max())
+    return f"{hi} seed{'s' if hi > 1 else ''} per N" if lo == hi else f"{lo}-{hi} seeds per N"
+
+
 def dense_sections(ds: pd.DataFrame, rng: np.random.Generator) -> str:
-    out = ["\n## 6. Dense polynomial memory F(z) = z^n, n = 2, 3, 4 (Krotov and Hopfield 2016)\n"]
+    degrees = ", ".join(str(int(n)) for n in sorted(ds.loc[ds["kind"] == "poly", "n"].unique()))
+    out = [f"\n## 6. Dense polynomial memory F(z) = z^n, n = {degrees} (Krotov and Hopfield 2016)\n"]
     thr = float(ds["threshold"].iloc[0])
+    rel_tol = float(ds["rel_tol"].iloc[0]) if "rel_tol" in ds else 0.05
     out.append(
         "Theory: `K = N^(n-1) / (2 (2n-3)!! ln N)` (error-free storage), so the slope of ln K against ln N is "
         "n - 1 (locally `n - 1 - 1/ln N`). Measured: the capacity K_max of one memory is the largest K at which at "
         f"least {thr:.0%} of the stored patterns are fixed points of one synchronous step, found by bracketing and "
-        "bisection on nested pattern sets to 5% relative precision; 3 seeds per N. Slope: least squares of ln K_max "
-        "on ln N over all cells, with a 95% bootstrap interval (replicates resampled within each N, 2,000 draws); "
+        f"bisection on nested pattern sets to {rel_tol:.0%} relative precision; {seeds_words(ds)}. Slope: least "
+        "squares of ln K_max on ln N over all cells, with a 95% bootstrap interval (replicates resampled within each "
+        f"N, {N_BOOT:,} draws); "
         "'theory curve slope' fits the theory formula on the same N values.\n\n"
     )
     sl = poly_slopes(ds, rng)
@@ -87,6 +98,9 @@ def dense_sections(ds: pd.DataFrame, rng: np.random.Generator) -> str:
     out.append("\n\n" + dense_sentence(pt, sl, thr) + "\n")
     ex = exp_table(ds)
     if len(ex):
+        k_limit = int(ds["k_limit"].iloc[0])
+        beta = float(ds["beta"].iloc[0]) if "beta" in ds else 1.0
+        vocab = int(ds["vocab"].iloc[0]) if "vocab" in ds else 2
         out.append("\n## 7. Exponential memory F(z) = exp(z) (Demircigil et al. 2017)\n")
         out.append(
             "Theory (N -> infinity): all stored patterns at once are fixed points for `alpha = ln K / N < ln 2 / 2 = "
@@ -94,9 +108,9 @@ def dense_sections(ds: pd.DataFrame, rng: np.random.Generator) -> str:
             f"for `alpha < ln 2 = {theory.EXP_TYPICAL_ALPHA_MAX:.4f}` (Lucibello and Mézard 2024). K_max asks for a "
             "share of the patterns, not all of them, so it compares with the typical-pattern value and is bounded "
             "below by the all-patterns one. Measured: `ln K_max / N` with K_max as in section 6 "
-            "(beta = 1 on the spin overlap). The search never examines more than "
-            "`min(20000, 2^N / 2)` patterns ('cap'): a run that passes at the cap is censored and `ln K_max / N` is "
-            "then only a lower bound.\n\n"
+            f"(beta = {beta:g} on the spin overlap). The search never examines more than "
+            f"`min({k_limit}, {vocab}^N / 2)` patterns ('cap'): a run that passes at the cap is censored and "
+            "`ln K_max / N` is then only a lower bound.\n\n"
         )
         rows = [
             [
@@ -115,7 +129,7 @@ def dense_sections(ds: pd.DataFrame, rng: np.random.Generator) -> str:
                 ["N", "K_max of the seeds", "cap", "censored", "median ln K_max / N", "range", "ln(cap) / N"], rows
             )
         )
-        out.append("\n\n" + exp_sentence(ex) + "\n")
+        out.append("\n\n" + exp_sentence(ex, thr, beta, k_limit) + "\n")
     return "\n".join(out)
 
 
@@ -138,16 +152,24 @@ def dense_sentence(pt: pd.DataFrame, sl: pd.DataFrame, thr: float) -> str:
         f"{math.ceil(1 / (1 - thr))} stored patterns leave no failure allowed: every K_max below that is an "
         "'all patterns fixed' capacity, the regime of McEliece's `N/(4 ln N)` rather than the formula's "
         "`N/(2 ln N)` at n = 2. The finite-N estimate for n = 2, which uses this very criterion, is within 10% "
-        f"(or 1 pattern) of the measured median at {est_ok}/{len(d2)} sizes, so the n = 2 slope below 1 is what "
-        "the criterion gives at these N, not a departure from the Hebbian statistics. (ii) The formula is a "
+        f"(or 1 pattern) of the measured median at {est_ok}/{len(d2)} sizes"
+        + (
+            ", so the n = 2 slope below 1 is what the criterion gives at these N, not a departure from the Hebbian "
+            "statistics. "
+            if len(d2) and est_ok == len(d2)
+            else ". "
+        )
+        + "(ii) The formula is a "
         "large-N estimate; where the ratio median / formula rises with N the fitted slope exceeds the formula's own "
         "slope on the same N, and agreement of the fitted slope with n - 1 can then be partly this approach to the "
         "formula rather than the asymptotic slope. A wider range of N would separate the two."
     )
 
 
-def exp_sentence(ex: pd.DataFrame) -> str:
-    """ln K_max / N against ln 2 / 2: trend, values above the bound, closeness to the search cap."""
+def exp_sentence(ex: pd.DataFrame, thr: float, beta: float, k_limit: int) -> str:
+    """ln K_max / N against ln 2 / 2: trend, values above the bound, closeness to the search cap (``thr``: the
+    share of fixed points asked for, ``beta`` the inverse temperature, ``k_limit`` the search's pattern limit)."""
+    n_lo, n_hi = int(ex["N"].min()), int(ex["N"].max())
     meds = ", ".join(f"{fmt(r.rate_med)} (N = {r.N})" for r in ex.itertuples())
     above = ex[ex["rate_med"] > theory.EXP_ALPHA_MAX]
     near_cap = ex[(ex["rate_max"] > ex["cap_rate"] - 0.05) & (ex["censored"] == 0)]
@@ -161,15 +183,20 @@ def exp_sentence(ex: pd.DataFrame) -> str:
             + ", ".join(str(int(n)) for n in above["N"])
             + ". This is no contradiction: ln 2 / 2 is the bound for all patterns at once, while K_max asks for a "
             "share of them, whose limit is the typical pattern's ln 2; and both are limits as N -> infinity: at "
-            "N <= 24 `ln K` carries terms that do not grow with N (here beta = 1 and the criterion allows 1% of the "
-            "patterns to fail once K >= 100), of the order of N times the rate. "
+            f"N <= {n_hi} `ln K` carries terms that do not grow with N (here beta = {beta:g} and the criterion allows "
+            f"{1 - thr:.0%} of the patterns to fail once K >= {math.ceil(1 / (1 - thr))}), of the order of N times "
+            "the rate. "
         )
     if len(near_cap):
         s += (
             "At N = "
             + ", ".join(str(int(n)) for n in near_cap["N"])
             + " the largest K_max is within 0.05 of the cap in `ln K / N`, so larger N cannot be measured without "
-            "raising the 20,000-pattern limit. "
+            f"raising the {k_limit:,}-pattern limit. "
         )
-    s += "The data show the exponent rising with N over 8 <= N <= 24; they do not show where it settles."
+    rising = bool(np.all(np.diff(ex.sort_values("N")["rate_med"].to_numpy()) > 0))
+    s += (
+        f"Over {n_lo} <= N <= {n_hi} the median exponent {'rises' if rising else 'does not rise monotonically'} "
+        "with N; the data do not show where it settles."
+    )
     return s

@@ -1,4 +1,4 @@
-"""The Hopfield results page: the figures redrawn from the result folders and copied beside the page."""
+"""The Hopfield results page: the figures redrawn from the data folder's tables and copied beside the page."""
 
 from __future__ import annotations
 
@@ -6,29 +6,31 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from amtheory.reports.hopfield.reading import read_folder
+from amtheory.reports.hopfield.data import HopfieldData, basin_targets, capacity_patterns
 
 
-def make_figures(results: Path, out_dir: Path, max_kb: int = 300) -> list[Path]:
-    """Run the three figure commands' functions into a scratch folder and copy the PNGs to ``out_dir``, shrinking
-    any PNG over ``max_kb`` KB (the figure code itself saves at 200 dpi)."""
+def make_figures(data: HopfieldData, out_dir: Path, max_kb: int = 300) -> list[Path]:
+    """Draw the capacity, dense-scaling and basin figures (``amtheory.figures``) from the per-pattern tables rebuilt
+    from ``data`` into a scratch folder and copy the PNGs to ``out_dir``, shrinking any PNG over ``max_kb`` KB (the
+    figure code itself saves at 200 dpi)."""
     from PIL import Image
 
     from amtheory.figures.basins import plot_basins
     from amtheory.figures.capacity import plot_capacity
     from amtheory.figures.dense_scaling import plot_dense_scaling
 
+    tables = {
+        "capacity": (capacity_patterns, plot_capacity),
+        "dense_scaling": (lambda cells: cells, plot_dense_scaling),
+        "basins_vs_load": (basin_targets, plot_basins),
+    }
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, fn in (
-            ("capacity", plot_capacity),
-            ("dense_scaling", plot_dense_scaling),
-            ("basins_vs_load", plot_basins),
-        ):
-            if read_folder(results / name, name) is None:
+        for name, (table, fn) in tables.items():
+            if name not in data.cells:
                 continue
-            for p in fn(results / name, tmp):
+            for p in fn(table(data.cells[name]), tmp):
                 if p.suffix != ".png":
                     continue
                 dst = out_dir / p.name

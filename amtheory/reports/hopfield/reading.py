@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 
@@ -11,16 +12,19 @@ import pandas as pd
 RETRIEVAL_CUT = 0.05
 N_BOOT = 2000
 EXPERIMENTS = ("capacity", "dense_scaling", "basins_vs_load")
-COMMANDS = {
-    "capacity": "python experiments/capacity.py --preset full --out results/capacity --device cuda",
-    "dense_scaling": "python experiments/dense_scaling.py --preset full --out results/dense_scaling --device cuda",
-    "basins_vs_load": "python experiments/basins_vs_load.py --preset full --out results/basins_vs_load --device cuda",
-}
+#: The presets a sweep's cells are looked up in, the first that holds every cell of a folder naming it.
+PRESETS = ("full", "tiny", "micro")
 FIGURES = {
     "capacity": "amtheory figures capacity --results results/capacity --out docs/figures",
     "dense_scaling": "amtheory figures dense_scaling --results results/dense_scaling --out docs/figures",
     "basins_vs_load": "amtheory figures basins --results results/basins_vs_load --out docs/figures",
 }
+
+
+def command(name: str, preset: str, device: str, root_seed: int = 0) -> str:
+    """The command that writes the folder of sweep ``name`` with ``preset`` on ``device``."""
+    seed = f" --seed {root_seed}" if root_seed else ""
+    return f"python experiments/{name}.py --preset {preset} --out results/{name} --device {device}{seed}"
 
 
 # ----------------------------------------------------------------------------------------------------------------------
@@ -52,14 +56,41 @@ def read_folder(folder: str | Path, sweep: str | None = None) -> pd.DataFrame | 
     return check_single_setting(df, vary=VARY[sweep], what=f"results {folder}")
 
 
-def completeness(name: str, df: pd.DataFrame) -> tuple[int, int, list]:
-    """Cells of the full preset present in ``df`` (by ``cell_key``), the number expected, and the missing cells."""
+def preset_cells(name: str, preset: str, df: pd.DataFrame) -> list:
+    """The cells of ``preset`` of sweep ``name`` with the settings of ``df`` that choose them (the update rule,
+    the vocabulary, the root seed that the basin sweep's patterns follow)."""
     import importlib
 
-    from amtheory.core.sweep import cell_key
+    def one(col, default):
+        return df[col].iloc[0] if col in df and len(df) else default
 
     module = importlib.import_module(f"amtheory.studies.hopfield.{name}")
-    cells = module.build_cells("full")
+    args = SimpleNamespace(
+        update=one("update", "sync"), vocab=int(one("vocab", 2)), seed=int(one("root_seed", 0)), backends=None
+    )
+    return module.build_cells(preset, args)
+
+
+def detect_preset(name: str, df: pd.DataFrame) -> str:
+    """The first of ``PRESETS`` whose cells (``preset_cells``) hold every cell of ``df``; ``ValueError`` when none
+    does."""
+    from amtheory.core.sweep import cell_key
+
+    have = set(df["cell_key"].unique())
+    for preset in PRESETS:
+        if have <= {cell_key(c) for c in preset_cells(name, preset, df)}:
+            return preset
+    raise ValueError(
+        f"results {name}: expected the cells of one preset ({', '.join(PRESETS)}), found {len(have)} cells that no "
+        "preset holds entirely"
+    )
+
+
+def completeness(name: str, df: pd.DataFrame, preset: str = "full") -> tuple[int, int, list]:
+    """Cells of ``preset`` present in ``df`` (by ``cell_key``), the number expected, and the missing cells."""
+    from amtheory.core.sweep import cell_key
+
+    cells = preset_cells(name, preset, df)
     have = set(df["cell_key"].unique())
     missing = [c for c in cells if cell_key(c) not in have]
     return len(cells) - len(missing), len(cells), missing

@@ -87,29 +87,46 @@ def k_at_share(N: int, target: float, *, all_patterns: bool, networks: int = 1) 
 # Classical capacity
 
 
-def cell_table(cap: pd.DataFrame, rule: str) -> pd.DataFrame:
-    """Per (N, alpha) of one rule: pooled patterns of all replicates and the per-network 'all fixed' flags."""
-    d = cap[cap["rule"] == rule]
+def cell_table(cells: pd.DataFrame, rule: str) -> pd.DataFrame:
+    """Per (N, alpha) of one rule, from the capacity's cell table (one row per network, ``data.COLUMNS``): the
+    patterns of all replicates pooled, in the order (replicate, pattern), so the bootstraps below do not depend on
+    the order of the rows; the per-network 'all fixed' flags."""
+    d = cells[cells["rule"] == rule].sort_values(["N", "alpha", "replicate"], kind="stable")
     rows = []
     for (N, alpha), g in d.groupby(["N", "alpha"]):
-        nets = g.groupby("replicate")["fixed_point"].all()
+        n = int(g["K"].sum())
         rows.append(
             dict(
                 N=int(N),
                 alpha=float(alpha),
                 K=int(g["K"].iloc[0]),
                 load=float(g["load"].iloc[0]),
-                n=len(g),
-                reps=int(nets.size),
-                fixed=int(g["fixed_point"].sum()),
-                all_fixed_nets=int(nets.sum()),
-                retrieved=int((g["final_error"] <= RETRIEVAL_CUT).sum()),
-                converged=float(g["converged"].mean()),
-                final_error=g["final_error"].to_numpy(),
-                one_step_error=g["one_step_error"].to_numpy(),
+                n=n,
+                reps=len(g),
+                fixed=int(g["fixed_points"].sum()),
+                all_fixed_nets=int((g["fixed_points"] == g["K"]).sum()),
+                retrieved=int(g["retrieved"].sum()),
+                converged=float(g["converged"].sum()) / n,
+                converged_count=int(g["converged"].sum()),
+                final_error=np.concatenate(list(g["final_error"])),
+                one_step_error=np.concatenate(list(g["one_step_error"])),
             )
         )
     return pd.DataFrame(rows).sort_values(["N", "load"]).reset_index(drop=True)
+
+
+def near_alpha_c(alphas: Sequence[float]) -> tuple[float, ...]:
+    """The grid loads just below alpha_c = 0.138 and at (or first above) it, those the grid has."""
+    grid = sorted({float(a) for a in alphas})
+    below = [a for a in grid if a < theory.ALPHA_C]
+    above = [a for a in grid if a >= theory.ALPHA_C]
+    return tuple(below[-1:] + above[:1])
+
+
+def grid_step(alphas: Sequence[float], up_to: float = 0.3) -> float:
+    """The smallest spacing of the grid loads up to ``up_to`` (NaN for fewer than two)."""
+    grid = np.array(sorted({float(a) for a in alphas if a <= up_to + 1e-9}))
+    return float(np.round(np.diff(grid).min(), 6)) if grid.size > 1 else float("nan")
 
 
 def hebbian_alpha_c(tab: pd.DataFrame, rng: np.random.Generator) -> dict:
@@ -131,14 +148,14 @@ def hebbian_alpha_c(tab: pd.DataFrame, rng: np.random.Generator) -> dict:
                 boots[int(N)] = c
         # The fixed-point share falls to 1/2 where (1 - p)^N = 1/2 under independent bits.
         out["fp_theory"] = k_at_share(int(N), 0.5, all_patterns=False) / N
-        for a in (0.12, 0.14):
+        for a in near_alpha_c(tab["alpha"]):
             r = t[np.isclose(t["alpha"], a)]
             if len(r):
                 fe = r["final_error"].iloc[0]
                 ok = fe[fe <= RETRIEVAL_CUT]
                 out[f"fe_{a}"] = boot_mean(fe, rng)
                 out[f"fe_ok_{a}"] = boot_mean(ok, rng) if ok.size else (np.nan,) * 3
-                out[f"conv_{a}"] = float(r["converged"].iloc[0])
+                out[f"conv_{a}"] = share_ci(int(r["converged_count"].iloc[0]), int(r["n"].iloc[0]))
         rows.append(out)
     per_n = pd.DataFrame(rows)
     fit = {}
@@ -208,7 +225,9 @@ def poly_slopes(ds: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     """Per degree n: least-squares slope of ln K_max on ln N over all cells, with a bootstrap over replicates
     (resampled within each N), beside n - 1, the local theory slope and the slope of the theory curve on the same N."""
     rows = []
-    for n, d in ds[(ds["kind"] == "poly") & (ds["K_max"] > 0)].groupby("n"):
+    # Replicates in order within each N: the bootstrap does not depend on the order of the rows.
+    poly = ds[(ds["kind"] == "poly") & (ds["K_max"] > 0)].sort_values(["n", "N", "replicate"], kind="stable")
+    for n, d in poly.groupby("n"):
         groups = [g["K_max"].to_numpy(dtype=float) for _, g in d.groupby("N")]
         Ns = np.array(sorted(d["N"].unique()), dtype=float)
         if Ns.size < 2:
@@ -316,6 +335,17 @@ def md_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
     return "\n".join(lines)
+
+
+def share_ci(successes: int, trials: int) -> tuple[float, float, float]:
+    """A share and its 95% Wilson interval."""
+    lo, hi = wilson_interval(successes, trials)
+    return successes / trials, lo, hi
+
+
+def pct_ci(t: tuple, digits: int = 0) -> str:
+    """``share [lo, hi]`` of ``share_ci`` in percent: ``98% [97, 99]``."""
+    return f"{100 * t[0]:.{digits}f}% [{100 * t[1]:.{digits}f}, {100 * t[2]:.{digits}f}]"
 
 
 def share_str(t: tuple | None) -> str:
