@@ -122,8 +122,8 @@ def train(
     it starts from. ``meta`` (e.g. ``vocab_sha256``) is stored in every checkpoint, with the data's sha256 and the
     seeds. ``callback(step, record)`` runs on rank 0 after each completed step. Returns a summary: steps, losses at
     the log points, skipped steps (since step 0, resumed runs included), tokens/s, the last checkpoint, a hash of
-    the weights and the resume notes. The global RNG of ``device`` (and the CPU's) is used by the run and restored
-    when it ends.
+    the weights, the resume notes and the most memory PyTorch allocated on the rank's GPU in this process (None
+    off CUDA). The global RNG of ``device`` (and the CPU's) is used by the run and restored when it ends.
     """
     if not isinstance(model_config, DiTConfig):
         raise TypeError(f"model_config: expected a DiTConfig, got {type(model_config).__name__}")
@@ -311,6 +311,8 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "weights_sha256": weights_sha256(list(model.parameters())),
         "ema_sha256": weights_sha256(ema.shadow),
         "resume_notes": notes,
+        # What PyTorch allocated at most on this rank's GPU in this process (None off CUDA).
+        "peak_memory_gib": torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
     }
 
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The three Hopfield-family sweeps with their full presets on one GPU (capacity, basins vs load, dense scaling),
-# then the Hopfield part of the main job with its GPU preset. The tables behind docs/results_hopfield.md
-# (python experiments/summarize_hopfield.py --results results --out docs/results_hopfield.md). A sweep cut short
-# by its time limit resumes where it stopped when the script runs again.
+# then the Hopfield part of the main job with its GPU preset. Their per-cell tables (docs/data/hopfield) come from
+# python experiments/summarize_hopfield.py --export results --data docs/data/hopfield, and the page from them with
+# python experiments/summarize_hopfield.py --data docs/data/hopfield --out docs/results_hopfield.md. A sweep cut
+# short by its time limit resumes where it stopped when the script runs again.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
