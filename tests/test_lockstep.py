@@ -144,7 +144,7 @@ def test_the_memorization_tables_are_the_same_with_models_measured_in_groups(tmp
         name="micro", data=DataSpec("embedded", 12, 128),
         archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),
                ModelSpec("nano2", d_model=16, n_blocks=2, n_heads=2, cond_dim=8, dropout=0.0)),
-        sizes=(4, 8, 16), steps=6, batch_size=4, lr=3e-3, warmup=2, ema=0.9, budgets=(1, 2),
+        sizes=(2, 8, 16), steps=6, batch_size=4, lr=3e-3, warmup=2, ema=0.9, budgets=(1, 2),
         settings=EvalSettings(n_eval=3, ts=(0.1, 0.5, 1.0), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
                               n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
         backends=(), checkpoint_every=6,

@@ -75,7 +75,7 @@ from amtheory.studies.memorization.token_entropy import entropy_by_outcome
 from amtheory.studies.memorization.training import checkpoint_dir
 from amtheory.studies.memorization.trajectory import uddm_trajectory
 
-__all__ = ["basin_start_times", "evaluate_cell", "hopfield_applicability", "load_uddm"]
+__all__ = ["basin_start_times", "corrupted", "evaluate_cell", "hopfield_applicability", "load_uddm", "recovery_chain"]
 
 _BASIN_SPLITS = ("train", "test")
 
@@ -136,7 +136,7 @@ def _hopfield_memory(cell: HopfieldCell, device: str):
 # ---------------------------------------------------------------------------------------------------------------
 # Shared pieces
 # ---------------------------------------------------------------------------------------------------------------
-def _corrupted(data: DataSpec, split: str, t: float, x: torch.Tensor, V: int):
+def corrupted(data: DataSpec, split: str, t: float, x: torch.Tensor, V: int):
     """The forward-kernel corruption of ``x`` at ``t``, the same for every memory measured on these blocks."""
     g = named_generator("corrupt", data_label(data), split, repr(float(t)), x.shape[0])
     return corrupt_forward(x, float(t), V, g)
@@ -152,14 +152,19 @@ def _run(memory, xq: torch.Tensor, dyn, max_steps: int, generator, chunk: int | 
     return torch.cat(parts)
 
 
-def _recovery(memory, data, sets, settings, generator, device, dyn_for_t, max_steps, chunk) -> pd.DataFrame:
+def _recovery(
+    memory, data, sets, settings, generator, device, dyn_for_t, max_steps, chunk, finals=None
+) -> pd.DataFrame:
+    """The recovery table; ``finals``: the chains' end states by (split, t) where the caller ran them."""
     V = memory.vocab_size_
     frames = []
     for split, x in sets.items():
         for t in settings.ts:
-            c = _corrupted(data, split, t, x, V)
-            xq = c.states.to(device)
-            xf = _run(memory, xq, dyn_for_t(t), max_steps, generator, chunk).cpu()
+            c = corrupted(data, split, t, x, V)
+            if finals is not None:
+                xf = finals[(split, float(t))].cpu()
+            else:
+                xf = _run(memory, c.states.to(device), dyn_for_t(t), max_steps, generator, chunk).cpu()
             rec = retrieval_records(x, c.states, xf, vocab_size=V, counted=ordinary_positions(data, x))
             df = pd.DataFrame({k: v.cpu().numpy() for k, v in rec.items()})
             df.insert(0, "sequence", np.arange(x.shape[0]))
@@ -197,10 +202,6 @@ def _basins(memory, sets, settings, generator, dyn, max_steps, chunk) -> pd.Data
     return out
 
 
-def _not_applicable(reason: str) -> pd.DataFrame:
-    return pd.DataFrame({"split": [""], "applicable": [False], "reason": [reason]})
-
-
 def basin_start_times(radii: torch.Tensor, length: int, vocab_size: int) -> tuple[float, ...]:
     """The reverse chain's start per query of the basin radius: the time matched to ``max(r, 1)`` changed tokens
     out of ``length`` (see the module docstring)."""
@@ -226,21 +227,26 @@ def _basin_dynamics(settings: EvalSettings, length: int, vocab_size: int):
 # ---------------------------------------------------------------------------------------------------------------
 # UDDM measurements
 # ---------------------------------------------------------------------------------------------------------------
-def _uddm_recovery(uddm, cell, sets, generator, device):
+def recovery_chain(settings: EvalSettings, t: float) -> ReverseDiffusion:
+    """The UDDM's recovery chain from a corruption at ``t``: ancestral steps on the global grid, posterior final
+    step."""
+    return ReverseDiffusion(t_start=t, n_steps=settings.n_steps, sampler="ancestral", final="posterior",
+                            grid="global", batch_size=settings.batch_size)  # fmt: skip
+
+
+def _uddm_recovery(uddm, cell, sets, generator, device, finals=None):
     s = cell.settings
-
-    def dyn(t):
-        return ReverseDiffusion(t_start=t, n_steps=s.n_steps, sampler="ancestral", final="posterior",
-                                grid="global", batch_size=s.batch_size)  # fmt: skip
-
-    df = _recovery(uddm, cell.train.data, sets, s, generator, device, dyn, 0, None)
+    df = _recovery(uddm, cell.train.data, sets, s, generator, device, lambda t: recovery_chain(s, t), 0, None, finals)
     return entropy_by_outcome(uddm, df, cell.train.data, device, max(1, s.batch_size // 2))
 
 
-def _uddm_fixed_points(uddm, cell, sets, generator, device):
+def _uddm_fixed_points(uddm, cell, sets, generator, device, fixed_by_split=None):
     frames = []
     for split, x in sets.items():
-        fixed = fixed_point_share(uddm, x.to(device), n_steps=cell.settings.n_steps).cpu().numpy()
+        if fixed_by_split is not None:
+            fixed = fixed_by_split[split].cpu().numpy()
+        else:
+            fixed = fixed_point_share(uddm, x.to(device), n_steps=cell.settings.n_steps).cpu().numpy()
         frames.append(pd.DataFrame({"split": split, "sequence": np.arange(x.shape[0]), "fixed": fixed}))
     return pd.concat(frames, ignore_index=True)
 
@@ -332,12 +338,13 @@ _UDDM_MEASURES = {
 # The cell function
 # ---------------------------------------------------------------------------------------------------------------
 def evaluate_cell(
-    cell: EvalCell | HopfieldCell, generator: torch.Generator, device: str, *, root: str, uddm=None
+    cell: EvalCell | HopfieldCell, generator: torch.Generator, device: str, *, root: str, uddm=None, chains=None
 ) -> pd.DataFrame:
     """Run one measurement cell (a ``run_sweep`` cell function; ``root`` is the results folder holding the
     checkpoints). Returns the tidy table described in the module docstring. ``uddm``: the trained model of an
     ``EvalCell``, holding its training blocks, when the caller has it (a member of a lockstep group,
-    ``amtheory.studies.memorization.group_evaluation``); None loads it from its checkpoint."""
+    ``amtheory.studies.memorization.group_evaluation``); None loads it from its checkpoint. ``chains``: the
+    outcomes of a "recovery" or "fixed_points" cell's chains where the caller ran them with this cell's draws."""
     if isinstance(cell, EvalCell):
         s = cell.settings
         if uddm is None:
@@ -346,6 +353,8 @@ def evaluate_cell(
         if cell.measure == "basins":
             dyn = _basin_dynamics(s, cell.train.data.length, uddm.vocab_size_)
             df = _basins(uddm, sets, s, generator, dyn, 0, None)
+        elif chains is not None and cell.measure in ("recovery", "fixed_points"):
+            df = _UDDM_MEASURES[cell.measure](uddm, cell, sets, generator, device, chains)
         else:
             df = _UDDM_MEASURES[cell.measure](uddm, cell, sets, generator, device)
         df.insert(0, "train_size", cell.train.n_train)
@@ -356,7 +365,7 @@ def evaluate_cell(
         s = cell.settings
         ok, why = hopfield_applicability(cell.memory, cell.data, cell.n_stored, s)
         if not ok:
-            df = _not_applicable(why)
+            df = pd.DataFrame({"split": [""], "applicable": [False], "reason": [why]})
         else:
             mem = _hopfield_memory(cell, device)
             sets = eval_sequences(cell.data, cell.n_stored, s.n_eval)

@@ -1,13 +1,16 @@
 """Measuring the memorization study's trained models in groups: the models of one shape (one architecture on one
-data spec; any training size, seed and step budget) are measured together by
-:func:`amtheory.diffusion.lockstep.run_in_lockstep`, so every measurement of
-:mod:`amtheory.studies.memorization.evaluation` runs for all of them with shared forward passes. Each member's
-tables are the ones :func:`~amtheory.studies.memorization.evaluation.evaluate_cell` writes for it alone (same
-generators, same code; its logits up to float rounding of the batched products), written cell by cell as each
-finishes, so a run cut short keeps the finished cells."""
+data spec; any training size, seed and step budget) are measured together. The reverse chains of the recovery and
+fixed-point measurements run for all members at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`:
+network and chain updates batched, one generator per member); every other measurement of
+:mod:`amtheory.studies.memorization.evaluation`, and the tables of all of them, run in lockstep
+(:func:`amtheory.diffusion.lockstep.run_in_lockstep`: the code written for one model, its network calls shared).
+Each member's tables are the ones :func:`~amtheory.studies.memorization.evaluation.evaluate_cell` writes for it
+alone (same generators, same draws in the same order; its logits up to float rounding of the batched products),
+written cell by cell as each finishes, so a run cut short keeps the finished cells."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,64 @@ def _pending(tc: TrainCell, settings: EvalSettings, out: Path) -> list[EvalCell]
     return [c for m in MEASURES for c in pending_cells([EvalCell(tc, m, settings)], out / m)]
 
 
-def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str):
+def _batched_chains(denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings) -> list[dict]:
+    """The reverse chains of the pending "recovery" and "fixed_points" cells of the group's members, run for all
+    of them at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`, one generator per member, seeded
+    as the sweep runner seeds that member's cell and drawn in the order the cell's own measurement draws), so that
+    their host work is shared too. Members whose evaluation blocks differ in number are run in subgroups. Returns
+    per member ``{measure: chains}`` for :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`."""
+    import torch
+
+    from amtheory.core.sweep import derive_seed
+    from amtheory.diffusion.group_eval import GroupDenoiser, group_fixed_points, group_reverse_chain
+    from amtheory.studies.memorization.data import eval_sequences
+    from amtheory.studies.memorization.evaluation import corrupted, recovery_chain
+
+    s, V, dev = settings, denoiser.vocab_size, denoiser.device
+    out: list[dict] = [{} for _ in part]
+    subsets: dict[tuple[int, ...], GroupDenoiser] = {}
+
+    def sub(members: tuple[int, ...]) -> GroupDenoiser:
+        if members not in subsets:
+            idx = torch.tensor(members, device=denoiser.weights.device)
+            subsets[members] = GroupDenoiser(denoiser.config, denoiser.weights.index_select(0, idx), device=dev,
+                                             batch_size=max(1, s.batch_size // 2),
+                                             autocast_dtype=denoiser.autocast_dtype)  # fmt: skip
+        return subsets[members]
+
+    for measure in ("recovery", "fixed_points"):
+        todo = [i for i, (_, cells) in enumerate(part) if any(c.measure == measure for c in cells)]
+        if len(todo) < 2:
+            continue
+        sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval) for i in todo}
+        gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
+        for i in todo:
+            out[i][measure] = {}
+        for split in sets[todo[0]]:
+            by_size: dict[int, list[int]] = {}
+            for i in todo:
+                by_size.setdefault(int(sets[i][split].shape[0]), []).append(i)
+            for members in by_size.values():
+                d = sub(tuple(members))
+                if measure == "fixed_points":
+                    x = torch.stack([sets[i][split] for i in members]).to(dev)
+                    flags = group_fixed_points(d, x, n_steps=s.n_steps).cpu()
+                    for j, i in enumerate(members):
+                        out[i][measure][split] = flags[j]
+                    continue
+                for t in s.ts:
+                    data = part[members[0]][0].data
+                    q = torch.stack([corrupted(data, split, t, sets[i][split], V).states for i in members]).to(dev)
+                    # Half the single chain's rows a pass (G models' log-probabilities at once): a chain's result
+                    # does not depend on its chunking (one draw per step for all rows).
+                    dyn = dataclasses.replace(recovery_chain(s, t), batch_size=max(1, s.batch_size // 2))
+                    ends = group_reverse_chain(d, dyn, q, generators=[gens[i] for i in members])
+                    for j, i in enumerate(members):
+                        out[i][measure][(split, float(t))] = ends[j].cpu()
+    return out
+
+
+def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict):
     """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner."""
     from amtheory.core.sweep import run_cell
     from amtheory.diffusion.backend import UniformDiffusionLM
@@ -39,7 +99,7 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str):
                                   batch_size=cells[0].settings.batch_size)  # fmt: skip
         uddm.record_checkpoint(meta, checkpoint_dir(out, tc)).store(corpus.blocks("train", tc.n_train, tc.data.length))
         for cell in cells:
-            fn = functools.partial(evaluate_cell, root=str(out), uddm=uddm)
+            fn = functools.partial(evaluate_cell, root=str(out), uddm=uddm, chains=chains.get(cell.measure))
             run_cell(cell, fn, out / cell.measure, device=device)
         return len(cells)
 
@@ -80,7 +140,9 @@ def evaluate_models_in_groups(
             denoiser = GroupDenoiser.from_states(
                 loaded[0][1], [m.state_dict() for m, _, _ in loaded], device=device, autocast_dtype=amp
             )
-            tasks = [_member_task(cells, meta, out, device) for (_, cells), (_, _, meta) in zip(part, loaded)]
+            chains = _batched_chains(denoiser, part, settings)
+            tasks = [_member_task(cells, meta, out, device, ch) for (_, cells), (_, _, meta), ch in
+                     zip(part, loaded, chains)]  # fmt: skip
             stats: dict = {}
             counts = run_in_lockstep(denoiser, tasks, stats=stats)
             done["models"] += len(part)
