@@ -198,9 +198,10 @@ def _gpu() -> Preset:
         # block, the whole pool about 0.7 (2.9) times. Sized from measured rates (benchmarks/README.md, "gpu
         # preset"): at 1,000 and 4,000 steps the 180 models had not finished training after 926 s on an H100
         # (gpu-quick trains 1.38M tokens/s in float32 at 30 members); at 600 / 2,400 training is predicted at 8-9
-        # minutes. The measurements are predicted at 1-1.5 minutes per lockstep group of 30 (about 1,800 shared
-        # forward passes, with about 1 ms of host work per model and pass: 0.7 ms measured on a CPU machine), 6-8
-        # minutes for the six groups; the whole preset at 17-19 minutes. Not yet measured.
+        # minutes. The measurements of a group of 30: about 1,300 batched chain steps (recovery, fixed points; some
+        # 35 ms each for gpu-quick) and about 500 lockstep rounds at 1.4 ms of host work per model and round
+        # (benchmarks/cpu_bench_lockstep.txt), so about 1 minute; 4-6 minutes for the six groups. The whole
+        # preset is predicted at 15-17 minutes. Not yet measured.
         budgets=(1, 4),
         steps=600,
         batch_size=64,
