@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -136,6 +137,7 @@ def evaluate_models_in_groups(
     for members in shapes.values():
         for i in range(0, len(members), group_size):
             part = members[i : i + group_size]
+            t0 = time.perf_counter()
             loaded = [load_model(checkpoint_dir(out, tc), ema=True, device="cpu") for tc, _ in part]
             denoiser = GroupDenoiser.from_states(
                 loaded[0][1], [m.state_dict() for m, _, _ in loaded], device=device, autocast_dtype=amp
@@ -149,4 +151,8 @@ def evaluate_models_in_groups(
             done["cells"] += sum(counts)
             done["rounds"] += stats["rounds"]
             del denoiser
+            # One line per group, so that a long measurement stage shows how far it got.
+            print(f"[memorization] measured {len(part)} {part[0][0].arch.name} models in one group: "
+                  f"{time.perf_counter() - t0:.1f} s, {sum(counts)} cells, {stats['rounds']} lockstep passes",
+                  flush=True)  # fmt: skip
     return done

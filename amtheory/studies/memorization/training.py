@@ -133,6 +133,10 @@ def train_cells_in_groups(
                     [checkpoint_dir(root, c) for c in part], device=device, resume=True, metas=[s[4] for s in setups],
                 )  # fmt: skip
             wall = time.perf_counter() - t0
+            # One line per group, so that a long training stage shows how far it got.
+            trained = sum(x["steps"] - x["start_step"] for x in summaries) * part[0].batch_size * part[0].data.length
+            print(f"[memorization] trained {len(part)} {part[0].arch.name} models to {part[0].steps} steps in one "
+                  f"group: {wall:.1f} s, {trained / max(wall, 1e-9):,.0f} tokens/s", flush=True)  # fmt: skip
             for c, s, summary in zip(part, setups, summaries):
                 rows[c] = _row(c, s[0].vocab_size, s[2], summary, wall)
     return rows
