@@ -291,7 +291,7 @@ def test_main_job_gpu_preset_runs_on_the_embedded_corpus_up_to_its_whole_pool():
     assert main_job_preset("tiny") == preset("tiny")
 
 
-def test_command_takes_seeds_and_budgets(monkeypatch, tmp_path):
+def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     import amtheory.studies.memorization as mzs
     from amtheory.studies.memorization.command import main
 
@@ -313,3 +313,8 @@ def test_command_takes_seeds_and_budgets(monkeypatch, tmp_path):
         main(["--preset", "tiny", "--seeds", "a", "--out", str(tmp_path)])
     with pytest.raises(ValueError, match="--budgets: expected ints >= 1"):
         main(["--preset", "tiny", "--budgets", "0", "--out", str(tmp_path)])
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--models", "gpu-quick,gpu-micro", "--out", str(tmp_path), "--figures", ""])
+    assert [a.name for a in seen[-1].archs] == ["gpu-micro", "gpu-quick"]
+    with pytest.raises(ValueError, match="--models: expected a comma list of the preset's model sizes"):
+        main(["--preset", "gpu", "--models", "gpu-huge", "--out", str(tmp_path)])

@@ -6,6 +6,7 @@ undecided where an interval is missing."""
 from __future__ import annotations
 
 import math
+import json
 import shutil
 import sys
 from pathlib import Path
@@ -320,3 +321,43 @@ def test_a_run_without_the_hopfield_family_or_some_measures_still_makes_its_page
     assert set(d.recovery["backend"]) == {"uddm"} and d.trajectory.empty
     page = build_page(d, n_boot=N_BOOT)
     assert "No Hopfield-family memory was measured." in page and "## (g) " in page
+
+
+def test_data_folders_of_parts_of_a_sweep_merge_into_the_whole(seeds_run, tmp_path):
+    """Two exports of one sweep, one model size each (the Hopfield family in both, as each part runs it): their
+    merge holds every row of the whole export once, and keeps both commands."""
+    from amtheory.studies.memorization.data_merge import merge_data
+
+    data_dir = seeds_run[2]
+    parts = []
+    for k, size in enumerate(("nano", "wide")):
+        part = tmp_path / f"part{k}"
+        part.mkdir()
+        for name in DATA_FILES:
+            if name == "run.json":
+                run = json.loads((data_dir / name).read_text())
+                (part / name).write_text(json.dumps({**run, "command": f"run --models {size}"}))
+                continue
+            df = pd.read_csv(data_dir / name, dtype=str, keep_default_na=False)
+            df[(df["model_size"] == size) | (df["backend"] != "uddm")].to_csv(part / name, index=False)
+        parts.append(part)
+    merge_data(parts, tmp_path / "merged")
+    for name in (n for n in DATA_FILES if n.endswith(".csv")):
+        whole = pd.read_csv(data_dir / name, dtype=str, keep_default_na=False)
+        merged = pd.read_csv(tmp_path / "merged" / name, dtype=str, keep_default_na=False)
+        assert sorted(map(tuple, merged.to_numpy())) == sorted(map(tuple, whole.to_numpy())), name
+    run = json.loads((tmp_path / "merged" / "run.json").read_text())
+    assert run["command"] == "run --models nano\nrun --models wide"
+    read_data(tmp_path / "merged")  # a data folder like any other
+    # Parts of different sweeps are refused, naming what differs; so are too few folders.
+    other = tmp_path / "other"
+    shutil.copytree(parts[1], other)
+    run = json.loads((other / "run.json").read_text())
+    (other / "run.json").write_text(json.dumps({**run, "settings": {**run["settings"], "n_eval": 99}}))
+    with pytest.raises(ValueError, match="folders: .*another 'settings'"):
+        merge_data([parts[0], other], tmp_path / "bad")
+    with pytest.raises(TypeError, match="folders: expected two or more"):
+        merge_data([parts[0]], tmp_path / "bad")
+    main = load_experiment("summarize_memorization").main
+    with pytest.raises(SystemExit):
+        main(["--export", str(seeds_run[1]), "--merge", str(parts[0]), str(parts[1]), "--data", str(tmp_path / "x")])

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # The whole gpu preset of the memorization sweep (training, every measurement) into results/gpu_preset, resumable:
-# run it again (on the same machine) to finish what a first call did not; each call stops within MEM_TIMEOUT
-# seconds (default 560). When every table is written it exports the per-cell summary tables into
-# $OUT/memorization_data (six files, a few MB: what docs/data/memorization holds), from which the page and the
-# figures are built anywhere:
+# run it again on the same machine to finish what a call did not; each call stops within MEM_TIMEOUT seconds
+# (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
+# them), so that each part fits one call and a machine lost between calls costs one part only. When a call finishes
+# its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB). The parts'
+# folders are merged, and the page and figures built, anywhere:
+#   python experiments/summarize_memorization.py --merge PART_A PART_B --data docs/data/memorization
 #   python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md \
 #       --figures docs/figures
+# Needs the prepared corpus data/brown-sotu (make data; about 9 MB, carried to the machine).
 # Record: benchmarks/h100_memorization_gpu.log (the stage times of every call, and the wall time).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
@@ -16,13 +19,16 @@ python3 -c "import torch; print('torch', torch.__version__)" | tee -a "$OUT/mach
 ( nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader -l 5 >> "$OUT/smi.txt" ) &
 SMI=$!
 START=$(date +%s)
+PART=()
+[ -n "${MODELS:-}" ] && PART=(--models "$MODELS")
+COMMAND="python experiments/memorization.py --preset gpu --out $RESULTS --data data/brown-sotu --device cuda ${PART[*]}"
 timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
-    --data data/brown-sotu --device cuda --figures '' --no-progress 2>&1 | grep -v Warning \
+    --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 | grep -v Warning \
     | tee -a "$OUT/memorization_gpu.log"
 echo "call wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
 kill "$SMI"
-if [ "$(ls "$RESULTS"/trajectory/*.parquet 2>/dev/null | wc -l)" -ge 180 ]; then
+if grep -q "^\[memorization\] total" "$OUT/memorization_gpu.log"; then
     python3 experiments/summarize_memorization.py --export "$RESULTS" --data "$OUT/memorization_data" \
-        --log "$OUT/memorization_gpu.log" --corpus data/brown-sotu \
+        --log "$OUT/memorization_gpu.log" --corpus data/brown-sotu --command "$COMMAND" \
         --machine "$(head -1 "$OUT/machine.txt"), $(sed -n 2p "$OUT/machine.txt")"
 fi

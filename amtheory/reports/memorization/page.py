@@ -13,7 +13,9 @@ Two steps, both ``experiments/summarize_memorization.py``:
    (``amtheory.studies.memorization.claims``); every rate and estimate carries its interval. With ``--probe`` it
    also writes the reference ranges of ``amtheory probe`` (``amtheory/data/probe_reference.json``).
 
-Both steps in one call: ``--export RESULTS --data DIR --out PAGE``.
+Both steps in one call: ``--export RESULTS --data DIR --out PAGE``. ``--merge DATA_A DATA_B ... --data DIR``
+writes ``DIR`` as the union of data folders exported from parts of one sweep
+(:func:`amtheory.studies.memorization.data_merge.merge_data`).
 """
 
 from __future__ import annotations
@@ -99,6 +101,13 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--export", metavar="RESULTS", help="results folder of experiments/memorization.py to export")
     ap.add_argument("--data", default="docs/data/memorization", help="the data folder (written by --export)")
+    ap.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="DATA",
+        help="write --data as the union of these data folders "
+        "(exports of parts of one sweep, e.g. one model size per GPU job)",
+    )
     ap.add_argument("--log", help="with --export: the run's log (measurement times, total)")
     ap.add_argument("--corpus", help="with --export: the prepared corpus folder (blocks available, [UNK] share)")
     ap.add_argument("--command", help="with --export: the command line that made the results folder (stored)")
@@ -115,9 +124,12 @@ def main(argv: list[str] | None = None) -> str | None:
     """The command line (see the module docstring); returns the page when it wrote one."""
     ap = _parser()
     a = ap.parse_args(argv)
-    if not (a.export or a.out or a.figures or a.probe):
-        ap.error("expected --export RESULTS (to write --data) and/or --out PAGE, --figures DIR or --probe JSON "
-                 "(to read it), got none of them")  # fmt: skip
+    if not (a.export or a.merge or a.out or a.figures or a.probe):
+        ap.error("expected --export RESULTS or --merge DATA... (to write --data) and/or --out PAGE, --figures DIR "
+                 "or --probe JSON (to read it), got none of them")  # fmt: skip
+    if a.export and a.merge:
+        ap.error(f"--export and --merge: expected one way to write --data, got both (--export {a.export}, --merge "
+                 f"{' '.join(a.merge)})")  # fmt: skip
     if not a.export and (a.log or a.corpus or a.command):
         ap.error(f"--log, --corpus and --command go with --export RESULTS, got them without it (--log {a.log}, "
                  f"--corpus {a.corpus}, --command {a.command})")  # fmt: skip
@@ -129,6 +141,11 @@ def main(argv: list[str] | None = None) -> str | None:
         paths = export_results(a.export, a.data, log=a.log, corpus=a.corpus, machine=a.machine, command=a.command)
         size = sum(p.stat().st_size for p in paths)
         print(f"wrote {len(paths)} files to {a.data} ({size / 1e6:.2f} MB): {', '.join(p.name for p in paths)}")
+    if a.merge:
+        from amtheory.studies.memorization.data_merge import merge_data
+
+        paths = merge_data(a.merge, a.data)
+        print(f"merged {len(a.merge)} data folders into {a.data}: {', '.join(p.name for p in paths)}")
     if not (a.out or a.figures or a.probe):
         return None
     data = read_data(a.data)

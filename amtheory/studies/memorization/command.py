@@ -49,6 +49,12 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument("--sizes", default=None, help="training sizes, e.g. 32,512,8192 (None: the preset's)")
     p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (None: the preset's)")
     p.add_argument("--budgets", default=None, help="step multipliers, e.g. 1,4 (None: the preset's)")
+    p.add_argument(
+        "--models",
+        default=None,
+        help="the preset's model sizes to run, e.g. gpu-small,gpu-quick "
+        "(None: all; a part of the sweep, for one job of several)",
+    )
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
     p.add_argument("--figures", default="paper_figures/out", help="folder for the figures ('' to skip them)")
@@ -117,6 +123,12 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     seeds, budgets = _int_list("--seeds", args.seeds, "0,1,2", 0), _int_list("--budgets", args.budgets, "1,4", 1)
     if seeds is not None or budgets is not None:
         pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
+    if args.models is not None:
+        names, known = args.models.split(","), [a.name for a in pr.archs]
+        if not all(names) or any(n not in known for n in names):
+            raise ValueError(f"--models: expected a comma list of the preset's model sizes {known}, got "
+                             f"{args.models!r}")  # fmt: skip
+        pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))
     t0 = time.perf_counter()
     print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
     run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)
