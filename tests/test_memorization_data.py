@@ -5,8 +5,8 @@ undecided where an interval is missing."""
 
 from __future__ import annotations
 
-import math
 import json
+import math
 import shutil
 import sys
 from pathlib import Path
