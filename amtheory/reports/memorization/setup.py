@@ -77,6 +77,14 @@ def section_run(data: MemorizationData, machine: str | None) -> str:
     return "\n".join(lines)
 
 
+def _precision(row) -> str:
+    """The training precision as it ran: bf16 autocast is a CUDA setting (a CPU run trains in float32)."""
+    on_cuda = str(row.get("device", "")).startswith("cuda")
+    if str(row["bf16"]) == "True":
+        return "bf16 autocast" if on_cuda else "float32 (bf16 autocast applies on CUDA only)"
+    return "float32 (TF32 matrix products)" if on_cuda else "float32"
+
+
 def section_setup(data: MemorizationData) -> str:
     s, d, m = data.settings, data.run["data"], data.models
     corpus = data.run.get("corpus")
@@ -117,7 +125,7 @@ def section_setup(data: MemorizationData) -> str:
             f"- Training (the same at every size): {' or '.join(f'{b:,}' for b in data.budgets())} AdamW steps of "
             f"{int(r0['batch_size'])} blocks drawn with replacement from the first n training blocks (nested subsets "
             f"of one seeded shuffle), lr {r0['lr']:g}, {int(r0['warmup'])} warm-up steps, EMA {r0['ema']:g} (the EMA "
-            f"weights are evaluated), bf16: {r0['bf16']}, `torch.compile`: {r0['compile']}; training seeds "
+            f"weights are evaluated), {_precision(r0)}, `torch.compile`: {r0['compile']}; training seeds "
             f"{', '.join(str(v) for v in sorted(set(m['seed'])))}. Training sizes n: "
             f"{', '.join(n_fmt(n) for n in sorted(set(m['train_size'])))} blocks.",
         ]
