@@ -361,3 +361,11 @@ def test_data_folders_of_parts_of_a_sweep_merge_into_the_whole(seeds_run, tmp_pa
     main = load_experiment("summarize_memorization").main
     with pytest.raises(SystemExit):
         main(["--export", str(seeds_run[1]), "--merge", str(parts[0]), str(parts[1]), "--data", str(tmp_path / "x")])
+
+
+def test_the_page_states_the_precision_the_models_trained_in(seeds_run):
+    """bf16 autocast is a CUDA setting: a CPU run with the flag set trained in float32, and the page says so."""
+    from amtheory.reports.memorization import build_page
+
+    page = build_page(read_data(seeds_run[2]), n_boot=N_BOOT)
+    assert "float32 (bf16 autocast applies on CUDA only)" in page and "bf16: True" not in page
