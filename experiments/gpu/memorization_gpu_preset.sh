@@ -1,15 +1,15 @@
 #!/usr/bin/env bash
 # The whole gpu preset of the memorization sweep (training, every measurement) into results/gpu_preset, resumable:
-# run it again on the same machine to finish what a call did not; each call stops within MEM_TIMEOUT seconds
+# run it again on the same machine to finish what a job did not; each job stops within MEM_TIMEOUT seconds
 # (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
-# them), so that each part fits one call and a machine lost between calls costs one part only. When a call finishes
-# its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB). The parts'
-# folders are merged, and the page and figures built, anywhere:
+# them), so that each part fits one time-limited job and a machine lost between jobs costs one part only. When a
+# job finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
+# The parts' folders are merged, and the page and figures built, anywhere:
 #   python experiments/summarize_memorization.py --merge PART_A PART_B --data docs/data/memorization
 #   python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md \
 #       --figures docs/figures
 # Needs the prepared corpus data/brown-sotu (make data; about 9 MB, carried to the machine).
-# Record: benchmarks/h100_memorization_gpu.log (the stage times of every call, and the wall time).
+# Record: benchmarks/h100_memorization_gpu.log (the stage times of every job, and the wall time).
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -25,7 +25,7 @@ COMMAND="python experiments/memorization.py --preset gpu --out $RESULTS --data d
 timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
     --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 | grep -v Warning \
     | tee -a "$OUT/memorization_gpu.log"
-echo "call wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
+echo "job wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
 kill "$SMI"
 if grep -q "^\[memorization\] total" "$OUT/memorization_gpu.log"; then
     python3 experiments/summarize_memorization.py --export "$RESULTS" --data "$OUT/memorization_data" \
