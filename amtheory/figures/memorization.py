@@ -134,8 +134,10 @@ def fig_recovery(data: MemorizationData, out: Path) -> list[Path]:
             ax.set_title(f"{ms}, {steps:,} steps")
             ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
-    fig.suptitle(f"{style.backend_label('uddm')} recovery against training-set size (bands: two standard errors; "
-                 "thin lines: where train and test meet)")  # fmt: skip
+    # The explanation goes under the panels, wrapped to their width: a one-line title as wide as three panels
+    # would leave a narrow figure mostly blank.
+    fig.suptitle(f"{style.backend_label('uddm')} recovery against training-set size")
+    style.footnote(fig, "Bands: two standard errors. Thin vertical lines: where train and test meet.")
     return save(fig, out, "memorization_recovery")
 
 
@@ -230,9 +232,8 @@ def fig_entropy(data: MemorizationData, out: Path) -> list[Path]:
     axes[0][0].set_ylabel("entropy of p(x0 | x_t), nats / token")
     style.legend_outside(fig, *axes[0][0].get_legend_handles_labels())
     t = data.settings.get("entropy_t", 1e-5)
-    fig.suptitle(
-        f"Conditional entropy at t = {t:g} on training, test and generated blocks (bands: two standard errors)"
-    )
+    fig.suptitle(f"Conditional entropy at t = {t:g}")
+    style.footnote(fig, "On training, test and generated blocks. Bands: two standard errors.")
     return save(fig, out, "memorization_entropy")
 
 
