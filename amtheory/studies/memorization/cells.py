@@ -205,6 +205,18 @@ class HopfieldCell:
 # ---------------------------------------------------------------------------------------------------------------
 # Presets
 # ---------------------------------------------------------------------------------------------------------------
+def _check_distinct_ints(name: str, values: object, what: str, *, minimum: int) -> None:
+    """``values``: a non-empty tuple of distinct ints >= ``minimum`` (``what`` they are, for the message)."""
+    if not isinstance(values, tuple):
+        raise TypeError(f"{name}: expected a tuple of distinct ints >= {minimum}, got {type(values).__name__}")
+    if not values:
+        raise ValueError(f"{name}: expected at least one of the {what}, got an empty tuple")
+    for v in values:
+        check_int(name, v, minimum=minimum)
+    if len(set(values)) != len(values):
+        raise ValueError(f"{name}: expected distinct {what}, got {values}")
+
+
 @dataclass(frozen=True)
 class Preset:
     """A whole sweep: the training cells (model sizes x step budgets x training sizes x training seeds ``seeds``;
@@ -238,21 +250,8 @@ class Preset:
     def __post_init__(self):
         check_int("train_group", self.train_group, minimum=1)
         check_int("eval_group", self.eval_group, minimum=1)
-        if not isinstance(self.budgets, tuple) or not self.budgets:
-            raise TypeError(f"budgets: expected a non-empty tuple of distinct step multipliers >= 1, got "
-                            f"{self.budgets!r}")  # fmt: skip
-        for b in self.budgets:
-            check_int("budgets", b, minimum=1)
-        if len(set(self.budgets)) != len(self.budgets):
-            raise ValueError(f"budgets: expected distinct step multipliers, got {self.budgets}")
-        if not isinstance(self.seeds, tuple):
-            raise TypeError(f"seeds: expected a tuple of distinct ints >= 0, got {type(self.seeds).__name__}")
-        if not self.seeds:
-            raise ValueError("seeds: expected at least one training seed, got an empty tuple")
-        for s in self.seeds:
-            check_int("seeds", s, minimum=0)
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"seeds: expected distinct training seeds, got {self.seeds}")
+        _check_distinct_ints("seeds", self.seeds, "training seeds", minimum=0)
+        _check_distinct_ints("budgets", self.budgets, "step multipliers", minimum=1)
 
     def train_cells(self) -> list[TrainCell]:
         return [
