@@ -163,3 +163,16 @@ def test_bad_input_names_the_argument(group):
         GroupDenoiser(CFG, torch.zeros(G, 7))
     with pytest.raises(ValueError, match="states\\[1\\]: missing parameters"):
         GroupDenoiser.from_states(CFG, [_states()[0], {}])
+
+
+def test_a_subgroup_is_the_members_it_names(group):
+    d, _ = group
+    x, t = _queries(), torch.full((B,), 0.4, dtype=torch.float64)
+    whole = d.log_posterior(x, t)
+    sub = d.subgroup([2, 0], batch_size=2)
+    assert sub.n_members == 2 and sub.batch_size == 2 and d.batch_size is None
+    torch.testing.assert_close(sub.log_posterior(x[[2, 0]], t), whole[[2, 0]], rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match="members"):
+        d.subgroup([0, G])
+    with pytest.raises(TypeError, match="members"):
+        d.subgroup([])

@@ -119,6 +119,17 @@ class GroupDenoiser:
                 raise ValueError(f"paths[{g}]: expected the model config of paths[0] {config}, got {m.config}")
         return cls.from_states(config, [m.state_dict() for m in models], **kw)
 
+    def subgroup(self, members: Sequence[int], **kw) -> GroupDenoiser:
+        """The denoiser of the members ``members`` (indices, in that order), with this one's settings unless ``kw``
+        (``batch_size``, ``autocast_dtype``, ``attention``) overrides them."""
+        if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
+            raise TypeError(f"members: expected a non-empty sequence of member indices, got {members!r}")
+        for g in members:
+            check_int("members", g, minimum=0, maximum=self.n_members - 1)
+        idx = torch.tensor(list(members), device=self.weights.device)
+        settings = {"batch_size": self.batch_size, "autocast_dtype": self.autocast_dtype, "attention": self.attention}
+        return GroupDenoiser(self.config, self.weights.index_select(0, idx), device=self.device, **{**settings, **kw})
+
     @property
     def n_members(self) -> int:
         return int(self.weights.shape[0])

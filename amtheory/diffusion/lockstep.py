@@ -64,8 +64,7 @@ class _Rounds:
         if len(members) == d.n_members:
             return d.params
         if self._subset is None or self._subset[0] != members:
-            idx = torch.tensor(members, device=d.weights.device)
-            self._subset = (members, d.layout.views(d.weights.index_select(0, idx)))
+            self._subset = (members, d.subgroup(members).params)
         return self._subset[1]
 
     def _run_if_all_waiting(self) -> None:

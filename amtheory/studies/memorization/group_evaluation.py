@@ -48,10 +48,7 @@ def _batched_chains(denoiser, part: list[tuple[TrainCell, list[EvalCell]]], sett
 
     def sub(members: tuple[int, ...]) -> GroupDenoiser:
         if members not in subsets:
-            idx = torch.tensor(members, device=denoiser.weights.device)
-            subsets[members] = GroupDenoiser(denoiser.config, denoiser.weights.index_select(0, idx), device=dev,
-                                             batch_size=max(1, s.batch_size // 2),
-                                             autocast_dtype=denoiser.autocast_dtype)  # fmt: skip
+            subsets[members] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2))
         return subsets[members]
 
     for measure in ("recovery", "fixed_points"):
