@@ -5,29 +5,19 @@ OUT``."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from amtheory.studies.memorization.export import CELL, DATA_FILES, FORMAT
+from amtheory.studies.memorization.export import CELL, DATA_FILES
 from amtheory.studies.memorization.run_record import run_json
+from amtheory.studies.memorization.summary import read_data
 
 __all__ = ["merge_data"]
 
 #: What must agree between the parts: they are parts of one sweep.
 _SAME = ("format", "settings", "data", "trajectory_points")
-
-
-def _read_run(folder: Path) -> dict:
-    missing = [n for n in DATA_FILES if not (folder / n).is_file()]
-    if missing:
-        raise FileNotFoundError(f"folders: expected the files {list(DATA_FILES)} in {folder}, missing {missing}")
-    run = json.loads((folder / "run.json").read_text())
-    if run.get("format") != FORMAT:
-        raise ValueError(f"folders: expected {folder / 'run.json'} of format {FORMAT!r}, got {run.get('format')!r}")
-    return run
 
 
 def _joined(values: list, sep: str) -> str | None:
@@ -50,7 +40,7 @@ def merge_data(folders: Sequence[str | Path], out: str | Path) -> list[Path]:
     for r in roots:
         if not r.is_dir():
             raise FileNotFoundError(f"folders: expected a data folder, got {r} (no such folder)")
-    runs = [_read_run(r) for r in roots]
+    runs = [read_data(r).run for r in roots]  # each checked as a data folder (its files, format and columns)
     for r, run in zip(roots[1:], runs[1:]):
         for key in _SAME:
             if run.get(key) != runs[0].get(key):
