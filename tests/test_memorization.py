@@ -318,3 +318,13 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     assert [a.name for a in seen[-1].archs] == ["gpu-micro", "gpu-quick"]
     with pytest.raises(ValueError, match="--models: expected a comma list of the preset's model sizes"):
         main(["--preset", "gpu", "--models", "gpu-huge", "--out", str(tmp_path)])
+    # --hopfield: which Hopfield-family backends run beside the models ("none": the part of a sweep that leaves
+    # them to another part).
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--hopfield", "none", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].backends == () and seen[-1].hopfield_cells("recovery") == []
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--hopfield", "modern,empirical", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].backends == ("empirical", "modern")
+    with pytest.raises(ValueError, match="--hopfield: expected 'none' or a comma list of the preset's backends"):
+        main(["--preset", "gpu", "--hopfield", "modern,potts", "--out", str(tmp_path)])

@@ -2,8 +2,9 @@
 # The whole gpu preset of the memorization sweep (training, every measurement) into results/gpu_preset, resumable:
 # run it again on the same machine to finish what a job did not; each job stops within MEM_TIMEOUT seconds
 # (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
-# them), so that each part fits one time-limited job and a machine lost between jobs costs one part only. When a
-# job finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
+# them; HOPFIELD=none leaves those to another part), so that each part fits one time-limited job and a machine lost
+# between jobs costs one part only (memorization_gpu_parts.sh runs two such parts side by side). When a job
+# finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
 # The parts' folders are merged, and the page and figures built, anywhere:
 #   python experiments/summarize_memorization.py --merge PART_A PART_B --data docs/data/memorization
 #   python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md \
@@ -21,6 +22,7 @@ SMI=$!
 START=$(date +%s)
 PART=()
 [ -n "${MODELS:-}" ] && PART=(--models "$MODELS")
+[ -n "${HOPFIELD:-}" ] && PART+=(--hopfield "$HOPFIELD")
 COMMAND="python experiments/memorization.py --preset gpu --out $RESULTS --data data/brown-sotu --device cuda ${PART[*]}"
 timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
     --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 | grep -v Warning \

@@ -55,6 +55,12 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
         help="the preset's model sizes to run, e.g. gpu-small,gpu-quick "
         "(None: all; a part of the sweep, for one job of several)",
     )
+    p.add_argument(
+        "--hopfield",
+        default=None,
+        help="the Hopfield-family backends to run beside the models, e.g. empirical,modern, or 'none' "
+        "(None: the preset's; 'none' for a part of a sweep whose Hopfield cells another part runs)",
+    )
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
     p.add_argument("--figures", default="paper_figures/out", help="folder for the figures ('' to skip them)")
@@ -76,6 +82,15 @@ def _int_list(option: str, text: str | None, example: str, minimum: int) -> tupl
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
     return _int_list("--sizes", text, "32,512,8192", 1)
+
+
+def _backends(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
+    """The preset's Hopfield backends named in ``text`` (a comma list, or "none"), in the preset's order."""
+    names = [] if text == "none" else text.split(",")
+    if (text != "none" and not all(names)) or any(n not in known for n in names):
+        raise ValueError(f"--hopfield: expected 'none' or a comma list of the preset's backends {list(known)}, "
+                         f"got {text!r}")  # fmt: skip
+    return tuple(b for b in known if b in names)
 
 
 def _workers(text: str | None) -> int | str | None:
@@ -129,6 +144,8 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
             raise ValueError(f"--models: expected a comma list of the preset's model sizes {known}, got "
                              f"{args.models!r}")  # fmt: skip
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))
+    if args.hopfield is not None:
+        pr = dataclasses.replace(pr, backends=_backends(args.hopfield, pr.backends))
     t0 = time.perf_counter()
     print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
     run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)
