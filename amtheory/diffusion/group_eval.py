@@ -79,10 +79,12 @@ class GroupDenoiser:
             check_int("batch_size", batch_size, minimum=1)
         if autocast_dtype is not None and autocast_dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"autocast_dtype: expected None, torch.bfloat16 or torch.float16, got {autocast_dtype}")
-        self.device = torch.device(device) if device is not None else weights.device
+        target = torch.device(device) if device is not None else weights.device
         self.config, self.batch_size = config, batch_size
         self.autocast_dtype, self.attention = autocast_dtype, attention
-        self.weights = weights.detach().to(device=self.device, dtype=torch.float32).clone()
+        self.weights = weights.detach().to(device=target, dtype=torch.float32).clone()
+        # The device of the weights, "cuda" resolved to "cuda:0": the device checks compare tensors' devices with it.
+        self.device = self.weights.device
         self.params = self.layout.views(self.weights)
         self.tables = GroupTables(config, self.device)
 
