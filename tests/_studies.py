@@ -23,6 +23,7 @@ MODULES = {
     "diagnose_training": "amtheory.studies.benchmarks.training_diagnosis",
     "bench_group_train": "amtheory.studies.benchmarks.group_training",
     "bench_lockstep": "amtheory.studies.benchmarks.lockstep",
+    "bench_chain_step": "amtheory.studies.benchmarks.chain_step",
     "bench_ddp_scaling": "amtheory.studies.benchmarks.ddp_scaling",
     "compare_results": "amtheory.core.sweep.compare",
 }

@@ -112,6 +112,19 @@ def test_cuda_only_modules_import(name):
     assert callable(load_experiment(name).main)
 
 
+def test_chain_step_bench_runs_on_cpu(tmp_path, capsys):
+    from amtheory.studies.benchmarks.chain_step import main
+
+    rows = main(["--device", "cpu", "--rows", "2", "--length", "4", "--vocab", "50", "--repeats", "1",
+                 "--out", str(tmp_path)])  # fmt: skip
+    assert [r["t_from"] for r in rows] == [1.0, 0.5, 0.1]
+    assert all(r["ms"] > 0 and r["ms_full_distribution"] > 0 and 0 < r["model_share"] < 1 for r in rows)
+    assert "| 0.50 -> 0.48 |" in (tmp_path / "bench_chain_step.txt").read_text()
+    with pytest.raises(SystemExit):
+        main(["--rows", "0", "--out", str(tmp_path)])
+    assert "--rows: expected an int >= 1, got 0" in capsys.readouterr().err
+
+
 def test_lockstep_bench_runs_on_cpu(tmp_path):
     from amtheory.studies.benchmarks.lockstep import main
 

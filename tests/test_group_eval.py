@@ -176,3 +176,13 @@ def test_a_subgroup_is_the_members_it_names(group):
         d.subgroup([0, G])
     with pytest.raises(TypeError, match="members"):
         d.subgroup([])
+
+
+def test_a_device_named_with_its_index_takes_queries_made_on_the_plain_device():
+    """A group made with device="cpu:0" (as "cuda" on a GPU is "cuda:0") keeps its weights' device, so queries
+    built on the plain device run instead of failing the device check."""
+    den = GroupDenoiser.from_states(CFG, _states(), device="cpu:0")
+    x = _queries(9)
+    dyn = ReverseDiffusion(t_start=0.5, n_steps=4, sampler="argmax", final="argmax", grid="global")
+    assert den.device == x.device
+    assert group_reverse_chain(den, dyn, x).shape == x.shape

@@ -281,3 +281,67 @@ def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac,
         a_t, a_s = float(alpha(t)), float(alpha(s))
     full = argmax_keep(_step_probs(log_x, x_t, a_t, a_s), x_t)
     assert torch.equal(_step_mode(log_x, x_t, a_t, a_s), full)
+
+
+@property_settings(max_examples=30)
+@given(
+    seed=seeds(),
+    V=sizes(2, 9),
+    t=st.floats(0.01, 1.0),
+    frac=st.floats(0.0, 0.999),
+    sharp=st.floats(0.0, 30.0),
+    ruled_out=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_a_stochastic_step_draws_each_token_with_its_step_probability(seed, V, t, frac, sharp, ruled_out, dtype):
+    """The ancestral chain's draw, given evenly spaced uniforms u = (k + 1/2) / M at one position, gives each token
+    a share of the M draws equal to its probability under the float64 step distribution to within a few draws (one
+    per end of each interval of u that maps to the token): the draw is the step distribution, for sharp and flat
+    models, tokens the model rules out (never drawn), and float32 or float64 model output."""
+    from amtheory.diffusion.sampler.steps import _step_probs, chain_update
+    from amtheory.diffusion.schedule import one_minus_alpha
+
+    g = torch.Generator().manual_seed(seed)
+    M = 20000
+    logits = sharp * torch.randn(2, V, generator=g, dtype=torch.float64)
+    if ruled_out:
+        logits[:, : V // 2] = float("-inf")
+    log_x = torch.log_softmax(logits, -1).to(dtype)
+    z = torch.randint(0, V, (2,), generator=g)
+    t_from, t_to = torch.full((2,), t, dtype=torch.float64), torch.full((2,), t * frac, dtype=torch.float64)
+    p = _step_probs(log_x[:, None], z[:, None], alpha(t_from), alpha(t_to), one_minus_alpha(t_from - t_to),
+                    one_minus_alpha(t_to))[:, 0]  # fmt: skip
+    u = ((torch.arange(M, dtype=torch.float64) + 0.5) / M).to(torch.float32).expand(2, M)
+    drawn = chain_update(log_x[:, None].expand(2, M, V), z[:, None].expand(2, M), t_from, t_to, final="argmax",
+                         u=u, source="test")  # fmt: skip
+    for row in range(2):
+        counts = torch.bincount(drawn[row], minlength=V).double()
+        assert (counts - M * p[row]).abs().max() <= 6, (counts.tolist(), (M * p[row]).tolist())
+        assert counts[p[row] == 0].sum() == 0
+
+
+@property_settings(max_examples=40)
+@given(
+    seed=seeds(),
+    V=sizes(2, 9),
+    t=st.floats(1e-4, 1.0),
+    sharp=st.floats(0.0, 30.0),
+    per_query=st.booleans(),
+    dtype=st.sampled_from([torch.float32, torch.float64]),
+)
+def test_final_mode_is_the_argmax_of_the_full_final_scores(seed, V, t, sharp, per_query, dtype):
+    """The chain's last step picks the token argmax_keep picks from the float64 final scores, for sharp and flat
+    models, exact ties (repeated logits) and tokens the model rules out (-inf)."""
+    from amtheory.diffusion.sampler.steps import _final_mode, _final_scores
+    from amtheory.diffusion.schedule import one_minus_alpha
+
+    g = torch.Generator().manual_seed(seed)
+    B, L = 3, 5
+    logits = (sharp * torch.randn(B, L, V, generator=g)).round()
+    logits[0, 0, : V // 2] = float("-inf")
+    log_x = torch.log_softmax(logits.to(dtype), -1)
+    x_t = torch.randint(0, V, (B, L), generator=g)
+    tt = torch.full((B,), t, dtype=torch.float64) if per_query else torch.tensor(t, dtype=torch.float64)
+    a_t, om_t = alpha(tt), one_minus_alpha(tt)
+    full = argmax_keep(_final_scores(log_x, x_t, a_t, om_t), x_t)
+    assert torch.equal(_final_mode(log_x, x_t, a_t, om_t), full)

@@ -134,6 +134,22 @@ def _final_scores(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t=N
     return out.scatter_add(-1, z, bonus.expand(z.shape))
 
 
+def _final_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t, source: str = "") -> torch.Tensor:
+    """``argmax_keep(_final_scores(...), x_t)`` without forming the ``[B, L, V]`` float64 scores: only the current
+    token's score is raised, so the winner is either it or the first argmax of ``log_x``, compared in float64 as
+    the scores would be (ties keep the current token)."""
+    a_t = _as_col(alpha_t, log_x).squeeze(-1)
+    om_t = _as_col(one_minus_t, log_x).squeeze(-1)
+    top, best = log_x.max(dim=-1)
+    check_finite_rows("log_x_theta", top, source=source)
+    log_om = torch.log(om_t)
+    s_best = top.double() + log_om
+    s_z = (log_x.gather(-1, x_t.unsqueeze(-1)).squeeze(-1).double() + log_om) + (
+        torch.log(log_x.shape[-1] * a_t + om_t) - log_om
+    )
+    return torch.where(s_z >= s_best, x_t, best)
+
+
 def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor | float) -> torch.Tensor:
     """Noise removal into ``s = 0``: ``argmax_v x_theta(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``, ``[B, L]``.
 
@@ -146,12 +162,39 @@ def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tens
     return argmax_keep(_final_scores(log_x_theta, x_t, alpha_t), x_t)
 
 
-def _draw_from_probs(p: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draw from probabilities ``p`` ``[..., V]`` with uniforms ``u`` ``[...]``."""
-    cdf = p.cumsum(-1)
-    # side="right" never picks a zero-probability token, even for u = 0.
-    idx = torch.searchsorted(cdf, (u.double() * cdf[..., -1]).unsqueeze(-1).contiguous(), right=True).squeeze(-1)
-    return idx.clamp_max(p.shape[-1] - 1)
+def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
+    """A draw from the step distribution of :func:`_step_probs` with the uniforms ``u`` ``[B, L]``, without forming
+    it over the vocabulary.
+
+    The step weight is a sum of three parts: ``V a_t x(z) + stay`` at the current token ``z``, ``c`` at every token
+    and ``(a_s - a_t) x(v)``. ``u`` times the total weight falls in one of them, laid end to end in that order: the
+    first gives ``z``, the second the token its place in the uniform part names, the third an inverse-CDF draw from
+    ``x``. Each token so gets exactly its step probability. Only the positions that land in the third part, about
+    ``(a_s - a_t) / a_s`` of them, need a cumulative sum over the vocabulary: one float32 pass for ``x`` and its sum
+    (in float64) instead of about eight float64 passes over ``[B, L, V]``.
+    """
+    V = log_x.shape[-1]
+    a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
+    x = log_x.exp()
+    mass = x.sum(-1, dtype=torch.float64)
+    z = x_t.unsqueeze(-1)
+    w_z = V * a_t * x.gather(-1, z).squeeze(-1).double() + stay
+    w_c = (V * c).expand_as(w_z)
+    total = w_z + w_c + d * mass
+    _check_mass(total)
+    s = u.double() * total
+    in_c, in_x = (s >= w_z) & (s < w_z + w_c), s >= w_z + w_c
+    # In the uniform part c > 0; elsewhere the quotient is not used.
+    k = torch.where(in_c, (s - w_z) / torch.where(in_c, c.expand_as(s), 1.0), 0.0).floor().long().clamp_(0, V - 1)
+    out = torch.where(in_c, k, x_t)
+    rows = in_x.nonzero(as_tuple=True)
+    if rows[0].numel():
+        cdf = x[rows].double().cumsum(-1)
+        target = (s - w_z - w_c)[rows] / d.expand_as(s)[rows]
+        # side="right" never picks a token the model rules out, even at the start of the part.
+        idx = torch.searchsorted(cdf, target.unsqueeze(-1).contiguous(), right=True).squeeze(-1)
+        out[rows] = idx.clamp_max(V - 1)
+    return out
 
 
 def chain_update(
@@ -170,12 +213,13 @@ def chain_update(
     ``u`` None, its mode. ``alpha_s - alpha_t`` and ``1 - alpha_s`` come from the times, exact where both alphas
     round to 1. ``source`` names the denoiser in a non-finite error."""
     a_t = alpha(t_from)
-    if t_to is None:
-        sc = log_x.double() if final == "argmax" else _final_scores(log_x, x, a_t, one_minus_alpha(t_from))
-        check_finite_rows("log_x_theta", sc.amax(-1), source=source)
-        return argmax_keep(sc, x)
+    if t_to is None:  # argmaxes found without float64 copies of log_x (float32 to float64 keeps the order)
+        if final == "argmax":
+            check_finite_rows("log_x_theta", log_x.amax(-1), source=source)
+            return argmax_keep(log_x, x, check=False)
+        return _final_mode(log_x, x, a_t, one_minus_alpha(t_from), source)
     a_s = alpha(t_to)
     gap, om_s = one_minus_alpha(t_from - t_to), one_minus_alpha(t_to)
     if u is None:  # argmax chain: the mode, found without the float64 distribution
         return _step_mode(log_x, x, a_t, a_s, gap, om_s)
-    return _draw_from_probs(_step_probs(log_x, x, a_t, a_s, gap, om_s), u)
+    return _step_draw(log_x, x, u, a_t, a_s, gap, om_s)
