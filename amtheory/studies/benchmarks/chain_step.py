@@ -75,6 +75,7 @@ def bench_chain_step(*, device: str, rows: int, length: int = 64, vocab: int = 8
         t_from = torch.full((rows,), t, dtype=torch.float64, device=device)
         t_to = t_from - 1.0 / n_steps
         a_t, a_s = float(alpha(t_from[0])), float(alpha(t_to[0]))
+
         def step(tf=t_from, tt=t_to):
             return chain_update(log_x, x, tf, tt, final="argmax", u=u, source="bench")
 
