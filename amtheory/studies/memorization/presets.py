@@ -10,7 +10,7 @@
   the 8,192 most frequent ids (95.7% of tokens), three DiTs without dropout — ``gpu-micro`` (48 wide, 2 blocks),
   ``gpu-small`` (128 x 4) and ``gpu-quick`` (256 x 6; docs/theory.md, "The denoising network and its training"),
   0.99M to 10.2M parameters — ten training sizes log-spaced from 16 blocks to the whole pool (53,167), three
-  seeds, and two step budgets (600 and 2,400 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3): 180
+  seeds, and two step budgets (400 and 1,600 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3): 180
   models, trained 30 at a time (``train_group``) and measured 30 at a time in lockstep (``eval_group``).
   Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 blocks per split (``GPU_SETTINGS``). Every stage prints
   its wall time; run the command again to finish what a first call did not (results:
@@ -194,16 +194,16 @@ def _gpu() -> Preset:
         ),
         sizes=GPU_SIZES,
         seeds=(0, 1, 2),
-        # Every model at 600 and at 2,400 steps of 64 blocks: the 16-block sets are drawn 2,400 (9,600) times a
-        # block, the whole pool about 0.7 (2.9) times. Sized from measured rates (benchmarks/README.md, "gpu
-        # preset"): at 1,000 and 4,000 steps the 180 models had not finished training after 926 s on an H100
-        # (gpu-quick trains 1.38M tokens/s in float32 at 30 members); at 600 / 2,400 training is predicted at 8-9
-        # minutes. The measurements of a group of 30: about 1,300 batched chain steps (recovery, fixed points; some
-        # 35 ms each for gpu-quick) and about 500 lockstep rounds at 1.4 ms of host work per model and round
-        # (benchmarks/cpu_bench_lockstep.txt), so about 1 minute; 4-6 minutes for the six groups. The whole
-        # preset is predicted at 15-17 minutes. Not yet measured.
+        # Every model at 400 and at 1,600 steps of 64 blocks: the 16-block sets are drawn 1,600 (6,400) times a
+        # block, 8,772 blocks about 2.9 (11.7) times, the whole pool 0.5 (1.9) times. Sized from the run at 600 /
+        # 2,400 steps (benchmarks/h100_memorization_gpu.log): training the 180 models took about 11 minutes of the
+        # H100, and measuring a group of 30 175-255 s whatever the width, so not in the networks: each chain step
+        # then formed float64 step distributions over the vocabulary, which it no longer does (3.3-4.4x faster a
+        # step on a CPU, benchmarks/cpu_bench_chain_step.txt). Predicted at 400 / 1,600 with the two parts side
+        # by side (experiments/gpu/memorization_gpu_parts.sh): training 7 minutes, the six groups' measurements at
+        # most 9, the Hopfield family about 3; 15-19 minutes in all. Not yet measured.
         budgets=(1, 4),
-        steps=600,
+        steps=400,
         batch_size=64,
         lr=1e-3,
         warmup=100,
