@@ -291,13 +291,13 @@ def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac,
     frac=st.floats(0.0, 0.999),
     sharp=st.floats(0.0, 30.0),
     ruled_out=st.booleans(),
-    dtype=st.sampled_from([torch.float32, torch.float64]),
+    dtype=st.sampled_from([torch.bfloat16, torch.float32, torch.float64]),
 )
 def test_a_stochastic_step_draws_each_token_with_its_step_probability(seed, V, t, frac, sharp, ruled_out, dtype):
     """The ancestral chain's draw, given evenly spaced uniforms u = (k + 1/2) / M at one position, gives each token
     a share of the M draws equal to its probability under the float64 step distribution to within a few draws (one
     per end of each interval of u that maps to the token): the draw is the step distribution, for sharp and flat
-    models, tokens the model rules out (never drawn), and float32 or float64 model output."""
+    models, tokens the model rules out (never drawn), and bf16, float32 or float64 model output."""
     from amtheory.diffusion.sampler.steps import _step_probs, chain_update
     from amtheory.diffusion.schedule import one_minus_alpha
 

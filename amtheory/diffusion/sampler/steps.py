@@ -175,7 +175,8 @@ def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t,
     """
     V = log_x.shape[-1]
     a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
-    x = log_x.exp()
+    # Half-precision log-probabilities are exponentiated in float32, not rounded again to 8 bits of mantissa.
+    x = (log_x.float() if log_x.dtype in (torch.float16, torch.bfloat16) else log_x).exp()
     mass = x.sum(-1, dtype=torch.float64)
     z = x_t.unsqueeze(-1)
     w_z = V * a_t * x.gather(-1, z).squeeze(-1).double() + stay
