@@ -8,6 +8,8 @@
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
 # Needs the prepared corpus data/brown-sotu (make data). Record: benchmarks/h100_memorization_gpu.log.
 set -u
+# Two processes share the card: memory they free is given back in place instead of left fragmented.
+export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT/a" "$OUT/b"
 START=$(date +%s)
 MODELS=gpu-micro,gpu-small RESULTS=results/gpu_preset_a OUT="$OUT/a" \
