@@ -8,7 +8,7 @@
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
 # Needs the prepared corpus data/brown-sotu (make data). Record: benchmarks/h100_memorization_gpu.log.
 set -u
-# Two processes share the card: memory they free is given back in place instead of left fragmented.
+# Two processes share the card: expandable segments keep the allocator of each from fragmenting what it holds.
 export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT/a" "$OUT/b"
 START=$(date +%s)
