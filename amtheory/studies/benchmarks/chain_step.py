@@ -10,18 +10,17 @@ milliseconds, peak memory on a GPU, and the share of positions whose draw needs 
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
 from amtheory.diffusion.sampler import posterior_step_probs
 from amtheory.diffusion.sampler.steps import _step_coefficients, chain_update
 from amtheory.diffusion.schedule import alpha
+from amtheory.studies.benchmarks.measure import device_label, write_record
 
 __all__ = ["bench_chain_step", "main"]
 
@@ -107,7 +106,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         torch.set_num_threads(a.threads)
     res = bench_chain_step(device=a.device, rows=a.rows, length=a.length, vocab=a.vocab, repeats=a.repeats)
     command = "python experiments/bench_chain_step.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
-    where = torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
+    where = device_label(torch.device(a.device), platform.processor() or platform.machine())
     lines = [f"# command: {command}",
              f"device: {a.device} ({where}); torch {torch.__version__}; {torch.get_num_threads()} thread(s); "
              f"{a.rows} x {a.length} tokens, V = {a.vocab}",
@@ -121,8 +120,5 @@ def main(argv: list[str] | None = None) -> list[dict]:
               f"{r['ms_full_distribution']:.1f} | {r['speedup']:.1f}x | {gib(r['peak_gib'])} | "
               f"{gib(r['peak_gib_full_distribution'])} |" for r in res]  # fmt: skip
     print("\n".join(lines))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_chain_step.txt").write_text("\n".join(lines) + "\n")
-    (out / "bench_chain_step.json").write_text(json.dumps({"command": command, "rows": res}, indent=2) + "\n")
+    write_record(a.out, "bench_chain_step", lines, {"command": command, "rows": res})
     return res

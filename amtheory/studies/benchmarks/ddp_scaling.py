@@ -38,6 +38,7 @@ from typing import Any
 import torch
 
 from amtheory.diffusion.model import PRESETS
+from amtheory.studies.benchmarks.measure import write_record
 
 __all__ = ["TARGET", "format_table", "main", "parse_counts", "steady_throughput", "target_line", "train_command"]
 
@@ -331,5 +332,4 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _write(out: Path, record: dict[str, Any], lines: list[str]) -> None:
     """The record as it stands: bench_ddp_scaling.json, and bench_ddp_scaling.txt holding ``lines``."""
-    (out / "bench_ddp_scaling.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "bench_ddp_scaling.txt").write_text("\n".join(lines) + "\n")
+    write_record(out, "bench_ddp_scaling", lines, record)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
-import json
 import math
 import platform
 import shlex
@@ -42,6 +41,7 @@ from amtheory.diffusion.train_step import (
     sample_batch,
     step_generator,
 )
+from amtheory.studies.benchmarks.measure import write_record
 from amtheory.studies.memorization.presets import preset
 
 __all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main"]
@@ -294,6 +294,5 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     log(f"device: {record['device']}; torch {record['torch']}; host {record['host']}; batch {batch}; {precision}")
     table = format_table(record)
     log(table)
-    (out / "bench_group_train.json").write_text(json.dumps(record, indent=2) + "\n")
-    (out / "bench_group_train.txt").write_text("\n".join(lines) + "\n")
+    write_record(out, "bench_group_train", lines, record)
     return record

@@ -10,12 +10,10 @@ which bounds how many models one lockstep group can serve per second.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import shlex
 import sys
 import time
-from pathlib import Path
 
 import torch
 
@@ -25,6 +23,7 @@ from amtheory.diffusion.group_train import initial_state
 from amtheory.diffusion.lockstep import run_in_lockstep
 from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
+from amtheory.studies.benchmarks.measure import device_label, write_record
 
 __all__ = ["bench_lockstep", "main"]
 
@@ -73,13 +72,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
     torch.set_num_threads(a.threads)
     rows = bench_lockstep(sizes, device=a.device, steps=a.steps)
     command = "python experiments/bench_lockstep.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
-    where = torch.cuda.get_device_name() if a.device.startswith("cuda") else platform.processor() or platform.machine()
+    where = device_label(torch.device(a.device), platform.processor() or platform.machine())
     lines = [f"# command: {command}", f"device: {a.device} ({where}); torch {torch.__version__}; {a.threads} thread(s)",
              "| G | rounds | ms per round | ms per member and round |", "|---|---|---|---|"]  # fmt: skip
     lines += [f"| {r['G']} | {r['rounds']} | {r['ms_per_round']:.2f} | {r['ms_per_member_round']:.2f} |" for r in rows]
     print("\n".join(lines))
-    out = Path(a.out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "bench_lockstep.txt").write_text("\n".join(lines) + "\n")
-    (out / "bench_lockstep.json").write_text(json.dumps({"command": command, "rows": rows}, indent=2) + "\n")
+    write_record(a.out, "bench_lockstep", lines, {"command": command, "rows": rows})
     return rows

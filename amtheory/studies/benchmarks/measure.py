@@ -1,5 +1,6 @@
 """Measurement helpers shared by the benchmarks: device synchronisation and memory, CUDA-event milliseconds, the
-median time and peak memory of one call, error text for a failed variant, and the JSON record."""
+median time and peak memory of one call, error text for a failed variant, and the records (JSON, and a text table
+beside it)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 import statistics
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -85,3 +87,12 @@ def write_json(path: str, record: Any, indent: int = 1) -> None:
     """Write ``record`` as JSON (objects JSON lacks as their text)."""
     with open(path, "w") as f:
         json.dump(record, f, indent=indent, default=str)
+
+
+def write_record(out: str | Path, name: str, lines: list[str], record: Any) -> None:
+    """Write a benchmark's record into the folder ``out`` (made if missing): ``name.txt`` (the lines) and
+    ``name.json`` (``record``)."""
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    (folder / f"{name}.json").write_text(json.dumps(record, indent=2, default=str) + "\n")
