@@ -254,15 +254,14 @@ def test_a_start_below_the_first_grid_point_still_takes_the_final_step():
     assert torch.equal(r.states, P)
 
 
-@property_settings(max_examples=60)
-@given(
-    seed=seeds(),
-    V=sizes(2, 9),
-    t=st.floats(0.01, 1.0),
-    frac=st.floats(0.0, 0.999),
-    sharp=st.floats(0.0, 30.0),
-    per_query=st.booleans(),
+# One step from t to t * frac of a model over V tokens whose logits are scaled by sharp.
+_STEP_CASES = dict(
+    seed=seeds(), V=sizes(2, 9), t=st.floats(0.01, 1.0), frac=st.floats(0.0, 0.999), sharp=st.floats(0.0, 30.0)
 )
+
+
+@property_settings(max_examples=60)
+@given(**_STEP_CASES, per_query=st.booleans())
 def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac, sharp, per_query):
     """The argmax chain's shortcut picks the token argmax_keep picks from the float64 step distribution, for sharp
     and flat models, exact ties (repeated logits) and tokens the model rules out (-inf)."""
@@ -284,15 +283,7 @@ def test_step_mode_is_the_argmax_of_the_full_step_distribution(seed, V, t, frac,
 
 
 @property_settings(max_examples=30)
-@given(
-    seed=seeds(),
-    V=sizes(2, 9),
-    t=st.floats(0.01, 1.0),
-    frac=st.floats(0.0, 0.999),
-    sharp=st.floats(0.0, 30.0),
-    ruled_out=st.booleans(),
-    dtype=st.sampled_from([torch.bfloat16, torch.float32, torch.float64]),
-)
+@given(**_STEP_CASES, ruled_out=st.booleans(), dtype=st.sampled_from([torch.bfloat16, torch.float32, torch.float64]))
 def test_a_stochastic_step_draws_each_token_with_its_step_probability(seed, V, t, frac, sharp, ruled_out, dtype):
     """The ancestral chain's draw, given evenly spaced uniforms u = (k + 1/2) / M at one position, gives each token
     a share of the M draws equal to its probability under the float64 step distribution to within a few draws (one
