@@ -195,3 +195,14 @@ def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_p
     alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
     grouped = run_experiment(dataclasses.replace(p, train_group=2), tmp_path / "grouped", device="cpu", progress=False)
     assert_same_tables(alone, grouped, tmp_path / "alone", tmp_path / "grouped")
+
+
+def test_the_benchmark_profiles_each_group_when_asked(tmp_path, capsys):
+    """--profile prints where a few steps of each group spend their time, after that group's timing."""
+    from amtheory.studies.benchmarks.group_training import main
+
+    main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--group-sizes", "2", "--profile",
+          "--out", str(tmp_path)])  # fmt: skip
+    out = capsys.readouterr().out
+    assert "--- profile: tiny-a group of 2, 3 steps, sorted by cpu_time_total" in out
+    assert "--- profile: tiny-a one-at-a-time" not in out  # the baseline is timed, not profiled

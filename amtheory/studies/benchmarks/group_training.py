@@ -42,6 +42,7 @@ from amtheory.diffusion.train_step import (
     step_generator,
 )
 from amtheory.studies.benchmarks.measure import write_record
+from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
 __all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main"]
@@ -124,12 +125,15 @@ def bench_group_train(
     warmup: int,
     matmul_n: int = 8192,
     budget_s: float | None = None,
+    profile: bool = False,
     log=print,
 ) -> dict[str, Any]:
     """Time (a) one model at a time and (b) groups of ``group_sizes`` members for each shape of ``shapes``;
     returns the record (device, measured bf16 rate, one row per measurement). Members' training sets cycle through
     ``data_sizes`` (random tokens). A measurement that fails (e.g. out of memory) is recorded with its error; one
-    that would start after ``budget_s`` seconds is skipped."""
+    that would start after ``budget_s`` seconds is skipped. With ``profile``, three more steps of each group are
+    profiled after its timing and their top kernels printed, by part of the step on CUDA
+    (:func:`~amtheory.studies.benchmarks.training_report.profile_step`)."""
     device = torch.device(device)
     t_start = time.perf_counter()
     rate = bf16_matmul_rate(device, matmul_n)
@@ -161,6 +165,8 @@ def bench_group_train(
                     data = [pool[: data_sizes[g % len(data_sizes)]] for g in range(G)]
                     step_fn = GroupTrainer(cfg, configs, data, device=device).step
                 sec = _timed_steps(step_fn, warmup, steps, device)
+                if profile and G > 0:
+                    profile_step(step_fn, device, f"{name} {label}", warmup + steps)
             except (RuntimeError, torch.OutOfMemoryError) as e:  # recorded, and the run goes on
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 rows.append(row)
@@ -256,6 +262,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5; --tiny: 1)")
     ap.add_argument("--group-chunk-rows", type=int, default=65536, help="rows of logits per loss chunk, all members")
     ap.add_argument("--budget-s", type=float, default=240.0, help="skip measurements that would start after this")
+    ap.add_argument("--profile", action="store_true", help="profile 3 more steps of each group (top kernels)")
     ap.add_argument("--out", required=True, help="folder for bench_group_train.json and .txt")
     a = ap.parse_args(argv)
 
@@ -287,7 +294,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         bf16=bf16, compile=device.type == "cuda" and not a.no_compile,
         chunk_rows=64 if a.tiny else 16384, group_chunk_rows=a.group_chunk_rows,
         steps=a.steps or (2 if a.tiny else 20), warmup=a.warmup or (1 if a.tiny else 5),
-        matmul_n=256 if a.tiny else 8192, budget_s=a.budget_s, log=log,
+        matmul_n=256 if a.tiny else 8192, budget_s=a.budget_s, profile=a.profile, log=log,
     )  # fmt: skip
     record["command"] = command
     precision = "bf16 autocast" if bf16 else "float32"
