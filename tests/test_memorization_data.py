@@ -361,6 +361,15 @@ def test_data_folders_of_parts_of_a_sweep_merge_into_the_whole(seeds_run, tmp_pa
     main = load_experiment("summarize_memorization").main
     with pytest.raises(SystemExit):
         main(["--export", str(seeds_run[1]), "--merge", str(parts[0]), str(parts[1]), "--data", str(tmp_path / "x")])
+    # Parts that ran side by side, each resumed over several jobs: the run's wall time is what the caller measured
+    # across the jobs, not the sum of the parts' totals, and the page states it.
+    page = main(["--merge", str(parts[0]), str(parts[1]), "--data", str(tmp_path / "timed"), "--wall-s", "1234.5",
+                 "--out", str(tmp_path / "page.md")])  # fmt: skip
+    assert json.loads((tmp_path / "timed" / "run.json").read_text())["log"]["total_s"] == 1234.5
+    assert "The whole run took 1,234 s (20.6 min)" in page
+    for bad in (["--wall-s", "-1", "--merge", str(parts[0]), str(parts[1])], ["--wall-s", "10", "--out", "p.md"]):
+        with pytest.raises(SystemExit):
+            main([*bad, "--data", str(tmp_path / "y")])
 
 
 def test_the_page_states_the_precision_the_models_trained_in(seeds_run):

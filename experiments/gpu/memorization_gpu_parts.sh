@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The gpu preset of the memorization sweep on one GPU as two parts run side by side: gpu-micro and gpu-small with
-# the Hopfield family (results/gpu_preset_a), and gpu-quick alone (results/gpu_preset_b). The small models' steps
-# and the lockstep measurements are bound by host work, the 256-wide model's training by the GPU, so the two
-# processes share the card with little waiting. Each part runs through memorization_gpu_preset.sh (resumable: run
-# this again on the same machine to finish what a job did not, each job stopping within MEM_TIMEOUT seconds);
-# when both have finished, their data folders are merged into $OUT/memorization_data. Then, anywhere:
+# the Hopfield family (results/gpu_preset_a), and gpu-quick alone (results/gpu_preset_b). Training keeps the card
+# busy in both (beside part A, gpu-quick trained at a third of its rate alone: h100_memorization_gpu.log); the gain
+# is in the measurements, whose lockstep passes wait on host work that the other part's GPU work fills. Each part
+# runs through memorization_gpu_preset.sh (resumable: run this again on the same machine to finish what a job did
+# not, each job stopping within MEM_TIMEOUT seconds);
+# when both have finished, their data folders are merged into $OUT/memorization_data, with the wall time of all
+# the jobs as the run's. Then, anywhere:
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
 # Needs the prepared corpus data/brown-sotu (make data). Record: benchmarks/h100_memorization_gpu.log.
 set -u
@@ -17,9 +19,13 @@ MODELS=gpu-micro,gpu-small RESULTS=results/gpu_preset_a OUT="$OUT/a" \
 MODELS=gpu-quick HOPFIELD=none RESULTS=results/gpu_preset_b OUT="$OUT/b" \
     bash experiments/gpu/memorization_gpu_preset.sh > "$OUT/b/part.txt" 2>&1 &
 wait
-echo "parts wall $(( $(date +%s) - START )) s" | tee -a "$OUT/parts.txt"
+# The jobs' wall times add up in a file beside the results (kept while the machine is), for the run's total.
+WALLS=results/gpu_preset_parts_wall_s.txt
+mkdir -p results && echo $(( $(date +%s) - START )) >> "$WALLS"
+TOTAL=$(awk '{s += $1} END {print s}' "$WALLS")
+echo "parts wall $(( $(date +%s) - START )) s; all jobs so far: $TOTAL s" | tee -a "$OUT/parts.txt"
 for part in a b; do grep -v " gpu-" "$OUT/$part/memorization_gpu.log" | tail -8 | sed "s/^/$part: /"; done
 if [ -d "$OUT/a/memorization_data" ] && [ -d "$OUT/b/memorization_data" ]; then
     PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --merge "$OUT/a/memorization_data" \
-        "$OUT/b/memorization_data" --data "$OUT/memorization_data"
+        "$OUT/b/memorization_data" --data "$OUT/memorization_data" --wall-s "$TOTAL"
 fi

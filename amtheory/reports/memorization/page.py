@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 from pathlib import Path
 
@@ -108,6 +109,12 @@ def _parser() -> argparse.ArgumentParser:
         help="write --data as the union of these data folders "
         "(exports of parts of one sweep, e.g. one model size per GPU job)",
     )
+    ap.add_argument(
+        "--wall-s",
+        type=float,
+        help="with --export or --merge: the run's wall time in seconds across all its jobs, stored as its total "
+        "(None: the log's total, or the sum of the merged parts')",
+    )
     ap.add_argument("--log", help="with --export: the run's log (measurement times, total)")
     ap.add_argument("--corpus", help="with --export: the prepared corpus folder (blocks available, [UNK] share)")
     ap.add_argument("--command", help="with --export: the command line that made the results folder (stored)")
@@ -133,6 +140,11 @@ def main(argv: list[str] | None = None) -> str | None:
     if not a.export and (a.log or a.corpus or a.command):
         ap.error(f"--log, --corpus and --command go with --export RESULTS, got them without it (--log {a.log}, "
                  f"--corpus {a.corpus}, --command {a.command})")  # fmt: skip
+    if a.wall_s is not None and not (a.export or a.merge):
+        ap.error(f"--wall-s: goes with --export or --merge (it is stored in --data), got it without them "
+                 f"(--wall-s {a.wall_s})")  # fmt: skip
+    if a.wall_s is not None and not (a.wall_s > 0 and math.isfinite(a.wall_s)):
+        ap.error(f"--wall-s: expected a positive number of seconds, got {a.wall_s}")
     if a.n_boot < 1:
         ap.error(f"--n-boot: expected a positive number of resamples, got {a.n_boot}")
     if a.export:
@@ -146,6 +158,10 @@ def main(argv: list[str] | None = None) -> str | None:
 
         paths = merge_data(a.merge, a.data)
         print(f"merged {len(a.merge)} data folders into {a.data}: {', '.join(p.name for p in paths)}")
+    if a.wall_s is not None:
+        from amtheory.studies.memorization.run_record import record_wall_time
+
+        record_wall_time(a.data, a.wall_s)
     if not (a.out or a.figures or a.probe):
         return None
     data = read_data(a.data)

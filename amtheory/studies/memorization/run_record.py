@@ -15,7 +15,7 @@ import pandas as pd
 
 from amtheory.studies.memorization.cells import DataSpec
 
-__all__ = ["corpus_record", "examples", "log_times", "run_json", "settings_of"]
+__all__ = ["corpus_record", "examples", "log_times", "record_wall_time", "run_json", "settings_of"]
 
 
 def _decoded(v: Any) -> Any:
@@ -111,3 +111,13 @@ def run_json(run: dict) -> str:
     text = json.dumps({**run, "examples": "@"}, indent=1)
     lines = ",\n".join("  " + json.dumps(e) for e in examples)
     return text.replace('"@"', f"[\n{lines}\n ]" if examples else "[]") + "\n"
+
+
+def record_wall_time(folder: str | Path, seconds: float) -> None:
+    """Store ``seconds`` as the run's total time in the data folder's ``run.json``: the wall time its caller
+    measured across all the run's jobs, where the log's last total covers one job only and merged parts that ran
+    side by side would add up to more than the run took."""
+    path = Path(folder) / "run.json"
+    run = json.loads(path.read_text())
+    run["log"] = {**(run.get("log") or {}), "total_s": float(seconds)}
+    path.write_text(run_json(run))
