@@ -1,10 +1,10 @@
 """One stochastic step of the reverse chain (``amtheory.diffusion.sampler.steps.chain_update``) at the shape the
-memorization study's batched chains use, against the draw from the full float64 step distribution (an inverse-CDF
-draw from :func:`~amtheory.diffusion.sampler.posterior_step_probs`, as the chain drew before). Reported per step:
+memorization study's batched chains use, against the reference draw from the full float64 step distribution (an
+inverse-CDF draw from :func:`~amtheory.diffusion.sampler.posterior_step_probs`). Reported per step:
 milliseconds, peak memory on a GPU, and the share of positions whose draw needs a sum over the vocabulary.
 
     python experiments/bench_chain_step.py --device cpu --rows 32 --out /tmp/out
-    python experiments/bench_chain_step.py --device cuda --rows 3840 --out /tmp/out   # 30 models x 128 blocks
+    python experiments/bench_chain_step.py --device cuda --rows 1920 --out /tmp/out   # 30 models x 64 blocks
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ def bench_chain_step(*, device: str, rows: int, length: int = 64, vocab: int = 8
 def main(argv: list[str] | None = None) -> list[dict]:
     ap = argparse.ArgumentParser(prog="python experiments/bench_chain_step.py", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cpu")
-    ap.add_argument("--rows", type=int, default=32, help="sequences in the step (30 models x 128 blocks: 3840)")
+    ap.add_argument("--rows", type=int, default=32, help="sequences a step (30 models in a batched chain: 1920)")
     ap.add_argument("--length", type=int, default=64, help="tokens per sequence")
     ap.add_argument("--vocab", type=int, default=8192, help="vocabulary size")
     ap.add_argument("--repeats", type=int, default=5, help="timed runs per case (median reported)")
