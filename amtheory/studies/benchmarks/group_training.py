@@ -166,7 +166,10 @@ def bench_group_train(
                     step_fn = GroupTrainer(cfg, configs, data, device=device).step
                 sec = _timed_steps(step_fn, warmup, steps, device)
                 if profile and G > 0:
-                    profile_step(step_fn, device, f"{name} {label}", warmup + steps)
+                    try:  # a profiler failure leaves the timing standing
+                        profile_step(step_fn, device, f"{name} {label}", warmup + steps)
+                    except RuntimeError as e:
+                        log(f"{name} {label}: profile failed, {type(e).__name__}: {str(e).splitlines()[0][:200]}")
             except (RuntimeError, torch.OutOfMemoryError) as e:  # recorded, and the run goes on
                 row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"
                 rows.append(row)
