@@ -84,13 +84,16 @@ def _sizes(text: str | None) -> tuple[int, ...] | None:
     return _int_list("--sizes", text, "32,512,8192", 1)
 
 
-def _backends(text: str, known: tuple[str, ...]) -> tuple[str, ...]:
-    """The preset's Hopfield backends named in ``text`` (a comma list, or "none"), in the preset's order."""
-    names = [] if text == "none" else text.split(",")
-    if (text != "none" and not all(names)) or any(n not in known for n in names):
-        raise ValueError(f"--hopfield: expected 'none' or a comma list of the preset's backends {list(known)}, "
-                         f"got {text!r}")  # fmt: skip
-    return tuple(b for b in known if b in names)
+def _names(option: str, text: str, known: list[str], what: str, *, none: bool = False) -> set[str]:
+    """The names in the comma list ``text``, each one of ``known`` (the preset's ``what``); with ``none``, the
+    text "none" names none of them."""
+    if none and text == "none":
+        return set()
+    names = text.split(",")
+    if not all(names) or any(n not in known for n in names):
+        either = "'none' or " if none else ""
+        raise ValueError(f"{option}: expected {either}a comma list of the preset's {what} {known}, got {text!r}")
+    return set(names)
 
 
 def _workers(text: str | None) -> int | str | None:
@@ -139,13 +142,11 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     if seeds is not None or budgets is not None:
         pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
     if args.models is not None:
-        names, known = args.models.split(","), [a.name for a in pr.archs]
-        if not all(names) or any(n not in known for n in names):
-            raise ValueError(f"--models: expected a comma list of the preset's model sizes {known}, got "
-                             f"{args.models!r}")  # fmt: skip
+        names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes")
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))
     if args.hopfield is not None:
-        pr = dataclasses.replace(pr, backends=_backends(args.hopfield, pr.backends))
+        names = _names("--hopfield", args.hopfield, list(pr.backends), "backends", none=True)
+        pr = dataclasses.replace(pr, backends=tuple(b for b in pr.backends if b in names))
     t0 = time.perf_counter()
     print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
     run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)
