@@ -162,37 +162,43 @@ def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tens
     return argmax_keep(_final_scores(log_x_theta, x_t, alpha_t), x_t)
 
 
+def _step_parts(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
+    """The three parts of the step weight of :func:`_step_probs` per position, float64 ``[B, L]``: ``V a_t x(z) +
+    stay`` at the current token ``z``, ``c`` at each of the ``V`` tokens, and ``(a_s - a_t) x(v)`` summed over
+    ``v``; with ``x`` (half precision exponentiated in float32, not rounded again to 8 bits of mantissa),
+    ``d = a_s - a_t`` and ``c``. Returns ``(x, d, c, w_z, w_c, w_x)``."""
+    V = log_x.shape[-1]
+    a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
+    x = (log_x.float() if log_x.dtype in (torch.float16, torch.bfloat16) else log_x).exp()
+    w_z = V * a_t * x.gather(-1, x_t.unsqueeze(-1)).squeeze(-1).double() + stay
+    return x, d, c, w_z, (V * c).expand_as(w_z), d * x.sum(-1, dtype=torch.float64)
+
+
 def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
     """A draw from the step distribution of :func:`_step_probs` with the uniforms ``u`` ``[B, L]``, without forming
     it over the vocabulary.
 
-    The step weight is a sum of three parts: ``V a_t x(z) + stay`` at the current token ``z``, ``c`` at every token
-    and ``(a_s - a_t) x(v)``. ``u`` times the total weight falls in one of them, laid end to end in that order: the
-    first gives ``z``, the second the token its place in the uniform part names, the third an inverse-CDF draw from
-    ``x``. Each token so gets exactly its step probability. Only the positions that land in the third part (2-18%
-    of them in a step of a 50-step grid, ``benchmarks/cpu_bench_chain_step.txt``) need a cumulative sum over the
-    vocabulary: one float32 pass for ``x`` and its sum (in float64) instead of about eight float64 passes over
-    ``[B, L, V]``.
+    ``u`` times the total weight falls in one of its three parts (:func:`_step_parts`), laid end to end in that
+    order: the first gives ``z``, the second the token its place in the uniform part names, the third an
+    inverse-CDF draw from ``x``. Each token so gets exactly its step probability. Only the positions that land in
+    the third part (2-18% of them in a step of a 50-step grid, ``benchmarks/cpu_bench_chain_step.txt``) need a
+    cumulative sum over the vocabulary: one float32 pass for ``x`` and its sum (in float64) instead of about eight
+    float64 passes over ``[B, L, V]``.
     """
     V = log_x.shape[-1]
-    a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
-    # Half-precision log-probabilities are exponentiated in float32, not rounded again to 8 bits of mantissa.
-    x = (log_x.float() if log_x.dtype in (torch.float16, torch.bfloat16) else log_x).exp()
-    mass = x.sum(-1, dtype=torch.float64)
-    z = x_t.unsqueeze(-1)
-    w_z = V * a_t * x.gather(-1, z).squeeze(-1).double() + stay
-    w_c = (V * c).expand_as(w_z)
-    total = w_z + w_c + d * mass
+    x, d, c, w_z, w_c, w_x = _step_parts(log_x, x_t, alpha_t, alpha_s, gap, one_minus_s)
+    z_or_c = w_z + w_c
+    total = z_or_c + w_x
     _check_mass(total)
     s = u.double() * total
-    in_c, in_x = (s >= w_z) & (s < w_z + w_c), s >= w_z + w_c
+    in_c, in_x = (s >= w_z) & (s < z_or_c), s >= z_or_c
     # In the uniform part c > 0; elsewhere the quotient is not used.
     k = torch.where(in_c, (s - w_z) / torch.where(in_c, c.expand_as(s), 1.0), 0.0).floor().long().clamp_(0, V - 1)
     out = torch.where(in_c, k, x_t)
     rows = in_x.nonzero(as_tuple=True)
     if rows[0].numel():
         cdf = x[rows].double().cumsum(-1)
-        target = (s - w_z - w_c)[rows] / d.expand_as(s)[rows]
+        target = (s - z_or_c)[rows] / d.expand_as(s)[rows]
         # side="right" never picks a token the model rules out, even at the start of the part.
         idx = torch.searchsorted(cdf, target.unsqueeze(-1).contiguous(), right=True).squeeze(-1)
         out[rows] = idx.clamp_max(V - 1)

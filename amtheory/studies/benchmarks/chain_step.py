@@ -18,7 +18,7 @@ import time
 import torch
 
 from amtheory.diffusion.sampler import posterior_step_probs
-from amtheory.diffusion.sampler.steps import _step_coefficients, chain_update
+from amtheory.diffusion.sampler.steps import _step_parts, chain_update
 from amtheory.diffusion.schedule import alpha
 from amtheory.studies.benchmarks.measure import device_label, write_record
 
@@ -32,13 +32,10 @@ def _full_distribution_draw(log_x, x, t_from, t_to, u):
     return idx.clamp_max(p.shape[-1] - 1)
 
 
-def _model_share(log_x, x, a_t: float, a_s: float) -> float:
+def _model_share(log_x, x, t_from, t_to) -> float:
     """The expected share of positions whose draw falls in the model's part of the step weight."""
-    V = log_x.shape[-1]
-    _, d, c, stay = (float(v) for v in _step_coefficients(a_t, a_s, None, None, log_x, V))
-    x_z = log_x.gather(-1, x.unsqueeze(-1)).squeeze(-1).double().exp()
-    mass = log_x.exp().sum(-1, dtype=torch.float64)
-    return float((d * mass / (V * a_t * x_z + stay + V * c + d * mass)).mean())
+    *_, w_z, w_c, w_x = _step_parts(log_x, x, alpha(t_from), alpha(t_to), None, None)
+    return float((w_x / (w_z + w_c + w_x)).mean())
 
 
 def _timed(fn, device: str, repeats: int) -> tuple[float, float | None]:
@@ -73,7 +70,6 @@ def bench_chain_step(*, device: str, rows: int, length: int = 64, vocab: int = 8
     for t in starts:
         t_from = torch.full((rows,), t, dtype=torch.float64, device=device)
         t_to = t_from - 1.0 / n_steps
-        a_t, a_s = float(alpha(t_from[0])), float(alpha(t_to[0]))
 
         def step(tf=t_from, tt=t_to):
             return chain_update(log_x, x, tf, tt, final="argmax", u=u, source="bench")
@@ -83,8 +79,8 @@ def bench_chain_step(*, device: str, rows: int, length: int = 64, vocab: int = 8
 
         ms, peak = _timed(step, device, repeats)
         ms_full, peak_full = _timed(full, device, repeats)
-        out.append({"t_from": t, "t_to": t - 1.0 / n_steps, "model_share": _model_share(log_x, x, a_t, a_s), "ms": ms,
-                    "ms_full_distribution": ms_full, "speedup": ms_full / ms, "peak_gib": peak,
+        out.append({"t_from": t, "t_to": t - 1.0 / n_steps, "model_share": _model_share(log_x, x, t_from, t_to),
+                    "ms": ms, "ms_full_distribution": ms_full, "speedup": ms_full / ms, "peak_gib": peak,
                     "peak_gib_full_distribution": peak_full})  # fmt: skip
     return out
 
