@@ -198,7 +198,7 @@ def _gpu() -> Preset:
         # block, 8,772 blocks about 2.9 (11.7) times, the whole pool 0.5 (1.9) times. Sized from the run at 600 /
         # 2,400 steps (benchmarks/h100_memorization_gpu.log): training the 180 models took about 11 minutes of the
         # H100, and measuring a group of 30 175-255 s whatever the width, so not in the networks: each chain step
-        # then formed float64 step distributions over the vocabulary, which it no longer does (3.9-4.3x faster a
+        # then formed float64 step distributions over the vocabulary, which it no longer does (3.4-4.3x faster a
         # step on a CPU, benchmarks/cpu_bench_chain_step.txt). Predicted at 400 / 1,600 with the two parts side
         # by side (experiments/gpu/memorization_gpu_parts.sh): training 7 minutes, the six groups' measurements at
         # most 9, the Hopfield family about 3; 15-19 minutes in all. Not yet measured.
