@@ -21,9 +21,10 @@ MODELS=gpu-quick HOPFIELD=none RESULTS=results/gpu_preset_b OUT="$OUT/b" \
 wait
 # The jobs' wall times add up in a file beside the results (kept while the machine is), for the run's total.
 WALLS=results/gpu_preset_parts_wall_s.txt
-mkdir -p results && echo $(( $(date +%s) - START )) >> "$WALLS"
+WALL=$(( $(date +%s) - START ))
+mkdir -p results && echo "$WALL" >> "$WALLS"
 TOTAL=$(awk '{s += $1} END {print s}' "$WALLS")
-echo "parts wall $(( $(date +%s) - START )) s; all jobs so far: $TOTAL s" | tee -a "$OUT/parts.txt"
+echo "parts wall $WALL s; all jobs so far: $TOTAL s" | tee -a "$OUT/parts.txt"
 for part in a b; do grep -v " gpu-" "$OUT/$part/memorization_gpu.log" | tail -8 | sed "s/^/$part: /"; done
 if [ -d "$OUT/a/memorization_data" ] && [ -d "$OUT/b/memorization_data" ]; then
     PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --merge "$OUT/a/memorization_data" \
