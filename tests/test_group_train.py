@@ -179,19 +179,26 @@ def test_flops_per_token_counts_the_head_and_attention():
     assert flops_per_token(CFG) == 6 * head_and_body + 12 * CFG.n_blocks * L * CFG.d_model
 
 
+def _study_preset(**kw):
+    """A memorization preset of two nano models on the embedded corpus, small enough for a test to run whole."""
+    from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset
+
+    return Preset(
+        name="micro", data=DataSpec("embedded", 12, 128),
+        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
+        sizes=(4, 16), batch_size=4, lr=3e-3, warmup=2, ema=0.9,
+        settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
+                              n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
+        backends=(), **kw,
+    )  # fmt: skip
+
+
 def test_the_memorization_tables_are_the_same_with_cells_trained_in_groups(tmp_path):
     from _tables import assert_same_tables
 
-    from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment
+    from amtheory.studies.memorization import run_experiment
 
-    p = Preset(
-        name="micro", data=DataSpec("embedded", 12, 128),
-        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
-        sizes=(4, 16), steps=12, batch_size=4, lr=3e-3, warmup=2, ema=0.9,
-        settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
-                              n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
-        backends=(), checkpoint_every=5,
-    )  # fmt: skip
+    p = _study_preset(steps=12, checkpoint_every=5)
     alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
     grouped = run_experiment(dataclasses.replace(p, train_group=2), tmp_path / "grouped", device="cpu", progress=False)
     assert_same_tables(alone, grouped, tmp_path / "alone", tmp_path / "grouped")
@@ -206,3 +213,30 @@ def test_the_benchmark_profiles_each_group_when_asked(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "--- profile: tiny-a group of 2, 3 steps, sorted by cpu_time_total" in out
     assert "--- profile: tiny-a one-at-a-time" not in out  # the baseline is timed, not profiled
+
+
+def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_path, monkeypatch):
+    # A job stopped during the grouped measurements must not lose what the grouped training recorded: the next job
+    # finds the models trained and their rows (final loss, steps run) as the uncut run has them.
+    from amtheory.core.sweep import result_path
+    from amtheory.studies.memorization import group_evaluation, run_experiment
+
+    p = _study_preset(steps=6, checkpoint_every=3, train_group=2, eval_group=2)
+    whole = run_experiment(p, tmp_path / "whole", device="cpu", progress=False)["train"]
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt("the job's time ran out")
+
+    with monkeypatch.context() as m:
+        m.setattr(group_evaluation, "evaluate_models_in_groups", stop)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    for tc in p.train_cells():
+        assert result_path(tmp_path / "cut" / "train", tc).exists(), tc
+    resumed = run_experiment(p, tmp_path / "cut", device="cpu", progress=False)["train"]
+    key = ["model_size", "train_size", "seed"]
+    whole, resumed = whole.sort_values(key).reset_index(drop=True), resumed.sort_values(key).reset_index(drop=True)
+    assert (resumed["steps_run"] == p.steps).all()
+    torch.testing.assert_close(torch.tensor(resumed["final_loss"].to_numpy()),
+                               torch.tensor(whole["final_loss"].to_numpy()))  # fmt: skip
+

@@ -137,6 +137,10 @@ def run_experiment(
             grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
                                   todo, device, root=str(out), group_size=group,
                                   checkpoint_every=p.checkpoint_every))  # fmt: skip
+        # Rows held in memory go to the training tables before any measurement: a job cut later keeps them (a
+        # model found trained by a later job has no final loss or training time left to report).
+        record = functools.partial(run_sweep, fn=train_fn, out_dir=out / "train", device=device, progress=False)
+        record([tc for tc in train_cells if tc in grouped])
         if evaluate_group > 1:
             from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
@@ -144,6 +148,7 @@ def run_experiment(
                 if tc in grouped or not pending_cells([tc], out / "train"):
                     continue
                 grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
+                record([tc])
             _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
                    train_cells, p.settings, out, device, group_size=evaluate_group)  # fmt: skip
         for tc, with_hopfield in model_units(p):
