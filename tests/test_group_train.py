@@ -240,3 +240,15 @@ def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_pat
     torch.testing.assert_close(torch.tensor(resumed["final_loss"].to_numpy()),
                                torch.tensor(whole["final_loss"].to_numpy()))  # fmt: skip
 
+
+def test_a_run_found_finished_reports_the_final_loss_of_its_log(tmp_path):
+    # Called again on a finished run (a job that trained it was cut before its row was written), the trainers
+    # train nothing and still report the run's last logged loss, not None.
+    configs, data = _configs(), _data()
+    dirs = [tmp_path / f"g{g}" for g in range(len(SEEDS))]
+    first = train_group(CFG, configs, data, dirs)
+    again = train_group(CFG, configs, data, dirs)
+    assert [s["final_loss"] for s in again] == [s["final_loss"] for s in first]
+    assert all(s["start_step"] == s["steps"] for s in again)
+    alone = train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)
+    assert train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)["final_loss"] == alone["final_loss"]

@@ -31,7 +31,14 @@ from amtheory.diffusion.checkpoint import (
 )
 from amtheory.diffusion.group_train import GroupTrainer, check_group_configs
 from amtheory.diffusion.model import DiTConfig
-from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, weights_sha256
+from amtheory.diffusion.resume import (
+    LOG,
+    check_resume,
+    data_sha256,
+    drop_log_after,
+    last_logged_loss,
+    weights_sha256,
+)
 from amtheory.diffusion.train_config import TrainConfig
 
 __all__ = ["train_group"]
@@ -176,7 +183,7 @@ def train_group(
                 "start_step": start,
                 "resumed_from": resumed_from[g],
                 "losses": losses[g],
-                "final_loss": losses[g][-1][1] if losses[g] else None,
+                "final_loss": losses[g][-1][1] if losses[g] else last_logged_loss(outs[g]),
                 "skipped_steps": int(skipped[g]),
                 "wall_s": wall,
                 "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,

@@ -107,3 +107,19 @@ def drop_log_after(out: Path, step: int) -> int:
         os.fsync(fh.fileno())
     os.replace(tmp, path)
     return dropped
+
+
+def last_logged_loss(out: Path) -> float | None:
+    """The loss of the newest record in ``out/log.jsonl`` (None without one): the final loss of a run that a later
+    call finds finished and trains no further."""
+    path = Path(out) / LOG
+    if not path.is_file():
+        return None
+    for line in reversed(path.read_bytes().split(b"\n")):
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and isinstance(record.get("loss"), (int, float)):
+            return float(record["loss"])
+    return None

@@ -52,7 +52,14 @@ from amtheory.diffusion.checkpoint import (
 from amtheory.diffusion.distributed import all_mean, setup_distributed
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiTConfig
-from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, weights_sha256
+from amtheory.diffusion.resume import (
+    LOG,
+    check_resume,
+    data_sha256,
+    drop_log_after,
+    last_logged_loss,
+    weights_sha256,
+)
 from amtheory.diffusion.train_config import LOSS_KERNELS, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
@@ -300,7 +307,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "start_step": start,
         "resumed_from": resumed_from,
         "losses": losses,
-        "final_loss": losses[-1][1] if losses else None,
+        "final_loss": losses[-1][1] if losses else last_logged_loss(out),
         "skipped_steps": int(skipped.item()),
         "wall_s": wall,
         "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,
