@@ -176,6 +176,21 @@ def test_per_token_kl_against_a_direct_sum():
     assert bool(torch.isinf(per_token_kl(lq, lq0)).all())
 
 
+def test_per_token_kl_holds_a_bounded_part_of_the_vocabulary_table_at_once():
+    # Thirty models measured side by side each compute this KL: its float64 work must come in parts of at most
+    # 2**22 entries (32 MiB), not in copies of the whole [rows, L, V] table (64 MiB each here), and give the same sums.
+    from torch.profiler import ProfilerActivity, profile
+
+    g = torch.Generator().manual_seed(0)
+    lp = torch.log_softmax(torch.randn(16, 64, 8192, generator=g), -1)
+    lq = torch.log_softmax(torch.randn(16, 64, 8192, generator=g), -1)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        kl = per_token_kl(lp, lq)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= 2**22 * 8, f"one allocation of {largest / 2**20:.1f} MiB"
+    torch.testing.assert_close(kl, (lp.double().exp() * (lp.double() - lq.double())).sum(-1))
+
+
 def test_distance_bad_input():
     P = torch.zeros(2, 4, dtype=torch.long)
     emp = EmpiricalDenoiser().store(P, vocab_size=3)
