@@ -252,3 +252,15 @@ def test_a_run_found_finished_reports_the_final_loss_of_its_log(tmp_path):
     assert all(s["start_step"] == s["steps"] for s in again)
     alone = train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)
     assert train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)["final_loss"] == alone["final_loss"]
+
+
+def test_a_group_found_trained_is_reported_as_loaded_not_as_trained(tmp_path, capsys):
+    from amtheory.studies.memorization.training import train_cells_in_groups
+
+    cells = _study_preset(steps=3, checkpoint_every=3).train_cells()
+    train_cells_in_groups(cells, "cpu", root=str(tmp_path), group_size=2)
+    assert "trained 2 nano models to 3 steps in one group" in capsys.readouterr().out
+    rows = train_cells_in_groups(cells, "cpu", root=str(tmp_path), group_size=2)
+    out = capsys.readouterr().out
+    assert "found 2 nano models to 3 steps trained already" in out and "tokens/s" not in out
+    assert all(r["steps_run"].item() == 0 and r["final_loss"].notna().all() for r in rows.values())

@@ -135,8 +135,12 @@ def train_cells_in_groups(
             wall = time.perf_counter() - t0
             # One line per group, so that a long training stage shows how far it got.
             trained = sum(x["steps"] - x["start_step"] for x in summaries) * part[0].batch_size * part[0].data.length
-            print(f"[memorization] trained {len(part)} {part[0].arch.name} models to {part[0].steps} steps in one "
-                  f"group: {wall:.1f} s, {trained / max(wall, 1e-9):,.0f} tokens/s", flush=True)  # fmt: skip
+            what = f"{len(part)} {part[0].arch.name} models to {part[0].steps} steps"
+            if trained:
+                print(f"[memorization] trained {what} in one group: {wall:.1f} s, {trained / max(wall, 1e-9):,.0f} "
+                      "tokens/s", flush=True)  # fmt: skip
+            else:
+                print(f"[memorization] found {what} trained already (loaded in {wall:.1f} s)", flush=True)
             for c, s, summary in zip(part, setups, summaries):
                 rows[c] = _row(c, s[0].vocab_size, s[2], summary, wall)
     return rows
