@@ -264,3 +264,25 @@ def test_a_group_found_trained_is_reported_as_loaded_not_as_trained(tmp_path, ca
     out = capsys.readouterr().out
     assert "found 2 nano models to 3 steps trained already" in out and "tokens/s" not in out
     assert all(r["steps_run"].item() == 0 and r["final_loss"].notna().all() for r in rows.values())
+
+
+def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
+    import re
+
+    from amtheory.studies.memorization import MEASURES, run_experiment
+
+    run_experiment(_study_preset(steps=3, checkpoint_every=3, eval_group=2), tmp_path, device="cpu", progress=False)
+    line = next(x for x in capsys.readouterr().out.splitlines() if "models in one group:" in x and "measured" in x)
+    split = {k.strip(): float(v) for k, v in re.findall(r"([a-z_ ]+?) (\d+\.\d)(?:,|\))", line.split("(s: ")[1])}
+    # The chains of recovery and fixed points run batched first; every measurement's tables in lockstep after.
+    assert list(split) == ["load", "chains recovery", "chains fixed_points", *MEASURES], line
+    total = float(re.search(r"one group: (\d+\.\d) s", line).group(1))
+    assert sum(split.values()) <= total + 0.1 * len(split)
+
+
+def test_lockstep_phases_run_from_the_end_of_the_one_before():
+    from amtheory.studies.memorization.group_evaluation import _phases
+
+    finished = [("basins", 12.0), ("basins", 14.0), ("nelbo", 15.0), ("generation", 13.5), ("nelbo", 19.0)]
+    # MEASURES order: basins, then generation, then nelbo (whatever order the members finished in).
+    assert _phases(10.0, finished) == {"basins": 4.0, "generation": 0.0, "nelbo": 5.0}

@@ -29,12 +29,15 @@ def _pending(tc: TrainCell, settings: EvalSettings, out: Path) -> list[EvalCell]
     return [c for m in MEASURES for c in pending_cells([EvalCell(tc, m, settings)], out / m)]
 
 
-def _batched_chains(denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings) -> list[dict]:
+def _batched_chains(
+    denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings, seconds: dict[str, float]
+) -> list[dict]:
     """The reverse chains of the pending "recovery" and "fixed_points" cells of the group's members, run for all
     of them at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`, one generator per member, seeded
     as the sweep runner seeds that member's cell and drawn in the order the cell's own measurement draws), so that
     their host work is shared too. Members whose evaluation blocks differ in number are run in subgroups. Returns
-    per member ``{measure: chains}`` for :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`."""
+    per member ``{measure: chains}`` for :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall
+    time of each measurement's chains goes to ``seconds["chains <measure>"]``."""
     import torch
 
     from amtheory.core.sweep import derive_seed
@@ -55,6 +58,7 @@ def _batched_chains(denoiser, part: list[tuple[TrainCell, list[EvalCell]]], sett
         todo = [i for i, (_, cells) in enumerate(part) if any(c.measure == measure for c in cells)]
         if len(todo) < 2:
             continue
+        t0 = time.perf_counter()
         sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval) for i in todo}
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
         for i in todo:
@@ -80,11 +84,13 @@ def _batched_chains(denoiser, part: list[tuple[TrainCell, list[EvalCell]]], sett
                     ends = group_reverse_chain(d, dyn, q, generators=[gens[i] for i in members])
                     for j, i in enumerate(members):
                         out[i][measure][(split, float(t))] = ends[j].cpu()
+        seconds[f"chains {measure}"] = time.perf_counter() - t0
     return out
 
 
-def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict):
-    """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner."""
+def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict, finished: list):
+    """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner; appends
+    ``(measure, time.perf_counter())`` to ``finished`` as each cell is written."""
     from amtheory.core.sweep import run_cell
     from amtheory.diffusion.backend import UniformDiffusionLM
     from amtheory.studies.memorization.data import load_data
@@ -99,9 +105,21 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chai
         for cell in cells:
             fn = functools.partial(evaluate_cell, root=str(out), uddm=uddm, chains=chains.get(cell.measure))
             run_cell(cell, fn, out / cell.measure, device=device)
+            finished.append((cell.measure, time.perf_counter()))
         return len(cells)
 
     return task
+
+
+def _phases(start: float, finished: list[tuple[str, float]]) -> dict[str, float]:
+    """Seconds per measurement of a lockstep group, from its members' ``(measure, finish time)``: the members run
+    the measurements in ``MEASURES`` order and in step, so each one's phase ends when its last cell is written and
+    starts where the phase before it ended."""
+    ends = {m: max(t for mm, t in finished if mm == m) for m in MEASURES if any(mm == m for mm, _ in finished)}
+    phases, prev = {}, start
+    for m, end in ends.items():
+        phases[m], prev = max(0.0, end - prev), max(prev, end)
+    return phases
 
 
 def evaluate_models_in_groups(
@@ -109,7 +127,9 @@ def evaluate_models_in_groups(
 ) -> dict[str, Any]:
     """Write every pending measurement (``MEASURES``) of the trained models ``train_cells`` into ``out_dir``, the
     models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring).
-    Returns ``models``, ``cells`` and ``rounds`` (the shared forward passes)."""
+    Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
+    stage summed over the groups (``load``; ``chains <measure>`` for the batched reverse chains; each measurement's
+    lockstep phase by its name). Each group prints a line with the same split."""
     import torch
 
     from amtheory.diffusion.checkpoint import load_model
@@ -130,7 +150,7 @@ def evaluate_models_in_groups(
     for m in MEASURES:
         (out / m).mkdir(parents=True, exist_ok=True)
     amp = torch.bfloat16 if str(device).startswith("cuda") else None
-    done = {"models": 0, "cells": 0, "rounds": 0}
+    done: dict[str, Any] = {"models": 0, "cells": 0, "rounds": 0, "seconds": {}}
     for members in shapes.values():
         for i in range(0, len(members), group_size):
             part = members[i : i + group_size]
@@ -139,17 +159,24 @@ def evaluate_models_in_groups(
             denoiser = GroupDenoiser.from_states(
                 loaded[0][1], [m.state_dict() for m, _, _ in loaded], device=device, autocast_dtype=amp
             )
-            chains = _batched_chains(denoiser, part, settings)
-            tasks = [_member_task(cells, meta, out, device, ch) for (_, cells), (_, _, meta), ch in
+            seconds = {"load": time.perf_counter() - t0}
+            chains = _batched_chains(denoiser, part, settings, seconds)
+            finished: list[tuple[str, float]] = []
+            tasks = [_member_task(cells, meta, out, device, ch, finished) for (_, cells), (_, _, meta), ch in
                      zip(part, loaded, chains)]  # fmt: skip
             stats: dict = {}
+            t1 = time.perf_counter()
             counts = run_in_lockstep(denoiser, tasks, stats=stats)
+            seconds.update(_phases(t1, finished))
             done["models"] += len(part)
             done["cells"] += sum(counts)
             done["rounds"] += stats["rounds"]
+            for k, v in seconds.items():
+                done["seconds"][k] = done["seconds"].get(k, 0.0) + v
             del denoiser
-            # One line per group, so that a long measurement stage shows how far it got.
+            # One line per group, so that a long measurement stage shows how far it got, and where its time went.
+            split = ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
             print(f"[memorization] measured {len(part)} {part[0][0].arch.name} models in one group: "
-                  f"{time.perf_counter() - t0:.1f} s, {sum(counts)} cells, {stats['rounds']} lockstep passes",
-                  flush=True)  # fmt: skip
+                  f"{time.perf_counter() - t0:.1f} s, {sum(counts)} cells, {stats['rounds']} lockstep passes "
+                  f"(s: {split})", flush=True)  # fmt: skip
     return done

@@ -149,8 +149,11 @@ def run_experiment(
                     continue
                 grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
                 record([tc])
-            _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
-                   train_cells, p.settings, out, device, group_size=evaluate_group)  # fmt: skip
+            done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
+                          train_cells, p.settings, out, device, group_size=evaluate_group)  # fmt: skip
+            if done["seconds"]:
+                split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
+                print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
         for tc, with_hopfield in model_units(p):
             run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
