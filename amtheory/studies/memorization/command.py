@@ -49,6 +49,8 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument("--sizes", default=None, help="training sizes, e.g. 32,512,8192 (None: the preset's)")
     p.add_argument("--seeds", default=None, help="training seeds, e.g. 0,1,2 (None: the preset's)")
     p.add_argument("--budgets", default=None, help="step multipliers, e.g. 1,4 (None: the preset's)")
+    p.add_argument("--lr", default=None, help="peak learning rate of every model, e.g. 3e-3 (None: the preset's)")
+    p.add_argument("--batch-size", default=None, help="training blocks a step, e.g. 128 (None: the preset's)")
     p.add_argument(
         "--models",
         default=None,
@@ -78,6 +80,25 @@ def _int_list(option: str, text: str | None, example: str, minimum: int) -> tupl
     if not values or min(values) < minimum:
         raise ValueError(f"{option}: expected ints >= {minimum}, got {text!r}")
     return values
+
+
+def _training(lr: str | None, batch_size: str | None) -> dict[str, float | int]:
+    """The preset fields ``--lr`` and ``--batch-size`` set (only those given)."""
+    import math
+
+    out: dict[str, float | int] = {}
+    if lr is not None:
+        try:
+            out["lr"] = float(lr)
+        except ValueError:
+            out["lr"] = math.nan
+        if not (math.isfinite(out["lr"]) and out["lr"] > 0):
+            raise ValueError(f"--lr: expected a finite number > 0, got {lr!r}")
+    if batch_size is not None:
+        if not batch_size.isdigit() or int(batch_size) < 1:
+            raise ValueError(f"--batch-size: expected an int >= 1, got {batch_size!r}")
+        out["batch_size"] = int(batch_size)
+    return out
 
 
 def _sizes(text: str | None) -> tuple[int, ...] | None:
@@ -141,6 +162,7 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     seeds, budgets = _int_list("--seeds", args.seeds, "0,1,2", 0), _int_list("--budgets", args.budgets, "1,4", 1)
     if seeds is not None or budgets is not None:
         pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
+    pr = dataclasses.replace(pr, **_training(args.lr, args.batch_size))
     if args.models is not None:
         names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes")
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))
