@@ -10,13 +10,14 @@ import pandas as pd
 
 def assert_same_tables(a: dict[str, pd.DataFrame], b: dict[str, pd.DataFrame], root_a: Path, root_b: Path) -> None:
     """Every table of ``a`` equals the one of ``b``: discrete columns exactly, float columns (and float arrays) to
-    1e-4 relative, checkpoint paths relative to their run's root; timings are left out."""
+    1e-4 relative, checkpoint paths relative to their run's root; timings, and the size of the training group that
+    shared them, are left out."""
     assert a.keys() == b.keys()
     for name in a:
         ta, tb = a[name], b[name]
         assert list(ta.columns) == list(tb.columns) and len(ta) == len(tb) > 0, name
         for col in ta.columns:
-            if col in ("wall_s", "ms_per_step") or col.endswith("_s"):
+            if col in ("wall_s", "ms_per_step", "group_size") or col.endswith("_s"):
                 continue
             if col == "checkpoint":  # where the run's checkpoints are, relative to its root
                 rel_a = [Path(x).relative_to(root_a) if x else x for x in ta[col]]

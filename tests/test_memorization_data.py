@@ -378,3 +378,25 @@ def test_the_page_states_the_precision_the_models_trained_in(seeds_run):
 
     page = build_page(read_data(seeds_run[2]), n_boot=N_BOOT)
     assert "float32 (bf16 autocast applies on CUDA only)" in page and "bf16: True" not in page
+
+
+def test_the_training_time_counts_each_group_once_and_says_when_it_is_missing(seeds_run):
+    """Members of a training group carry their group's wall time: the page's total counts each group once, and
+    rows whose training time is not recorded are named as such instead of adding nothing."""
+    import dataclasses
+
+    from amtheory.reports.memorization.setup import section_run
+
+    data = read_data(seeds_run[2])
+    m = data.models.copy()
+    alone = section_run(data, None)
+    assert f"training took {m['wall_s'].sum():,.0f} s in all" in alone
+    m["wall_s"], m["group_size"] = 60.0, len(m)  # all the models in one group of 60 s
+    assert "training took 60 s in all" in section_run(dataclasses.replace(data, models=m), None)
+    m.loc[m.index[:2], "wall_s"] = float("nan")
+    text = section_run(dataclasses.replace(data, models=m), None)
+    # Each member carries its share of the group's time: the 22 recorded shares of 60 s / 24.
+    assert (
+        f"training took {60 * (len(m) - 2) / len(m):,.0f} s in all for {len(m) - 2} of them (not recorded for 2)"
+        in text
+    )

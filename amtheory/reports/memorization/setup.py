@@ -63,18 +63,33 @@ def section_run(data: MemorizationData, machine: str | None) -> str:
                      f"{sum(ev) / len(ev):.1f}" if len(ev) else "–"])  # fmt: skip
     lines += [
         "Per model size, step budget and training size (means over seeds, the final loss ± its standard error over "
-        "seeds; evaluation time from the run log, where it names the models):",
+        "seeds; train s and ms / step are those of the model's training group where models trained in groups; "
+        "evaluation time from the run log, where it names the models):",
         "",
         table(["model", "blocks", "seeds", "final loss", "skipped steps", "train s", "ms / step", "evaluation s"],
               rows),
         "",
         f"{len(m)} models trained ({m['model_size'].nunique()} sizes x {len(budgets)} budget(s) x "
-        f"{m['train_size'].nunique()} training sizes x {m['seed'].nunique()} seed(s)); training took "
-        f"{m['wall_s'].sum():,.0f} s in all."
+        f"{m['train_size'].nunique()} training sizes x {m['seed'].nunique()} seed(s)); {_training_time(m)}."
         + (f" The whole run took {log['total_s']:,.0f} s ({log['total_s'] / 60:.1f} min)." if log.get("total_s")
            else ""),
     ]  # fmt: skip
     return "\n".join(lines)
+
+
+def _training_time(m) -> str:
+    """The training time of the models in ``m``: a group's members each carry the group's wall time
+    (``group_size`` members; 1 where the column is absent), so each group counts once; rows without a time are
+    counted apart."""
+    wall = m["wall_s"].astype(float)
+    size = m["group_size"].astype(float) if "group_size" in m else 1.0
+    known = wall.notna()
+    text = f"training took {(wall / size)[known].sum():,.0f} s in all"
+    if known.all():
+        return text
+    if not known.any():
+        return "training time not recorded"
+    return f"{text} for {int(known.sum())} of them (not recorded for {int((~known).sum())})"
 
 
 def _precision(row) -> str:

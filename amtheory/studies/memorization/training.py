@@ -90,6 +90,8 @@ def _row(cell: TrainCell, vocab_size: int, cfg, summary: dict[str, Any], wall: f
             "n_params": [n_params],
             "vocab_size": [vocab_size],
             "checkpoint": [str(summary["checkpoint"])],
+            # The members of a training group share its wall time (wall_s) and this size.
+            "group_size": [int(summary.get("group_size", 1))],
         }
     )
 
