@@ -286,3 +286,31 @@ def test_lockstep_phases_run_from_the_end_of_the_one_before():
     finished = [("basins", 12.0), ("basins", 14.0), ("nelbo", 15.0), ("generation", 13.5), ("nelbo", 19.0)]
     # MEASURES order: basins, then generation, then nelbo (whatever order the members finished in).
     assert _phases(10.0, finished) == {"basins": 4.0, "generation": 0.0, "nelbo": 5.0}
+
+
+@pytest.mark.parametrize("eval_group", [1, 2])
+def test_a_preset_with_some_measures_runs_only_those(tmp_path, eval_group):
+    # A quick probe (which budget memorizes?) needs the recovery alone: the other measurements' folders stay
+    # empty, alone or in lockstep groups, and the recovery tables are the full run's.
+    import pandas as pd
+
+    from amtheory.studies.memorization import MEASURES, run_experiment
+
+    p = _study_preset(steps=3, checkpoint_every=3, eval_group=eval_group, measures=("recovery",))
+    tables = run_experiment(p, tmp_path / "probe", device="cpu", progress=False)
+    assert len(tables["recovery"]) > 0 and len(tables["train"]) == 2
+    for m in MEASURES:
+        if m != "recovery":
+            assert tables[m].empty and not list((tmp_path / "probe" / m).glob("*.parquet")), m
+    whole = run_experiment(dataclasses.replace(p, measures=MEASURES), tmp_path / "whole", device="cpu", progress=False)
+    key = ["train_size", "split", "t", "sequence"]
+    a = tables["recovery"].sort_values(key).reset_index(drop=True)
+    b = whole["recovery"].sort_values(key).reset_index(drop=True)
+    pd.testing.assert_frame_equal(a[[c for c in a.columns if not c.endswith("_s")]],
+                                  b[[c for c in b.columns if not c.endswith("_s")]])  # fmt: skip
+
+
+def test_a_preset_refuses_unknown_or_repeated_measures():
+    for bad in ((), ("recovery", "recovery"), ("recall",), "recovery"):
+        with pytest.raises((ValueError, TypeError), match="measures: expected"):
+            _study_preset(steps=3, measures=bad)

@@ -328,6 +328,12 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     assert seen[-1].backends == ("empirical", "modern")
     with pytest.raises(ValueError, match="--hopfield: expected 'none' or a comma list of the preset's backends"):
         main(["--preset", "gpu", "--hopfield", "modern,potts", "--out", str(tmp_path)])
+    # --measures: which measurements run ("recovery" alone: a quick probe of which budget memorizes).
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--measures", "kl,recovery", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].measured() == ["recovery", "kl"]
+    with pytest.raises(ValueError, match="--measures: expected a comma list of the preset's measurements"):
+        main(["--preset", "gpu", "--measures", "recovery,recall", "--out", str(tmp_path)])
     # --lr and --batch-size: the training settings a budget probe varies (every model of the run takes them).
     with pytest.raises(Stop):
         main(["--preset", "gpu", "--lr", "3e-3", "--batch-size", "32", "--out", str(tmp_path), "--figures", ""])

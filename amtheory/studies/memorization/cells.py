@@ -224,7 +224,9 @@ class Preset:
     settings, which Hopfield backends to run, the runner's worker setting, ``train_group``: on one device, how
     many models of one shape train together as one group (1: one at a time; the same checkpoints and tables either
     way), and ``eval_group``: how many trained models of one shape are measured together in lockstep
-    (``amtheory.studies.memorization.group_evaluation``; 1: one at a time; the same tables either way)."""
+    (``amtheory.studies.memorization.group_evaluation``; 1: one at a time; the same tables either way).
+    ``measures``: which of ``MEASURES`` to run (all by default; "recovery" alone makes a quick probe of which
+    budget memorizes); each one's tables are those of the full run."""
 
     name: str
     data: DataSpec
@@ -246,8 +248,12 @@ class Preset:
     seeds: tuple[int, ...] = (0,)
     budgets: tuple[int, ...] = (1,)
     eval_group: int = 1
+    measures: tuple[str, ...] = MEASURES
 
     def __post_init__(self):
+        m = self.measures
+        if not isinstance(m, tuple) or not m or len(set(m)) != len(m) or any(x not in MEASURES for x in m):
+            raise ValueError(f"measures: expected a non-empty tuple of distinct names from {MEASURES}, got {m!r}")
         check_int("train_group", self.train_group, minimum=1)
         check_int("eval_group", self.eval_group, minimum=1)
         _check_distinct_ints("seeds", self.seeds, "training seeds", minimum=0)
@@ -274,6 +280,10 @@ class Preset:
             for n in self.sizes
             for s in self.seeds
         ]
+
+    def measured(self) -> list[str]:
+        """The preset's measurements in ``MEASURES`` order."""
+        return [m for m in MEASURES if m in self.measures]
 
     def eval_cells(self, measure: str) -> list[EvalCell]:
         return [EvalCell(tc, measure, self.settings) for tc in self.train_cells()]

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from amtheory.studies.memorization.cells import MEASURES
 from amtheory.studies.memorization.presets import PRESET_NAMES
 
 #: ``make_figures(results_folder, figures_folder)`` -> the files written.
@@ -62,6 +63,11 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
         default=None,
         help="the Hopfield-family backends to run beside the models, e.g. empirical,modern, or 'none' "
         "(None: the preset's; 'none' for a part of a sweep whose Hopfield cells another part runs)",
+    )
+    p.add_argument(
+        "--measures",
+        default=None,
+        help="the measurements to run, e.g. recovery (None: all; recovery alone is a quick probe of memorization)",
     )
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
@@ -163,6 +169,9 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     if seeds is not None or budgets is not None:
         pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
     pr = dataclasses.replace(pr, **_training(args.lr, args.batch_size))
+    if args.measures is not None:
+        names = _names("--measures", args.measures, list(MEASURES), "measurements")
+        pr = dataclasses.replace(pr, measures=tuple(m for m in MEASURES if m in names))
     if args.models is not None:
         names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes")
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,10 @@ from amtheory.studies.memorization.training import checkpoint_dir
 __all__ = ["evaluate_models_in_groups"]
 
 
-def _pending(tc: TrainCell, settings: EvalSettings, out: Path) -> list[EvalCell]:
+def _pending(tc: TrainCell, settings: EvalSettings, out: Path, measures: Sequence[str]) -> list[EvalCell]:
     from amtheory.core.sweep import pending_cells
 
-    return [c for m in MEASURES for c in pending_cells([EvalCell(tc, m, settings)], out / m)]
+    return [c for m in MEASURES if m in measures for c in pending_cells([EvalCell(tc, m, settings)], out / m)]
 
 
 def _batched_chains(
@@ -123,10 +124,12 @@ def _phases(start: float, finished: list[tuple[str, float]]) -> dict[str, float]
 
 
 def evaluate_models_in_groups(
-    train_cells: list[TrainCell], settings: EvalSettings, out_dir: str | Path, device: str, *, group_size: int
-) -> dict[str, Any]:
+    train_cells: list[TrainCell], settings: EvalSettings, out_dir: str | Path, device: str, *, group_size: int,
+    measures: Sequence[str] = MEASURES,
+) -> dict[str, Any]:  # fmt: skip
     """Write every pending measurement (``MEASURES``) of the trained models ``train_cells`` into ``out_dir``, the
-    models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring).
+    models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring); only
+    those of ``measures`` when given.
     Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
     stage summed over the groups (``load``; ``chains <measure>`` for the batched reverse chains; each measurement's
     lockstep phase by its name). Each group prints a line with the same split."""
@@ -137,6 +140,8 @@ def evaluate_models_in_groups(
     from amtheory.diffusion.lockstep import run_in_lockstep
 
     check_int("group_size", group_size, minimum=1)
+    if isinstance(measures, str) or any(m not in MEASURES for m in measures):
+        raise ValueError(f"measures: expected names from {MEASURES}, got {measures!r}")
     if not isinstance(settings, EvalSettings):
         raise TypeError(f"settings: expected an EvalSettings, got {type(settings).__name__}")
     out = Path(out_dir)
@@ -144,7 +149,7 @@ def evaluate_models_in_groups(
     for tc in train_cells:
         if not isinstance(tc, TrainCell):
             raise TypeError(f"train_cells: expected TrainCell items, got {type(tc).__name__}")
-        todo = _pending(tc, settings, out)
+        todo = _pending(tc, settings, out, measures)
         if todo:
             shapes.setdefault((tc.arch, tc.data), []).append((tc, todo))
     for m in MEASURES:

@@ -45,7 +45,7 @@ def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]
     """The cells of one model of ``p`` by the folder their tables go to: its training, its measurements and, with
     ``hopfield``, the Hopfield-family cells of its training size."""
     cells: dict[str, list[Any]] = {"train": [tc]}
-    for m in MEASURES:
+    for m in p.measured():
         cells[m] = [EvalCell(tc, m, p.settings)]
         if hopfield and m in ("recovery", "basins"):
             cells[m] += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
@@ -59,7 +59,7 @@ def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> 
     from amtheory.diffusion.checkpoint import latest_checkpoint
 
     trained = result_path(out / "train", tc)
-    unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in MEASURES)
+    unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in p.measured())
     if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
         print(f"[memorization] {tc.arch.name} on {tc.n_train} blocks: no checkpoint here for pending "
               "measurements; training again")  # fmt: skip
@@ -121,7 +121,7 @@ def run_experiment(
         # Several workers: each stage over all models at once, one process per GPU.
         _stage("train", run_sweep, train_cells, train_fn, out / "train", device=device, progress=progress,
                workers=workers)  # fmt: skip
-        for m in MEASURES:
+        for m in p.measured():
             cells: list[Any] = p.eval_cells(m) + (p.hopfield_cells(m) if m in ("recovery", "basins") else [])
             _stage(m, run_sweep, cells, eval_fn, out / m, device=device, progress=progress, workers=workers)
     else:
@@ -150,7 +150,8 @@ def run_experiment(
                 grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
                 record([tc])
             done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
-                          train_cells, p.settings, out, device, group_size=evaluate_group)  # fmt: skip
+                          train_cells, p.settings, out, device, group_size=evaluate_group,
+                          measures=p.measured())  # fmt: skip
             if done["seconds"]:
                 split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
                 print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
