@@ -258,12 +258,14 @@ def test_a_group_found_trained_is_reported_as_loaded_not_as_trained(tmp_path, ca
     from amtheory.studies.memorization.training import train_cells_in_groups
 
     cells = _study_preset(steps=3, checkpoint_every=3).train_cells()
-    train_cells_in_groups(cells, "cpu", root=str(tmp_path), group_size=2)
+    first = train_cells_in_groups(cells, "cpu", root=str(tmp_path), group_size=2)
     assert "trained 2 nano models to 3 steps in one group" in capsys.readouterr().out
     rows = train_cells_in_groups(cells, "cpu", root=str(tmp_path), group_size=2)
     out = capsys.readouterr().out
     assert "found 2 nano models to 3 steps trained already" in out and "tokens/s" not in out
     assert all(r["steps_run"].item() == 0 and r["final_loss"].notna().all() for r in rows.values())
+    # Its training time is the one the training recorded, not the loading time of the second call.
+    assert {c: r["wall_s"].item() for c, r in rows.items()} == {c: r["wall_s"].item() for c, r in first.items()}
 
 
 def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
@@ -314,3 +316,22 @@ def test_a_preset_refuses_unknown_or_repeated_measures():
     for bad in ((), ("recovery", "recovery"), ("recall",), "recovery"):
         with pytest.raises((ValueError, TypeError), match="measures: expected"):
             _study_preset(steps=3, measures=bad)
+
+
+def test_the_training_time_of_a_run_adds_up_over_the_jobs_that_trained_it(tmp_path):
+    # A run trained in two jobs reports the time of both (its checkpoints carry the time so far), and a later call
+    # that finds it finished reports that same time rather than its own loading time.
+    configs, data = _configs(), _data()
+    dirs = [tmp_path / f"g{g}" for g in range(len(SEEDS))]
+    first = train_group(CFG, [dataclasses.replace(c, steps=3) for c in configs], data, dirs)
+    second = train_group(CFG, configs, data, dirs)
+    for a, b in zip(first, second):
+        assert a["train_wall_s"] > 0 and b["start_step"] == 3
+        assert b["train_wall_s"] == pytest.approx(a["train_wall_s"] + b["wall_s"], abs=0.05)
+    again = train_group(CFG, configs, data, dirs)
+    assert [s["train_wall_s"] for s in again] == [s["train_wall_s"] for s in second]
+    one = dataclasses.replace(configs[0], steps=3)
+    a = train(CFG, one, data[0], tmp_path / "alone", progress=False)
+    b = train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)
+    assert b["train_wall_s"] == pytest.approx(a["train_wall_s"] + b["wall_s"], abs=0.05)
+    assert train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)["train_wall_s"] == b["train_wall_s"]

@@ -11,6 +11,7 @@ the single trainer and every reader of its checkpoints, and a group resumes from
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -89,7 +90,10 @@ def train_group(
     roots = [o / "checkpoints" for o in outs]
     member_meta = [_member_meta(m or {}, d, tc) for m, d, tc in zip(metas, data, train_configs)]
 
-    starts, resumed_from, notes_of = [], [], []
+    starts: list[int] = []
+    resumed_from: list = []
+    notes_of: list = []
+    walls_before: list[float] = []
     for g, (root, tc) in enumerate(zip(roots, train_configs)):
         if not resume and ((root / "LATEST").exists() or step_checkpoints(root)):
             raise ValueError(
@@ -101,6 +105,7 @@ def train_group(
         if stored is None:
             starts.append(0)
             resumed_from.append(None)
+            walls_before.append(0.0)
             continue
         check_resume(stored, model_config, tc, member_meta[g])
         if stored["train_state"]["optimizer"] is None:
@@ -113,6 +118,7 @@ def train_group(
         )  # fmt: skip
         starts.append(start)
         resumed_from.append(stored["path"])
+        walls_before.append(float(extra.get("train_wall_s", math.nan)))
     if len(set(starts)) > 1:
         raise ValueError(
             f"out_dirs: the members stand at different steps {dict(zip(map(str, outs), starts))}; a group trains "
@@ -127,8 +133,13 @@ def train_group(
             drop_log_after(outs[g], start)
         outs[g].mkdir(parents=True, exist_ok=True)
 
+    # Each member's training seconds as its newest checkpoint records them (the group's time since it started).
+    train_walls = list(walls_before)
+
     def checkpoint(step: int) -> list[str]:
         paths = []
+        elapsed = time.perf_counter() - t0
+        train_walls[:] = [w + elapsed for w in walls_before]
         skipped = trainer.skipped.tolist()
         ema_updates = trainer.ema_count.tolist()
         for g in range(G):
@@ -138,7 +149,8 @@ def train_group(
                 roots[g] / name, model=model, ema_state=trainer.member_ema_state(g),
                 optimizer=trainer.member_optimizer(g, model), step=step, model_config=model_config,
                 train_config=train_configs[g], meta=member_meta[g],
-                extra_state={"ema_updates": int(ema_updates[g]), "skipped": int(skipped[g])},
+                extra_state={"ema_updates": int(ema_updates[g]), "skipped": int(skipped[g]),
+                             "train_wall_s": train_walls[g]},
             )  # fmt: skip
             mark_latest(roots[g], name)
             older = [p for n, p in step_checkpoints(roots[g]) if n < step]
@@ -186,6 +198,7 @@ def train_group(
                 "final_loss": losses[g][-1][1] if losses[g] else last_logged_loss(outs[g]),
                 "skipped_steps": int(skipped[g]),
                 "wall_s": wall,
+                "train_wall_s": train_walls[g],
                 "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,
                 "checkpoint": last[g],
                 "rank": 0,

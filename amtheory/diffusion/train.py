@@ -29,6 +29,7 @@ CLI (one CPU run, then the paper's tiny model on a GPU)::
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import time
@@ -182,6 +183,8 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
     ema = EMA(model, cfg.ema, cfg.ema_warmup)
     optimizer = make_optimizer(model, cfg, device)
     start, resumed_from, skipped_before = 0, None, 0
+    # Training seconds of this run before this call (from its checkpoint; NaN where an older checkpoint lacks them).
+    wall_before = 0.0
     if not resume and ((ckpt_root / "LATEST").exists() or step_checkpoints(ckpt_root)):
         raise ValueError(
             f"out_dir: {out} already holds checkpoints and resume=False; pass resume=True to continue that run "
@@ -199,6 +202,7 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         start = int(stored["step"])
         ema.updates = int(stored["train_state"]["extra"].get("ema_updates", start))
         skipped_before = int(stored["train_state"]["extra"].get("skipped", 0))
+        wall_before = float(stored["train_state"]["extra"].get("train_wall_s", math.nan))
         resumed_from = stored["path"]
     if rank == 0:
         for note in notes:
@@ -243,12 +247,16 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
     t0 = time.perf_counter()
     norm = torch.zeros(())
 
+    train_wall = wall_before  # the run's training seconds as its newest checkpoint records them
+
     def checkpoint(step: int) -> str:
+        nonlocal train_wall
         name = f"step-{step:08d}"
+        train_wall = wall_before + time.perf_counter() - t0
         path = save_checkpoint(
             ckpt_root / name, model=model, ema_state=ema.state_dict(), optimizer=optimizer, step=step,
             model_config=model_config, train_config=cfg, meta=meta,
-            extra_state={"ema_updates": ema.updates, "skipped": int(skipped.item())},
+            extra_state={"ema_updates": ema.updates, "skipped": int(skipped.item()), "train_wall_s": train_wall},
         )  # fmt: skip
         mark_latest(ckpt_root, name)
         # Only checkpoints older than the one just written go, so newer work is never pruned.
@@ -310,6 +318,8 @@ def _train(model_config, cfg, data_BL, out, device, rank, world, resume, progres
         "final_loss": losses[-1][1] if losses else last_logged_loss(out),
         "skipped_steps": int(skipped.item()),
         "wall_s": wall,
+        # The run's training seconds over every call that trained it, as its last checkpoint records them.
+        "train_wall_s": train_wall,
         "tokens_per_s": trained * cfg.batch_size * model_config.length / wall if trained and wall > 0 else None,
         "checkpoint": last_ckpt,
         "rank": rank,

@@ -32,7 +32,8 @@ def train_cell(
     checkpoint_every: int = 500,
     progress: bool = False,
 ) -> pd.DataFrame:
-    """Train (or finish training) one UDDM; one row: final loss, wall time, ms per step, parameters, checkpoint.
+    """Train (or finish training) one UDDM; one row: final loss, the run's training time over every call that trained
+    it, ms per step of this call, parameters, checkpoint.
 
     The trainer resumes from the run's newest checkpoint, so a killed sweep loses at most ``checkpoint_every``
     steps. Its seed is the cell's ``seed`` (the sweep's generator is not used: the training stream is the
@@ -42,11 +43,10 @@ def train_cell(
 
     del generator
     corpus, data, cfg, tc, meta = _setup(cell, checkpoint_every)
-    t0 = time.perf_counter()
     with _tf32(device):
         summary = train(cfg, tc, data, checkpoint_dir(root, cell), device=device, resume=True, progress=progress,
                         meta=meta)  # fmt: skip
-    return _row(cell, corpus.vocab_size, cfg, summary, time.perf_counter() - t0)
+    return _row(cell, corpus.vocab_size, cfg, summary)
 
 
 def _setup(cell: TrainCell, checkpoint_every: int):
@@ -74,7 +74,7 @@ def _setup(cell: TrainCell, checkpoint_every: int):
     return corpus, data, cfg, tc, meta
 
 
-def _row(cell: TrainCell, vocab_size: int, cfg, summary: dict[str, Any], wall: float) -> pd.DataFrame:
+def _row(cell: TrainCell, vocab_size: int, cfg, summary: dict[str, Any]) -> pd.DataFrame:
     trained = summary["steps"] - summary["start_step"]
     n_params = sum(p.numel() for p in _param_shapes(cfg))
     return pd.DataFrame(
@@ -85,7 +85,9 @@ def _row(cell: TrainCell, vocab_size: int, cfg, summary: dict[str, Any], wall: f
             "final_loss": [summary["final_loss"]],
             "skipped_steps": [summary["skipped_steps"]],
             "steps_run": [trained],
-            "wall_s": [wall],
+            # The run's training seconds over every call that trained it (its checkpoints carry them; NaN for
+            # checkpoints written before they did), not this call's, which may only have loaded it.
+            "wall_s": [summary["train_wall_s"]],
             "ms_per_step": [1e3 * summary["wall_s"] / trained if trained else float("nan")],
             "n_params": [n_params],
             "vocab_size": [vocab_size],
@@ -144,7 +146,7 @@ def train_cells_in_groups(
             else:
                 print(f"[memorization] found {what} trained already (loaded in {wall:.1f} s)", flush=True)
             for c, s, summary in zip(part, setups, summaries):
-                rows[c] = _row(c, s[0].vocab_size, s[2], summary, wall)
+                rows[c] = _row(c, s[0].vocab_size, s[2], summary)
     return rows
 
 
