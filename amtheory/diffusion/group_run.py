@@ -32,14 +32,7 @@ from amtheory.diffusion.checkpoint import (
 )
 from amtheory.diffusion.group_train import GroupTrainer, check_group_configs
 from amtheory.diffusion.model import DiTConfig
-from amtheory.diffusion.resume import (
-    LOG,
-    check_resume,
-    data_sha256,
-    drop_log_after,
-    last_logged_loss,
-    weights_sha256,
-)
+from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, last_logged_loss, weights_sha256
 from amtheory.diffusion.train_config import TrainConfig
 
 __all__ = ["train_group"]

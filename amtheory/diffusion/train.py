@@ -53,14 +53,7 @@ from amtheory.diffusion.checkpoint import (
 from amtheory.diffusion.distributed import all_mean, setup_distributed
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiTConfig
-from amtheory.diffusion.resume import (
-    LOG,
-    check_resume,
-    data_sha256,
-    drop_log_after,
-    last_logged_loss,
-    weights_sha256,
-)
+from amtheory.diffusion.resume import LOG, check_resume, data_sha256, drop_log_after, last_logged_loss, weights_sha256
 from amtheory.diffusion.train_config import LOSS_KERNELS, TrainConfig
 from amtheory.diffusion.train_step import (  # the step's building blocks, re-exported
     EMA,
