@@ -15,6 +15,7 @@ from amtheory.reports.memorization.numbers import (
     model_label,
     n_fmt,
     pm,
+    section,
     size_interval,
     size_text,
     table,
@@ -93,15 +94,13 @@ CLAIMS = {
 def section_verdicts(f: Findings) -> str:
     v = verdicts(f)
     rows = [[f"({k})", text, verdict_text(v[k][0]), v[k][1]] for k, text in CLAIMS.items()]
-    return "\n".join([
-        "## The claims at a glance",
-        "",
+    return section(
+        "The claims at a glance",
         "Each verdict comes from the numbers by the rule stated in its section; a difference within noise is "
         "undecided. A claim judged per model size and step budget (and, for (c), (d) and (g), at the reference "
         f"t = {f.ref_t:g}) is reproduced when every row is, not reproduced when every row is not, else undecided.",
-        "",
         table(["claim", "statement", "verdict", "rows"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_memorized(f: Findings) -> str:
@@ -118,9 +117,8 @@ def section_memorized(f: Findings) -> str:
         ]
         for _, r in f.memorized.iterrows()
     ]
-    return "\n".join([
-        f"## (a) {CLAIMS['a'].capitalize()}",
-        "",
+    return section(
+        f"(a) {CLAIMS['a'].capitalize()}",
         f"At each model's smallest training set, for every t < 1 (at t = 1 the query is pure noise and says nothing "
         f"about its block): the lowest training recovery (pooled over blocks and seeds, ± one block-clustered "
         f"standard error) and the test recovery at that t, the largest test recovery over t, the share of generated "
@@ -130,10 +128,9 @@ def section_memorized(f: Findings) -> str:
         f"recovery by more than two standard errors at every t, the verbatim share's interval lies above "
         f"{cl.VERBATIM:g} and the entropy plus two standard errors is at most {cl.NEAR_ZERO:g}; not reproduced "
         f"when any of these is decided the other way; else undecided.",
-        "",
         table(["model", "blocks", "train recovery (lowest)", "test recovery", "test (largest)",
                "verbatim share", "entropy on own samples", "verdict"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def _median(r, key: str, limit: int) -> str:
@@ -159,18 +156,16 @@ def section_basins(f: Findings) -> str:
         ]
         for _, r in f.basins.iterrows()
     ]
-    return "\n".join([
-        f"## (b) {CLAIMS['b'].capitalize()}",
-        "",
+    return section(
+        f"(b) {CLAIMS['b'].capitalize()}",
         f"Median basin radius (changed tokens out of L = {L}; -1: the block is not even a fixed point) over the "
         "basin blocks of every seed, with its 95% order-statistic interval and the number of blocks, at the smallest "
         f"and the largest training set; ≥ marks a median at the search limit L/2 = {L // 2}. Rule: reproduced when "
         "the training blocks' interval at the largest size lies below that at the smallest and the test blocks' lies "
         "above; not reproduced when either moved the other way beyond its intervals; else undecided.",
-        "",
         table(["model", "blocks", "train: smallest", "train: largest", "test: smallest", "test: largest",
                "verdict"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 #: The difference at the smallest size, in words that are not a claim's verdict.
@@ -184,9 +179,8 @@ def section_meetings(f: Findings) -> str:
             for _, r in f.meetings.sort_values(["model_size", "steps", "t"]).iterrows()]  # fmt: skip
     prec = [[f.label(r["model_size"], r["steps"]), f"{r['t']:g}", fmt(r["max_se"], 4), n_fmt(r["at"]),
              "yes" if r["within"] else "no"] for _, r in f.precision.iterrows()]  # fmt: skip
-    return "\n".join([
-        f"## (c) {CLAIMS['c'].capitalize()}",
-        "",
+    return section(
+        f"(c) {CLAIMS['c'].capitalize()}",
         "Training and test recovery meet at the first training size from which their difference (seeds pooled) "
         "stays within two standard errors at it and at every larger size. The interval is the 95% percentile "
         "bootstrap over training seeds (each resample draws the seeds with replacement and sums their block "
@@ -195,15 +189,12 @@ def section_meetings(f: Findings) -> str:
         "the whole interval meets within the sweep; not reproduced when they are apart at the smallest size and even "
         f"the interval's lower end is beyond the sweep; else undecided (also with one seed). The claim's verdict is "
         f"taken at t = {f.ref_t:g}.",
-        "",
         table(["model", "t", "meeting size", "95% interval over seeds", "seeds", "at the smallest size",
                "sizes measured", "verdict"], rows),
-        "",
         "The largest standard error of training minus test recovery over the training sizes (seeds pooled), against "
         f"the {mt.SE_TARGET:g} the sweep is sized for:",
-        "",
         table(["model", "t", "largest SE", "at blocks", f"within {mt.SE_TARGET:g}"], prec),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def _shift_rows(df: pd.DataFrame, first) -> list[list]:
@@ -239,18 +230,16 @@ def section_entropy(f: Findings) -> str:
         rows.append([f.label(r["model_size"], r["steps"]), f"{n_fmt(r['smallest'])} → {n_fmt(r['largest'])}",
                      ends("generated"), ends("train"), ends("test"), verdict_text(r["verdict"])])  # fmt: skip
     t = f.data.settings.get("entropy_t", float("nan"))
-    return "\n".join([
-        f"## (e) {CLAIMS['e'].capitalize()}",
-        "",
+    return section(
+        f"(e) {CLAIMS['e'].capitalize()}",
         f"Mean per-token entropy (nats) of p_theta(x_0 | x_t) at t = {t:g} on the model's generated blocks, and on "
         "training and test blocks, at the smallest and the largest training set (± standard error over the blocks "
         f"of every seed). Rule: reproduced when the generated blocks' entropy plus two standard errors is at most "
         f"{cl.NEAR_ZERO:g} at the smallest size and its value minus two standard errors at the largest exceeds both "
         f"{cl.NEAR_ZERO:g} and the smallest size's upper end; not reproduced when it is decided above "
         f"{cl.NEAR_ZERO:g} at the smallest size or decided below it at the largest; else undecided.",
-        "",
         table(["model", "blocks", "generated", "train", "test", "verdict"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def _peak_text(f: Findings, r) -> str:

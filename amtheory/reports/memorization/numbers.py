@@ -82,6 +82,11 @@ def table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def section(heading: str, *blocks: str) -> str:
+    """A page section: ``## heading`` and its blocks (paragraphs, tables), a blank line between each."""
+    return "\n\n".join([f"## {heading}", *blocks])
+
+
 def verdict_text(v: str) -> str:
     return f"**{v}**"
 

@@ -3,7 +3,7 @@ differs from the paper's, all from the data folder."""
 
 from __future__ import annotations
 
-from amtheory.reports.memorization.numbers import model_label, n_fmt, pm, table
+from amtheory.reports.memorization.numbers import model_label, n_fmt, pm, section, table
 from amtheory.studies.memorization.summary import MemorizationData
 
 #: How the page's data folder is made and read (the run itself is ``experiments/memorization.py``).
@@ -180,12 +180,10 @@ def section_differences(data: MemorizationData) -> str:
         ["evaluation", "5,000 train / 5,000 test sequences",
          f"{s.get('n_eval', '–')} blocks per split, t up to {max(s.get('ts', [float('nan')])):g}"],
     ]  # fmt: skip
-    return "\n".join([
-        "## How this differs from the paper",
-        "",
+    return section(
+        "How this differs from the paper",
         table(["", "Pham et al. 2026", "here"], rows),
-        "",
         "The sizes are measured in blocks, not in a fraction of a corpus, and every model of a budget takes the same "
         "steps at every size, so the meeting point of a model is a property of its step budget as much as of the "
         "model (claim (g)).",
-    ])  # fmt: skip
+    )  # fmt: skip

@@ -8,7 +8,7 @@ import pandas as pd
 
 from amtheory.core.basins import fixed_point_radius_table, wilson_interval
 from amtheory.reports.memorization.claims import Findings
-from amtheory.reports.memorization.numbers import fmt, interval, n_fmt, pm, table
+from amtheory.reports.memorization.numbers import fmt, interval, n_fmt, pm, section, table
 from amtheory.studies.memorization.claims import rates
 from amtheory.studies.memorization.summary import pool_means
 
@@ -87,14 +87,12 @@ def section_exact_broken(f: Findings) -> str:
                 whole = "–" if e is None else _wilson(e["exact_k"] / e["evaluated"], e["evaluated"], 2)
                 row.append(f"{whole}; {pm(br.loc[k, 'mean'], br.loc[k, 'se'])}" if k in br.index else "–")
             rows.append(row)
-    return "\n".join([
-        "## Whole blocks restored, and clean tokens broken",
-        "",
+    return section(
+        "Whole blocks restored, and clean tokens broken",
         f"At t = {f.ref_t:g}: the share of blocks restored whole (95% Wilson interval, blocks of every seed); then the "
         "share of their clean ordinary tokens that the reverse chain breaks (± standard error over blocks):",
-        "",
         table(["model", "blocks", "train", "test", "random"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_hopfield(f: Findings) -> str:
@@ -156,16 +154,14 @@ def section_basin_table(f: Findings) -> str:
                 row += _radius_cells(t.loc[(n, split)]) if (n, split) in t.index else ["–", "–"]
             rows.append(row)
     L = int(f.data.run["data"]["length"])
-    return "\n".join([
-        "## Basin radius against training-set size",
-        "",
+    return section(
+        "Basin radius against training-set size",
         f"Per memory and size, over the basin blocks of every seed: the share of blocks that are fixed points (95% "
         f"Wilson interval) and the median radius over those fixed points (changed tokens out of L = {L}, 95% "
         f"order-statistic interval; ≥: at the search limit L/2 = {L // 2}):",
-        "",
         table(["memory", "blocks", "train: fixed", "train: median radius", "test: fixed", "test: median radius"],
               rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def _wilson(mean, count, digits: int = 3) -> str:
@@ -190,13 +186,11 @@ def section_fixed_points(f: Findings) -> str:
                     for s in ("train", "test", "random")
                 ]
             )
-    return "\n".join([
-        "## Fixed points (argmax dynamics from t = 1 started at the clean block)",
-        "",
+    return section(
+        "Fixed points (argmax dynamics from t = 1 started at the clean block)",
         "Share of blocks returned unchanged, every seed pooled (95% Wilson interval, blocks):",
-        "",
         table(["model", "blocks", "train", "test", "random"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_extraction(f: Findings) -> str:
@@ -216,15 +210,13 @@ def section_extraction(f: Findings) -> str:
             ]
         )
     L = int(f.data.run["data"]["length"])
-    return "\n".join([
-        "## Memorization as extraction",
-        "",
+    return section(
+        "Memorization as extraction",
         f"Generated blocks that reproduce a training block verbatim (share, 95% Wilson interval, samples of every "
         f"seed), and the longest token span a generated block shares with any training block (L = {L}; mean ± "
         "standard error, maximum):",
-        "",
         table(["model", "blocks", "verbatim share", "longest span", "span max"], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_kl(f: Findings) -> str:
@@ -245,14 +237,12 @@ def section_kl(f: Findings) -> str:
                     else "–"
                 )
             rows.append(row)
-    return "\n".join([
-        "## Distance from the memorization limit: KL(EmpiricalDenoiser || UDDM)",
-        "",
+    return section(
+        "Distance from the memorization limit: KL(EmpiricalDenoiser || UDDM)",
         "Per-token KL in nats (± standard error over blocks), train / test blocks (in brackets: share of training-"
         "block tokens whose most probable clean token differs between the two, ± standard error over blocks):",
-        "",
         table(["model", "blocks"] + [f"t = {t:g}" for t in ts], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_trajectory(f: Findings) -> str:
@@ -278,15 +268,13 @@ def section_trajectory(f: Findings) -> str:
                     else "–"
                 )
             rows.append(row)
-    return "\n".join([
-        "## The prediction along the reverse chain",
-        "",
+    return section(
+        "The prediction along the reverse chain",
         "Entropy (nats per token) / top-two probability gap of p_theta(x_0 | x_t) along the reverse chain from "
         "uniform noise, mean ± standard error over the generated sequences of every seed, at the first step, the "
         "middle one and on the samples:",
-        "",
         table(["model", "blocks"] + [f"t = {t_of[s]:.3g}" for s in picks], rows),
-    ])  # fmt: skip
+    )  # fmt: skip
 
 
 def section_figures(fig_dir: str, drawn: set[str] | None = None) -> str:
