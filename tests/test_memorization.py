@@ -338,8 +338,9 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         main(["--preset", "gpu", "--lr", "3e-3", "--batch-size", "32", "--out", str(tmp_path), "--figures", ""])
     assert {(c.lr, c.batch_size) for c in seen[-1].train_cells()} == {(3e-3, 32)}
-    for option, text, expected in (("--lr", "0", "a finite number > 0"), ("--lr", "nan", "a finite number > 0"),
-                                   ("--lr", "fast", "a finite number > 0"), ("--batch-size", "0", "an int >= 1"),
-                                   ("--batch-size", "2.5", "an int >= 1")):  # fmt: skip
-        with pytest.raises(ValueError, match=f"{option}: expected {expected}, got {text!r}"):
-            main(["--preset", "gpu", option, text, "--out", str(tmp_path)])
+    bad = {"--lr": ("0", "nan", "fast"), "--batch-size": ("0", "2.5", "²")}
+    expected = {"--lr": "a finite number > 0", "--batch-size": "an int >= 1"}
+    for option, texts in bad.items():
+        for text in texts:
+            with pytest.raises(ValueError, match=f"{option}: expected {expected[option]}, got {text!r}"):
+                main(["--preset", "gpu", option, text, "--out", str(tmp_path)])

@@ -101,9 +101,12 @@ def _training(lr: str | None, batch_size: str | None) -> dict[str, float | int]:
         if not (math.isfinite(out["lr"]) and out["lr"] > 0):
             raise ValueError(f"--lr: expected a finite number > 0, got {lr!r}")
     if batch_size is not None:
-        if not batch_size.isdigit() or int(batch_size) < 1:
+        try:
+            out["batch_size"] = int(batch_size)
+        except ValueError:
+            out["batch_size"] = 0
+        if out["batch_size"] < 1:
             raise ValueError(f"--batch-size: expected an int >= 1, got {batch_size!r}")
-        out["batch_size"] = int(batch_size)
     return out
 
 

@@ -137,8 +137,8 @@ def run_experiment(
             grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
                                   todo, device, root=str(out), group_size=group,
                                   checkpoint_every=p.checkpoint_every))  # fmt: skip
-        # Rows held in memory go to the training tables before any measurement: a job cut later keeps them (a
-        # model found trained by a later job has no final loss or training time left to report).
+        # Rows held in memory go to the training tables before any measurement, so that a job cut later keeps
+        # them as the training wrote them.
         record = functools.partial(run_sweep, fn=train_fn, out_dir=out / "train", device=device, progress=False)
         record([tc for tc in train_cells if tc in grouped])
         if evaluate_group > 1:
