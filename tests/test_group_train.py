@@ -275,19 +275,25 @@ def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
 
     run_experiment(_study_preset(steps=3, checkpoint_every=3, eval_group=2), tmp_path, device="cpu", progress=False)
     line = next(x for x in capsys.readouterr().out.splitlines() if "models in one group:" in x and "measured" in x)
-    split = {k.strip(): float(v) for k, v in re.findall(r"([a-z_ ]+?) (\d+\.\d)(?:,|\))", line.split("(s: ")[1])}
+    parts = re.findall(r"([a-z_ ]+?) (\d+\.\d)(?: \((\d+) passes\))?(?:,|\)$)", line.split("(s: ")[1])
+    split = {k.strip(): float(v) for k, v, _ in parts}
+    passes = {k.strip(): int(n) for k, _, n in parts if n}
     # The chains of recovery and fixed points run batched first; every measurement's tables in lockstep after.
     assert list(split) == ["load", "chains recovery", "chains fixed_points", *MEASURES], line
     total = float(re.search(r"one group: (\d+\.\d) s", line).group(1))
     assert sum(split.values()) <= total + 0.1 * len(split)
+    # Each lockstep phase's passes, and together the group's.
+    assert list(passes) == list(MEASURES) and passes["basins"] > 0, line
+    assert sum(passes.values()) == int(re.search(r"(\d+) lockstep passes", line).group(1)), line
 
 
 def test_lockstep_phases_run_from_the_end_of_the_one_before():
     from amtheory.studies.memorization.group_evaluation import _phases
 
-    finished = [("basins", 12.0), ("basins", 14.0), ("nelbo", 15.0), ("generation", 13.5), ("nelbo", 19.0)]
+    finished = [("basins", 12.0, 30), ("basins", 14.0, 40), ("nelbo", 15.0, 44), ("generation", 13.5, 38),
+                ("nelbo", 19.0, 50)]  # fmt: skip
     # MEASURES order: basins, then generation, then nelbo (whatever order the members finished in).
-    assert _phases(10.0, finished) == {"basins": 4.0, "generation": 0.0, "nelbo": 5.0}
+    assert _phases(10.0, finished) == {"basins": (4.0, 40), "generation": (0.0, 0), "nelbo": (5.0, 10)}
 
 
 @pytest.mark.parametrize("eval_group", [1, 2])

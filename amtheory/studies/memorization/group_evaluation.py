@@ -91,7 +91,7 @@ def _batched_chains(
 
 def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict, finished: list):
     """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner; appends
-    ``(measure, time.perf_counter())`` to ``finished`` as each cell is written."""
+    ``(measure, time.perf_counter(), shared passes so far)`` to ``finished`` as each cell is written."""
     from amtheory.core.sweep import run_cell
     from amtheory.diffusion.backend import UniformDiffusionLM
     from amtheory.studies.memorization.data import load_data
@@ -106,20 +106,25 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chai
         for cell in cells:
             fn = functools.partial(evaluate_cell, root=str(out), uddm=uddm, chains=chains.get(cell.measure))
             run_cell(cell, fn, out / cell.measure, device=device)
-            finished.append((cell.measure, time.perf_counter()))
+            finished.append((cell.measure, time.perf_counter(), network.passes))
         return len(cells)
 
     return task
 
 
-def _phases(start: float, finished: list[tuple[str, float]]) -> dict[str, float]:
-    """Seconds per measurement of a lockstep group, from its members' ``(measure, finish time)``: the members run
-    the measurements in ``MEASURES`` order and in step, so each one's phase ends when its last cell is written and
-    starts where the phase before it ended."""
-    ends = {m: max(t for mm, t in finished if mm == m) for m in MEASURES if any(mm == m for mm, _ in finished)}
-    phases, prev = {}, start
-    for m, end in ends.items():
-        phases[m], prev = max(0.0, end - prev), max(prev, end)
+def _phases(start: float, finished: list[tuple[str, float, int]]) -> dict[str, tuple[float, int]]:
+    """Seconds and shared forward passes per measurement of a lockstep group, from its members' ``(measure, finish
+    time, passes so far)``: the members run the measurements in ``MEASURES`` order and in step, so each one's phase
+    ends when its last cell is written and starts where the phase before it ended."""
+    phases: dict[str, tuple[float, int]] = {}
+    prev_t, prev_n = start, 0
+    for m in MEASURES:
+        mine = [(t, n) for mm, t, n in finished if mm == m]
+        if not mine:
+            continue
+        end_t, end_n = max(t for t, _ in mine), max(n for _, n in mine)
+        phases[m] = (max(0.0, end_t - prev_t), max(0, end_n - prev_n))
+        prev_t, prev_n = max(prev_t, end_t), max(prev_n, end_n)
     return phases
 
 
@@ -166,13 +171,14 @@ def evaluate_models_in_groups(
             )
             seconds = {"load": time.perf_counter() - t0}
             chains = _batched_chains(denoiser, part, settings, seconds)
-            finished: list[tuple[str, float]] = []
+            finished: list[tuple[str, float, int]] = []
             tasks = [_member_task(cells, meta, out, device, ch, finished) for (_, cells), (_, _, meta), ch in
                      zip(part, loaded, chains)]  # fmt: skip
             stats: dict = {}
             t1 = time.perf_counter()
             counts = run_in_lockstep(denoiser, tasks, stats=stats)
-            seconds.update(_phases(t1, finished))
+            phases = _phases(t1, finished)
+            seconds.update({m: v[0] for m, v in phases.items()})
             done["models"] += len(part)
             done["cells"] += sum(counts)
             done["rounds"] += stats["rounds"]
@@ -180,7 +186,8 @@ def evaluate_models_in_groups(
                 done["seconds"][k] = done["seconds"].get(k, 0.0) + v
             del denoiser
             # One line per group, so that a long measurement stage shows how far it got, and where its time went.
-            split = ", ".join(f"{k} {v:.1f}" for k, v in seconds.items())
+            split = ", ".join(f"{k} {v:.1f}" + (f" ({phases[k][1]} passes)" if k in phases else "")
+                              for k, v in seconds.items())  # fmt: skip
             print(f"[memorization] measured {len(part)} {part[0][0].arch.name} models in one group: "
                   f"{time.perf_counter() - t0:.1f} s, {sum(counts)} cells, {stats['rounds']} lockstep passes "
                   f"(s: {split})", flush=True)  # fmt: skip
