@@ -1,7 +1,7 @@
 """One stochastic step of the reverse chain (``amtheory.diffusion.sampler.steps.chain_update``) at the shape the
 memorization study's batched chains use, against the reference draw from the full float64 step distribution (an
-inverse-CDF draw from :func:`~amtheory.diffusion.sampler.posterior_step_probs`). Reported per step:
-milliseconds, peak memory on a GPU, and the share of positions whose draw needs a sum over the vocabulary.
+inverse-CDF draw from :func:`~amtheory.diffusion.sampler.posterior_step_probs`). Reported per step: milliseconds,
+the memory a step allocates on a GPU, and the share of positions whose draw needs a sum over the vocabulary.
 
     python experiments/bench_chain_step.py --device cpu --rows 32 --out /tmp/out
     python experiments/bench_chain_step.py --device cuda --rows 1920 --out /tmp/out   # 30 models x 64 blocks
@@ -10,17 +10,17 @@ milliseconds, peak memory on a GPU, and the share of positions whose draw needs 
 from __future__ import annotations
 
 import argparse
+import math
 import platform
 import shlex
 import sys
-import time
 
 import torch
 
 from amtheory.diffusion.sampler import posterior_step_probs
 from amtheory.diffusion.sampler.steps import _step_parts, chain_update
 from amtheory.diffusion.schedule import alpha
-from amtheory.studies.benchmarks.measure import device_label, write_record
+from amtheory.studies.benchmarks.measure import device_label, median_time_and_peak, write_record
 
 __all__ = ["bench_chain_step", "main"]
 
@@ -39,27 +39,16 @@ def _model_share(log_x, x, t_from, t_to) -> float:
 
 
 def _timed(fn, device: str, repeats: int) -> tuple[float, float | None]:
-    """Median milliseconds of ``fn()`` over ``repeats`` runs after one warm-up, and the peak GPU memory in GiB."""
-    cuda = device.startswith("cuda")
-    fn()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(1e3 * (time.perf_counter() - t0))
-    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
-    return sorted(times)[len(times) // 2], peak
+    """Median milliseconds of ``fn()`` over ``repeats`` runs after one warm-up, and the GiB one call allocates on a
+    GPU above what was allocated before it (None off CUDA)."""
+    seconds, peak = median_time_and_peak(fn, torch.device(device), warmup=1, repeats=repeats)
+    return 1e3 * seconds, None if math.isnan(peak) else peak / 2**30
 
 
 def bench_chain_step(*, device: str, rows: int, length: int = 64, vocab: int = 8192, n_steps: int = 50,
                      starts=(1.0, 0.5, 0.1), repeats: int = 5) -> list[dict]:  # fmt: skip
-    """Per start time t (a step from t to t - 1/n_steps of a global grid): ms per step of both draws, their peak
-    GPU memory, and the share of positions drawn from the model's part of the step distribution."""
+    """Per start time t (a step from t to t - 1/n_steps of a global grid): ms per step of both draws, the GPU
+    memory each allocates, and the share of positions drawn from the model's part of the step distribution."""
     g = torch.Generator().manual_seed(0)
     logits = (4.0 * torch.randn(rows, length, vocab, generator=g)).to(device)
     log_x = torch.log_softmax(logits, -1)
