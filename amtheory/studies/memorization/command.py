@@ -92,21 +92,20 @@ def _training(lr: str | None, batch_size: str | None) -> dict[str, float | int]:
     """The preset fields ``--lr`` and ``--batch-size`` set (only those given)."""
     import math
 
+    def parsed(option: str, text: str, convert, ok, expected: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not ok(value):
+            raise ValueError(f"{option}: expected {expected}, got {text!r}")
+        return value
+
     out: dict[str, float | int] = {}
     if lr is not None:
-        try:
-            out["lr"] = float(lr)
-        except ValueError:
-            out["lr"] = math.nan
-        if not (math.isfinite(out["lr"]) and out["lr"] > 0):
-            raise ValueError(f"--lr: expected a finite number > 0, got {lr!r}")
+        out["lr"] = parsed("--lr", lr, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
     if batch_size is not None:
-        try:
-            out["batch_size"] = int(batch_size)
-        except ValueError:
-            out["batch_size"] = 0
-        if out["batch_size"] < 1:
-            raise ValueError(f"--batch-size: expected an int >= 1, got {batch_size!r}")
+        out["batch_size"] = parsed("--batch-size", batch_size, int, lambda v: v >= 1, "an int >= 1")
     return out
 
 
