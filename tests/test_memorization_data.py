@@ -297,6 +297,13 @@ def test_the_page_shows_the_command_the_export_recorded(seeds_run, tmp_path):
         main(["--data", str(tmp_path / "data"), "--command", command, "--out", str(tmp_path / "p.md")])
 
 
+def test_the_page_names_the_data_folder_it_was_built_from(seeds_run, tmp_path):
+    # A page built from another folder (a benchmark's data, say) must not claim the committed results' folder.
+    main = load_experiment("summarize_memorization").main
+    page = main(["--data", str(seeds_run[2]), "--out", str(tmp_path / "p.md"), "--n-boot", str(N_BOOT)])
+    assert f"from the data folder `{seeds_run[2].as_posix()}/`" in page and "docs/data/memorization" not in page
+
+
 def test_run_summary_names_each_budget_and_pools_the_seeds(seeds_run):
     s = summarize(seeds_run[1])
     assert set(s["meeting"]) == {f"{m} ({b} steps)" for m in ("nano", "wide") for b in (30, 60)}

@@ -60,22 +60,23 @@ INTRO = (
     "that the conditional entropy of its predictions separates the two regimes without training data, and that "
     "the test perplexity peaks near the transition. This page gives the numbers this repository measured for each "
     "claim, with a verdict computed from them. Every number is computed by `experiments/summarize_memorization.py` "
-    "from the data folder `docs/data/memorization/`; ± is one standard error, brackets hold a 95% interval."
+    "from the data folder `{folder}/`; ± is one standard error, brackets hold a 95% interval."
 )
 
 
 def build_page(
     data: MemorizationData, *, fig_dir: str = "figures", machine: str | None = None, drawn: set[str] | None = None,
-    n_boot: int = 1000,
+    n_boot: int = 1000, folder: str = "docs/data/memorization",
 ) -> str:  # fmt: skip
     """The whole Markdown page from a data folder's tables (``summary.read_data``); ``fig_dir``: the figures'
-    folder relative to the page, ``drawn``: the figure names to link (all when None)."""
+    folder relative to the page, ``drawn``: the figure names to link (all when None), ``folder``: the data
+    folder's name as the page gives it."""
     f = findings(data, n_boot=n_boot)
     parts = [
         "# Memorization to generalization on real text: results",
-        INTRO,
+        INTRO.format(folder=folder.rstrip("/")),
         section_verdicts(f),
-        section_run(data, machine),
+        section_run(data, machine, folder),
         section_setup(data),
         section_differences(data),
         section_memorized(f),
@@ -178,7 +179,7 @@ def main(argv: list[str] | None = None) -> str | None:
     if a.out:
         rel = os.path.relpath(a.figures, Path(a.out).parent) if a.figures else "figures"
         page = build_page(data, fig_dir=Path(rel).as_posix(), machine=a.machine if not a.export else None,
-                          drawn=drawn, n_boot=a.n_boot)  # fmt: skip
+                          drawn=drawn, n_boot=a.n_boot, folder=Path(a.data).as_posix())  # fmt: skip
         Path(a.out).parent.mkdir(parents=True, exist_ok=True)
         Path(a.out).write_text(page)
         print(f"wrote {a.out} ({len(page):,} characters)")

@@ -6,13 +6,13 @@ from __future__ import annotations
 from amtheory.reports.memorization.numbers import model_label, n_fmt, pm, section, table
 from amtheory.studies.memorization.summary import MemorizationData
 
-#: How the page's data folder is made and read (the run itself is ``experiments/memorization.py``).
+#: How the page's data folder ({folder}) is made and read (the run itself is ``experiments/memorization.py``).
 COMMANDS = (
     "python experiments/memorization.py --preset gpu --out results/memorization_gpu --data data/brown-sotu "
     "--device cuda",
-    "python experiments/summarize_memorization.py --export results/memorization_gpu --data docs/data/memorization "
+    "python experiments/summarize_memorization.py --export results/memorization_gpu --data {folder} "
     '--log memorization_gpu.log --corpus data/brown-sotu --machine "..."',
-    "python experiments/summarize_memorization.py --data docs/data/memorization --out docs/results_memorization.md "
+    "python experiments/summarize_memorization.py --data {folder} --out docs/results_memorization.md "
     "--figures docs/figures",
 )
 
@@ -31,22 +31,24 @@ def _completeness(data: MemorizationData) -> list[str]:
             "claims below use the models measured.", ""]  # fmt: skip
 
 
-def section_run(data: MemorizationData, machine: str | None) -> str:
+def section_run(data: MemorizationData, machine: str | None, folder: str = "docs/data/memorization") -> str:
+    """The run's commands, machine and time; ``folder``: the data folder's name as the page gives it."""
+    folder = folder.rstrip("/")
     run = data.run
     m = data.models
     budgets = data.budgets()
     machine = machine or run.get("machine") or "not recorded"
     log = run.get("log") or {}
     # The run's own command line where the export recorded it, else the gpu preset's.
-    commands = COMMANDS
+    commands = tuple(c.format(folder=folder) for c in COMMANDS)
     if run.get("command"):
         export = (f"python experiments/summarize_memorization.py --export {run.get('results', 'RESULTS')} "
-                  '--data docs/data/memorization --command "..." --machine "..."')  # fmt: skip
-        commands = (run["command"], export, COMMANDS[2])
+                  f'--data {folder} --command "..." --machine "..."')  # fmt: skip
+        commands = (run["command"], export, commands[2])
     lines = ["## Commands, machine, what was measured, time", "", "```", *commands, "```", ""]
     lines += [
         f"Machine: {machine}. The results folder is not in the repository; the data folder "
-        "(`docs/data/memorization/`, columns in its README) holds the per-cell summaries every number and figure on "
+        f"(`{folder}/`, columns in its README) holds the per-cell summaries every number and figure on "
         "this page is computed from.",
         "",
         *_completeness(data),
