@@ -117,6 +117,48 @@ def test_a_member_with_a_non_finite_gradient_is_skipped_alone():
     assert bool(torch.isfinite(trainer.exp_avg).all() and torch.isfinite(trainer.ema).all())
 
 
+def _grads_with_a_skipped_and_a_clipped_member() -> torch.Tensor:
+    P = GroupLayout.of(CFG).width
+    grads = 1e-3 * torch.randn(len(SEEDS), P, generator=torch.Generator().manual_seed(2))
+    grads[0] *= 1e4  # norm far above clip = 1
+    grads[2, 7] = float("nan")
+    return grads
+
+
+def test_the_compiled_update_equals_the_eager_one():
+    # Three updates with a clipped member, a skipped one and weight decay: weights, moments, EMA and counts agree.
+    configs = [dataclasses.replace(c, weight_decay=0.1) for c in _configs()]
+    eager = GroupTrainer(CFG, configs, _data())
+    fused = GroupTrainer(CFG, [dataclasses.replace(c, compile=True) for c in configs], _data())
+    for step in range(3):
+        grads = _grads_with_a_skipped_and_a_clipped_member() * (step + 1)
+        for trainer in (eager, fused):
+            trainer.weights.grad = grads.clone()
+            trainer.update(1e-2 / (step + 1))
+    for name in ("weights", "exp_avg", "exp_avg_sq", "ema"):
+        a, b = getattr(eager, name).detach(), getattr(fused, name).detach()
+        assert bool(torch.isfinite(b).all()), name
+        torch.testing.assert_close(b, a, atol=1e-7, rtol=1e-5, msg=lambda m, n=name: f"{n}: {m}")
+    assert fused.adam_steps.tolist() == eager.adam_steps.tolist() == [3.0, 3.0, 0.0]
+    assert fused.skipped.tolist() == [0.0, 0.0, 3.0]
+
+
+def test_the_compiled_update_makes_no_temporary_of_the_members_weights():
+    # The eager update makes several [G, P] temporaries, each a full pass over memory (on an H100, about a millisecond
+    # each for 30 models of 10M parameters); compiled, the elementwise work is one pass that allocates none.
+    from torch.profiler import ProfilerActivity, profile
+
+    trainer = GroupTrainer(CFG, [dataclasses.replace(c, compile=True) for c in _configs()], _data())
+    grads = _grads_with_a_skipped_and_a_clipped_member()
+    trainer.weights.grad = grads.clone()
+    trainer.update(1e-2)  # compiles
+    trainer.weights.grad = grads.clone()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        trainer.update(1e-2)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest < grads.numel() * grads.element_size(), f"an allocation of {largest} bytes"
+
+
 def test_a_group_resumes_from_its_members_checkpoints(tmp_path):
     configs, data = _configs(steps=5), _data()
     dirs = [tmp_path / f"m{g}" for g in range(len(SEEDS))]

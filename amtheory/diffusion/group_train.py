@@ -40,7 +40,10 @@ from amtheory.diffusion.train_step import (
     training_attention_backends,
 )
 
-__all__ = ["BETAS", "EPS", "GroupTrainer", "check_group_configs", "compiled_group_block", "initial_state"]
+__all__ = [
+    "BETAS", "EPS", "GroupTrainer", "check_group_configs", "compiled_group_block", "compiled_member_update",
+    "initial_state", "member_update_",
+]  # fmt: skip
 
 #: AdamW's betas and eps (those of :func:`amtheory.diffusion.train_step.make_optimizer`).
 BETAS, EPS = (0.9, 0.999), 1e-8
@@ -55,6 +58,36 @@ def compiled_group_block():
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         _COMPILED["block"] = torch.compile(group_block, dynamic=False)
     return _COMPILED["block"]
+
+
+def member_update_(
+    weights: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor, ema: torch.Tensor,
+    clip: torch.Tensor, keep: torch.Tensor, decay: torch.Tensor, step_size: torch.Tensor, beta2: torch.Tensor,
+    bc2_sqrt: torch.Tensor, ema_rate: torch.Tensor,
+) -> None:  # fmt: skip
+    """Every member's AdamW step and EMA update in place, elementwise over ``[G, P]`` with its own factors ``[G, 1]``
+    (computed by :meth:`GroupTrainer.update`): the gradient times ``clip``, zeroed where ``keep`` is 0 (so that a
+    skipped member's NaN cannot leak); weights times ``decay``; moments with beta1 and ``beta2``; the step
+    ``step_size * exp_avg / (sqrt(exp_avg_sq) / bc2_sqrt + eps)``; the EMA moved by ``ema_rate`` towards the new
+    weights. Written out of place apart from the state it updates, so that under ``torch.compile`` it is one pass
+    over the members' weights, moments and EMA (eager, it makes three ``[G, P]`` temporaries)."""
+    b1 = BETAS[0]
+    g = torch.where(keep > 0, grad * clip, 0.0)
+    weights.mul_(decay)
+    exp_avg.lerp_(g, (1.0 - b1) * keep)
+    exp_avg_sq.mul_(beta2).add_(g * g * ((1.0 - BETAS[1]) * keep))
+    denom = exp_avg_sq.sqrt().div(bc2_sqrt).add(EPS)
+    weights.sub_(denom.reciprocal().mul(exp_avg).mul(step_size))
+    ema.lerp_(weights, ema_rate)
+
+
+def compiled_member_update():
+    """:func:`member_update_` under ``torch.compile`` (static shapes), built once per process: one fused pass where
+    the eager update makes about fifteen (benchmarks/h100_profile_group_train.txt)."""
+    if "update" not in _COMPILED:
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _COMPILED["update"] = torch.compile(member_update_, dynamic=False)
+    return _COMPILED["update"]
 
 
 def check_group_configs(train_configs: Sequence[TrainConfig]) -> TrainConfig:
@@ -137,6 +170,7 @@ class GroupTrainer:
         self.attention = kernels.attention
         self.loss_kernel = loss_rows_kernel(kernels.loss)
         self.block_fn = compiled_group_block() if cfg.compile else None
+        self._member_update = compiled_member_update() if cfg.compile else member_update_
         self.autocast_dtype = torch.bfloat16 if (cfg.bf16 and (dev.type == "cuda" or cfg.cpu_bf16)) else None
         self._generators = [torch.Generator(device=dev) for _ in range(self.G)]
 
@@ -193,33 +227,28 @@ class GroupTrainer:
         norm = torch.linalg.vector_norm(grad, dim=1)
         found_inf = (~torch.isfinite(norm)).to(torch.float32)
         keep = 1.0 - found_inf
-        if cfg.clip > 0:  # torch.nn.utils.clip_grad_norm_'s coefficient, per member
-            grad.mul_(torch.clamp(cfg.clip / (norm + 1e-6), max=1.0)[:, None])
         b1, b2 = BETAS
         steps = self.adam_steps + keep.double()
         # Bias corrections in float64 (the single trainer's optimizer computes them from Python floats); a member
         # that has never stepped gets 1 instead of 0 (its update is masked anyway).
         bc1 = torch.where(steps > 0, 1.0 - b1**steps, 1.0)
         bc2_sqrt = torch.where(steps > 0, 1.0 - b2**steps, 1.0).sqrt().float()[:, None]
-        # In place, at most two [G, P] temporaries: a skipped member's gradient is zeroed (so NaN cannot leak)
-        # and every factor that moves its state is 0 (its moments, weights and step count stay as they are).
         k = keep[:, None]
-        grad.masked_fill_(k == 0, 0.0)
-        w = self.weights.detach()
-        if cfg.weight_decay:
-            w.mul_(1.0 - lr * cfg.weight_decay * k)
-        self.exp_avg.lerp_(grad, (1.0 - b1) * k)
-        self.exp_avg_sq.mul_(torch.where(k > 0, b2, 1.0)).add_(grad.mul_(grad).mul_((1.0 - b2) * k))
-        denom = self.exp_avg_sq.sqrt().div_(bc2_sqrt).add_(EPS)
-        w.sub_(denom.reciprocal_().mul_(self.exp_avg).mul_((lr * keep.double() / bc1).float()[:, None]))
-        self.adam_steps.copy_(steps)
+        # torch.nn.utils.clip_grad_norm_'s coefficient, per member (NaN for a skipped member, whose gradient the
+        # update zeroes).
+        coef = torch.clamp(cfg.clip / (norm + 1e-6), max=1.0)[:, None] if cfg.clip > 0 else torch.ones_like(k)
         # EMA: shadow <- lerp(shadow, w, (1 - d) keep), d = min(decay, (1 + n) / (10 + n)) after n updates.
         self.ema_count.add_(keep.double())
         if cfg.ema_warmup:
             d = torch.clamp((1.0 + self.ema_count) / (10.0 + self.ema_count), max=cfg.ema)
         else:
             d = torch.full_like(self.ema_count, cfg.ema)
-        self.ema.lerp_(w, ((1.0 - d) * keep.double()).float()[:, None])
+        self._member_update(
+            self.weights.detach(), grad, self.exp_avg, self.exp_avg_sq, self.ema, coef, k,
+            1.0 - lr * cfg.weight_decay * k, (lr * keep.double() / bc1).float()[:, None],
+            torch.where(k > 0, b2, 1.0), bc2_sqrt, ((1.0 - d) * keep.double()).float()[:, None],
+        )  # fmt: skip
+        self.adam_steps.copy_(steps)
         self.skipped.add_(found_inf)
         self.weights.grad = None
         return norm, found_inf
