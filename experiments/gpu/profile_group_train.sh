@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Where the group step of the gpu preset's 256-wide model spends its time: gpu-quick (256 x 6, 64-token blocks,
 # V = 8,192, batch 64) in a group of 30, float32 with TF32 as the preset trains and then bf16 autocast, compiled;
-# each timed over 8 steps and then 3 steps profiled (top kernels, device time by part of the step). About 2-3
-# minutes. Record: benchmarks/h100_profile_group_train.txt (not run yet).
+# each timed over 8 steps and then 3 steps profiled (top kernels, device time by part of the step). About a
+# minute (59 s on an H100). Record: benchmarks/h100_profile_group_train.txt.
 set -u
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
