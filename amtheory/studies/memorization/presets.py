@@ -6,12 +6,13 @@
   16-token blocks, the 512 most frequent ids (the rest are ``[UNK]``), the ``cpu-micro`` DiT (64 wide, 2 blocks)
   without dropout, 4 / 16 / 64 training blocks, 1,600 steps of 16 blocks (lr 3e-3), a 50-step reverse grid and 32
   evaluation blocks per split.
-* ``gpu`` — one GPU, the grid that can decide the paper's claims (its step budget still to be chosen): the full
-  corpus ``data/brown-sotu``, 64-token blocks, the 8,192 most frequent ids (95.7% of tokens), three DiTs without
-  dropout — ``gpu-micro`` (48 wide, 2 blocks), ``gpu-small`` (128 x 4) and ``gpu-quick`` (256 x 6;
-  docs/theory.md, "The denoising network and its training"), 0.99M to 10.2M parameters — ten training sizes
-  log-spaced from 16 blocks to the whole pool (53,167), three seeds, and two step budgets (400 and 1,600 steps of 64
-  blocks; float32 with TF32, compiled, lr 1e-3): 180 models, trained 30 at a time (``train_group``) and measured 30
+* ``gpu`` — one GPU, the grid that can decide the paper's claims: the full corpus ``data/brown-sotu``, 64-token
+  blocks, the 8,192 most frequent ids (95.7% of tokens), three DiTs without dropout — ``gpu-micro`` (48 wide, 2
+  blocks), ``gpu-small`` (128 x 4) and ``gpu-quick`` (256 x 6; docs/theory.md, "The denoising network and its
+  training"), 0.99M to 10.2M parameters — ten training sizes log-spaced from 16 blocks to the whole pool (53,167),
+  three seeds, and two step budgets (800 and 3,200 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3; 3,200
+  steps memorize the smallest sets of gpu-small and gpu-quick, not those of gpu-micro:
+  benchmarks/h100_memorization_budget_probe.log): 180 models, trained 30 at a time (``train_group``) and measured 30
   at a time in lockstep (``eval_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 blocks per split
   (``GPU_SETTINGS``). Every stage prints its wall time; run the command again to finish what a first call did not
   (results: docs/results_memorization.md; its time: benchmarks/README.md).
@@ -194,14 +195,17 @@ def _gpu() -> Preset:
         ),
         sizes=GPU_SIZES,
         seeds=(0, 1, 2),
-        # Every model at 400 and at 1,600 steps of 64 blocks: the 16-block sets are drawn 1,600 (6,400) times a
-        # block, 8,772 blocks about 2.9 (11.7) times, the whole pool 0.5 (1.9) times. Its run on an H100
-        # (benchmarks/h100_memorization_gpu.log) did not finish in 28 minutes of the card: training took about 7.5
-        # minutes with two parts side by side, and measuring a group of 30 158-249 s. gpu-quick's 16-block sets
-        # were not memorized at 400 steps (training recovery 0.15 at t = 0.5) and in part at 1,600 (0.76): the
-        # budget that memorizes them, and its time, are still to be found (--steps, --lr, --batch-size).
+        # Every model at 800 and at 3,200 steps of 64 blocks at lr 1e-3, from the budget probe on an H100
+        # (benchmarks/h100_memorization_budget_probe.log): 3,200 steps memorize the 16- and 39-block sets of gpu-small
+        # and gpu-quick (training recovery 0.92-1.00 at t = 0.5, test 0.01-0.03), 1,600 only gpu-small's 16-block
+        # sets, and gpu-micro memorizes neither in 3,200 (0.53; 0.79 at lr 3e-3, a rate worse for gpu-quick at every
+        # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
+        # times a block, the whole pool about 1 (3.9) times. The run of 400 / 1,600 steps took 28 minutes of an H100
+        # without finishing (benchmarks/h100_memorization_gpu.log, about 7.5 of them training); with twice its
+        # training steps this one is predicted to take about 40 minutes, twice what the preset is meant for: the
+        # group step's throughput and the lockstep measurements' host time set it (benchmarks/README.md).
         budgets=(1, 4),
-        steps=400,
+        steps=800,
         batch_size=64,
         lr=1e-3,
         warmup=100,
