@@ -366,6 +366,12 @@ def test_a_preset_refuses_unknown_or_repeated_measures():
             _study_preset(steps=3, measures=bad)
 
 
+def _adds_up(first: dict, second: dict) -> None:
+    # The second job's total is the first's plus the part of its own call spent training (more than nothing, at most
+    # the whole call, which also loads the run and writes its last checkpoint): bounds, not a timing tolerance.
+    assert first["train_wall_s"] < second["train_wall_s"] <= first["train_wall_s"] + second["wall_s"] + 1e-9
+
+
 def test_the_training_time_of_a_run_adds_up_over_the_jobs_that_trained_it(tmp_path):
     # A run trained in two jobs reports the time of both (its checkpoints carry the time so far), and a later call
     # that finds it finished reports that same time rather than its own loading time.
@@ -375,11 +381,11 @@ def test_the_training_time_of_a_run_adds_up_over_the_jobs_that_trained_it(tmp_pa
     second = train_group(CFG, configs, data, dirs)
     for a, b in zip(first, second):
         assert a["train_wall_s"] > 0 and b["start_step"] == 3
-        assert b["train_wall_s"] == pytest.approx(a["train_wall_s"] + b["wall_s"], abs=0.05)
+        _adds_up(a, b)
     again = train_group(CFG, configs, data, dirs)
     assert [s["train_wall_s"] for s in again] == [s["train_wall_s"] for s in second]
     one = dataclasses.replace(configs[0], steps=3)
     a = train(CFG, one, data[0], tmp_path / "alone", progress=False)
     b = train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)
-    assert b["train_wall_s"] == pytest.approx(a["train_wall_s"] + b["wall_s"], abs=0.05)
+    _adds_up(a, b)
     assert train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)["train_wall_s"] == b["train_wall_s"]
