@@ -203,8 +203,8 @@ def _gpu() -> Preset:
         # times a block, the whole pool about 1 (3.9) times. The run of 400 / 1,600 steps took 28 minutes of an H100
         # without finishing (benchmarks/h100_memorization_gpu.log, about 7.5 of them training); with twice its
         # training steps this one is predicted to take about 40 minutes, twice what the preset is meant for: the
-        # group step's throughput and the measurements' passes over the 8,192-id vocabulary set it
-        # (benchmarks/README.md).
+        # group step's throughput and the measurements' time (their passes over the 8,192-id vocabulary, and the
+        # host work between them) set it (benchmarks/README.md).
         budgets=(1, 4),
         steps=800,
         batch_size=64,
