@@ -22,6 +22,7 @@ MODULES = {
     "probe_norm_kernels": "amtheory.studies.benchmarks.norm_probe",
     "diagnose_training": "amtheory.studies.benchmarks.training_diagnosis",
     "bench_group_train": "amtheory.studies.benchmarks.group_training",
+    "bench_group_update": "amtheory.studies.benchmarks.group_update",
     "bench_lockstep": "amtheory.studies.benchmarks.lockstep",
     "bench_chain_step": "amtheory.studies.benchmarks.chain_step",
     "bench_ddp_scaling": "amtheory.studies.benchmarks.ddp_scaling",
