@@ -17,8 +17,6 @@ import dataclasses
 import gc
 import math
 import platform
-import shlex
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -41,7 +39,7 @@ from amtheory.diffusion.train_step import (
     sample_batch,
     step_generator,
 )
-from amtheory.studies.benchmarks.measure import write_record
+from amtheory.studies.benchmarks.measure import command_log, pick_shapes, write_record
 from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
@@ -271,26 +269,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     device = torch.device(a.device)
     shapes, batch = _shapes(a.tiny)
-    if a.shapes:
-        wanted = a.shapes.split(",")
-        unknown = sorted(set(wanted) - set(shapes))
-        if unknown:
-            ap.error(f"--shapes: expected names among {sorted(shapes)}, got {unknown}")
-        shapes = {n: shapes[n] for n in wanted}
+    shapes = pick_shapes(ap, shapes, a.shapes)
     sizes = tuple(int(s) for s in (a.group_sizes or ("1,3" if a.tiny else "1,4,8,16,32")).split(","))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
     bf16 = a.precision == "bf16" and device.type == "cuda"  # a CPU run stays float32
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        lines.append(msg)
-
-    command = "python experiments/bench_group_train.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
-    log(f"# command: {command}")
+    log, lines, command = command_log("bench_group_train", argv)
     record = bench_group_train(
         shapes, sizes, device=device, batch_size=batch,
         data_sizes=(8, 32, 64) if a.tiny else (32, 256, 2048, 16384, 53167),

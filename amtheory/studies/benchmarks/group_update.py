@@ -15,8 +15,6 @@ import argparse
 import dataclasses
 import gc
 import platform
-import shlex
-import sys
 from typing import Any
 
 import torch
@@ -24,7 +22,13 @@ import torch
 from amtheory.diffusion.group_train import GroupTrainer
 from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.train_config import TrainConfig
-from amtheory.studies.benchmarks.measure import median_time_and_peak, write_record
+from amtheory.studies.benchmarks.measure import (
+    command_log,
+    device_label,
+    median_time_and_peak,
+    pick_shapes,
+    write_record,
+)
 from amtheory.studies.memorization.presets import preset
 
 __all__ = ["PASSES", "bench_group_update", "main"]
@@ -90,23 +94,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ap.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(a, name)}")
     if a.warmup < 1:
         ap.error(f"--warmup: expected at least 1 (the first compiled call compiles), got {a.warmup}")
-    shapes = _shapes(a.tiny)
-    if a.shapes:
-        wanted = a.shapes.split(",")
-        unknown = sorted(set(wanted) - set(shapes))
-        if unknown:
-            ap.error(f"--shapes: expected names among {sorted(shapes)}, got {unknown}")
-        shapes = {n: shapes[n] for n in wanted}
+    shapes = pick_shapes(ap, _shapes(a.tiny), a.shapes)
     device = torch.device(a.device)
-    lines: list[str] = []
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        lines.append(msg)
-
-    command = "python experiments/bench_group_update.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
-    log(f"# command: {command}")
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu"
+    log, lines, command = command_log("bench_group_update", argv)
+    name = device_label(device, platform.processor() or "cpu")
     log(f"# device: {name}; torch {torch.__version__}; {torch.get_num_threads()} threads")
     log("| shape | G | P | eager ms | compiled ms | speed-up | eager GB/s | compiled GB/s |")
     log("|---|---|---|---|---|---|---|---|")

@@ -4,9 +4,12 @@ beside it)."""
 
 from __future__ import annotations
 
+import argparse
 import gc
 import json
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -76,6 +79,33 @@ def median_time_and_peak(
             fn()
             times.append(time.perf_counter() - t0)
     return statistics.median(times), peak
+
+
+def pick_shapes(ap: argparse.ArgumentParser, shapes: dict[str, Any], names: str | None) -> dict[str, Any]:
+    """``shapes`` cut to the comma list ``names`` in its order (all of them when None); an unknown name is the
+    parser's error for ``--shapes``."""
+    if not names:
+        return shapes
+    wanted = names.split(",")
+    unknown = sorted(set(wanted) - set(shapes))
+    if unknown:
+        ap.error(f"--shapes: expected names among {sorted(shapes)}, got {unknown}")
+    return {n: shapes[n] for n in wanted}
+
+
+def command_log(script: str, argv: list[str] | None) -> tuple[Callable[[str], None], list[str], str]:
+    """``(log, lines, command)`` for a benchmark's record: ``log`` prints a line and keeps it in ``lines``, and
+    ``command`` is ``python experiments/<script>.py`` with ``argv`` (the process's own arguments when None),
+    logged as the first line."""
+    lines: list[str] = []
+
+    def log(msg: str) -> None:
+        print(msg, flush=True)
+        lines.append(msg)
+
+    command = f"python experiments/{script}.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    log(f"# command: {command}")
+    return log, lines, command
 
 
 def error_text(e: BaseException, limit: int = 120) -> str:
