@@ -218,17 +218,18 @@ def test_the_update_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
     from _studies import load_experiment
 
     main = load_experiment("bench_group_update").main
-    main(["--device", "cpu", "--tiny", "--group-size", "3", "--repeats", "2", "--warmup", "1", "--out", str(tmp_path)])
+    main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--group-size", "3", "--repeats", "2", "--warmup", "1",
+          "--out", str(tmp_path)])  # fmt: skip
     record = json.loads((tmp_path / "bench_group_update.json").read_text())
     assert record["command"].startswith("python experiments/bench_group_update.py --device cpu --tiny")
     (row,) = record["rows"]
     tiny = DiTConfig(vocab_size=64, length=16, d_model=16, n_blocks=1, n_heads=2, cond_dim=16, dropout=0.0)
-    assert (row["shape"], row["G"], row["P"]) == ("tiny", 3, GroupLayout.of(tiny).width)
+    assert (row["shape"], row["G"], row["P"]) == ("tiny-a", 3, GroupLayout.of(tiny).width)
     for mode in ("eager", "compiled"):
         assert row[f"{mode}_s"] > 0
         assert row[f"{mode}_gb_s"] == pytest.approx(record["passes"] * 3 * row["P"] * 4 / row[f"{mode}_s"] / 1e9)
     assert row["speedup"] == pytest.approx(row["eager_s"] / row["compiled_s"])
-    assert "| tiny | 3 |" in (tmp_path / "bench_group_update.txt").read_text()
+    assert "| tiny-a | 3 |" in (tmp_path / "bench_group_update.txt").read_text()
     with pytest.raises(SystemExit):
         main(["--device", "cpu", "--tiny", "--group-size", "0", "--out", str(tmp_path)])
 

@@ -71,11 +71,11 @@ def member_update_(
     ``step_size * exp_avg / (sqrt(exp_avg_sq) / bc2_sqrt + eps)``; the EMA moved by ``ema_rate`` towards the new
     weights. Written out of place apart from the state it updates, so that under ``torch.compile`` it is one pass
     over the members' weights, moments and EMA (eager, it makes three ``[G, P]`` temporaries)."""
-    b1 = BETAS[0]
+    b1, b2 = BETAS
     g = torch.where(keep > 0, grad * clip, 0.0)
     weights.mul_(decay)
     exp_avg.lerp_(g, (1.0 - b1) * keep)
-    exp_avg_sq.mul_(beta2).add_(g * g * ((1.0 - BETAS[1]) * keep))
+    exp_avg_sq.mul_(beta2).add_(g * g * ((1.0 - b2) * keep))
     denom = exp_avg_sq.sqrt().div(bc2_sqrt).add(EPS)
     weights.sub_(denom.reciprocal().mul(exp_avg).mul(step_size))
     ema.lerp_(weights, ema_rate)

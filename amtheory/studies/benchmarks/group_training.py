@@ -43,7 +43,7 @@ from amtheory.studies.benchmarks.measure import command_log, pick_shapes, write_
 from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
-__all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main"]
+__all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main", "preset_shapes"]
 
 #: The H100 SXM's nominal dense bf16 rate, FLOP/s.
 H100_BF16_DENSE = 989e12
@@ -239,7 +239,9 @@ def format_table(record: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------- command line
 
 
-def _shapes(tiny: bool) -> tuple[dict[str, DiTConfig], int]:
+def preset_shapes(tiny: bool) -> tuple[dict[str, DiTConfig], int]:
+    """The gpu preset's model shapes by name and its batch size; with ``tiny``, two tiny shapes ("tiny-a",
+    "tiny-b") and batch 4, which check the code path on a CPU."""
     if tiny:
         kw = {"vocab_size": 64, "length": 16, "n_heads": 2, "cond_dim": 16, "dropout": 0.0}
         return {"tiny-a": DiTConfig(d_model=16, n_blocks=1, **kw), "tiny-b": DiTConfig(d_model=32, n_blocks=2, **kw)}, 4
@@ -268,7 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
 
     device = torch.device(a.device)
-    shapes, batch = _shapes(a.tiny)
+    shapes, batch = preset_shapes(a.tiny)
     shapes = pick_shapes(ap, shapes, a.shapes)
     sizes = tuple(int(s) for s in (a.group_sizes or ("1,3" if a.tiny else "1,4,8,16,32")).split(","))
     if device.type == "cuda":

@@ -22,6 +22,7 @@ import torch
 from amtheory.diffusion.group_train import GroupTrainer
 from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.train_config import TrainConfig
+from amtheory.studies.benchmarks.group_training import preset_shapes
 from amtheory.studies.benchmarks.measure import (
     command_log,
     device_label,
@@ -29,7 +30,6 @@ from amtheory.studies.benchmarks.measure import (
     pick_shapes,
     write_record,
 )
-from amtheory.studies.memorization.presets import preset
 
 __all__ = ["PASSES", "bench_group_update", "main"]
 
@@ -71,18 +71,10 @@ def bench_group_update(
     return row
 
 
-def _shapes(tiny: bool) -> dict[str, DiTConfig]:
-    if tiny:
-        kw = {"vocab_size": 64, "length": 16, "n_heads": 2, "cond_dim": 16, "dropout": 0.0}
-        return {"tiny": DiTConfig(d_model=16, n_blocks=1, **kw)}
-    p = preset("gpu")
-    return {a.name: a.config(p.data.vocab, p.data.length) for a in p.archs}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python experiments/bench_group_update.py", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--tiny", action="store_true", help="one tiny shape (checks the code path)")
+    ap.add_argument("--tiny", action="store_true", help="two tiny shapes (check the code path)")
     ap.add_argument("--shapes", default=None, help="comma list of the gpu preset's model names (default: all)")
     ap.add_argument("--group-size", type=int, default=30, help="members of the group (default 30, the preset's)")
     ap.add_argument("--repeats", type=int, default=5, help="timed updates per mode (default 5)")
@@ -94,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ap.error(f"--{name.replace('_', '-')}: expected a positive integer, got {getattr(a, name)}")
     if a.warmup < 1:
         ap.error(f"--warmup: expected at least 1 (the first compiled call compiles), got {a.warmup}")
-    shapes = pick_shapes(ap, _shapes(a.tiny), a.shapes)
+    shapes = pick_shapes(ap, preset_shapes(a.tiny)[0], a.shapes)
     device = torch.device(a.device)
     log, lines, command = command_log("bench_group_update", argv)
     name = device_label(device, platform.processor() or "cpu")
