@@ -202,3 +202,65 @@ def test_distance_bad_input():
         kl_from_memorization(emp, emp, P, ts=(0.0,))
     with pytest.raises(ValueError, match="x0"):
         kl_from_memorization(emp, emp, P[:, :3])
+
+
+def _largest_allocation(fn):
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = fn()
+    return out, max(e.cpu_memory_usage for e in prof.events())
+
+
+def test_denoiser_entropy_is_the_conditional_entropy_without_a_float64_table():
+    # The memorization study measures this entropy for thirty models at once, beside other jobs on the card (an H100
+    # ran out of memory in the float64 Gibbs path): the log posterior [B, L, V] in float32 is the largest table it
+    # may hold; its float64 work comes in parts of at most 2**22 entries.
+    from amtheory.core.entropy import conditional_entropy
+
+    g = torch.Generator().manual_seed(0)
+    V, B, L = 8192, 16, 64
+    lm = UniformDiffusionLM(StandInNet(V, max_len=L), vocab_size=V, use_ema=False)
+    lm.store(torch.randint(0, V, (2, L), generator=g))
+    x = torch.randint(0, V, (B, L), generator=g)
+    h, largest = _largest_allocation(lambda: lm.entropy(x, t=0.3))
+    assert largest <= B * L * V * 4, f"one allocation of {largest / 2**20:.1f} MiB"
+    assert h.shape == (B, L) and h.dtype == torch.float32
+    ref = conditional_entropy(lm, x, beta=1.0, conditionals_kwargs={"t": 0.3})
+    torch.testing.assert_close(h, ref, atol=2e-5, rtol=1e-5)
+    # A position whose posterior rules tokens out (log p = -inf) still has a finite entropy; a non-finite one raises.
+    from amtheory.core.entropy import entropy_from_log_probs
+
+    lp = torch.log_softmax(torch.randn(2, 3, 5, generator=g), -1)
+    lp[0, 0, :4] = float("-inf")
+    lp[0, 0, 4] = 0.0
+    got = entropy_from_log_probs(lp)
+    assert float(got[0, 0]) == 0.0 and bool(torch.isfinite(got).all())
+    torch.testing.assert_close(got[1], -(lp[1].double().exp() * lp[1].double()).sum(-1))
+    lp[1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="log_p"):
+        entropy_from_log_probs(lp)
+
+
+def test_study_token_entropy_holds_no_float64_table():
+    # The recovery measurement's per-token entropy of recovered and unrecovered tokens (the measurement that ran out of
+    # memory on an H100) goes through the denoiser's entropy.
+    import numpy as np
+    import pandas as pd
+
+    from amtheory.studies.memorization import DataSpec
+    from amtheory.studies.memorization.token_entropy import entropy_by_outcome
+
+    g = torch.Generator().manual_seed(1)
+    V, B, L = 8192, 16, 64
+    lm = UniformDiffusionLM(StandInNet(V, max_len=L), vocab_size=V, use_ema=False)
+    lm.store(torch.randint(0, V, (2, L), generator=g))
+    x0 = torch.randint(5, V, (B, L), generator=g)
+    xq = torch.where(torch.rand(B, L, generator=g) < 0.5, torch.randint(5, V, (B, L), generator=g), x0)
+    df = pd.DataFrame({"t": 0.25, "x0": list(x0.numpy()), "xq": list(xq.numpy()), "xf": list(x0.numpy())})
+    out, largest = _largest_allocation(lambda: entropy_by_outcome(lm, df, DataSpec("embedded", L, V), "cpu", B))
+    assert largest <= B * L * V * 4, f"one allocation of {largest / 2**20:.1f} MiB"
+    h = lm.entropy(xq, t=0.25).double()
+    changed = (xq != x0).numpy()
+    want = np.array([h[i][changed[i]].mean().item() for i in range(B)])
+    np.testing.assert_allclose(out["entropy_recovered"].to_numpy(), want, rtol=1e-6)

@@ -14,7 +14,11 @@ from typing import Any
 
 import torch
 
-from amtheory.core._checks import NonFiniteError, check_beta, check_int, check_tokens
+from amtheory.core._checks import NonFiniteError, check_beta, check_finite_rows, check_int, check_tokens
+
+#: The most entries of a ``[..., V]`` table that a per-position sum over the vocabulary copies to float64 at once, so
+#: that its temporaries stay at 32 MiB whatever the size of the table (many models measured at once hold large ones).
+PART_ENTRIES = 2**22
 
 
 def entropy_from_probs(p: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
@@ -41,6 +45,31 @@ def entropy_from_probs(p: torch.Tensor, *, dim: int = -1) -> torch.Tensor:
             )
     # Rounding can leave rows that sum to 1 +- eps; the entropy is kept in [0, log V].
     return h.clamp_min(0.0)
+
+
+def entropy_from_log_probs(log_p: torch.Tensor, *, source: str = "") -> torch.Tensor:
+    """``-sum_v p log p`` per position ``[...]`` (nats, float64) from normalized log-probabilities ``log_p [..., V]``
+    (a ``log_softmax``), with ``0 log 0 = 0`` where ``log p = -inf``.
+
+    Summed in float64 over parts of at most ``PART_ENTRIES`` entries, so the only table of the size of ``log_p`` is
+    ``log_p`` itself. A position whose largest entry is not finite (a NaN, a +inf, or nothing but -inf) raises
+    ``NonFiniteError`` (a ``ValueError``) naming ``log_p`` and ``source``.
+    """
+    if not isinstance(log_p, torch.Tensor) or not log_p.is_floating_point() or log_p.dim() < 1:
+        got = f"{log_p.dtype} {tuple(log_p.shape)}" if isinstance(log_p, torch.Tensor) else type(log_p).__name__
+        raise TypeError(f"log_p: expected a floating-point torch.Tensor [..., V] of log-probabilities, got {got}")
+    V = log_p.shape[-1]
+    rows = log_p.reshape(-1, V)
+    out = torch.empty(rows.shape[0], dtype=torch.float64, device=log_p.device)
+    step = max(1, PART_ENTRIES // max(V, 1))
+    for lo in range(0, rows.shape[0], step):
+        lp = rows[lo : lo + step]
+        check_finite_rows("log_p", lp.amax(-1), source=source)
+        lp = lp.double()
+        p = lp.exp()
+        out[lo : lo + step] = -torch.where(p > 0, p * lp, 0.0).sum(-1)
+    # Rounding can leave rows that sum to 1 +- eps; the entropy is kept at or above 0.
+    return out.clamp_min_(0.0).reshape(log_p.shape[:-1])
 
 
 def conditional_entropy(

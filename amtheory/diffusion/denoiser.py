@@ -89,6 +89,22 @@ class Denoiser(AssociativeMemory):
         z = gibbs_logits(self._log_posterior(x, t_B), beta, source=type(self).__name__)
         return torch.softmax(z, dim=-1).to(torch.float32)
 
+    def entropy(self, x: torch.Tensor, *, t: torch.Tensor | float | None = None) -> torch.Tensor:
+        """Per-token entropy ``[B, L]`` (float32, nats) of ``p(x_0 | x_t = x)`` at ``t`` (default ``t_eval``): what
+        ``conditional_entropy(self, x, beta=1.0, conditionals_kwargs={"t": t})`` gives, from the log posterior
+        directly (:func:`~amtheory.core.entropy.entropy_from_log_probs`) rather than through float64 copies of
+        ``[B, L, V]``; ``batch_size`` sequences at a time."""
+        from amtheory.core.entropy import entropy_from_log_probs
+
+        x = self.check_queries("x", x)
+        t_B = check_time("t", self.t_eval if t is None else t, x.shape[0], x.device)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        step = self.batch_size or max(x.shape[0], 1)
+        for lo in range(0, x.shape[0], step):
+            lp = self._log_posterior(x[lo : lo + step], t_B[lo : lo + step])
+            out[lo : lo + step] = entropy_from_log_probs(lp, source=type(self).__name__).float()
+        return out
+
     def describe(self) -> dict:
         """What every result computed with this denoiser should record about it."""
         return {"denoiser": type(self).__name__, "t_eval": self.t_eval}

@@ -17,24 +17,22 @@ from collections.abc import Sequence
 import torch
 
 from amtheory.core._checks import check_generator, check_int
+from amtheory.core.entropy import PART_ENTRIES
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.empirical import EmpiricalDenoiser
 from amtheory.diffusion.sampler import corrupt_forward
-
-#: Entries of the [..., V] tables that :func:`per_token_kl` turns to float64 at once (32 MiB a temporary).
-_KL_PART = 2**22
 
 
 def per_token_kl(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
     """``KL(p || q)`` per position ``[..., L]`` from log-probabilities ``[..., L, V]``; terms with p = 0 vanish.
 
-    Summed in float64 over parts of at most ``_KL_PART`` entries, so its temporaries stay small whatever the size of
-    the inputs (a lockstep group computes it for every member at once)."""
+    Summed in float64 over parts of at most ``PART_ENTRIES`` entries (``amtheory.core.entropy``), so its temporaries
+    stay small whatever the size of the inputs (a lockstep group computes it for every member at once)."""
     log_p, log_q = torch.broadcast_tensors(log_p, log_q)
     V = log_p.shape[-1]
     lp_all, lq_all = log_p.reshape(-1, V), log_q.reshape(-1, V)
     out = torch.empty(lp_all.shape[0], dtype=torch.float64, device=log_p.device)
-    step = max(1, _KL_PART // max(V, 1))
+    step = max(1, PART_ENTRIES // max(V, 1))
     for lo in range(0, lp_all.shape[0], step):
         lp, lq = lp_all[lo : lo + step].double(), lq_all[lo : lo + step].double()
         p = lp.exp()

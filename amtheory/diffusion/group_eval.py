@@ -24,8 +24,7 @@ from pathlib import Path
 import torch
 
 from amtheory.core._checks import check_finite_rows, check_generator, check_int, check_tokens, draw_device
-from amtheory.core.entropy import entropy_from_probs
-from amtheory.core.interface import gibbs_logits
+from amtheory.core.entropy import entropy_from_log_probs
 from amtheory.diffusion.denoiser import check_time
 from amtheory.diffusion.group_model import GroupLayout, GroupTables, group_head, group_hidden
 from amtheory.diffusion.loss import T_MIN, forward_noise, nelbo_per_token
@@ -187,8 +186,7 @@ class GroupDenoiser:
         """Per-token entropy ``[G, B, L]`` (float32, nats) of ``p_theta(x_0 | x_t)``: what ``conditional_entropy``
         gives for member ``g`` alone (``beta = 1``, ``conditionals_kwargs={"t": t}``)."""
         lp = self.log_posterior(x_t, t)
-        p = torch.softmax(gibbs_logits(lp, 1.0, source=type(self).__name__), dim=-1).to(torch.float32)
-        return entropy_from_probs(p).to(torch.float32)
+        return entropy_from_log_probs(lp, source=type(self).__name__).to(torch.float32)
 
     def nelbo(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """The continuous-time NELBO per token ``[G, B, L]`` of each member (``nelbo_per_token`` of its log

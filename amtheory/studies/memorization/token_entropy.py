@@ -17,8 +17,6 @@ def entropy_by_outcome(uddm, df: pd.DataFrame, data: DataSpec, device: str, batc
     """Add ``entropy_recovered`` and ``entropy_unrecovered`` to a UDDM recovery table: per row, the mean entropy
     (nats) of the denoiser's prediction ``p_theta(x_0 | x_t = query)`` at the corruption's own ``t``, over the
     changed ordinary tokens that the reverse chain restored and over those it did not (NaN where there are none)."""
-    from amtheory.core.entropy import conditional_entropy
-
     rec = np.full(len(df), np.nan)
     unrec = np.full(len(df), np.nan)
     for t in df["t"].unique():
@@ -26,11 +24,9 @@ def entropy_by_outcome(uddm, df: pd.DataFrame, data: DataSpec, device: str, batc
         x0 = torch.as_tensor(np.stack(df["x0"].to_numpy()[rows]))
         xq = torch.as_tensor(np.stack(df["xq"].to_numpy()[rows]))
         xf = torch.as_tensor(np.stack(df["xf"].to_numpy()[rows]))
-        h = (
-            conditional_entropy(uddm, xq.to(device), beta=1.0, conditionals_kwargs={"t": float(t)}, batch_size=batch)
-            .double()
-            .cpu()
-        )
+        xq_dev = xq.to(device)
+        h = torch.cat([uddm.entropy(xq_dev[i : i + batch], t=float(t)) for i in range(0, len(rows), batch)])
+        h = h.double().cpu()
         changed = (xq != x0) & ordinary_positions(data, x0)
         right = xf == x0
         for out, sel in ((rec, changed & right), (unrec, changed & ~right)):
