@@ -343,7 +343,7 @@ def test_data_folders_of_parts_of_a_sweep_merge_into_the_whole(seeds_run, tmp_pa
         for name in DATA_FILES:
             if name == "run.json":
                 run = json.loads((data_dir / name).read_text())
-                (part / name).write_text(json.dumps({**run, "command": f"run --models {size}"}))
+                (part / name).write_text(json.dumps({**run, "command": f"run --models {size}", "results": f"R{k}"}))
                 continue
             df = pd.read_csv(data_dir / name, dtype=str, keep_default_na=False)
             df[(df["model_size"] == size) | (df["backend"] != "uddm")].to_csv(part / name, index=False)
@@ -374,6 +374,13 @@ def test_data_folders_of_parts_of_a_sweep_merge_into_the_whole(seeds_run, tmp_pa
                  "--out", str(tmp_path / "page.md")])  # fmt: skip
     assert json.loads((tmp_path / "timed" / "run.json").read_text())["log"]["total_s"] == 1234.5
     assert "The whole run took 1,234 s (20.6 min)" in page
+    # Each part's commands: its run and the export of its results folder, one line each, then the merge.
+    for k, size in enumerate(("nano", "wide")):
+        assert (
+            f"run --models {size}\npython experiments/summarize_memorization.py --export R{k} --data PART{k + 1} "
+            in page
+        )
+    assert f"--merge PART1 PART2 --data {(tmp_path / 'timed').as_posix()}\n" in page
     for bad in (["--wall-s", "-1", "--merge", str(parts[0]), str(parts[1])], ["--wall-s", "10", "--out", "p.md"]):
         with pytest.raises(SystemExit):
             main([*bad, "--data", str(tmp_path / "y")])
@@ -407,3 +414,20 @@ def test_the_training_time_counts_each_group_once_and_says_when_it_is_missing(se
         f"training took {60 * (len(m) - 2) / len(m):,.0f} s in all for {len(m) - 2} of them (not recorded for 2)"
         in text
     )
+
+
+def test_the_page_shows_no_nan_for_models_a_job_only_loaded(seeds_run, tmp_path):
+    # A model trained by an earlier job and found trained by the one that wrote its row ran 0 steps in that job: its
+    # milliseconds per step are unknown (NaN in the table) and the page says so with a dash, not "nan".
+    from amtheory.reports.memorization import build_page
+
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    models = pd.read_csv(data / "models.csv", dtype=str, keep_default_na=False)
+    models.loc[models["model_size"] == "nano", ["steps_run", "ms_per_step"]] = ["0", ""]
+    models.to_csv(data / "models.csv", index=False)
+    page = build_page(read_data(data), n_boot=N_BOOT)
+    run_section = page.split("## Commands, machine")[1].split("\n## ")[0]
+    rows = [line.split(" | ") for line in run_section.splitlines() if line.startswith("| nano")]
+    assert rows and all(len(r) == 8 and r[6] == "–" for r in rows), rows[:2]
+    assert "nan" not in {c.strip() for r in rows for c in r}

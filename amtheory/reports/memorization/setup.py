@@ -17,6 +17,13 @@ COMMANDS = (
 )
 
 
+def _seconds(g, column: str) -> str:
+    """The mean of ``column`` over a cell's seeds to one decimal, or a dash where the table has none (a model that
+    the job writing its row only loaded ran no steps in it, so its time per step is unknown)."""
+    v = float(g[column].astype(float).mean()) if column in g else float("nan")
+    return "–" if v != v else f"{v:.1f}"
+
+
 def _completeness(data: MemorizationData) -> list[str]:
     """Which (model, budget, size, seed) were trained and which measured, when they differ."""
     trained = {tuple(r) for r in data.models[["model_size", "steps", "train_size", "seed"]].astype(object).values}
@@ -42,9 +49,15 @@ def section_run(data: MemorizationData, machine: str | None, folder: str = "docs
     # The run's own command line where the export recorded it, else the gpu preset's.
     commands = tuple(c.format(folder=folder) for c in COMMANDS)
     if run.get("command"):
-        export = (f"python experiments/summarize_memorization.py --export {run.get('results', 'RESULTS')} "
-                  f'--data {folder} --command "..." --machine "..."')  # fmt: skip
-        commands = (run["command"], export, commands[2])
+        # A merged folder holds each part's command (one a line) and results folder ("; " between them), in order.
+        runs = str(run["command"]).split("\n")
+        results = str(run.get("results") or "RESULTS").split("; ")
+        parts = [folder] if len(results) == 1 else [f"PART{i + 1}" for i in range(len(results))]
+        exports = [f"python experiments/summarize_memorization.py --export {r} --data {d} --command \"...\" "
+                   '--machine "..."' for r, d in zip(results, parts)]  # fmt: skip
+        paired = [line for c, e in zip(runs, exports) for line in (c, e)] if len(runs) == len(exports) else None
+        merge = [f"python experiments/summarize_memorization.py --merge {' '.join(parts)} --data {folder}"]
+        commands = (*(paired or [*runs, *exports]), *(merge if len(parts) > 1 else []), commands[2])
     lines = ["## Commands, machine, what was measured, time", "", "```", *commands, "```", ""]
     lines += [
         f"Machine: {machine}. The results folder is not in the repository; the data folder "
@@ -60,8 +73,8 @@ def section_run(data: MemorizationData, machine: str | None, folder: str = "docs
         ev = g["eval_s"].dropna() if "eval_s" in g else []
         loss = g["final_loss"].astype(float)
         rows.append([model_label(ms, steps, budgets), n_fmt(n), len(g), pm(loss.mean(), loss.sem()),
-                     int(g["skipped_steps"].sum()) if "skipped_steps" in g else "–", f"{g['wall_s'].mean():.1f}",
-                     f"{g['ms_per_step'].mean():.1f}" if "ms_per_step" in g else "–",
+                     int(g["skipped_steps"].sum()) if "skipped_steps" in g else "–", _seconds(g, "wall_s"),
+                     _seconds(g, "ms_per_step"),
                      f"{sum(ev) / len(ev):.1f}" if len(ev) else "–"])  # fmt: skip
     lines += [
         "Per model size, step budget and training size (means over seeds, the final loss ± its standard error over "
