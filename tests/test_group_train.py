@@ -305,6 +305,36 @@ def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_pat
                                torch.tensor(whole["final_loss"].to_numpy()))  # fmt: skip
 
 
+def test_a_run_cut_while_training_keeps_the_rows_of_the_groups_it_finished(tmp_path, monkeypatch):
+    # A job stopped while a later group trains (the longer budget, say) keeps the rows of the groups it finished as
+    # they trained (steps run, time per step); they are not written as "found trained, 0 steps" by the next job.
+    from amtheory.core.sweep import result_path
+    from amtheory.diffusion import group_run
+    from amtheory.studies.memorization import run_experiment
+
+    p = _study_preset(steps=4, checkpoint_every=4, budgets=(1, 2), train_group=2, eval_group=2)
+    real = group_run.train_group
+    calls = []
+
+    def cut_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt("the job's time ran out")
+        return real(*args, **kwargs)
+
+    with monkeypatch.context() as m:
+        m.setattr(group_run, "train_group", cut_second)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    first = [tc for tc in p.train_cells() if tc.steps == p.steps]
+    assert len(first) == 2
+    for tc in first:
+        assert result_path(tmp_path / "cut" / "train", tc).exists(), tc
+    rows = run_experiment(p, tmp_path / "cut", device="cpu", progress=False)["train"]
+    kept = rows[rows["steps"] == p.steps] if "steps" in rows else rows[rows["steps_run"] > 0]
+    assert len(kept) == 2 and (kept["steps_run"] == p.steps).all() and kept["ms_per_step"].notna().all(), kept
+
+
 def test_a_run_found_finished_reports_the_final_loss_of_its_log(tmp_path):
     # Called again on a finished run (a job that trained it was cut before its row was written), the trainers
     # train nothing and still report the run's last logged loss, not None.

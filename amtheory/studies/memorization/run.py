@@ -132,15 +132,18 @@ def run_experiment(
         if group > 1 or evaluate_group > 1:
             for tc in train_cells:
                 _forget_training_without_checkpoint(p, tc, out)
+        # Rows of models trained in groups go to the training tables as each group finishes, so that a job cut
+        # later (in a later group, or while measuring) keeps them as the training wrote them.
+        record = functools.partial(run_sweep, fn=train_fn, out_dir=out / "train", device=device, progress=False)
+
+        def keep(rows: dict) -> None:
+            grouped.update(rows)
+            record(list(rows))
+
         if group > 1:
             todo = pending_cells(train_cells, out / "train")
-            grouped.update(_stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups,
-                                  todo, device, root=str(out), group_size=group,
-                                  checkpoint_every=p.checkpoint_every))  # fmt: skip
-        # Rows held in memory go to the training tables before any measurement, so that a job cut later keeps
-        # them as the training wrote them.
-        record = functools.partial(run_sweep, fn=train_fn, out_dir=out / "train", device=device, progress=False)
-        record([tc for tc in train_cells if tc in grouped])
+            _stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups, todo, device,
+                   root=str(out), group_size=group, checkpoint_every=p.checkpoint_every, on_group=keep)  # fmt: skip
         if evaluate_group > 1:
             from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 

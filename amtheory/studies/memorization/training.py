@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -106,12 +107,15 @@ def _resume_step(root: str | Path, cell: TrainCell) -> int:
 
 
 def train_cells_in_groups(
-    cells: list[TrainCell], device: str, *, root: str, group_size: int, checkpoint_every: int = 500
-) -> dict[TrainCell, pd.DataFrame]:
+    cells: list[TrainCell], device: str, *, root: str, group_size: int, checkpoint_every: int = 500,
+    on_group: Callable[[dict[TrainCell, pd.DataFrame]], None] | None = None,
+) -> dict[TrainCell, pd.DataFrame]:  # fmt: skip
     """Train ``cells`` in groups of at most ``group_size`` (:func:`amtheory.diffusion.group_run.train_group`):
     cells that differ only in training size and seed and stand at the same checkpoint step form a group. Each cell's
     run folder, checkpoints and row are those :func:`train_cell` gives (``wall_s`` and ``ms_per_step`` are its
-    group's). Cells of models with dropout, and groups of one, are trained alone. Returns each cell's row."""
+    group's). Cells of models with dropout, and groups of one, are trained alone. Returns each cell's row;
+    ``on_group`` receives the rows of each group as it finishes (so that a job cut during a later group can keep
+    them as they trained)."""
     from amtheory.core._checks import check_int
     from amtheory.diffusion.group_run import train_group
 
@@ -128,6 +132,8 @@ def train_cells_in_groups(
             if len(part) == 1 or part[0].arch.dropout != 0.0:
                 for c in part:
                     rows[c] = train_cell(c, None, device, root=root, checkpoint_every=checkpoint_every)
+                if on_group is not None:
+                    on_group({c: rows[c] for c in part})
                 continue
             setups = [_setup(c, checkpoint_every) for c in part]
             t0 = time.perf_counter()
@@ -147,6 +153,8 @@ def train_cells_in_groups(
                 print(f"[memorization] found {what} trained already (loaded in {wall:.1f} s)", flush=True)
             for c, s, summary in zip(part, setups, summaries):
                 rows[c] = _row(c, s[0].vocab_size, s[2], summary)
+            if on_group is not None:
+                on_group({c: rows[c] for c in part})
     return rows
 
 
