@@ -185,6 +185,10 @@ def evaluate_models_in_groups(
             for k, v in seconds.items():
                 done["seconds"][k] = done["seconds"].get(k, 0.0) + v
             del denoiser
+            if str(device).startswith("cuda"):
+                # Hand the group's cached blocks back to the card: the preset's parts share it side by side, and
+                # one ran out of memory beside 54 GiB the other two held (benchmarks/h100_memorization_gpu.log).
+                torch.cuda.empty_cache()
             # One line per group, so that a long measurement stage shows how far it got, and where its time went.
             split = ", ".join(f"{k} {v:.1f}" + (f" ({phases[k][1]} passes)" if k in phases else "")
                               for k, v in seconds.items())  # fmt: skip

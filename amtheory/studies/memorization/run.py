@@ -144,6 +144,12 @@ def run_experiment(
             todo = pending_cells(train_cells, out / "train")
             _stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups, todo, device,
                    root=str(out), group_size=group, checkpoint_every=p.checkpoint_every, on_group=keep)  # fmt: skip
+        if group > 1 and str(device).startswith("cuda"):
+            import torch
+
+            # The training groups' cached blocks go back to the card before measuring, for the other parts of a
+            # run that share it (benchmarks/h100_memorization_gpu.log).
+            torch.cuda.empty_cache()
         if evaluate_group > 1:
             from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
