@@ -184,9 +184,17 @@ class GroupDenoiser:
 
     def entropy(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """Per-token entropy ``[G, B, L]`` (float32, nats) of ``p_theta(x_0 | x_t)``: what ``conditional_entropy``
-        gives for member ``g`` alone (``beta = 1``, ``conditionals_kwargs={"t": t}``)."""
-        lp = self.log_posterior(x_t, t)
-        return entropy_from_log_probs(lp, source=type(self).__name__).to(torch.float32)
+        gives for member ``g`` alone (``beta = 1``, ``conditionals_kwargs={"t": t}``), ``batch_size`` sequences per
+        member at a time (only their log posterior is held)."""
+        x = self.check_queries("x_t", x_t)
+        G, B, _ = x.shape
+        t_GB = self.check_times("t", t, B)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        step = self.batch_size or max(B, 1)
+        for i in range(0, B, step):
+            lp = self._forward(x[:, i : i + step], t_GB[:, i : i + step])
+            out[:, i : i + step] = entropy_from_log_probs(lp, source=type(self).__name__).float()
+        return out
 
     def nelbo(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """The continuous-time NELBO per token ``[G, B, L]`` of each member (``nelbo_per_token`` of its log
