@@ -378,6 +378,9 @@ def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
     assert sum(split.values()) <= total + 0.1 * len(split)
     # Each lockstep phase's passes, and together the group's.
     assert list(passes) == list(MEASURES) and passes["basins"] > 0, line
+    # The recovery tables' chains and their queries' entropies come from the batched passes: the one lockstep pass
+    # of that phase is each member's store() checking its network's output once.
+    assert passes["recovery"] == 1, line
     assert sum(passes.values()) == int(re.search(r"(\d+) lockstep passes", line).group(1)), line
 
 

@@ -237,7 +237,11 @@ def recovery_chain(settings: EvalSettings, t: float) -> ReverseDiffusion:
 def _uddm_recovery(uddm, cell, sets, generator, device, finals=None):
     s = cell.settings
     df = _recovery(uddm, cell.train.data, sets, s, generator, device, lambda t: recovery_chain(s, t), 0, None, finals)
-    return entropy_by_outcome(uddm, df, cell.train.data, device, max(1, s.batch_size // 2))
+    entropies = None
+    if finals is not None and all(("entropy", split, float(t)) in finals for split in sets for t in s.ts):
+        # Rows of one t come split by split, in the order of sets (as _recovery builds them).
+        entropies = {float(t): torch.cat([finals[("entropy", split, float(t))] for split in sets]) for t in s.ts}
+    return entropy_by_outcome(uddm, df, cell.train.data, device, max(1, s.batch_size // 2), entropies=entropies)
 
 
 def _uddm_fixed_points(uddm, cell, sets, generator, device, fixed_by_split=None):

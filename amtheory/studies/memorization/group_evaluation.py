@@ -36,7 +36,8 @@ def _batched_chains(
     """The reverse chains of the pending "recovery" and "fixed_points" cells of the group's members, run for all
     of them at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`, one generator per member, seeded
     as the sweep runner seeds that member's cell and drawn in the order the cell's own measurement draws), so that
-    their host work is shared too. Members whose evaluation blocks differ in number are run in subgroups. Returns
+    their host work is shared too; the recovery queries' per-token entropies (keyed ``("entropy", split, t)``)
+    come from the same batched passes. Members whose evaluation blocks differ in number are run in subgroups. Returns
     per member ``{measure: chains}`` for :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall
     time of each measurement's chains goes to ``seconds["chains <measure>"]``."""
     import torch
@@ -83,8 +84,12 @@ def _batched_chains(
                     # does not depend on its chunking (one draw per step for all rows).
                     dyn = dataclasses.replace(recovery_chain(s, t), batch_size=max(1, s.batch_size // 2))
                     ends = group_reverse_chain(d, dyn, q, generators=[gens[i] for i in members])
+                    # The recovery table's per-token entropy of the prediction on the queries, for all members in
+                    # the same batched passes (it draws nothing), instead of one lockstep pass per member's batch.
+                    h = d.entropy(q, float(t)).cpu()
                     for j, i in enumerate(members):
                         out[i][measure][(split, float(t))] = ends[j].cpu()
+                        out[i][measure][("entropy", split, float(t))] = h[j]
         seconds[f"chains {measure}"] = time.perf_counter() - t0
     return out
 
