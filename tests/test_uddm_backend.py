@@ -212,16 +212,23 @@ def _largest_allocation(fn):
     return out, max(e.cpu_memory_usage for e in prof.events())
 
 
+def _wide_vocabulary_lm(seed: int):
+    """A generator, a stand-in denoiser over the memorization study's 8,192 ids storing two 64-token blocks, and
+    the (V, B, L) of the queries the entropy tests ask about."""
+    g = torch.Generator().manual_seed(seed)
+    V, B, L = 8192, 16, 64
+    lm = UniformDiffusionLM(StandInNet(V, max_len=L), vocab_size=V, use_ema=False)
+    lm.store(torch.randint(0, V, (2, L), generator=g))
+    return g, lm, (V, B, L)
+
+
 def test_denoiser_entropy_is_the_conditional_entropy_without_a_float64_table():
     # The memorization study measures this entropy for thirty models at once, beside other jobs on the card (an H100
     # ran out of memory in the float64 Gibbs path): the log posterior [B, L, V] in float32 is the largest table it
     # may hold; its float64 work comes in parts of at most 2**22 entries.
     from amtheory.core.entropy import conditional_entropy
 
-    g = torch.Generator().manual_seed(0)
-    V, B, L = 8192, 16, 64
-    lm = UniformDiffusionLM(StandInNet(V, max_len=L), vocab_size=V, use_ema=False)
-    lm.store(torch.randint(0, V, (2, L), generator=g))
+    g, lm, (V, B, L) = _wide_vocabulary_lm(0)
     x = torch.randint(0, V, (B, L), generator=g)
     h, largest = _largest_allocation(lambda: lm.entropy(x, t=0.3))
     assert largest <= B * L * V * 4, f"one allocation of {largest / 2**20:.1f} MiB"
@@ -251,10 +258,7 @@ def test_study_token_entropy_holds_no_float64_table():
     from amtheory.studies.memorization import DataSpec
     from amtheory.studies.memorization.token_entropy import entropy_by_outcome
 
-    g = torch.Generator().manual_seed(1)
-    V, B, L = 8192, 16, 64
-    lm = UniformDiffusionLM(StandInNet(V, max_len=L), vocab_size=V, use_ema=False)
-    lm.store(torch.randint(0, V, (2, L), generator=g))
+    g, lm, (V, B, L) = _wide_vocabulary_lm(1)
     x0 = torch.randint(5, V, (B, L), generator=g)
     xq = torch.where(torch.rand(B, L, generator=g) < 0.5, torch.randint(5, V, (B, L), generator=g), x0)
     df = pd.DataFrame({"t": 0.25, "x0": list(x0.numpy()), "xq": list(xq.numpy()), "xf": list(x0.numpy())})
