@@ -431,3 +431,25 @@ def test_the_page_shows_no_nan_for_models_a_job_only_loaded(seeds_run, tmp_path)
     rows = [line.split(" | ") for line in run_section.splitlines() if line.startswith("| nano")]
     assert rows and all(len(r) == 8 and r[6] == "–" for r in rows), rows[:2]
     assert "nan" not in {c.strip() for r in rows for c in r}
+
+
+def test_the_page_names_the_models_left_unmeasured_or_measured_in_part(seeds_run, tmp_path):
+    # A run cut short: one budget of one model size never measured, another measured for recovery alone. The page
+    # says so per model size and budget, naming the measurements that are missing, before any claim.
+    from amtheory.reports.memorization import build_page
+
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    for name in ("recovery.csv", "means.csv", "basins.csv", "trajectory.csv"):
+        df = pd.read_csv(data / name, dtype=str, keep_default_na=False)
+        cut = (df["model_size"] == "nano") & (df["steps"] == "30")
+        if name != "recovery.csv":
+            cut |= (df["model_size"] == "wide") & (df["steps"] == "60")
+        df[~cut].to_csv(data / name, index=False)
+    page = build_page(read_data(data), n_boot=N_BOOT)
+    head = page.split("\n## (a)")[0]
+    assert "nano, 30 steps (x1): 6 of 6 models not measured" in head, head[-1500:]
+    assert "wide, 60 steps (x2): 6 of 6 models measured in part (no basins, fixed_points, generation, kl, nelbo, " \
+           "trajectory)" in head, head[-1500:]  # fmt: skip
+    complete = build_page(read_data(seeds_run[2]), n_boot=N_BOOT)
+    assert "not measured" not in complete and "measured in part" not in complete

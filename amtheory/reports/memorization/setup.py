@@ -24,18 +24,43 @@ def _seconds(g, column: str) -> str:
     return "–" if v != v else f"{v:.1f}"
 
 
+_KEY = ["model_size", "steps", "train_size", "seed"]
+
+
+def _models_in(df, measure: str | None = None) -> set[tuple]:
+    """The (model size, budget, size, seed) of the UDDM rows of a table (of one ``measure`` where given)."""
+    if df is None or df.empty or not set(_KEY) <= set(df.columns):
+        return set()
+    u = df[df["backend"] == "uddm"] if "backend" in df.columns else df
+    if measure is not None:
+        u = u[u["measure"] == measure]
+    return {tuple(r) for r in u[_KEY].astype(object).values}
+
+
 def _completeness(data: MemorizationData) -> list[str]:
-    """Which (model, budget, size, seed) were trained and which measured, when they differ."""
-    trained = {tuple(r) for r in data.models[["model_size", "steps", "train_size", "seed"]].astype(object).values}
-    u = data.uddm_recovery
-    measured = {tuple(r) for r in u[["model_size", "steps", "train_size", "seed"]].astype(object).values}
-    if trained <= measured:
+    """Per model size and budget, the trained models that were not measured and those measured in part (naming the
+    measurements missing), when any are."""
+    trained = _models_in(data.models)
+    tables = {"recovery": _models_in(data.uddm_recovery), "basins": _models_in(data.basins),
+              "trajectory": _models_in(data.trajectory)}  # fmt: skip
+    if not data.means.empty and "measure" in data.means.columns:
+        tables.update({m: _models_in(data.means, m) for m in sorted(set(data.means["measure"]))})
+    present = {m: got for m, got in tables.items() if got}  # measurements this run made for some model
+    measured = set().union(*present.values()) if present else set()
+    notes = []
+    budgets = data.budgets()
+    for ms, steps in sorted({(m[0], m[1]) for m in trained}, key=lambda k: (str(k[0]), float(k[1]))):
+        mine = {m for m in trained if (m[0], m[1]) == (ms, steps)}
+        label = model_label(ms, steps, budgets)
+        if mine - measured:
+            notes.append(f"{label}: {len(mine - measured)} of {len(mine)} models not measured")
+        partial = mine & measured
+        missing = sorted(m for m, got in present.items() if partial and not partial <= got)
+        if missing:
+            notes.append(f"{label}: {len(partial)} of {len(mine)} models measured in part (no {', '.join(missing)})")
+    if not notes:
         return []
-    missing = sorted(trained - measured)
-    shown = ", ".join(f"{m} / {int(s):,} steps / {int(n):,} blocks / seed {int(k)}" for m, s, n, k in missing[:20])
-    more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-    return [f"**The sweep is incomplete**: {len(missing)} trained model(s) were not measured ({shown}{more}); the "
-            "claims below use the models measured.", ""]  # fmt: skip
+    return ["**The sweep is incomplete**: " + "; ".join(notes) + ". The claims below use the measurements made.", ""]
 
 
 def section_run(data: MemorizationData, machine: str | None, folder: str = "docs/data/memorization") -> str:
