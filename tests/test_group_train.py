@@ -7,6 +7,7 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -444,3 +445,26 @@ def test_the_training_time_of_a_run_adds_up_over_the_jobs_that_trained_it(tmp_pa
     b = train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)
     _adds_up(a, b)
     assert train(CFG, configs[0], data[0], tmp_path / "alone", progress=False)["train_wall_s"] == b["train_wall_s"]
+
+
+def test_a_filled_training_split_is_measured_alike_alone_and_in_a_group(tmp_path):
+    # fill_train: the 4-block set gives 6 recovery queries (its blocks in turn, each with its own corruption) whether
+    # its model is measured alone or with the others of its shape; the other measurements keep the distinct blocks.
+    from _tables import assert_same_tables
+
+    from amtheory.studies.memorization import run_experiment
+
+    p = _study_preset(steps=3, checkpoint_every=3, measures=("recovery", "fixed_points"))
+    p = dataclasses.replace(p, settings=dataclasses.replace(p.settings, n_eval=6, fill_train=True))
+    alone = run_experiment(p, tmp_path / "alone", device="cpu", progress=False)
+    grouped = run_experiment(dataclasses.replace(p, eval_group=2), tmp_path / "grouped", device="cpu", progress=False)
+    kept = ("train", "recovery", "fixed_points")
+    assert_same_tables({k: alone[k] for k in kept}, {k: grouped[k] for k in kept}, tmp_path / "alone",
+                       tmp_path / "grouped")  # fmt: skip
+    rec = alone["recovery"]
+    small = rec[(rec["train_size"] == 4) & (rec["split"] == "train") & (rec["t"] == 0.5)]
+    assert small["block"].tolist() == [0, 1, 2, 3, 0, 1]
+    xq = np.stack(small["xq"].to_numpy())
+    assert not np.array_equal(xq[0], xq[4])  # the same block, corrupted anew
+    fixed = alone["fixed_points"]
+    assert len(fixed[(fixed["train_size"] == 4) & (fixed["split"] == "train")]) == 4

@@ -46,7 +46,9 @@ def test_frame_only_model_recovers_nothing_on_random_blocks(monkeypatch):
     monkeypatch.setattr(ev, "_run", _frame_only_model())
     settings = EvalSettings(ts=(0.5, 1.0))
     memory = type("M", (), {"vocab_size_": V})()
-    df = ev._recovery(memory, SPEC, {"random": sets["random"]}, settings, None, "cpu", lambda t: None, 0, None)
+    df = ev._recovery(
+        memory, SPEC, {"random": sets["random"]}, settings, None, "cpu", lambda t: None, 0, None, n_train=16
+    )
     # The corruption changed frame positions too (the forward kernel acts everywhere) ...
     assert (np.stack(df["xq"].to_numpy())[:, [0, -1]] != np.stack(df["x0"].to_numpy())[:, [0, -1]]).any()
     # ... but restoring them counts for nothing: 0, not the 2 / L floor.
@@ -443,3 +445,35 @@ def test_meeting_interval_and_trend_from_statistics_equal_the_block_rows():
     assert meeting_trend_of_stats(st, params, n_boot=200) == meeting_trend(both, "train.seed", params, n_boot=200)
     with pytest.raises(ValueError, match="stats"):
         meeting_interval_of_stats(stats.drop(columns="nk_sum"))
+
+
+def test_repeated_queries_of_one_block_are_one_cluster():
+    # A training set smaller than the evaluation count is queried block by block in turn, each query with its own
+    # corruption: the repeats of a block are one cluster of the standard error, within each model (seed), and
+    # never merged with the same block of another model.
+    from amtheory.studies.memorization.rates import rates_of_stats, recovery_stats
+
+    rows = pd.DataFrame({"train.seed": [0] * 4 + [1] * 4, "split": "train", "t": 0.1,
+                         "block": [0, 1, 0, 1] * 2, "n_changed": [4, 4, 4, 4, 2, 2, 2, 2],
+                         "recovered": [1.0, 0.0, 0.5, 0.0, 1.0, 1.0, 0.0, 1.0]})  # fmt: skip
+    stats = recovery_stats(rows, ["split", "t", "train.seed"])
+    assert stats["evaluated"].tolist() == [4, 4] and stats["blocks"].tolist() == [2, 2]
+    pooled = rates_of_stats(stats, ["split", "t"]).iloc[0]
+    # Clusters: seed 0 block 0 (6 of 8), block 1 (0 of 8); seed 1 block 0 (2 of 4), block 1 (4 of 4).
+    want = pooled_rate([6, 0, 2, 4], [8, 8, 4, 4])
+    assert pooled["rate"] == pytest.approx(want["rate"]) and pooled["se"] == pytest.approx(want["se"])
+    assert pooled["blocks"] == 4 and pooled["evaluated"] == 8
+    table = rate_table(rows.assign(backend="uddm", model_size="m", train_size=2, steps=10)).iloc[0]
+    assert table["se"] == pytest.approx(want["se"]) and table["blocks"] == 4
+
+
+def test_a_small_training_set_is_queried_in_turn_up_to_the_evaluation_count():
+    sets = eval_sequences(SPEC, 3, 8, fill_train=True)
+    plain = eval_sequences(SPEC, 3, 8)
+    assert plain["train"].shape[0] == 3 and sets["train"].shape[0] == 8
+    assert torch.equal(sets["train"], plain["train"][torch.arange(8) % 3])
+    assert torch.equal(sets["test"], plain["test"]) and torch.equal(sets["random"], plain["random"])
+    assert torch.equal(eval_sequences(SPEC, 20, 8, fill_train=True)["train"], eval_sequences(SPEC, 20, 8)["train"])
+    # Each query of a block gets its own corruption.
+    c = ev.corrupted(SPEC, "train", 0.5, sets["train"], 128).states
+    assert not torch.equal(c[0], c[3])

@@ -187,7 +187,14 @@ def section_setup(data: MemorizationData) -> str:
     if s:
         lines += [
             f"- Evaluation: {s['n_eval']} blocks per split (the first min({s['n_eval']}, n) training blocks, the "
-            f"first {s['n_eval']} test blocks and {s['n_eval']} random blocks); recovery at t in "
+            f"first {s['n_eval']} test blocks and {s['n_eval']} random blocks)"
+            + (
+                f"; a training set of fewer blocks gives {s['n_eval']} recovery queries all the same, its blocks in "
+                "turn, each corrupted anew, with standard errors clustered by block"
+                if s.get("fill_train")
+                else ""
+            )
+            + "; recovery at t in "
             f"{{{', '.join(f'{t:g}' for t in s['ts'])}}} by ancestral reverse sampling on the global "
             f"{s['n_steps']}-step grid with the posterior final step, counting changed ordinary tokens only; basin "
             f"radius of {s['n_basin']} training and {s['n_basin']} test blocks ({s['basin_trials']} trials per "

@@ -132,7 +132,10 @@ class EvalSettings:
     extraction; the test NELBO from ``nelbo_ts`` stratified times per sequence; the KL from the empirical
     denoiser at ``kl_ts``. The Hopfield family: ``empirical_steps`` reverse-grid steps, ``hopfield_max_iter``
     synchronous steps, inverse temperatures ``dense_beta`` and ``modern_beta``, ``hopfield_batch`` queries per
-    call, and the applicability limits ``modern_max_bytes`` and ``classical_max_features``.
+    call, and the applicability limits ``modern_max_bytes`` and ``classical_max_features``. ``fill_train``: a
+    training set of fewer than ``n_eval`` blocks still gives ``n_eval`` recovery queries, its blocks in turn, each
+    with its own corruption (the standard errors cluster by block), so that the smallest sets' rates are as
+    precise as the others'.
     """
 
     n_eval: int = 8
@@ -155,8 +158,11 @@ class EvalSettings:
     hopfield_batch: int = 64
     modern_max_bytes: int = 2**30
     classical_max_features: int = 4096
+    fill_train: bool = False
 
     def __post_init__(self):
+        if not isinstance(self.fill_train, bool):
+            raise TypeError(f"fill_train: expected a bool, got {type(self.fill_train).__name__}")
         for name in ("n_eval", "n_steps", "n_basin", "basin_trials", "basin_steps", "n_generate", "nelbo_ts"):
             check_int(name, getattr(self, name), minimum=1)
         for name in ("empirical_steps", "hopfield_max_iter", "batch_size", "hopfield_batch"):

@@ -48,13 +48,17 @@ def data_label(spec: DataSpec) -> str:
     return f"{spec.source}|{spec.length}|{spec.vocab}"
 
 
-def eval_sequences(spec: DataSpec, n_train: int, n_eval: int) -> dict[str, torch.Tensor]:
+def eval_sequences(spec: DataSpec, n_train: int, n_eval: int, *, fill_train: bool = False) -> dict[str, torch.Tensor]:
     """The evaluation blocks ``[n, L]`` of each split: the first ``min(n_eval, n_train)`` training blocks, the
     first ``n_eval`` test blocks, and ``n_eval`` random blocks (``[CLS]``, uniform ordinary ids, ``[SEP]``: the
-    format of a real block with no structure in it). The random blocks depend only on the data and ``n_eval``."""
+    format of a real block with no structure in it). The random blocks depend only on the data and ``n_eval``.
+    With ``fill_train`` a training set of fewer than ``n_eval`` blocks gives ``n_eval`` rows all the same, its
+    blocks in turn (row ``i`` is block ``i mod n_train``), for queries that each get their own corruption."""
     corpus = load_data(spec)
     L = spec.length
     train = corpus.blocks("train", n_train, L)[: min(n_eval, n_train)]
+    if fill_train and train.shape[0] < n_eval:
+        train = train[torch.arange(n_eval) % train.shape[0]]
     n_test = min(n_eval, corpus.n_blocks_available("test", L))
     test = corpus.blocks("test", n_test, L)
     ordinary = torch.arange(5 if corpus.mapping is not None else 999, corpus.vocab_size)

@@ -12,9 +12,10 @@ cell's generator.
   ``argmax_v x_theta(v) (V alpha_t 1(v = x_t) + 1 - alpha_t)``; for the dense and modern memories synchronous
   deterministic updates to a fixed point. Columns ``recovered`` (share of changed tokens restored), ``broken``
   (share of clean tokens that end wrong), ``exact``, ``n_changed``, ``fraction_changed`` and the token ids ``x0``,
-  ``xq``, ``xf`` (Pham et al. 2026's recovery rate, broken rate and exact match). The corruption is the forward
-  kernel over every position, special tokens included, because that is the noise the reverse chain from ``t``
-  undoes (the models are trained with it); the rates count ordinary tokens only
+  ``xq``, ``xf`` (Pham et al. 2026's recovery rate, broken rate and exact match), and ``block`` (the query's block,
+  which rates cluster by: its row, or with ``fill_train`` the training block a filled split's row repeats). The
+  corruption is the forward kernel over every position, special tokens included, because that is the noise the
+  reverse chain from ``t`` undoes (the models are trained with it); the rates count ordinary tokens only
   (``amtheory.studies.memorization.data.ordinary_positions``): the ``[CLS]`` / ``[SEP]`` frame of a block is
   restored by any model and would put a floor of about 2 / L under every rate, random blocks included. The UDDM's
   table adds ``entropy_recovered`` and ``entropy_unrecovered``: the mean entropy of ``p_theta(x_0 | x_t = query)``
@@ -71,7 +72,7 @@ from amtheory.studies.memorization.data import (
     named_generator,
     ordinary_positions,
 )
-from amtheory.studies.memorization.token_entropy import entropy_by_outcome
+from amtheory.studies.memorization.token_entropy import entropies_from_chains, entropy_by_outcome
 from amtheory.studies.memorization.training import checkpoint_dir
 from amtheory.studies.memorization.trajectory import uddm_trajectory
 
@@ -80,9 +81,7 @@ __all__ = ["basin_start_times", "corrupted", "evaluate_cell", "hopfield_applicab
 _BASIN_SPLITS = ("train", "test")
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Memories
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------------ Memories
 def load_uddm(root: str | Path, cell: EvalCell, device: str):
     """The trained UDDM of ``cell.train`` (EMA weights) holding its training blocks as reference set."""
     from amtheory.diffusion.backend import UniformDiffusionLM
@@ -133,9 +132,7 @@ def _hopfield_memory(cell: HopfieldCell, device: str):
     return mem.store(stored, vocab_size=corpus.vocab_size)
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# Shared pieces
-# ---------------------------------------------------------------------------------------------------------------
+# ------------------------------------------------------------------------------------------------------- Shared pieces
 def corrupted(data: DataSpec, split: str, t: float, x: torch.Tensor, V: int):
     """The forward-kernel corruption of ``x`` at ``t``, the same for every memory measured on these blocks."""
     g = named_generator("corrupt", data_label(data), split, repr(float(t)), x.shape[0])
@@ -153,9 +150,11 @@ def _run(memory, xq: torch.Tensor, dyn, max_steps: int, generator, chunk: int | 
 
 
 def _recovery(
-    memory, data, sets, settings, generator, device, dyn_for_t, max_steps, chunk, finals=None
+    memory, data, sets, settings, generator, device, dyn_for_t, max_steps, chunk, finals=None, *, n_train: int
 ) -> pd.DataFrame:
-    """The recovery table; ``finals``: the chains' end states by (split, t) where the caller ran them."""
+    """The recovery table; ``finals``: the chains' end states by (split, t) where the caller ran them. ``block``
+    names each query's block: its row, except in a training split filled from ``n_train`` blocks, whose row ``i``
+    queries block ``i mod n_train``."""
     V = memory.vocab_size_
     frames = []
     for split, x in sets.items():
@@ -168,6 +167,8 @@ def _recovery(
             rec = retrieval_records(x, c.states, xf, vocab_size=V, counted=ordinary_positions(data, x))
             df = pd.DataFrame({k: v.cpu().numpy() for k, v in rec.items()})
             df.insert(0, "sequence", np.arange(x.shape[0]))
+            rows = np.arange(x.shape[0])
+            df.insert(1, "block", rows % min(n_train, x.shape[0]) if split == "train" else rows)
             df.insert(0, "t", float(t))
             df.insert(0, "split", split)
             df["x0"] = list(x.numpy())
@@ -224,9 +225,7 @@ def _basin_dynamics(settings: EvalSettings, length: int, vocab_size: int):
     return lambda radii: chain(basin_start_times(radii, length, vocab_size))
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# UDDM measurements
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------- UDDM measurements
 def recovery_chain(settings: EvalSettings, t: float) -> ReverseDiffusion:
     """The UDDM's recovery chain from a corruption at ``t``: ancestral steps on the global grid, posterior final
     step."""
@@ -236,11 +235,9 @@ def recovery_chain(settings: EvalSettings, t: float) -> ReverseDiffusion:
 
 def _uddm_recovery(uddm, cell, sets, generator, device, finals=None):
     s = cell.settings
-    df = _recovery(uddm, cell.train.data, sets, s, generator, device, lambda t: recovery_chain(s, t), 0, None, finals)
-    entropies = None
-    if finals is not None and all(("entropy", split, float(t)) in finals for split in sets for t in s.ts):
-        # Rows of one t come split by split, in the order of sets (as _recovery builds them).
-        entropies = {float(t): torch.cat([finals[("entropy", split, float(t))] for split in sets]) for t in s.ts}
+    df = _recovery(uddm, cell.train.data, sets, s, generator, device, lambda t: recovery_chain(s, t), 0, None, finals,
+                   n_train=cell.train.n_train)  # fmt: skip
+    entropies = entropies_from_chains(finals, list(sets), s.ts)
     return entropy_by_outcome(uddm, df, cell.train.data, device, max(1, s.batch_size // 2), entropies=entropies)
 
 
@@ -335,9 +332,7 @@ _UDDM_MEASURES = {
 }
 
 
-# ---------------------------------------------------------------------------------------------------------------
-# The cell function
-# ---------------------------------------------------------------------------------------------------------------
+# --------------------------------------------------------------------------------------------------- The cell function
 def evaluate_cell(
     cell: EvalCell | HopfieldCell, generator: torch.Generator, device: str, *, root: str, uddm=None, chains=None
 ) -> pd.DataFrame:
@@ -350,7 +345,8 @@ def evaluate_cell(
         s = cell.settings
         if uddm is None:
             uddm = load_uddm(root, cell, device)
-        sets = eval_sequences(cell.train.data, cell.train.n_train, s.n_eval)
+        sets = eval_sequences(cell.train.data, cell.train.n_train, s.n_eval,
+                              fill_train=s.fill_train and cell.measure == "recovery")  # fmt: skip
         if cell.measure == "basins":
             dyn = _basin_dynamics(s, cell.train.data.length, uddm.vocab_size_)
             df = _basins(uddm, sets, s, generator, dyn, 0, None)
@@ -369,7 +365,8 @@ def evaluate_cell(
             df = pd.DataFrame({"split": [""], "applicable": [False], "reason": [why]})
         else:
             mem = _hopfield_memory(cell, device)
-            sets = eval_sequences(cell.data, cell.n_stored, s.n_eval)
+            sets = eval_sequences(cell.data, cell.n_stored, s.n_eval,
+                                  fill_train=s.fill_train and cell.measure == "recovery")  # fmt: skip
             if cell.memory == "empirical":
                 chunk = None
 
@@ -388,7 +385,8 @@ def evaluate_cell(
 
                 basin_dyn = Sync()
             if cell.measure == "recovery":
-                df = _recovery(mem, cell.data, sets, s, generator, device, dyn_for_t, s.hopfield_max_iter, chunk)
+                df = _recovery(mem, cell.data, sets, s, generator, device, dyn_for_t, s.hopfield_max_iter, chunk,
+                               n_train=cell.n_stored)  # fmt: skip
             else:
                 df = _basins(mem, sets, s, generator, basin_dyn, s.hopfield_max_iter, chunk)
         df.insert(0, "train_size", cell.n_stored)

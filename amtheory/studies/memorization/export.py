@@ -175,7 +175,7 @@ def _models(train: pd.DataFrame, seeds: list[int], eval_s: dict | None) -> pd.Da
 
 def _recovery(rec: pd.DataFrame) -> pd.DataFrame:
     ok = rec[rec["applicable"].astype(bool)]
-    df = _with_cells(ok, ["split", "t", "recovered", "n_changed", "broken", "exact", "entropy_recovered",
+    df = _with_cells(ok, ["split", "t", "block", "recovered", "n_changed", "broken", "exact", "entropy_recovered",
                           "entropy_unrecovered", "applicable"])  # fmt: skip
     by = [*CELL, "split", "t"]
     out = recovery_stats(df, by).set_index(by)

@@ -61,7 +61,8 @@ def _batched_chains(
         if len(todo) < 2:
             continue
         t0 = time.perf_counter()
-        sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval) for i in todo}
+        fill = s.fill_train and measure == "recovery"
+        sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval, fill_train=fill) for i in todo}
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
         for i in todo:
             out[i][measure] = {}

@@ -13,9 +13,10 @@
   three seeds, and two step budgets (800 and 3,200 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3; 3,200
   steps memorize the smallest sets of gpu-small and gpu-quick, not those of gpu-micro:
   benchmarks/h100_memorization_budget_probe.log): 180 models, trained 30 at a time (``train_group``) and measured 30
-  at a time in lockstep (``eval_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 blocks per split
-  (``GPU_SETTINGS``). Every stage prints its wall time; run the command again to finish what a first call did not
-  (results: docs/results_memorization.md; its time: benchmarks/README.md).
+  at a time in lockstep (``eval_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 queries per split,
+  smaller training sets queried block by block in turn (``GPU_SETTINGS``). Every stage prints its wall time; run
+  the command again to finish what a first call did not (results: docs/results_memorization.md; its time:
+  benchmarks/README.md).
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
   64 and the whole pool), 20,000 steps of 512.
@@ -54,9 +55,10 @@ GPU_SIZES = tuple(int(round(16 * (GPU_POOL_BLOCKS / 16) ** (k / 9))) for k in ra
 
 #: How the gpu preset measures each model: recovery at five noise levels up to t = 1 on a 50-step global grid,
 #: 384 blocks per split (three seeds pool 1,152 a split, for a standard error of train minus test recovery near
-#: 0.01), basin radii of 16 blocks per split from 16 corruptions per level on a 10-step local grid, 96 samples,
-#: the NELBO at 8 stratified times, 128 sequences a forward pass per model (a lockstep group of 30 models runs
-#: 3,840 at once).
+#: 0.01; a training set of fewer blocks gives 384 queries all the same, its blocks in turn, each corrupted anew: with
+#: one query per block the 16-block sets' standard errors were 0.017-0.046, docs/results_memorization.md), basin
+#: radii of 16 blocks per split from 16 corruptions per level on a 10-step local grid, 96 samples, the NELBO at 8
+#: stratified times, 128 sequences a forward pass per model (a lockstep group of 30 models runs 3,840 at once).
 GPU_SETTINGS = EvalSettings(
     n_eval=384,
     ts=(0.05, 0.1, 0.25, 0.5, 1.0),
@@ -72,6 +74,7 @@ GPU_SETTINGS = EvalSettings(
     empirical_steps=50,
     hopfield_batch=32,
     modern_max_bytes=8 * 2**30,
+    fill_train=True,
 )
 
 

@@ -125,10 +125,17 @@ def _block_rows(recovery: pd.DataFrame, keep: Sequence[str] = ()) -> pd.DataFram
 
 
 def recovery_stats(recovery: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
-    """Per group ``by`` of a recovery table's applicable rows: ``evaluated`` (blocks measured) and the sufficient
-    statistics ``STAT_COLUMNS`` of its pooled rate over blocks with at least one changed ordinary token."""
+    """Per group ``by`` of a recovery table's applicable rows: ``evaluated`` (queries measured) and the sufficient
+    statistics ``STAT_COLUMNS`` of its pooled rate over blocks with at least one changed ordinary token.
+
+    Where the table has a ``block`` column (a training set smaller than the evaluation count, queried block by
+    block in turn), the queries of one block within a group are one cluster: ``by`` must then name the model (its
+    seed), so that the same block of two models stays two clusters."""
     by = list(by)
-    rows = _block_rows(recovery, by)
+    rows = _block_rows(recovery, [*by, "block"] if "block" in recovery else by)
+    evaluated = rows.groupby(by, sort=True, dropna=False).size()
+    if "block" in rows:
+        rows = rows.groupby([*by, "block"], sort=True, dropna=False)[["n", "k"]].sum().reset_index()
     rows["counted"] = (rows["n"] > 0).astype(int)
     rows["kept_n"] = rows["n"].where(rows["n"] > 0, 0.0)
     rows["kept_k"] = rows["k"].where(rows["n"] > 0, 0.0)
@@ -136,7 +143,7 @@ def recovery_stats(recovery: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
     rows["kk"] = rows["kept_k"] ** 2
     rows["nk"] = rows["kept_n"] * rows["kept_k"]
     g = rows.groupby(by, sort=True, dropna=False)
-    out = pd.DataFrame({"evaluated": g.size(), "blocks": g["counted"].sum(), "n_sum": g["kept_n"].sum(),
+    out = pd.DataFrame({"evaluated": evaluated, "blocks": g["counted"].sum(), "n_sum": g["kept_n"].sum(),
                         "k_sum": g["kept_k"].sum(), "nn_sum": g["nn"].sum(), "kk_sum": g["kk"].sum(),
                         "nk_sum": g["nk"].sum()})  # fmt: skip
     return out.reset_index()
@@ -170,7 +177,9 @@ def rate_table(recovery: pd.DataFrame) -> pd.DataFrame:
     missing = [c for c in [*_KEYS, "recovered", "n_changed"] if c not in df]
     if missing:
         raise ValueError(f"recovery: expected the columns of a recovery table, missing {missing}")
-    return rates_of_stats(recovery_stats(df, _KEYS), _KEYS)
+    # Per model first (its seed where the table names it), so that a block's repeated queries cluster within it.
+    seed = [c for c in ("train.seed", "seed") if c in df][:1]
+    return rates_of_stats(recovery_stats(df, [*_KEYS, *seed]), _KEYS)
 
 
 def verdict(diff: float, se: float, z: float = Z_MEET) -> str:

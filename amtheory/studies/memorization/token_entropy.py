@@ -10,7 +10,7 @@ import torch
 from amtheory.studies.memorization.cells import DataSpec
 from amtheory.studies.memorization.data import ordinary_positions
 
-__all__ = ["entropy_by_outcome"]
+__all__ = ["entropies_from_chains", "entropy_by_outcome"]
 
 
 def entropy_by_outcome(
@@ -45,3 +45,12 @@ def entropy_by_outcome(
     df["entropy_recovered"] = rec
     df["entropy_unrecovered"] = unrec
     return df
+
+
+def entropies_from_chains(finals: dict | None, splits: list[str], ts) -> dict | None:
+    """The per-token entropies ``[rows, L]`` of each t's recovery rows (split by split, in the order of
+    ``splits``, as the recovery table has them) from a group's batched chains (``finals[("entropy", split, t)]``),
+    or None where the caller ran none."""
+    if finals is None or not all(("entropy", split, float(t)) in finals for split in splits for t in ts):
+        return None
+    return {float(t): torch.cat([finals[("entropy", split, float(t))] for split in splits]) for t in ts}
