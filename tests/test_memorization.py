@@ -338,8 +338,15 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         main(["--preset", "gpu", "--lr", "3e-3", "--batch-size", "32", "--out", str(tmp_path), "--figures", ""])
     assert {(c.lr, c.batch_size) for c in seen[-1].train_cells()} == {(3e-3, 32)}
-    bad = {"--lr": ("0", "nan", "fast"), "--batch-size": ("0", "2.5", "²")}
-    expected = {"--lr": "a finite number > 0", "--batch-size": "an int >= 1"}
+    # --precision: bf16 autocast or float32 for every model's training (a probe of whether bf16 memorizes alike).
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--precision", "bf16", "--out", str(tmp_path), "--figures", ""])
+    assert {c.bf16 for c in seen[-1].train_cells()} == {True}
+    with pytest.raises(Stop):
+        main(["--preset", "tiny", "--precision", "fp32", "--out", str(tmp_path), "--figures", ""])
+    assert {c.bf16 for c in seen[-1].train_cells()} == {False}
+    bad = {"--lr": ("0", "nan", "fast"), "--batch-size": ("0", "2.5", "²"), "--precision": ("fp16", "")}
+    expected = {"--lr": "a finite number > 0", "--batch-size": "an int >= 1", "--precision": "'fp32' or 'bf16'"}
     for option, texts in bad.items():
         for text in texts:
             with pytest.raises(ValueError, match=f"{option}: expected {expected[option]}, got {text!r}"):

@@ -52,6 +52,7 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument("--budgets", default=None, help="step multipliers, e.g. 1,4 (None: the preset's)")
     p.add_argument("--lr", default=None, help="peak learning rate of every model, e.g. 3e-3 (None: the preset's)")
     p.add_argument("--batch-size", default=None, help="training blocks a step, e.g. 128 (None: the preset's)")
+    p.add_argument("--precision", default=None, help="training precision, fp32 or bf16 (None: the preset's)")
     p.add_argument(
         "--models",
         default=None,
@@ -88,8 +89,8 @@ def _int_list(option: str, text: str | None, example: str, minimum: int) -> tupl
     return values
 
 
-def _training(lr: str | None, batch_size: str | None) -> dict[str, float | int]:
-    """The preset fields ``--lr`` and ``--batch-size`` set (only those given)."""
+def _training(lr: str | None, batch_size: str | None, precision: str | None = None) -> dict[str, float | int | bool]:
+    """The preset fields ``--lr``, ``--batch-size`` and ``--precision`` set (only those given)."""
     import math
 
     def parsed(option: str, text: str, convert, ok, expected: str):
@@ -101,11 +102,15 @@ def _training(lr: str | None, batch_size: str | None) -> dict[str, float | int]:
             raise ValueError(f"{option}: expected {expected}, got {text!r}")
         return value
 
-    out: dict[str, float | int] = {}
+    out: dict[str, float | int | bool] = {}
     if lr is not None:
         out["lr"] = parsed("--lr", lr, float, lambda v: math.isfinite(v) and v > 0, "a finite number > 0")
     if batch_size is not None:
         out["batch_size"] = parsed("--batch-size", batch_size, int, lambda v: v >= 1, "an int >= 1")
+    if precision is not None:
+        if precision not in ("fp32", "bf16"):
+            raise ValueError(f"--precision: expected 'fp32' or 'bf16', got {precision!r}")
+        out["bf16"] = precision == "bf16"
     return out
 
 
@@ -170,7 +175,7 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     seeds, budgets = _int_list("--seeds", args.seeds, "0,1,2", 0), _int_list("--budgets", args.budgets, "1,4", 1)
     if seeds is not None or budgets is not None:
         pr = dataclasses.replace(pr, seeds=seeds or pr.seeds, budgets=budgets or pr.budgets)
-    pr = dataclasses.replace(pr, **_training(args.lr, args.batch_size))
+    pr = dataclasses.replace(pr, **_training(args.lr, args.batch_size, args.precision))
     if args.measures is not None:
         names = _names("--measures", args.measures, list(MEASURES), "measurements")
         pr = dataclasses.replace(pr, measures=tuple(m for m in MEASURES if m in names))
