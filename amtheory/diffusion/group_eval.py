@@ -199,18 +199,24 @@ class GroupDenoiser:
     def nelbo(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
         """The continuous-time NELBO per token ``[G, B, L]`` of each member (``nelbo_per_token`` of its log
         posterior) for clean blocks ``x0``, noisy ``x_t`` ``[G, B, L]`` at times ``t`` (float, ``[B]`` or
-        ``[G, B]``)."""
+        ``[G, B]``), ``batch_size`` blocks per member at a time (only their log posterior is held)."""
         x = self.check_queries("x_t", x_t)
         x0 = self.check_queries("x0", x0)
         if x0.shape != x.shape:
             raise ValueError(f"x0: expected the shape of x_t {tuple(x.shape)}, got {tuple(x0.shape)}")
         G, B, L = x.shape
         t_GB = self.check_times("t", t, B)
-        lp = self._log_posterior(x, t_GB).reshape(G * B, L, -1)
-        tt = t_GB.reshape(-1)
-        out = nelbo_per_token(lp.float(), x0.reshape(G * B, L), x.reshape(G * B, L), alpha(tt).float(),
-                              alpha_prime(tt).float())  # fmt: skip
-        return out.view(G, B, L)
+        out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
+        step = self.batch_size or max(B, 1)
+        for i in range(0, B, step):
+            xs, x0s, ts = x[:, i : i + step], x0[:, i : i + step], t_GB[:, i : i + step]
+            n = xs.shape[1]
+            lp = self._forward(xs, ts).reshape(G * n, L, -1)
+            tt = ts.reshape(-1)
+            per_token = nelbo_per_token(lp.float(), x0s.reshape(G * n, L), xs.reshape(G * n, L), alpha(tt).float(),
+                                        alpha_prime(tt).float())  # fmt: skip
+            out[:, i : i + step] = per_token.view(G, n, L)
+        return out
 
 
 # ------------------------------------------------------------------------------------------------- the NELBO

@@ -15,6 +15,7 @@ from amtheory.core._checks import check_choice, check_float, check_int
 
 __all__ = [
     "BACKENDS",
+    "BATCHED_MEASURES",
     "MEASURES",
     "SPLITS",
     "DataSpec",
@@ -28,6 +29,9 @@ __all__ = [
 
 #: Evaluation tables, one folder each under the results folder.
 MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl", "trajectory")
+#: The measurements whose work a group of models measured together runs batched over its members
+#: (``amtheory.studies.memorization.group_evaluation``); each member's outcome reaches its cell as ``chains``.
+BATCHED_MEASURES = ("recovery", "fixed_points", "nelbo")
 #: Hopfield-family backends put beside the UDDM, by the names its tables and cell keys use: each is a registered
 #: backend name or alias (``amtheory.core.registry``: "dense_exp" is "exp", "classical" is "hebbian"), which
 #: gives its label and colour; the names stay as they are because a cell's key, and so its cached table, holds them.

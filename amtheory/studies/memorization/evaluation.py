@@ -64,7 +64,7 @@ from amtheory.core.metrics import retrieval_records
 from amtheory.diffusion.sampler import ReverseDiffusion, corrupt_forward, fixed_point_share, generate
 from amtheory.diffusion.schedule import time_for_changed_fraction
 from amtheory.studies.memorization.analysis import longest_shared_span
-from amtheory.studies.memorization.cells import DataSpec, EvalCell, EvalSettings, HopfieldCell
+from amtheory.studies.memorization.cells import BATCHED_MEASURES, DataSpec, EvalCell, EvalSettings, HopfieldCell
 from amtheory.studies.memorization.data import (
     data_label,
     eval_sequences,
@@ -278,7 +278,7 @@ def _uddm_generation(uddm, cell, sets, generator, device):
     return pd.concat(frames, ignore_index=True)
 
 
-def _uddm_nelbo(uddm, cell, sets, generator, device):
+def _uddm_nelbo(uddm, cell, sets, generator, device, by_split=None):
     from amtheory.diffusion.group_eval import stratified_nelbo_draws
     from amtheory.diffusion.loss import nelbo_per_token
     from amtheory.diffusion.schedule import alpha, alpha_prime
@@ -290,6 +290,9 @@ def _uddm_nelbo(uddm, cell, sets, generator, device):
     for split in ("train", "test"):
         x = sets[split]
         B = x.shape[0]
+        if by_split is not None:  # a group's members measured at once (group_stratified_nelbo, the same draws)
+            frames.append(pd.DataFrame({"split": split, "sequence": np.arange(B), "nelbo": by_split[split].numpy()}))
+            continue
         x0, xt, t = stratified_nelbo_draws(x, k, V, generator)  # the draws of group_stratified_nelbo's members
         per_row = []
         step = max(1, s.batch_size)
@@ -350,7 +353,7 @@ def evaluate_cell(
         if cell.measure == "basins":
             dyn = _basin_dynamics(s, cell.train.data.length, uddm.vocab_size_)
             df = _basins(uddm, sets, s, generator, dyn, 0, None)
-        elif chains is not None and cell.measure in ("recovery", "fixed_points"):
+        elif chains is not None and cell.measure in BATCHED_MEASURES:
             df = _UDDM_MEASURES[cell.measure](uddm, cell, sets, generator, device, chains)
         else:
             df = _UDDM_MEASURES[cell.measure](uddm, cell, sets, generator, device)

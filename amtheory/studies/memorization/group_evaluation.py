@@ -1,7 +1,8 @@
 """Measuring the memorization study's trained models in groups: the models of one shape (one architecture on one
 data spec; any training size, seed and step budget) are measured together. The reverse chains of the recovery and
-fixed-point measurements run for all members at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`:
-network and chain updates batched, one generator per member); every other measurement of
+fixed-point measurements, the recovery queries' entropies and the test NELBO (``BATCHED_MEASURES``) run for all
+members at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`: network and chain updates batched, one
+generator per member); every other measurement of
 :mod:`amtheory.studies.memorization.evaluation`, and the tables of all of them, run in lockstep
 (:func:`amtheory.diffusion.lockstep.run_in_lockstep`: the code written for one model, its network calls shared).
 Each member's tables are the ones :func:`~amtheory.studies.memorization.evaluation.evaluate_cell` writes for it
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from amtheory.core._checks import check_int
-from amtheory.studies.memorization.cells import MEASURES, EvalCell, EvalSettings, TrainCell
+from amtheory.studies.memorization.cells import BATCHED_MEASURES, MEASURES, EvalCell, EvalSettings, TrainCell
 from amtheory.studies.memorization.training import checkpoint_dir
 
 __all__ = ["evaluate_models_in_groups"]
@@ -33,17 +34,24 @@ def _pending(tc: TrainCell, settings: EvalSettings, out: Path, measures: Sequenc
 def _batched_chains(
     denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings, seconds: dict[str, float]
 ) -> list[dict]:
-    """The reverse chains of the pending "recovery" and "fixed_points" cells of the group's members, run for all
-    of them at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`, one generator per member, seeded
-    as the sweep runner seeds that member's cell and drawn in the order the cell's own measurement draws), so that
-    their host work is shared too; the recovery queries' per-token entropies (keyed ``("entropy", split, t)``)
-    come from the same batched passes. Members whose evaluation blocks differ in number are run in subgroups. Returns
-    per member ``{measure: chains}`` for :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall
-    time of each measurement's chains goes to ``seconds["chains <measure>"]``."""
+    """The batched work of the pending cells of ``BATCHED_MEASURES`` of the group's members, run for all of them at
+    once with one generator per member, seeded as the sweep runner seeds that member's cell and drawn in the order
+    the cell's own measurement draws, so that their host work is shared too: the reverse chains of "recovery" and
+    "fixed_points" (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`), the recovery queries' per-token
+    entropies (keyed ``("entropy", split, t)``) and the test NELBO of "nelbo" (by split,
+    :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`). Members whose evaluation blocks differ in number
+    are run in subgroups. Returns per member ``{measure: outcomes}`` for
+    :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall time of each measurement's batched
+    work goes to ``seconds["batched <measure>"]``."""
     import torch
 
     from amtheory.core.sweep import derive_seed
-    from amtheory.diffusion.group_eval import GroupDenoiser, group_fixed_points, group_reverse_chain
+    from amtheory.diffusion.group_eval import (
+        GroupDenoiser,
+        group_fixed_points,
+        group_reverse_chain,
+        group_stratified_nelbo,
+    )
     from amtheory.studies.memorization.data import eval_sequences
     from amtheory.studies.memorization.evaluation import corrupted, recovery_chain
 
@@ -56,7 +64,7 @@ def _batched_chains(
             subsets[members] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2))
         return subsets[members]
 
-    for measure in ("recovery", "fixed_points"):
+    for measure in BATCHED_MEASURES:
         todo = [i for i, (_, cells) in enumerate(part) if any(c.measure == measure for c in cells)]
         if len(todo) < 2:
             continue
@@ -66,12 +74,19 @@ def _batched_chains(
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
         for i in todo:
             out[i][measure] = {}
-        for split in sets[todo[0]]:
+        # The NELBO draws train, then test blocks, as the cell does (nothing of the random blocks).
+        for split in ("train", "test") if measure == "nelbo" else sets[todo[0]]:
             by_size: dict[int, list[int]] = {}
             for i in todo:
                 by_size.setdefault(int(sets[i][split].shape[0]), []).append(i)
             for members in by_size.values():
                 d = sub(tuple(members))
+                if measure == "nelbo":
+                    x = torch.stack([sets[i][split] for i in members]).to(dev)
+                    nel = group_stratified_nelbo(d, x, s.nelbo_ts, [gens[i] for i in members])
+                    for j, i in enumerate(members):
+                        out[i][measure][split] = nel[j]
+                    continue
                 if measure == "fixed_points":
                     x = torch.stack([sets[i][split] for i in members]).to(dev)
                     flags = group_fixed_points(d, x, n_steps=s.n_steps).cpu()
@@ -91,7 +106,7 @@ def _batched_chains(
                     for j, i in enumerate(members):
                         out[i][measure][(split, float(t))] = ends[j].cpu()
                         out[i][measure][("entropy", split, float(t))] = h[j]
-        seconds[f"chains {measure}"] = time.perf_counter() - t0
+        seconds[f"batched {measure}"] = time.perf_counter() - t0
     return out
 
 
@@ -142,8 +157,8 @@ def evaluate_models_in_groups(
     models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring); only
     those of ``measures`` when given.
     Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
-    stage summed over the groups (``load``; ``chains <measure>`` for the batched reverse chains; each measurement's
-    lockstep phase by its name). Each group prints a line with the same split."""
+    stage summed over the groups (``load``; ``batched <measure>`` for the work batched over the members; each
+    measurement's lockstep phase by its name). Each group prints a line with the same split."""
     import torch
 
     from amtheory.diffusion.checkpoint import load_model
