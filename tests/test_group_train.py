@@ -373,9 +373,10 @@ def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
     parts = re.findall(r"([a-z_ ]+?) (\d+\.\d)(?: \((\d+) passes\))?(?:,|\)$)", line.split("(s: ")[1])
     split = {k.strip(): float(v) for k, v, _ in parts}
     passes = {k.strip(): int(n) for k, _, n in parts if n}
-    # The chains of recovery and fixed points, and the NELBO, run batched first; every measurement's tables in
-    # lockstep after.
-    assert list(split) == ["load", "batched recovery", "batched fixed_points", "batched nelbo", *MEASURES], line
+    # The chains of recovery, fixed points and generation, and the NELBO, run batched first; every measurement's
+    # tables in lockstep after.
+    batched = ["batched recovery", "batched fixed_points", "batched generation", "batched nelbo"]
+    assert list(split) == ["load", *batched, *MEASURES], line
     total = float(re.search(r"one group: (\d+\.\d) s", line).group(1))
     assert sum(split.values()) <= total + 0.1 * len(split)
     # Each lockstep phase's passes, and together the group's.
@@ -383,7 +384,7 @@ def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
     # The recovery tables' chains and their queries' entropies come from the batched passes: the one lockstep pass
     # of that phase is each member's store() checking its network's output once.
     assert passes["recovery"] == 1, line
-    assert passes["nelbo"] == 0 and passes["fixed_points"] == 0, line  # their network work came batched
+    assert passes["nelbo"] == passes["fixed_points"] == passes["generation"] == 0, line  # their work came batched
     assert sum(passes.values()) == int(re.search(r"(\d+) lockstep passes", line).group(1)), line
 
 

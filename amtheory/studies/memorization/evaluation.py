@@ -252,16 +252,16 @@ def _uddm_fixed_points(uddm, cell, sets, generator, device, fixed_by_split=None)
     return pd.concat(frames, ignore_index=True)
 
 
-def _uddm_generation(uddm, cell, sets, generator, device):
+def _uddm_generation(uddm, cell, sets, generator, device, batched=None):
+    """``batched``: a group's samples and entropies by split where it ran them for its members at once."""
     s = cell.settings
-    gen = generate(uddm, s.n_generate, n_steps=s.n_steps, generator=generator).cpu()
-    stored = uddm.patterns_.cpu()
-    span = longest_shared_span(gen, stored)
-    L = gen.shape[1]
-    frames = []
+    gen = batched["generated"] if batched else generate(uddm, s.n_generate, n_steps=s.n_steps, generator=generator)
+    gen = gen.cpu()
+    span, L, frames = longest_shared_span(gen, uddm.patterns_.cpu()), gen.shape[1], []
     for split, x in (("train", sets["train"]), ("test", sets["test"]), ("generated", gen)):
         xd, step = x.to(device), max(1, s.batch_size // 2)
-        h = torch.cat([uddm.entropy(xd[i : i + step], t=s.entropy_t) for i in range(0, xd.shape[0], step)]).cpu()
+        h = batched[("entropy", split)] if batched else torch.cat(
+            [uddm.entropy(xd[i : i + step], t=s.entropy_t) for i in range(0, xd.shape[0], step)]).cpu()  # fmt: skip
         df = pd.DataFrame(
             {
                 "split": split,

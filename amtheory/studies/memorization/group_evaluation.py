@@ -1,9 +1,10 @@
 """Measuring the memorization study's trained models in groups: the models of one shape (one architecture on one
 data spec; any training size, seed and step budget) are measured together. The reverse chains of the recovery and
-fixed-point measurements, the recovery queries' entropies and the test NELBO (``BATCHED_MEASURES``) run for all
-members at once (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`: network and chain updates batched, one
-generator per member); every other measurement of
-:mod:`amtheory.studies.memorization.evaluation`, and the tables of all of them, run in lockstep
+fixed-point measurements, the recovery queries' entropies, the samples of "generation" and their entropies, and
+the test NELBO (``BATCHED_MEASURES``) run for all members at once
+(:func:`~amtheory.diffusion.group_eval.group_reverse_chain`: network and chain updates batched, one generator per
+member); every other measurement of :mod:`amtheory.studies.memorization.evaluation`, and the tables of all of
+them, run in lockstep
 (:func:`amtheory.diffusion.lockstep.run_in_lockstep`: the code written for one model, its network calls shared).
 Each member's tables are the ones :func:`~amtheory.studies.memorization.evaluation.evaluate_cell` writes for it
 alone (same generators, same draws in the same order; its logits up to float rounding of the batched products),
@@ -38,7 +39,8 @@ def _batched_chains(
     once with one generator per member, seeded as the sweep runner seeds that member's cell and drawn in the order
     the cell's own measurement draws, so that their host work is shared too: the reverse chains of "recovery" and
     "fixed_points" (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`), the recovery queries' per-token
-    entropies (keyed ``("entropy", split, t)``) and the test NELBO of "nelbo" (by split,
+    entropies (keyed ``("entropy", split, t)``), the samples of "generation" (``"generated"``) with the entropies
+    of every split (``("entropy", split)``) and the test NELBO of "nelbo" (by split,
     :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`). Members whose evaluation blocks differ in number
     are run in subgroups. Returns per member ``{measure: outcomes}`` for
     :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall time of each measurement's batched
@@ -49,6 +51,7 @@ def _batched_chains(
     from amtheory.diffusion.group_eval import (
         GroupDenoiser,
         group_fixed_points,
+        group_generate,
         group_reverse_chain,
         group_stratified_nelbo,
     )
@@ -74,13 +77,26 @@ def _batched_chains(
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
         for i in todo:
             out[i][measure] = {}
-        # The NELBO draws train, then test blocks, as the cell does (nothing of the random blocks).
-        for split in ("train", "test") if measure == "nelbo" else sets[todo[0]]:
+        # The NELBO and the generation's entropies take train, then test blocks, as their cells do.
+        for split in ("train", "test") if measure in ("nelbo", "generation") else sets[todo[0]]:
             by_size: dict[int, list[int]] = {}
             for i in todo:
                 by_size.setdefault(int(sets[i][split].shape[0]), []).append(i)
             for members in by_size.values():
                 d = sub(tuple(members))
+                if measure == "generation":  # the samples first (the cell's draws), then every split's entropy
+                    if split == "train":
+                        samples = group_generate(d, s.n_generate, n_steps=s.n_steps,
+                                                 generators=[gens[i] for i in members])  # fmt: skip
+                        h = d.entropy(samples, s.entropy_t).cpu()
+                        for j, i in enumerate(members):
+                            out[i][measure]["generated"] = samples[j].cpu()
+                            out[i][measure][("entropy", "generated")] = h[j]
+                    x = torch.stack([sets[i][split] for i in members]).to(dev)
+                    h = d.entropy(x, s.entropy_t).cpu()
+                    for j, i in enumerate(members):
+                        out[i][measure][("entropy", split)] = h[j]
+                    continue
                 if measure == "nelbo":
                     x = torch.stack([sets[i][split] for i in members]).to(dev)
                     nel = group_stratified_nelbo(d, x, s.nelbo_ts, [gens[i] for i in members])
