@@ -453,3 +453,25 @@ def test_the_page_names_the_models_left_unmeasured_or_measured_in_part(seeds_run
            "trajectory)" in head, head[-1500:]  # fmt: skip
     complete = build_page(read_data(seeds_run[2]), n_boot=N_BOOT)
     assert "not measured" not in complete and "measured in part" not in complete
+
+
+def test_a_recovery_panel_without_measurements_says_so(seeds_run, tmp_path, monkeypatch):
+    # A run cut short trains a model size at a budget it never measures: its panel in the recovery figure says "not
+    # measured" instead of standing empty beside the others.
+    from amtheory.figures import memorization as figs
+
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    rec = pd.read_csv(data / "recovery.csv", dtype=str, keep_default_na=False)
+    rec[~((rec["model_size"] == "nano") & (rec["steps"] == "30"))].to_csv(data / "recovery.csv", index=False)
+    seen = {}
+
+    def keep(fig, out, name):
+        seen[name] = [ax.get_title() + "|" + "".join(t.get_text() for t in ax.texts) for ax in fig.axes]
+        return []
+
+    monkeypatch.setattr(figs, "save", keep)
+    figs.fig_recovery(read_data(data), tmp_path)
+    panels = dict(p.split("|", 1) for p in seen["memorization_recovery"])
+    assert panels["nano, 30 steps"] == "not measured", panels
+    assert all(text == "" for title, text in panels.items() if title != "nano, 30 steps"), panels

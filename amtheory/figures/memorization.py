@@ -114,6 +114,11 @@ def fig_recovery(data: MemorizationData, out: Path) -> list[Path]:
         for j, ms in enumerate(models):
             ax = axes[i][j]
             g = u[(u["model_size"] == ms) & (u["steps"] == steps)]
+            ax.set_title(f"{ms}, {steps:,} steps")
+            if g.empty:  # trained at this budget, never measured (a run cut short)
+                ax.text(0.5, 0.5, "not measured", ha="center", va="center", transform=ax.transAxes, color="0.4")
+                ax.set_xticks([])
+                continue
             for t, col in pal.items():
                 for split, ls in (("train", "-"), ("test", "--")):
                     d = g[(g["t"] == t) & (g["split"] == split)].sort_values("train_size")
@@ -130,8 +135,7 @@ def fig_recovery(data: MemorizationData, out: Path) -> list[Path]:
                 m = meet.get((ms, steps, float(t)), math.nan)
                 if np.isfinite(m):
                     ax.axvline(m, color=col, lw=0.8, alpha=0.5)
-            _sizes_axis(ax, g["train_size"] if len(g) else [1])
-            ax.set_title(f"{ms}, {steps:,} steps")
+            _sizes_axis(ax, g["train_size"])
             ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
     # The explanation goes under the panels, wrapped to their width: a one-line title as wide as three panels
