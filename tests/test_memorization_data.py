@@ -475,3 +475,26 @@ def test_a_recovery_panel_without_measurements_says_so(seeds_run, tmp_path, monk
     panels = dict(p.split("|", 1) for p in seen["memorization_recovery"])
     assert panels["nano, 30 steps"] == "not measured", panels
     assert all(text == "" for title, text in panels.items() if title != "nano, 30 steps"), panels
+
+
+def test_the_perplexity_figure_names_only_what_it_draws(seeds_run, tmp_path, monkeypatch):
+    # A model size and budget without NELBO rows gets no line and no legend entry.
+    from amtheory.figures import memorization as figs
+
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    means = pd.read_csv(data / "means.csv", dtype=str, keep_default_na=False)
+    cut = (means["model_size"] == "nano") & (means["steps"] == "30") & (means["measure"] == "nelbo")
+    assert cut.any()
+    means[~cut].to_csv(data / "means.csv", index=False)
+    seen = {}
+
+    def keep(fig, out, name):
+        seen[name] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+        return []
+
+    monkeypatch.setattr(figs, "save", keep)
+    figs.fig_perplexity(read_data(data), tmp_path)
+    labels = seen["memorization_perplexity"]
+    assert not any("nano, 30 steps, " in label for label in labels), labels
+    assert any("nano, 60 steps, test" in label for label in labels), labels

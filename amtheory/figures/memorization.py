@@ -242,7 +242,8 @@ def fig_entropy(data: MemorizationData, out: Path) -> list[Path]:
 
 
 def fig_perplexity(data: MemorizationData, out: Path) -> list[Path]:
-    fig, ax = plt.subplots(figsize=(9.0, 4.6))
+    # Wide enough that ten size labels fit under the axes beside the legend.
+    fig, ax = plt.subplots(figsize=(12.0, 4.6))
     t_mark = reference_t(data.uddm_recovery["t"])
     means: list[float] = []
     meet = meeting_points(data)
@@ -251,6 +252,8 @@ def fig_perplexity(data: MemorizationData, out: Path) -> list[Path]:
         for split, ls in (("test", "-"), ("train", ":")):
             c = curves[split]
             g = c[(c["model_size"] == ms) & (c["steps"] == steps)].sort_values("train_size")
+            if g.empty:  # trained, never measured: no line, and no legend entry for one
+                continue
             y = g["ppl_mean"].to_numpy(float)
             means += list(y[np.isfinite(y)])
             err = np.vstack([y - g["ppl_low"].to_numpy(float), g["ppl_high"].to_numpy(float) - y])
