@@ -498,3 +498,27 @@ def test_the_perplexity_figure_names_only_what_it_draws(seeds_run, tmp_path, mon
     labels = seen["memorization_perplexity"]
     assert not any("nano, 30 steps, " in label for label in labels), labels
     assert any("nano, 60 steps, test" in label for label in labels), labels
+
+
+def test_the_backends_figure_names_only_what_it_draws(seeds_run, tmp_path, monkeypatch):
+    # A model size and budget without recovery rows gets no line and no legend entry; without a Hopfield-family
+    # memory the title does not claim one.
+    from amtheory.figures import memorization as figs
+
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    rec = pd.read_csv(data / "recovery.csv", dtype=str, keep_default_na=False)
+    rec[((rec["model_size"] != "nano") | (rec["steps"] != "30")) & (rec["backend"] == "uddm")].to_csv(
+        data / "recovery.csv", index=False
+    )
+    seen = {}
+
+    def keep(fig, out, name):
+        seen[name] = ([t.get_text() for leg in fig.legends for t in leg.get_texts()], fig._suptitle.get_text())
+        return []
+
+    monkeypatch.setattr(figs, "save", keep)
+    figs.fig_backends(read_data(data), tmp_path)
+    labels, title = seen["memorization_backends"]
+    assert not any("nano, 30 steps" in label for label in labels) and any("nano, 60 steps" in x for x in labels)
+    assert "no Hopfield-family memory measured" in title, title

@@ -149,9 +149,9 @@ def _backend_lines(data: MemorizationData, r: pd.DataFrame):
     """(label, colour, marker, rows) per line: one per UDDM model size and budget, one per Hopfield backend."""
     lines = []
     for ms, steps, label, col, marker in uddm_series(data):
-        lines.append(
-            (label, col, marker, r[(r["backend"] == "uddm") & (r["model_size"] == ms) & (r["steps"] == steps)])
-        )
+        rows = r[(r["backend"] == "uddm") & (r["model_size"] == ms) & (r["steps"] == steps)]
+        if len(rows):  # a model size and budget trained but never measured gets no line (nor a legend entry)
+            lines.append((label, col, marker, rows))
     from amtheory.studies.memorization.cells import BACKENDS
 
     for b in BACKENDS:
@@ -177,7 +177,9 @@ def fig_backends(data: MemorizationData, out: Path) -> list[Path]:
         ax.set_title(f"t = {t:g}")
         ax.set_ylim(-0.02, 1.02)
     _recovery_legend(axes)
-    fig.suptitle("Same blocks, same corruptions: the UDDMs beside the Hopfield family")
+    family = bool((r["backend"] != "uddm").any())
+    fig.suptitle("Same blocks, same corruptions: the UDDMs beside the Hopfield family" if family
+                 else "Same blocks, same corruptions: the UDDMs (no Hopfield-family memory measured)")  # fmt: skip
     return save(fig, out, "memorization_backends")
 
 
