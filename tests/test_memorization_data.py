@@ -455,24 +455,38 @@ def test_the_page_names_the_models_left_unmeasured_or_measured_in_part(seeds_run
     assert "not measured" not in complete and "measured in part" not in complete
 
 
+def _cut(seeds_run, tmp_path, name: str, drop) -> Path:
+    """A copy of the two-seed run's data folder without the rows of its table ``name`` that ``drop`` selects."""
+    data = tmp_path / "data"
+    shutil.copytree(seeds_run[2], data)
+    df = pd.read_csv(data / name, dtype=str, keep_default_na=False)
+    cut = drop(df)
+    assert cut.any()
+    df[~cut].to_csv(data / name, index=False)
+    return data
+
+
+def _drawn(draw, data: Path, tmp_path, monkeypatch):
+    """The figure ``draw`` makes of the data folder ``data``, held open instead of saved."""
+    from amtheory.figures import memorization as figs
+
+    seen = []
+    monkeypatch.setattr(figs, "save", lambda fig, out, name: seen.append(fig) or [])
+    draw(read_data(data), tmp_path)
+    return seen[0]
+
+
+def _nano_30(df):
+    return (df["model_size"] == "nano") & (df["steps"] == "30")
+
+
 def test_a_recovery_panel_without_measurements_says_so(seeds_run, tmp_path, monkeypatch):
     # A run cut short trains a model size at a budget it never measures: its panel in the recovery figure says "not
     # measured" instead of standing empty beside the others.
     from amtheory.figures import memorization as figs
 
-    data = tmp_path / "data"
-    shutil.copytree(seeds_run[2], data)
-    rec = pd.read_csv(data / "recovery.csv", dtype=str, keep_default_na=False)
-    rec[~((rec["model_size"] == "nano") & (rec["steps"] == "30"))].to_csv(data / "recovery.csv", index=False)
-    seen = {}
-
-    def keep(fig, out, name):
-        seen[name] = [ax.get_title() + "|" + "".join(t.get_text() for t in ax.texts) for ax in fig.axes]
-        return []
-
-    monkeypatch.setattr(figs, "save", keep)
-    figs.fig_recovery(read_data(data), tmp_path)
-    panels = dict(p.split("|", 1) for p in seen["memorization_recovery"])
+    fig = _drawn(figs.fig_recovery, _cut(seeds_run, tmp_path, "recovery.csv", _nano_30), tmp_path, monkeypatch)
+    panels = {ax.get_title(): "".join(t.get_text() for t in ax.texts) for ax in fig.axes if ax.get_title()}
     assert panels["nano, 30 steps"] == "not measured", panels
     assert all(text == "" for title, text in panels.items() if title != "nano, 30 steps"), panels
 
@@ -481,21 +495,9 @@ def test_the_perplexity_figure_names_only_what_it_draws(seeds_run, tmp_path, mon
     # A model size and budget without NELBO rows gets no line and no legend entry.
     from amtheory.figures import memorization as figs
 
-    data = tmp_path / "data"
-    shutil.copytree(seeds_run[2], data)
-    means = pd.read_csv(data / "means.csv", dtype=str, keep_default_na=False)
-    cut = (means["model_size"] == "nano") & (means["steps"] == "30") & (means["measure"] == "nelbo")
-    assert cut.any()
-    means[~cut].to_csv(data / "means.csv", index=False)
-    seen = {}
-
-    def keep(fig, out, name):
-        seen[name] = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
-        return []
-
-    monkeypatch.setattr(figs, "save", keep)
-    figs.fig_perplexity(read_data(data), tmp_path)
-    labels = seen["memorization_perplexity"]
+    data = _cut(seeds_run, tmp_path, "means.csv", lambda df: _nano_30(df) & (df["measure"] == "nelbo"))
+    fig = _drawn(figs.fig_perplexity, data, tmp_path, monkeypatch)
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert not any("nano, 30 steps, " in label for label in labels), labels
     assert any("nano, 60 steps, test" in label for label in labels), labels
 
@@ -505,20 +507,16 @@ def test_the_backends_figure_names_only_what_it_draws(seeds_run, tmp_path, monke
     # memory the title does not claim one.
     from amtheory.figures import memorization as figs
 
-    data = tmp_path / "data"
-    shutil.copytree(seeds_run[2], data)
-    rec = pd.read_csv(data / "recovery.csv", dtype=str, keep_default_na=False)
-    rec[((rec["model_size"] != "nano") | (rec["steps"] != "30")) & (rec["backend"] == "uddm")].to_csv(
-        data / "recovery.csv", index=False
-    )
-    seen = {}
-
-    def keep(fig, out, name):
-        seen[name] = ([t.get_text() for leg in fig.legends for t in leg.get_texts()], fig._suptitle.get_text())
-        return []
-
-    monkeypatch.setattr(figs, "save", keep)
-    figs.fig_backends(read_data(data), tmp_path)
-    labels, title = seen["memorization_backends"]
+    data = _cut(seeds_run, tmp_path, "recovery.csv", lambda df: _nano_30(df) | (df["backend"] != "uddm"))
+    fig = _drawn(figs.fig_backends, data, tmp_path, monkeypatch)
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
     assert not any("nano, 30 steps" in label for label in labels) and any("nano, 60 steps" in x for x in labels)
-    assert "no Hopfield-family memory measured" in title, title
+    assert "no Hopfield-family memory measured" in fig._suptitle.get_text()
+
+
+def test_the_extraction_figure_names_only_what_it_draws(seeds_run, tmp_path, monkeypatch):
+    from amtheory.figures import memorization as figs
+
+    fig = _drawn(figs.fig_extraction, _cut(seeds_run, tmp_path, "means.csv", _nano_30), tmp_path, monkeypatch)
+    labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
+    assert labels and not any("nano, 30 steps" in label for label in labels), labels

@@ -274,6 +274,13 @@ def fig_perplexity(data: MemorizationData, out: Path) -> list[Path]:
     return save(fig, out, "memorization_perplexity")
 
 
+def _line(ax, d: pd.DataFrame, y, *args, **kwargs) -> None:
+    """``ax.plot(d["train_size"], y, ...)`` where ``d`` has rows: a model size and budget without any (trained, not
+    measured) draws nothing and gets no legend entry."""
+    if len(d):
+        ax.plot(d["train_size"], y, *args, **kwargs)
+
+
 def fig_extraction(data: MemorizationData, out: Path) -> list[Path]:
     by = ["model_size", "steps", "train_size", "split"]
     verb = pool_means(data.measure("generation", "verbatim"), by)
@@ -289,14 +296,14 @@ def fig_extraction(data: MemorizationData, out: Path) -> list[Path]:
             return (d if split is None else d[d["split"] == split]).sort_values("train_size")
 
         v, s = sel(verb), sel(span)
-        axes[0].plot(v["train_size"], v["mean"], "-", marker=marker, color=col, label=label)
-        axes[1].plot(s["train_size"], s["mean"] / L, "-", marker=marker, color=col, label=label)
+        _line(axes[0], v, v["mean"], "-", marker=marker, color=col, label=label)
+        _line(axes[1], s, s["mean"] / L, "-", marker=marker, color=col, label=label)
         for split, ls in (("train", "-"), ("test", "--"), ("random", ":")):
             f = sel(fixed, split)
-            axes[2].plot(f["train_size"], f["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
+            _line(axes[2], f, f["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
         for split, ls in (("train", "-"), ("test", "--")):
             k = sel(kl, split)
-            axes[3].plot(k["train_size"], k["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
+            _line(axes[3], k, k["mean"], ls, marker=marker, ms=3, color=col, label=f"{label}, {split}")
     axes[0].set_ylabel("generated blocks\ncopying a training block")
     axes[1].set_ylabel("longest span shared with\ntraining (share of block)")
     axes[2].set_ylabel("fixed points of argmax\ndynamics from t = 1")
