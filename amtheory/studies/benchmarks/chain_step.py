@@ -12,15 +12,13 @@ from __future__ import annotations
 import argparse
 import math
 import platform
-import shlex
-import sys
 
 import torch
 
 from amtheory.diffusion.sampler import posterior_step_probs
 from amtheory.diffusion.sampler.steps import _step_parts, chain_update
 from amtheory.diffusion.schedule import alpha
-from amtheory.studies.benchmarks.measure import device_label, median_time_and_peak, write_record
+from amtheory.studies.benchmarks.measure import command_line, device_label, median_time_and_peak, write_record
 
 __all__ = ["bench_chain_step", "main"]
 
@@ -90,7 +88,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if a.threads is not None:
         torch.set_num_threads(a.threads)
     res = bench_chain_step(device=a.device, rows=a.rows, length=a.length, vocab=a.vocab, repeats=a.repeats)
-    command = "python experiments/bench_chain_step.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    command = command_line("bench_chain_step", argv)
     where = device_label(torch.device(a.device), platform.processor() or platform.machine())
     lines = [f"# command: {command}",
              f"device: {a.device} ({where}); torch {torch.__version__}; {torch.get_num_threads()} thread(s); "

@@ -38,7 +38,7 @@ from typing import Any
 import torch
 
 from amtheory.diffusion.model import PRESETS
-from amtheory.studies.benchmarks.measure import write_record
+from amtheory.studies.benchmarks.measure import command_log, write_record
 
 __all__ = ["TARGET", "format_table", "main", "parse_counts", "steady_throughput", "target_line", "train_command"]
 
@@ -279,14 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     out = Path(a.out)
     logs = out / "ddp_scaling_logs"
     logs.mkdir(parents=True, exist_ok=True)
-    lines: list[str] = []
-
-    def log(msg: str) -> None:
-        print(msg, flush=True)
-        lines.append(msg)
-
-    command = f"{_PROG} {shlex.join(sys.argv[1:] if argv is None else argv)}"
-    log(f"# command: {command}")
+    log, lines, command = command_log("bench_ddp_scaling", argv)
     devices = _devices(a.device)
     for d in devices:
         log(f"device: {d}")

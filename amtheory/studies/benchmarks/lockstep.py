@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import platform
-import shlex
-import sys
 import time
 
 import torch
@@ -23,7 +21,7 @@ from amtheory.diffusion.group_train import initial_state
 from amtheory.diffusion.lockstep import run_in_lockstep
 from amtheory.diffusion.model import DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
-from amtheory.studies.benchmarks.measure import device_label, write_record
+from amtheory.studies.benchmarks.measure import command_line, device_label, write_record
 
 __all__ = ["bench_lockstep", "main"]
 
@@ -71,7 +69,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         ap.error(f"--group-sizes: expected ints >= 1, got {a.group_sizes!r}")
     torch.set_num_threads(a.threads)
     rows = bench_lockstep(sizes, device=a.device, steps=a.steps)
-    command = "python experiments/bench_lockstep.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    command = command_line("bench_lockstep", argv)
     where = device_label(torch.device(a.device), platform.processor() or platform.machine())
     lines = [f"# command: {command}", f"device: {a.device} ({where}); torch {torch.__version__}; {a.threads} thread(s)",
              "| G | rounds | ms per round | ms per member and round |", "|---|---|---|---|"]  # fmt: skip

@@ -93,17 +93,22 @@ def pick_shapes(ap: argparse.ArgumentParser, shapes: dict[str, Any], names: str 
     return {n: shapes[n] for n in wanted}
 
 
+def command_line(script: str, argv: list[str] | None) -> str:
+    """``python experiments/<script>.py`` with ``argv`` quoted for a shell (the process's own arguments when None):
+    the command a benchmark's record names."""
+    return f"python experiments/{script}.py {shlex.join(sys.argv[1:] if argv is None else argv)}"
+
+
 def command_log(script: str, argv: list[str] | None) -> tuple[Callable[[str], None], list[str], str]:
     """``(log, lines, command)`` for a benchmark's record: ``log`` prints a line and keeps it in ``lines``, and
-    ``command`` is ``python experiments/<script>.py`` with ``argv`` (the process's own arguments when None),
-    logged as the first line."""
+    ``command`` (:func:`command_line`) is logged as the first line."""
     lines: list[str] = []
 
     def log(msg: str) -> None:
         print(msg, flush=True)
         lines.append(msg)
 
-    command = f"python experiments/{script}.py " + " ".join(shlex.quote(x) for x in (argv or sys.argv[1:]))
+    command = command_line(script, argv)
     log(f"# command: {command}")
     return log, lines, command
 
