@@ -306,6 +306,34 @@ def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_pat
                                torch.tensor(whole["final_loss"].to_numpy()))  # fmt: skip
 
 
+def test_a_group_cut_while_measuring_keeps_the_measurements_it_finished(tmp_path, monkeypatch):
+    # A group's measurements take minutes on a GPU; a job whose time runs out in one of them (the NELBO, say) must
+    # keep the tables of the measurements before it, and the next job finishes the rest into the uncut run's tables.
+    from _tables import assert_same_tables
+
+    from amtheory.core.sweep import result_path
+    from amtheory.diffusion import group_eval
+    from amtheory.studies.memorization import MEASURES, EvalCell, run_experiment
+
+    p = _study_preset(steps=3, checkpoint_every=3, train_group=2, eval_group=2)
+    whole = run_experiment(p, tmp_path / "whole", device="cpu", progress=False)
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt("the job's time ran out")
+
+    with monkeypatch.context() as m:
+        m.setattr(group_eval, "group_stratified_nelbo", stop)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    before = MEASURES[: MEASURES.index("nelbo")]
+    for tc in p.train_cells():
+        for measure in MEASURES:
+            written = result_path(tmp_path / "cut" / measure, EvalCell(tc, measure, p.settings)).exists()
+            assert written == (measure in before), (tc, measure)
+    resumed = run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    assert_same_tables(whole, resumed, tmp_path / "whole", tmp_path / "cut")
+
+
 def test_a_run_cut_while_training_keeps_the_rows_of_the_groups_it_finished(tmp_path, monkeypatch):
     # A job stopped while a later group trains (the longer budget, say) keeps the rows of the groups it finished as
     # they trained (steps run, time per step); they are not written as "found trained, 0 steps" by the next job.
@@ -367,34 +395,25 @@ def test_a_measured_group_says_where_its_time_went(tmp_path, capsys):
     import re
 
     from amtheory.studies.memorization import MEASURES, run_experiment
+    from amtheory.studies.memorization.cells import BATCHED_MEASURES
 
     run_experiment(_study_preset(steps=3, checkpoint_every=3, eval_group=2), tmp_path, device="cpu", progress=False)
     line = next(x for x in capsys.readouterr().out.splitlines() if "models in one group:" in x and "measured" in x)
     parts = re.findall(r"([a-z_ ]+?) (\d+\.\d)(?: \((\d+) passes\))?(?:,|\)$)", line.split("(s: ")[1])
     split = {k.strip(): float(v) for k, v, _ in parts}
     passes = {k.strip(): int(n) for k, _, n in parts if n}
-    # The chains of recovery, fixed points and generation, and the NELBO, run batched first; every measurement's
-    # tables in lockstep after.
-    batched = ["batched recovery", "batched fixed_points", "batched generation", "batched nelbo"]
-    assert list(split) == ["load", *batched, *MEASURES], line
+    # One measurement at a time: the batched work of recovery, fixed points, generation and the NELBO (their chains,
+    # samples, entropies), then that measurement's tables in lockstep.
+    order = [step for m in MEASURES for step in ((f"batched {m}", m) if m in BATCHED_MEASURES else (m,))]
+    assert list(split) == ["load", *order], line
     total = float(re.search(r"one group: (\d+\.\d) s", line).group(1))
     assert sum(split.values()) <= total + 0.1 * len(split)
     # Each lockstep phase's passes, and together the group's.
     assert list(passes) == list(MEASURES) and passes["basins"] > 0, line
-    # The recovery tables' chains and their queries' entropies come from the batched passes: the one lockstep pass
-    # of that phase is each member's store() checking its network's output once.
-    assert passes["recovery"] == 1, line
-    assert passes["nelbo"] == passes["fixed_points"] == passes["generation"] == 0, line  # their work came batched
+    # The tables of the batched measurements take their chains, samples, entropies and NELBO from the batched
+    # passes: the one lockstep pass of each such phase is each member's store() checking its network's output once.
+    assert all(passes[m] == 1 for m in BATCHED_MEASURES), line
     assert sum(passes.values()) == int(re.search(r"(\d+) lockstep passes", line).group(1)), line
-
-
-def test_lockstep_phases_run_from_the_end_of_the_one_before():
-    from amtheory.studies.memorization.group_evaluation import _phases
-
-    finished = [("basins", 12.0, 30), ("basins", 14.0, 40), ("nelbo", 15.0, 44), ("generation", 13.5, 38),
-                ("nelbo", 19.0, 50)]  # fmt: skip
-    # MEASURES order: basins, then generation, then nelbo (whatever order the members finished in).
-    assert _phases(10.0, finished) == {"basins": (4.0, 40), "generation": (0.0, 0), "nelbo": (5.0, 10)}
 
 
 @pytest.mark.parametrize("eval_group", [1, 2])

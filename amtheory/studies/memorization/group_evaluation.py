@@ -7,8 +7,9 @@ member); every other measurement of :mod:`amtheory.studies.memorization.evaluati
 them, run in lockstep
 (:func:`amtheory.diffusion.lockstep.run_in_lockstep`: the code written for one model, its network calls shared).
 Each member's tables are the ones :func:`~amtheory.studies.memorization.evaluation.evaluate_cell` writes for it
-alone (same generators, same draws in the same order; its logits up to float rounding of the batched products),
-written cell by cell as each finishes, so a run cut short keeps the finished cells."""
+alone (same generators, same draws in the same order; its logits up to float rounding of the batched products).
+A group runs one measurement at a time, its batched work and then its tables, written cell by cell as each
+finishes, so a run cut short keeps the measurements it finished (a group of 30 takes minutes on a GPU)."""
 
 from __future__ import annotations
 
@@ -126,15 +127,16 @@ def _batched_chains(
     return out
 
 
-def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict, finished: list):
-    """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner; appends
-    ``(measure, time.perf_counter(), shared passes so far)`` to ``finished`` as each cell is written."""
+def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chains: dict):
+    """The work of one member: its pending cells, in ``MEASURES`` order, each written by the sweep runner."""
     from amtheory.core.sweep import run_cell
     from amtheory.diffusion.backend import UniformDiffusionLM
     from amtheory.studies.memorization.data import load_data
     from amtheory.studies.memorization.evaluation import evaluate_cell
 
     def task(network) -> int:
+        if not cells:  # nothing of this measurement left for this member
+            return 0
         tc = cells[0].train
         corpus = load_data(tc.data)
         uddm = UniformDiffusionLM(network, vocab_size=corpus.vocab_size, use_ema=True,
@@ -143,26 +145,9 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chai
         for cell in cells:
             fn = functools.partial(evaluate_cell, root=str(out), uddm=uddm, chains=chains.get(cell.measure))
             run_cell(cell, fn, out / cell.measure, device=device)
-            finished.append((cell.measure, time.perf_counter(), network.passes))
         return len(cells)
 
     return task
-
-
-def _phases(start: float, finished: list[tuple[str, float, int]]) -> dict[str, tuple[float, int]]:
-    """Seconds and shared forward passes per measurement of a lockstep group, from its members' ``(measure, finish
-    time, passes so far)``: the members run the measurements in ``MEASURES`` order and in step, so each one's phase
-    ends when its last cell is written and starts where the phase before it ended."""
-    phases: dict[str, tuple[float, int]] = {}
-    prev_t, prev_n = start, 0
-    for m in MEASURES:
-        mine = [(t, n) for mm, t, n in finished if mm == m]
-        if not mine:
-            continue
-        end_t, end_n = max(t for t, _ in mine), max(n for _, n in mine)
-        phases[m] = (max(0.0, end_t - prev_t), max(0, end_n - prev_n))
-        prev_t, prev_n = max(prev_t, end_t), max(prev_n, end_n)
-    return phases
 
 
 def evaluate_models_in_groups(
@@ -207,18 +192,20 @@ def evaluate_models_in_groups(
                 loaded[0][1], [m.state_dict() for m, _, _ in loaded], device=device, autocast_dtype=amp
             )
             seconds = {"load": time.perf_counter() - t0}
-            chains = _batched_chains(denoiser, part, settings, seconds)
-            finished: list[tuple[str, float, int]] = []
-            tasks = [_member_task(cells, meta, out, device, ch, finished) for (_, cells), (_, _, meta), ch in
-                     zip(part, loaded, chains)]  # fmt: skip
-            stats: dict = {}
-            t1 = time.perf_counter()
-            counts = run_in_lockstep(denoiser, tasks, stats=stats)
-            phases = _phases(t1, finished)
-            seconds.update({m: v[0] for m, v in phases.items()})
+            passes: dict[str, int] = {}
+            for m in MEASURES:  # one measurement at a time, so that a cut run keeps those it finished
+                part_m = [(tc, [c for c in cells if c.measure == m]) for tc, cells in part]
+                if not any(cells for _, cells in part_m):
+                    continue
+                chains = _batched_chains(denoiser, part_m, settings, seconds)
+                tasks = [_member_task(cells, meta, out, device, ch) for (_, cells), (_, _, meta), ch in
+                         zip(part_m, loaded, chains)]  # fmt: skip
+                stats: dict = {}
+                t1 = time.perf_counter()
+                done["cells"] += sum(run_in_lockstep(denoiser, tasks, stats=stats))
+                seconds[m], passes[m] = time.perf_counter() - t1, stats["rounds"]
+                done["rounds"] += stats["rounds"]
             done["models"] += len(part)
-            done["cells"] += sum(counts)
-            done["rounds"] += stats["rounds"]
             for k, v in seconds.items():
                 done["seconds"][k] = done["seconds"].get(k, 0.0) + v
             del denoiser
@@ -227,9 +214,9 @@ def evaluate_models_in_groups(
                 # one ran out of memory beside 54 GiB the other two held (benchmarks/h100_memorization_gpu.log).
                 torch.cuda.empty_cache()
             # One line per group, so that a long measurement stage shows how far it got, and where its time went.
-            split = ", ".join(f"{k} {v:.1f}" + (f" ({phases[k][1]} passes)" if k in phases else "")
+            split = ", ".join(f"{k} {v:.1f}" + (f" ({passes[k]} passes)" if k in passes else "")
                               for k, v in seconds.items())  # fmt: skip
             print(f"[memorization] measured {len(part)} {part[0][0].arch.name} models in one group: "
-                  f"{time.perf_counter() - t0:.1f} s, {sum(counts)} cells, {stats['rounds']} lockstep passes "
-                  f"(s: {split})", flush=True)  # fmt: skip
+                  f"{time.perf_counter() - t0:.1f} s, {sum(len(c) for _, c in part)} cells, {sum(passes.values())} "
+                  f"lockstep passes (s: {split})", flush=True)  # fmt: skip
     return done
