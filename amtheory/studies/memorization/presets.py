@@ -203,11 +203,10 @@ def _gpu() -> Preset:
         # and gpu-quick (training recovery 0.92-1.00 at t = 0.5, test 0.01-0.03), 1,600 only gpu-small's 16-block
         # sets, and gpu-micro memorizes neither in 3,200 (0.53; 0.79 at lr 3e-3, a rate worse for gpu-quick at every
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
-        # times a block, the whole pool about 1 (3.9) times. Run as three parts side by side on an H100
-        # (benchmarks/h100_memorization_gpu.log), training alone took 16 minutes and the run did not finish within
-        # two 9-minute jobs: the preset takes more than the 20 minutes it is meant for, set by the group step's
-        # throughput and the measurements' time (their passes over the 8,192-id vocabulary, and the host work between
-        # them; benchmarks/README.md).
+        # times a block, the whole pool about 1 (3.9) times. Run as three staged parts on an H100
+        # (benchmarks/h100_memorization_gpu.log), it did not finish in 23 minutes of the card: its measured pieces
+        # (the group steps' training, about two minutes to measure a group of 30, the Hopfield family's ten minutes)
+        # add up to about 40, against the 20 it is meant for (benchmarks/README.md).
         budgets=(1, 4),
         steps=800,
         batch_size=64,
