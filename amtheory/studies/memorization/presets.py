@@ -205,7 +205,7 @@ def _gpu() -> Preset:
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
         # times a block, the whole pool about 1 (3.9) times. Run as three staged parts on an H100
         # (benchmarks/h100_memorization_gpu.log), it did not finish in 23 minutes of the card: its measured pieces
-        # (the group steps' training, about two minutes to measure a group of 30, the Hopfield family's ten minutes)
+        # (the group steps' training, two to four minutes to measure a group of 30, the Hopfield family's ten)
         # add up to about 40, against the 20 it is meant for (benchmarks/README.md).
         budgets=(1, 4),
         steps=800,
