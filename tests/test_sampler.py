@@ -336,3 +336,24 @@ def test_final_mode_is_the_argmax_of_the_full_final_scores(seed, V, t, sharp, pe
     a_t, om_t = alpha(tt), one_minus_alpha(tt)
     full = argmax_keep(_final_scores(log_x, x_t, a_t, om_t), x_t)
     assert torch.equal(_final_mode(log_x, x_t, a_t, om_t), full)
+
+
+def test_a_stochastic_step_forms_no_float64_tensor_over_the_vocabulary():
+    """A drawn step reads the model's probabilities in their own precision: positions that stay (here every one:
+    u = 0 falls in the current token's part) need no float64 tensor over the vocabulary, which for 30 models of
+    64 x 64 queries at V = 8,192 would be 8 GiB a step (written, then read back, to sum each row)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    from amtheory.diffusion.sampler.steps import chain_update
+
+    g = torch.Generator().manual_seed(0)
+    B, L, V = 3, 4, 500
+    log_x = torch.log_softmax(torch.randn(B, L, V, generator=g), -1)
+    x_t = torch.randint(0, V, (B, L), generator=g)
+    t_from, t_to = torch.full((B,), 0.5, dtype=torch.float64), torch.full((B,), 0.4, dtype=torch.float64)
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out = chain_update(log_x, x_t, t_from, t_to, final="posterior", u=torch.zeros(B, L), source="test")
+    assert torch.equal(out, x_t)  # u = 0: every position keeps its token
+    # The probabilities themselves (float32, 4 bytes an entry) are allowed; a float64 copy (8 bytes) is not.
+    allocated = [e.cpu_memory_usage for e in prof.events() if e.cpu_memory_usage > 0]
+    assert allocated and max(allocated) < B * L * V * 8, sorted(allocated)[-3:]

@@ -166,12 +166,17 @@ def _step_parts(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap, o
     """The three parts of the step weight of :func:`_step_probs` per position, float64 ``[B, L]``: ``V a_t x(z) +
     stay`` at the current token ``z``, ``c`` at each of the ``V`` tokens, and ``(a_s - a_t) x(v)`` summed over
     ``v``; with ``x`` (half precision exponentiated in float32, not rounded again to 8 bits of mantissa),
-    ``d = a_s - a_t`` and ``c``. Returns ``(x, d, c, w_z, w_c, w_x)``."""
+    ``d = a_s - a_t`` and ``c``. Returns ``(x, d, c, w_z, w_c, w_x)``.
+
+    The sum of ``x`` over the vocabulary is taken in ``x``'s precision and only then made float64: asking the
+    reduction for float64 makes a float64 copy of ``x`` first (twice its bytes, written and read back), the largest
+    single cost of a step. A float32 sum of up to 8,192 probabilities is within about 1e-6 of its float64 value
+    (relative), the rounding the model's float32 probabilities already carry."""
     V = log_x.shape[-1]
     a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
     x = (log_x.float() if log_x.dtype in (torch.float16, torch.bfloat16) else log_x).exp()
     w_z = V * a_t * x.gather(-1, x_t.unsqueeze(-1)).squeeze(-1).double() + stay
-    return x, d, c, w_z, (V * c).expand_as(w_z), d * x.sum(-1, dtype=torch.float64)
+    return x, d, c, w_z, (V * c).expand_as(w_z), d * x.sum(-1).double()
 
 
 def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
@@ -180,10 +185,10 @@ def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t,
 
     ``u`` times the total weight falls in one of its three parts (:func:`_step_parts`), laid end to end in that
     order: the first gives ``z``, the second the token its place in the uniform part names, the third an
-    inverse-CDF draw from ``x``. Each token so gets exactly its step probability. Only the positions that land in
-    the third part (2-18% of them in a step of a 50-step grid, ``benchmarks/cpu_bench_chain_step.txt``) need a
-    cumulative sum over the vocabulary: one float32 pass for ``x`` and its sum (in float64) instead of about eight
-    float64 passes over ``[B, L, V]``.
+    inverse-CDF draw from ``x``. Each token so gets its step probability, to the float32 rounding of the sum of
+    ``x`` (about 1e-6 relative, in the share of the third part). Only the positions that land in the third part
+    (2-18% of them in a step of a 50-step grid, ``benchmarks/cpu_bench_chain_step.txt``) need a cumulative sum over
+    the vocabulary: float32 passes for ``x`` and its sum instead of about eight float64 passes over ``[B, L, V]``.
     """
     V = log_x.shape[-1]
     x, d, c, w_z, w_c, w_x = _step_parts(log_x, x_t, alpha_t, alpha_s, gap, one_minus_s)
@@ -198,8 +203,10 @@ def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t,
     rows = in_x.nonzero(as_tuple=True)
     if rows[0].numel():
         cdf = x[rows].double().cumsum(-1)
-        target = (s - z_or_c)[rows] / d.expand_as(s)[rows]
-        # side="right" never picks a token the model rules out, even at the start of the part.
+        # Where u falls within the model's part (in [0, 1): s < total), scaled to this cumulative sum's own end, so
+        # that the part's float32 sum (w_x) and its float64 cumulative sum cannot disagree on where the part ends.
+        target = (s - z_or_c)[rows] / w_x[rows] * cdf[:, -1]
+        # side="right" never picks a token the model rules out, at the start of the part or at its end.
         idx = torch.searchsorted(cdf, target.unsqueeze(-1).contiguous(), right=True).squeeze(-1)
         out[rows] = idx.clamp_max(V - 1)
     return out
