@@ -230,3 +230,24 @@ def test_a_device_named_with_its_index_takes_queries_made_on_the_plain_device():
     dyn = ReverseDiffusion(t_start=0.5, n_steps=4, sampler="argmax", final="argmax", grid="global")
     assert den.device == x.device
     assert group_reverse_chain(den, dyn, x).shape == x.shape
+
+
+def test_the_chain_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
+    import importlib.util
+    import json
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_group_chain.py"
+    spec = importlib.util.spec_from_file_location("bench_group_chain", script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--repeats", "1", "--out", str(tmp_path)])
+    record = json.loads((tmp_path / "bench_group_chain.json").read_text())
+    assert record["command"].startswith("python experiments/bench_group_chain.py --device cpu --tiny")
+    (row,) = record["rows"]
+    # From t = 0.5 on a 50-step grid: 24 drawn steps and the final one.
+    assert row["shape"] == "tiny-a" and row["members"] == 3 and row["steps"] == 25
+    assert row["ms_per_step"] == pytest.approx(1e3 * row["chain_s"] / 25)
+    assert row["token_steps_s"] == pytest.approx(3 * 4 * 16 * 25 / row["chain_s"])
+    text = (tmp_path / "bench_group_chain.txt").read_text()
+    assert "# command:" in text and "tiny-a (16 x 1), 3 members x 4 queries, 25 ancestral steps" in text
