@@ -75,9 +75,11 @@ def bench_group_chain(
                "token_steps_s": members * batch * cfg.length * steps / s,
                "ms_per_step_per_gib": 1e3 * s / steps / gib}  # fmt: skip
         rows.append(row)
-        log(f"{name} ({cfg.d_model} x {cfg.n_blocks}), {members} members x {batch} queries, {steps} {sampler} steps: "
+        log(
+            f"{name} ({cfg.d_model} x {cfg.n_blocks}), {members} members x {batch} queries, {steps} {sampler} steps: "
             f"{row['ms_per_step']:.2f} ms a step, {row['token_steps_s']:,.0f} token steps/s, "
-            f"{row['ms_per_step_per_gib']:.2f} ms a step per GiB of float32 log-probabilities ({gib:.2f} GiB)")
+            f"{row['ms_per_step_per_gib']:.2f} ms a step per GiB of float32 log-probabilities ({gib:.2f} GiB)"
+        )
         if profile:
             profile_step(chain, device, f"{name} chain of {members}", first=repeats + 1, n=1)
     return {"rows": rows}
