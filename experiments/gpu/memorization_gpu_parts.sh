@@ -11,6 +11,8 @@
 # same deadline, MEM_TIMEOUT seconds after this script starts. When all have finished, their data folders are
 # merged into $OUT/memorization_data, with the wall time of all the jobs as the run's. Then, anywhere:
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
+# PARTS="c b" runs only those parts (a fresh machine keeps nothing of an earlier one); DATA_OF_A=DIR then names the
+# data folder of part A exported before (benchmarks/h100_memorization_gpu_data), merged in its place.
 # Needs the prepared corpus data/brown-sotu (make data). Record: benchmarks/h100_memorization_gpu.log.
 set -u
 # Several processes share the card: expandable segments keep the allocator of each from fragmenting what it holds;
@@ -20,7 +22,7 @@ export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
 OUT=${OUT:-/tmp/out}
 START=$(date +%s)
 DEADLINE=$(( START + ${MEM_TIMEOUT:-560} ))
-PARTS=(a c b)
+read -r -a PARTS <<< "${PARTS:-a c b}"
 declare -A MODELS_OF=([a]=gpu-micro [b]=gpu-small [c]=gpu-quick)
 declare -A HOPFIELD_OF=([a]="" [b]=none [c]=none)
 PIDS=()
@@ -46,7 +48,19 @@ for part in a b c; do
     [ -f "$OUT/$part/memorization_gpu.log" ] || continue
     grep -v " gpu-" "$OUT/$part/memorization_gpu.log" | tail -8 | sed "s/^/$part: /"
 done
-if [ -d "$OUT/a/memorization_data" ] && [ -d "$OUT/b/memorization_data" ] && [ -d "$OUT/c/memorization_data" ]; then
-    PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --merge "$OUT/a/memorization_data" \
-        "$OUT/b/memorization_data" "$OUT/c/memorization_data" --data "$OUT/memorization_data" --wall-s "$TOTAL"
+# The merge needs every part's data: from this machine, or part A's from DATA_OF_A. The run's wall time is that of
+# the jobs here, plus part A's own (its run.json) where it ran elsewhere.
+FOLDERS=()
+WALL_S=$TOTAL
+for part in a b c; do
+    if [ -d "$OUT/$part/memorization_data" ]; then FOLDERS+=("$OUT/$part/memorization_data")
+    elif [ "$part" = a ] && [ -n "${DATA_OF_A:-}" ]; then
+        FOLDERS+=("$DATA_OF_A")
+        WALL_S=$(python3 -c "import json, sys; print($TOTAL + json.load(open(sys.argv[1]))['log']['total_s'])" \
+            "$DATA_OF_A/run.json")
+    fi
+done
+if [ "${#FOLDERS[@]}" -eq 3 ]; then
+    PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --merge "${FOLDERS[@]}" \
+        --data "$OUT/memorization_data" --wall-s "$WALL_S"
 fi

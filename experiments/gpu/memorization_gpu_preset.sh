@@ -3,7 +3,7 @@
 # run it again on the same machine to finish what a job did not; each job stops within MEM_TIMEOUT seconds
 # (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
 # them; HOPFIELD=none leaves those to another part), so that each part fits one time-limited job and a machine lost
-# between jobs costs one part only (memorization_gpu_parts.sh runs three such parts side by side). When a job
+# between jobs costs one part only (memorization_gpu_parts.sh runs three such parts, staged). When a job
 # finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
 # The parts' folders are merged, and the page and figures built, anywhere:
 #   python experiments/summarize_memorization.py --merge PART_A PART_B --data docs/data/memorization

@@ -211,7 +211,7 @@ def evaluate_models_in_groups(
             del denoiser
             if str(device).startswith("cuda"):
                 # Hand the group's cached blocks back to the card: the preset's parts share it side by side, and
-                # one ran out of memory beside 54 GiB the other two held (benchmarks/h100_memorization_gpu.log).
+                # one ran out of memory beside 54 GiB the other two held (h100_memorization_gpu.log at 3f5d0fe).
                 torch.cuda.empty_cache()
             # One line per group, so that a long measurement stage shows how far it got, and where its time went.
             split = ", ".join(f"{k} {v:.1f}" + (f" ({passes[k]} passes)" if k in passes else "")
