@@ -233,15 +233,12 @@ def test_a_device_named_with_its_index_takes_queries_made_on_the_plain_device():
 
 
 def test_the_chain_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
-    import importlib.util
     import json
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parents[1] / "experiments" / "bench_group_chain.py"
-    spec = importlib.util.spec_from_file_location("bench_group_chain", script)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--repeats", "1", "--out", str(tmp_path)])
+    from _studies import load_experiment
+
+    argv = ["--device", "cpu", "--tiny", "--shapes", "tiny-a", "--repeats", "1", "--out", str(tmp_path)]
+    load_experiment("bench_group_chain").main(argv)
     record = json.loads((tmp_path / "bench_group_chain.json").read_text())
     assert record["command"].startswith("python experiments/bench_group_chain.py --device cpu --tiny")
     (row,) = record["rows"]

@@ -280,6 +280,19 @@ def test_the_benchmark_profiles_each_group_when_asked(tmp_path, capsys):
     assert "--- profile: tiny-a one-at-a-time" not in out  # the baseline is timed, not profiled
 
 
+def _run_cut_in(module, name: str, p, out: Path, monkeypatch) -> None:
+    """Run the preset ``p`` into ``out`` as a job whose time runs out when it calls ``module.name``."""
+    from amtheory.studies.memorization import run_experiment
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt("the job's time ran out")
+
+    with monkeypatch.context() as m:
+        m.setattr(module, name, stop)
+        with pytest.raises(KeyboardInterrupt):
+            run_experiment(p, out, device="cpu", progress=False)
+
+
 def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_path, monkeypatch):
     # A job stopped during the grouped measurements must not lose what the grouped training recorded: the next job
     # finds the models trained and their rows (final loss, steps run) as the uncut run has them.
@@ -289,13 +302,7 @@ def test_a_run_cut_while_measuring_keeps_the_training_rows_of_its_groups(tmp_pat
     p = _study_preset(steps=6, checkpoint_every=3, train_group=2, eval_group=2)
     whole = run_experiment(p, tmp_path / "whole", device="cpu", progress=False)["train"]
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt("the job's time ran out")
-
-    with monkeypatch.context() as m:
-        m.setattr(group_evaluation, "evaluate_models_in_groups", stop)
-        with pytest.raises(KeyboardInterrupt):
-            run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    _run_cut_in(group_evaluation, "evaluate_models_in_groups", p, tmp_path / "cut", monkeypatch)
     for tc in p.train_cells():
         assert result_path(tmp_path / "cut" / "train", tc).exists(), tc
     resumed = run_experiment(p, tmp_path / "cut", device="cpu", progress=False)["train"]
@@ -318,13 +325,7 @@ def test_a_group_cut_while_measuring_keeps_the_measurements_it_finished(tmp_path
     p = _study_preset(steps=3, checkpoint_every=3, train_group=2, eval_group=2)
     whole = run_experiment(p, tmp_path / "whole", device="cpu", progress=False)
 
-    def stop(*args, **kwargs):
-        raise KeyboardInterrupt("the job's time ran out")
-
-    with monkeypatch.context() as m:
-        m.setattr(group_eval, "group_stratified_nelbo", stop)
-        with pytest.raises(KeyboardInterrupt):
-            run_experiment(p, tmp_path / "cut", device="cpu", progress=False)
+    _run_cut_in(group_eval, "group_stratified_nelbo", p, tmp_path / "cut", monkeypatch)
     before = MEASURES[: MEASURES.index("nelbo")]
     for tc in p.train_cells():
         for measure in MEASURES:

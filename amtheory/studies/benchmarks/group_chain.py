@@ -24,8 +24,8 @@ import torch
 from amtheory.diffusion.group_eval import GroupDenoiser, group_reverse_chain
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
-from amtheory.studies.benchmarks.group_training import preset_shapes
-from amtheory.studies.benchmarks.measure import command_log, device_label, pick_shapes, synchronize, write_record
+from amtheory.studies.benchmarks.group_training import picked_shapes
+from amtheory.studies.benchmarks.measure import command_log, device_label, synchronize, write_record
 from amtheory.studies.benchmarks.training_report import profile_step
 
 __all__ = ["bench_group_chain", "main"]
@@ -101,8 +101,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--out", required=True, help="folder for bench_group_chain.txt and .json")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
-    shapes, _ = preset_shapes(a.tiny)
-    shapes = pick_shapes(ap, shapes, a.shapes)
+    shapes, _ = picked_shapes(ap, a)
     log, lines, command = command_log("bench_group_chain", argv)
     record = bench_group_chain(
         shapes, members=a.members or (3 if a.tiny else 30), batch=a.batch or (4 if a.tiny else 64),

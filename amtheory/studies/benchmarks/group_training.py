@@ -43,7 +43,9 @@ from amtheory.studies.benchmarks.measure import command_log, pick_shapes, write_
 from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
-__all__ = ["H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main", "preset_shapes"]
+__all__ = [
+    "H100_BF16_DENSE", "bench_group_train", "flops_per_token", "format_table", "main", "picked_shapes", "preset_shapes",
+]  # fmt: skip
 
 #: The H100 SXM's nominal dense bf16 rate, FLOP/s.
 H100_BF16_DENSE = 989e12
@@ -250,6 +252,13 @@ def preset_shapes(tiny: bool) -> tuple[dict[str, DiTConfig], int]:
     return shapes, p.batch_size
 
 
+def picked_shapes(ap: argparse.ArgumentParser, a: argparse.Namespace) -> tuple[dict[str, DiTConfig], int]:
+    """:func:`preset_shapes` of ``a.tiny`` cut to ``a.shapes`` (``--shapes``, an unknown name the parser's error),
+    and the batch size."""
+    shapes, batch = preset_shapes(a.tiny)
+    return pick_shapes(ap, shapes, a.shapes), batch
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python experiments/bench_group_train.py", description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda")
@@ -270,8 +279,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     a = ap.parse_args(argv)
 
     device = torch.device(a.device)
-    shapes, batch = preset_shapes(a.tiny)
-    shapes = pick_shapes(ap, shapes, a.shapes)
+    shapes, batch = picked_shapes(ap, a)
     sizes = tuple(int(s) for s in (a.group_sizes or ("1,3" if a.tiny else "1,4,8,16,32")).split(","))
     if device.type == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
