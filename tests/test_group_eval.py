@@ -248,3 +248,23 @@ def test_the_chain_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
     assert row["token_steps_s"] == pytest.approx(3 * 4 * 16 * 25 / row["chain_s"])
     text = (tmp_path / "bench_group_chain.txt").read_text()
     assert "# command:" in text and "tiny-a (16 x 1), 3 members x 4 queries, 25 ancestral steps" in text
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("sampler", ["ancestral", "argmax"])
+def test_a_member_with_non_finite_output_stops_the_group_with_an_error(bad, sampler):
+    # One member whose head gives NaN (or +inf, whose softmax is NaN) logits: the group's chains, samples and fixed
+    # points raise NonFiniteError instead of returning tokens drawn from nothing.
+    from amtheory.core._checks import NonFiniteError
+
+    states = _states()
+    states[1]["out.bias"][3] = bad
+    d = GroupDenoiser.from_states(CFG, states)
+    dyn = ReverseDiffusion(t_start=0.5, n_steps=10, sampler=sampler, final="posterior", grid="global")
+    gens = [torch.Generator().manual_seed(s) for s in SEEDS]
+    with pytest.raises(NonFiniteError):
+        group_reverse_chain(d, dyn, _queries(), generators=gens)
+    with pytest.raises(NonFiniteError):
+        group_fixed_points(d, _queries(), n_steps=10)
+    with pytest.raises(NonFiniteError):
+        d.entropy(_queries(), 0.5)

@@ -161,19 +161,22 @@ class GroupDenoiser:
         return check_time(name, t, B, self.device).expand(G, B)
 
     # --------------------------------------------------------------------------------------------- the denoiser
-    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
+    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
         sigma = sigma_of_t(t_GB.to(device=self.device, dtype=torch.float64)).to(torch.float32)
         dt = self.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dt, enabled=dt is not None):
             h = group_hidden(self.layout, self.params, self.tables, x_GBL, sigma, attention=self.attention)
             lp = torch.log_softmax(group_head(h, self.params["out.weight"], self.params["out.bias"]), dim=-1)
-        check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
+        if check:
+            check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
         return lp
 
-    def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
+    def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
+        """``check=False``: no pass over the vocabulary to find non-finite rows, for a caller whose own reduction
+        finds them (the chain step's mass or maximum, :func:`~amtheory.diffusion.sampler.steps.chain_update`)."""
         B = x_GBL.shape[1]
         step = self.batch_size or max(B, 1)
-        parts = [self._forward(x_GBL[:, i : i + step], t_GB[:, i : i + step]) for i in range(0, B, step)]
+        parts = [self._forward(x_GBL[:, i : i + step], t_GB[:, i : i + step], check) for i in range(0, B, step)]
         return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
 
     def log_posterior(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -301,7 +304,9 @@ def group_reverse_chain(
             n = r.numel()
             x_c = x[:, r]
             tf = t_from[r_cpu].to(dev)
-            log_x = denoiser._log_posterior(x_c, tf.expand(G, n)).reshape(G * n, L, -1)
+            # Unchecked here: the step's own reduction over the vocabulary (its mass, or its maximum) raises on a
+            # member's non-finite output, so a second pass to look for one would only cost time.
+            log_x = denoiser._log_posterior(x_c, tf.expand(G, n), check=False).reshape(G * n, L, -1)
             x_f, tf_f = x_c.reshape(G * n, L), tf.repeat(G)
             tt = None if is_final else t_to[r_cpu].to(dev).repeat(G)
             uu = None if u is None else u[:, r].reshape(G * n, L)
