@@ -25,8 +25,8 @@ PART=()
 [ -n "${HOPFIELD:-}" ] && PART+=(--hopfield "$HOPFIELD")
 COMMAND="python experiments/memorization.py --preset gpu --out $RESULTS --data data/brown-sotu --device cuda ${PART[*]}"
 timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
-    --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 | grep --line-buffered -v Warning \
-    | tee -a "$OUT/memorization_gpu.log"
+    --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 \
+    | grep --line-buffered -v Warning | tee -a "$OUT/memorization_gpu.log"
 echo "job wall $(( $(date +%s) - START )) s" | tee -a "$OUT/memorization_gpu.log"
 kill "$SMI"
 if grep -q "^\[memorization\] total" "$OUT/memorization_gpu.log"; then
