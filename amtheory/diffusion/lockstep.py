@@ -122,11 +122,6 @@ class LockstepNetwork(torch.nn.Module):
     def forward(self, x_BL: torch.Tensor, sigma_B: torch.Tensor) -> torch.Tensor:
         return self._rounds.call(self.member, x_BL, sigma_B)
 
-    @property
-    def passes(self) -> int:
-        """The shared forward passes the group has run so far (a diagnostic: where a measurement's passes go)."""
-        return self._rounds.rounds
-
 
 def run_in_lockstep(
     denoiser: GroupDenoiser, tasks: Sequence[Callable[[LockstepNetwork], Any]], *, stats: dict | None = None
