@@ -25,6 +25,9 @@ DEADLINE=$(( START + ${MEM_TIMEOUT:-560} ))
 read -r -a PARTS <<< "${PARTS:-a c b}"
 declare -A MODELS_OF=([a]=gpu-micro [b]=gpu-small [c]=gpu-quick)
 declare -A HOPFIELD_OF=([a]="" [b]=none [c]=none)
+for part in "${PARTS[@]}"; do
+    [ -n "${MODELS_OF[$part]:-}" ] || { echo "PARTS: expected names among a, b, c, got '$part'" >&2; exit 2; }
+done
 PIDS=()
 for part in "${PARTS[@]}"; do
     left=$(( DEADLINE - $(date +%s) ))
