@@ -14,9 +14,9 @@ draw from the model's part on 2-18% of positions (``benchmarks/cpu_bench_chain_s
 from __future__ import annotations
 
 import argparse
+import itertools
 import math
 import platform
-import time
 from typing import Any
 
 import torch
@@ -25,7 +25,7 @@ from amtheory.diffusion.group_eval import GroupDenoiser, group_reverse_chain
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
 from amtheory.studies.benchmarks.group_training import picked_shapes
-from amtheory.studies.benchmarks.measure import command_log, device_label, synchronize, write_record
+from amtheory.studies.benchmarks.measure import command_log, device_label, median_time_and_peak, write_record
 from amtheory.studies.benchmarks.training_report import profile_step
 
 __all__ = ["bench_group_chain", "main"]
@@ -46,7 +46,8 @@ def bench_group_chain(
     shapes: dict[str, DiTConfig], *, members: int, batch: int, t_start: float, n_steps: int, sampler: str,
     repeats: int, device: torch.device, profile: bool, log,
 ) -> dict[str, Any]:  # fmt: skip
-    """Time one chain of each shape (median of ``repeats`` after one untimed); rows of the record."""
+    """Time one chain of each shape (median of ``repeats`` after one untimed, and on CUDA the memory one chain
+    allocates); rows of the record."""
     rows = []
     for name, cfg in shapes.items():
         d = _group(cfg, members, batch, device)
@@ -60,28 +61,22 @@ def bench_group_chain(
             gens = [torch.Generator().manual_seed(1000 * i + g) for g in range(members)]
             return group_reverse_chain(d, dyn, x, generators=gens)
 
-        chain(0)
-        synchronize(device)
-        times = []
-        for i in range(repeats):
-            t0 = time.perf_counter()
-            chain(i + 1)
-            synchronize(device)
-            times.append(time.perf_counter() - t0)
-        s = sorted(times)[len(times) // 2]
+        calls = itertools.count()  # each chain with draws of its own
+        s, peak = median_time_and_peak(lambda c=calls, f=chain: f(next(c)), device, warmup=1, repeats=repeats)
         gib = members * batch * cfg.length * cfg.vocab_size * 4 / 2**30  # float32 log-probabilities of one step
         row = {"shape": name, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks, "members": members, "batch": batch,
                "steps": steps, "chain_s": s, "ms_per_step": 1e3 * s / steps,
                "token_steps_s": members * batch * cfg.length * steps / s,
-               "ms_per_step_per_gib": 1e3 * s / steps / gib}  # fmt: skip
+               "ms_per_step_per_gib": 1e3 * s / steps / gib, "peak_gib": peak / 2**30}  # fmt: skip
         rows.append(row)
         log(
             f"{name} ({cfg.d_model} x {cfg.n_blocks}), {members} members x {batch} queries, {steps} {sampler} steps: "
             f"{row['ms_per_step']:.2f} ms a step, {row['token_steps_s']:,.0f} token steps/s, "
             f"{row['ms_per_step_per_gib']:.2f} ms a step per GiB of float32 log-probabilities ({gib:.2f} GiB)"
+            + (f", {row['peak_gib']:.2f} GiB allocated by a chain" if math.isfinite(peak) else "")
         )
         if profile:
-            profile_step(chain, device, f"{name} chain of {members}", first=repeats + 1, n=1)
+            profile_step(chain, device, f"{name} chain of {members}", first=next(calls), n=1)
     return {"rows": rows}
 
 
