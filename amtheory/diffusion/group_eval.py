@@ -171,12 +171,16 @@ class GroupDenoiser:
             check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
         return lp
 
+    def _batches(self, B: int) -> list[slice]:
+        """The query slices that one forward pass takes per member: ``batch_size`` of the ``B`` at a time (all
+        where it is None)."""
+        step = self.batch_size or max(B, 1)
+        return [slice(i, i + step) for i in range(0, B, step)]
+
     def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
         """``check=False``: no pass over the vocabulary to find non-finite rows, for a caller whose own reduction
         finds them (the chain step's mass or maximum, :func:`~amtheory.diffusion.sampler.steps.chain_update`)."""
-        B = x_GBL.shape[1]
-        step = self.batch_size or max(B, 1)
-        parts = [self._forward(x_GBL[:, i : i + step], t_GB[:, i : i + step], check) for i in range(0, B, step)]
+        parts = [self._forward(x_GBL[:, b], t_GB[:, b], check) for b in self._batches(x_GBL.shape[1])]
         return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
 
     def log_posterior(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -190,13 +194,11 @@ class GroupDenoiser:
         gives for member ``g`` alone (``beta = 1``, ``conditionals_kwargs={"t": t}``), ``batch_size`` sequences per
         member at a time (only their log posterior is held)."""
         x = self.check_queries("x_t", x_t)
-        G, B, _ = x.shape
+        B = x.shape[1]
         t_GB = self.check_times("t", t, B)
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
-        step = self.batch_size or max(B, 1)
-        for i in range(0, B, step):
-            lp = self._forward(x[:, i : i + step], t_GB[:, i : i + step])
-            out[:, i : i + step] = entropy_from_log_probs(lp, source=type(self).__name__).float()
+        for b in self._batches(B):
+            out[:, b] = entropy_from_log_probs(self._forward(x[:, b], t_GB[:, b]), source=type(self).__name__).float()
         return out
 
     def nelbo(self, x0: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -210,15 +212,14 @@ class GroupDenoiser:
         G, B, L = x.shape
         t_GB = self.check_times("t", t, B)
         out = torch.empty(x.shape, dtype=torch.float32, device=x.device)
-        step = self.batch_size or max(B, 1)
-        for i in range(0, B, step):
-            xs, x0s, ts = x[:, i : i + step], x0[:, i : i + step], t_GB[:, i : i + step]
+        for b in self._batches(B):
+            xs, x0s, ts = x[:, b], x0[:, b], t_GB[:, b]
             n = xs.shape[1]
             lp = self._forward(xs, ts).reshape(G * n, L, -1)
             tt = ts.reshape(-1)
             per_token = nelbo_per_token(lp.float(), x0s.reshape(G * n, L), xs.reshape(G * n, L), alpha(tt).float(),
                                         alpha_prime(tt).float())  # fmt: skip
-            out[:, i : i + step] = per_token.view(G, n, L)
+            out[:, b] = per_token.view(G, n, L)
         return out
 
 
