@@ -520,3 +520,20 @@ def test_the_extraction_figure_names_only_what_it_draws(seeds_run, tmp_path, mon
     fig = _drawn(figs.fig_extraction, _cut(seeds_run, tmp_path, "means.csv", _nano_30), tmp_path, monkeypatch)
     labels = [t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()]
     assert labels and not any("nano, 30 steps" in label for label in labels), labels
+
+
+def test_the_probe_reference_comes_from_the_budget_that_memorizes_most(seeds_run):
+    # The probe's "memorizing" row must come from the longest training, where the smallest sets are memorized: at
+    # a short budget the smallest set's entropies are those of an undertrained model, not of a memorizing one.
+    from amtheory.reports.memorization import probe_reference
+
+    data = read_data(seeds_run[2])
+    ref = probe_reference(data, "nano", "test")
+    assert ref["steps"] == 60
+    gen = data.measure("generation", "entropy")
+    g = gen[(gen["model_size"] == "nano") & (gen["steps"] == 60)]
+    pooled = pool_means(g, ["train_size", "split"]).set_index(["train_size", "split"])["mean"]
+    for row, n in zip(ref["rows"], (2, 32), strict=True):
+        assert row["train_size"] == n
+        assert row["train"] == pytest.approx(float(pooled[(n, "train")]))
+        assert row["generated"] == pytest.approx(float(pooled[(n, "generated")]))

@@ -93,13 +93,14 @@ def verdict_text(v: str) -> str:
 
 def probe_reference(data: MemorizationData, model_size: str, source: str) -> dict:
     """The reference rows of ``amtheory probe``: mean per-token entropy on generated, training and test blocks of
-    ``model_size`` (at its smallest step budget, every seed pooled) at its smallest ("memorizing") and largest
-    ("generalizing") training sizes."""
+    ``model_size`` (at its largest step budget, every seed pooled) at its smallest ("memorizing") and largest
+    ("generalizing") training sizes. The largest budget is the one under which the smallest sets are memorized; at
+    a shorter one the smallest set's entropies are those of an undertrained model."""
     gen = data.measure("generation", "entropy")
     g = gen[gen["model_size"] == model_size]
     if g.empty:
         raise ValueError(f"model_size: expected one of {sorted(set(gen['model_size']))}, got {model_size!r}")
-    g = g[g["steps"] == g["steps"].min()]
+    g = g[g["steps"] == g["steps"].max()]
     pooled = pool_means(g, ["train_size", "split"]).set_index(["train_size", "split"])["mean"]
     rows = []
     for regime, n in (("memorizing", int(g["train_size"].min())), ("generalizing", int(g["train_size"].max()))):
@@ -109,7 +110,7 @@ def probe_reference(data: MemorizationData, model_size: str, source: str) -> dic
                            "rows": rows}  # fmt: skip
     m = data.models[(data.models["model_size"] == model_size)]
     if len(m):
-        r = m.sort_values("steps").iloc[0]
+        r = m.sort_values("steps").iloc[-1]
         out.update({"vocab_size": int(r["vocab_size"]), "length": int(r["data.length"]),
                     "corpus": str(r["data.source"]), "d_model": int(r["arch.d_model"]),
                     "n_blocks": int(r["arch.n_blocks"]), "steps": int(r["steps"])})  # fmt: skip
