@@ -134,6 +134,16 @@ def test_meeting_size_is_first_size_within_two_errors_for_good():
     assert meeting_size([1, 2], [1.0, 0.06], [0.1, 0.03]) == 2
     with pytest.raises(ValueError, match="se"):
         meeting_size([1, 2], [0.1, 0.1], [0.1, -0.1])
+
+
+def test_test_recovery_above_training_recovery_does_not_keep_the_curves_apart():
+    # Training and test blocks are different text, so a model that treats both alike can still restore one split a
+    # little better (gpu-quick at 800 steps, t = 0.25: 0.048 / 0.055 at 8,772 blocks). The curves have met once
+    # training recovery no longer exceeds test recovery beyond noise; a test split ahead of it is not memorization.
+    sizes = [16, 97, 588, 3563, 21595]
+    assert meeting_size(sizes, [0.3, 0.1, 0.002, -0.007, -0.004], [0.01, 0.005, 0.003, 0.0028, 0.0028]) == 588
+    # Training recovery ahead beyond noise at a larger size still moves the meeting past it.
+    assert meeting_size(sizes, [0.3, 0.1, 0.002, 0.009, -0.004], [0.01, 0.005, 0.003, 0.0028, 0.0028]) == 21595
     with pytest.raises(ValueError, match="sizes"):
         meeting_size([0, 2], [0.1, 0.1], [0.1, 0.1])
 

@@ -101,8 +101,9 @@ SUMMARY_LEGEND = (
     "other special tokens) that the reverse chain restores, as rate ± standard error (clustered by block).",
     "- delta: training minus test recovery ± its standard error; '>' or '<' when it exceeds two standard "
     "errors, '=' (undecided) when it is within them.",
-    "- meet: the first training size from which delta stays within two standard errors at every larger size; "
-    "'not in range' when it still differs at the largest.",
+    "- meet: the first training size from which delta is not '>' at it and every larger size (a test split "
+    "ahead is no gap left by memorization: the two splits are different text); 'not in range' when training "
+    "recovery is still ahead at the largest.",
     "- entropy: the mean per-token entropy of the model's prediction of the clean block from a clean block "
     "(t = 1e-5), in nats ± standard error over blocks; near 0 the model is sure of every token (it memorized), "
     "finite values mean it spreads its prediction (it generalizes). 'generated': on its own samples.",

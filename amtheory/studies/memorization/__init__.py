@@ -51,7 +51,8 @@ to a Slurm job array (``amtheory.studies.memorization.slurm``).
 
 ``summarize(results_dir)`` gives the numbers of a results page: every UDDM recovery rate (over ordinary tokens,
 pooled over blocks) with its standard error and Wilson interval, for each model size the training-set size from
-which training and test recovery stay within two standard errors (per t; ``amtheory.studies.memorization.rates``),
+which training recovery exceeds test recovery by at most two standard errors (per t;
+``amtheory.studies.memorization.rates``),
 the conditional entropy at the smallest and largest sizes, and where the test perplexity bound peaks.
 The results page and the figures use the same rule.
 

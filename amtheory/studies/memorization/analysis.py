@@ -203,8 +203,8 @@ def summarize(results_dir: str | Path) -> dict[str, Any]:
     ``<split>_blocks`` and ``<split>_tokens`` (blocks measured, changed tokens pooled;
     ``amtheory.studies.memorization.rates``), and ``diff`` (train minus test), ``diff_se`` and
     ``verdict`` ("train > test", "test > train" or "undecided" within two standard errors); ``meeting``: per model
-    size and t the first training size from which training and test recovery stay within two standard errors
-    (``rates.meeting_size``; None where they do not in the sweep); ``meeting_interval``: with several seeds, a
+    size and t the first training size from which training recovery exceeds test recovery by at most two standard
+    errors (``rates.meeting_size``; None where they do not in the sweep); ``meeting_interval``: with several seeds, a
     bootstrap interval over seeds of it; ``meeting_trend``: per t, whether the meeting size grows from the smallest to
     the largest model (at the smallest step budget), with a bootstrap interval over seeds (``rates.meeting_trend``);
     with several step budgets every model size is named with its budget, "gpu-small (4,800 steps)";

@@ -10,9 +10,12 @@ follow from the blocks' sufficient statistics (``STAT_COLUMNS``: m and the sums 
 ``sum_i (k_i - p n_i)^2 = sum k^2 - 2 p sum n k + p^2 sum n^2``), which add up over seeds: block rows are reduced to
 them first (``recovery_stats``), and a data folder keeps only them.
 
-Training and test recovery **meet** at the first training size from which their difference stays within two
-standard errors of zero (``sqrt(se_train^2 + se_test^2)``) at that size and every larger one. A difference within
-two standard errors is called undecided; a sweep whose largest size is still outside has no meeting point (None).
+Training and test recovery **meet** at the first training size from which training recovery exceeds test recovery
+by at most two standard errors of their difference (``sqrt(se_train^2 + se_test^2)``) at that size and every larger
+one. The test is one-sided: training and test blocks are different text, so a model that treats both alike may
+restore the test blocks a little better, and a test split ahead beyond noise is not a gap that memorization leaves
+open. A difference within two standard errors is called undecided; a sweep whose largest size still has training
+recovery ahead beyond noise has no meeting point (None).
 With several seeds, ``meeting_interval`` resamples seeds with replacement and gives the percentile interval of the
 meeting size from per-seed statistics; ``meeting_shift`` compares two groups (model sizes, step budgets) the same
 way.
@@ -192,9 +195,10 @@ def verdict(diff: float, se: float, z: float = Z_MEET) -> str:
 
 
 def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
-    """The first training size from which ``|diff|`` (training minus test recovery) stays within ``z`` standard
-    errors ``se`` at it and every larger size; None when the largest size is still outside (or nothing is
-    finite). Sizes need not be sorted; non-finite entries are dropped."""
+    """The first training size from which ``diff`` (training minus test recovery) stays at most ``z`` standard
+    errors ``se`` at it and every larger size (one-sided: test recovery ahead does not keep the curves apart);
+    None when the largest size still has training ahead beyond noise (or nothing is finite). Sizes need not be
+    sorted; non-finite entries are dropped."""
     s = np.asarray(sizes, dtype=float)
     d = np.asarray(diff, dtype=float)
     e = np.asarray(se, dtype=float)
@@ -208,7 +212,7 @@ def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
     s, d, e = s[ok], d[ok], e[ok]
     order = np.argsort(s)
     s, d, e = s[order], d[order], e[order]
-    within = np.abs(d) <= z * e
+    within = d <= z * e
     if s.size == 0 or not within[-1]:
         return None
     i = s.size - 1
