@@ -5,20 +5,23 @@
 # part measures while the next one trains. Training is bound by the card, and two trainings side by side only
 # time-slice it (gpu-quick trained at 0.40-0.68M tokens/s beside the others against 1.56M alone:
 # h100_memorization_gpu.log at commit 6b83d3c); measuring waits much of its time on host work (one core a part),
-# which the training beside it fills. The family goes with gpu-micro, the part with the least training and
+# which the training beside it fills. Two parts never measure at once: each holds a lock file while it measures its
+# groups (--measure-lock), since two measuring groups of 30 need more memory than the card has (gpu-quick's and
+# gpu-small's, 35 and 37 GiB, ran an H100 out of memory: h100_memorization_gpu.log). The family goes with gpu-micro, the part with the least training and
 # measuring. Each part runs through memorization_gpu_preset.sh (resumable: run this again on the same machine to
 # finish what a job did not; a part that finished its training starts the next at once). Every part stops by the
 # same deadline, MEM_TIMEOUT seconds after this script starts. When all have finished, their data folders are
 # merged into $OUT/memorization_data, with the wall time of all the jobs as the run's. Then, anywhere:
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
 # PARTS="c b" runs only those parts (a fresh machine keeps nothing of an earlier one); DATA_OF_A=DIR then names the
-# data folder of part A exported before (benchmarks/h100_memorization_gpu_data), merged in its place.
+# data folder of part A exported before (its memorization_data), merged in its place.
 # Needs the prepared corpus data/brown-sotu (make data). Record: benchmarks/h100_memorization_gpu.log.
 set -u
 # Several processes share the card: expandable segments keep the allocator of each from fragmenting what it holds;
 # a few CPU threads each, so that their host work does not oversubscribe the cores.
 export PYTORCH_CUDA_ALLOC_CONF=${PYTORCH_CUDA_ALLOC_CONF:-expandable_segments:True}
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-4}
+export MEASURE_LOCK=${MEASURE_LOCK:-results/gpu_preset_measure.lock}
 OUT=${OUT:-/tmp/out}
 START=$(date +%s)
 DEADLINE=$(( START + ${MEM_TIMEOUT:-560} ))

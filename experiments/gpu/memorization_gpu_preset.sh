@@ -3,7 +3,8 @@
 # run it again on the same machine to finish what a job did not; each job stops within MEM_TIMEOUT seconds
 # (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
 # them; HOPFIELD=none leaves those to another part), so that each part fits one time-limited job and a machine lost
-# between jobs costs one part only (memorization_gpu_parts.sh runs three such parts, staged). When a job
+# between jobs costs one part only (memorization_gpu_parts.sh runs three such parts, staged); MEASURE_LOCK=FILE
+# makes the parts that share the card measure one at a time. When a job
 # finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
 # The parts' folders are merged, and the page and figures built, anywhere:
 #   python experiments/summarize_memorization.py --merge PART_A PART_B --data docs/data/memorization
@@ -23,6 +24,7 @@ START=$(date +%s)
 PART=()
 [ -n "${MODELS:-}" ] && PART=(--models "$MODELS")
 [ -n "${HOPFIELD:-}" ] && PART+=(--hopfield "$HOPFIELD")
+[ -n "${MEASURE_LOCK:-}" ] && PART+=(--measure-lock "$MEASURE_LOCK")
 COMMAND="python experiments/memorization.py --preset gpu --out $RESULTS --data data/brown-sotu --device cuda ${PART[*]}"
 timeout "${MEM_TIMEOUT:-560}" python3 experiments/memorization.py --preset gpu --out "$RESULTS" \
     --data data/brown-sotu --device cuda --figures '' --no-progress "${PART[@]}" 2>&1 \

@@ -70,6 +70,12 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
         default=None,
         help="the measurements to run, e.g. recovery (None: all; recovery alone is a quick probe of memorization)",
     )
+    p.add_argument(
+        "--measure-lock",
+        default=None,
+        help="a file held locked while the models are measured in groups, so that runs sharing one GPU measure "
+        "one at a time (None: no lock)",
+    )
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
     p.add_argument("--figures", default="paper_figures/out", help="folder for the figures ('' to skip them)")
@@ -187,7 +193,8 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
         pr = dataclasses.replace(pr, backends=tuple(b for b in pr.backends if b in names))
     t0 = time.perf_counter()
     print(f"[memorization] preset {pr.name} on {device}: {len(pr.train_cells())} models, sizes {pr.sizes}", flush=True)
-    run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers)
+    run_experiment(pr, args.out, device=device, progress=not args.no_progress, workers=workers,
+                   measure_lock=args.measure_lock)  # fmt: skip
     if args.figures and make_figures is not None:
         t1 = time.perf_counter()
         paths = make_figures(args.out, args.figures)

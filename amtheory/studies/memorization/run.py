@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,9 +91,23 @@ def run_model(
         _stage(name, run_sweep, cells, fn, out / folder, device=device, progress=False)
 
 
+@contextlib.contextmanager
+def _measuring_lock(path: str | Path | None) -> Iterator[None]:
+    """The lock a run holds while it measures its groups (none without a path), saying how long it waited."""
+    if path is None:
+        yield
+        return
+    from amtheory.core.sweep.lock import exclusive_lock
+
+    with exclusive_lock(path, waiting=lambda m: print(f"[memorization] {m}", flush=True)) as waited:
+        if waited >= 1.0:
+            print(f"[memorization] measuring lock {path} taken after {waited:.1f} s", flush=True)
+        yield
+
+
 def run_experiment(
     p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None,
-    train_group: int | None = None, eval_group: int | None = None,
+    train_group: int | None = None, eval_group: int | None = None, measure_lock: str | Path | None = None,
 ) -> dict[str, pd.DataFrame]:  # fmt: skip
     """Run every stage of preset ``p`` into ``out_dir`` (training, the UDDM measurements, the Hopfield family),
     skipping finished cells; prints each stage's wall time. Returns the tables by name.
@@ -101,7 +117,9 @@ def run_experiment(
     the first is measured; 1 trains each just before its measurements. ``eval_group`` (default ``p.eval_group``):
     on one device, the trained models of one shape are measured in lockstep groups of up to this many
     (:func:`~amtheory.studies.memorization.group_evaluation.evaluate_models_in_groups`) before the Hopfield family;
-    1 measures each model alone."""
+    1 measures each model alone. ``measure_lock``: a file (``amtheory.core.sweep.lock``) held while the groups are
+    measured, so that runs sharing one GPU measure one at a time while another trains beside (two measuring groups
+    of 30 ran an 80 GB card out of memory); None measures without one."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
@@ -158,9 +176,10 @@ def run_experiment(
                     continue
                 grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
                 record([tc])
-            done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
-                          train_cells, p.settings, out, device, group_size=evaluate_group,
-                          measures=p.measured())  # fmt: skip
+            with _measuring_lock(measure_lock):
+                done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
+                              train_cells, p.settings, out, device, group_size=evaluate_group,
+                              measures=p.measured())  # fmt: skip
             if done["seconds"]:
                 split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
                 print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
