@@ -290,6 +290,23 @@ def test_summary_explains_every_column_and_prints_errors():
     )
 
 
+def test_memorization_within_noise_of_the_criteria_is_called_undecided():
+    # The tiny main job measured 0.81 ± 0.17 at 4 blocks and t = 0.5 (one of four queries led astray): that is no
+    # evidence either way against the 0.95 criterion, and the summary must not say "does not memorize".
+    from amtheory.studies.main_job import format_summary
+
+    noisy = _summary()
+    noisy["recovery"]["m"][0.5] = {4: _cell(0.81, 0.01, se=0.17), 64: _cell(0.02, 0.03)}
+    text = format_summary(noisy)
+    assert "At 4 blocks the model may or may not memorize" in text and "0.81 ± 0.17 at t=0.5" in text
+    assert "does not memorize" not in text and "model memorizes" not in text
+    # Entropy within noise of its criterion is undecided too; decided above it, the model does not memorize.
+    assert "may or may not memorize" in format_summary(_summary(entropy_small=0.049))
+    decided = _summary()
+    decided["recovery"]["m"][0.5] = {4: _cell(0.81, 0.01, se=0.05), 64: _cell(0.02, 0.03)}
+    assert "At 4 blocks the model does not memorize" in format_summary(decided)
+
+
 def test_main_job_refuses_an_unknown_part(tmp_path):
     from amtheory.studies.main_job import run_main_job
 

@@ -134,15 +134,25 @@ def _verdicts(ms: str, summary: dict) -> list[str]:
     sizes = sorted({n for rows in rec.values() for n in rows})
     lo, hi = sizes[0], sizes[-1]
     out = []
-    worst = min((rows[lo]["train"], t) for t, rows in rec.items() if lo in rows)
+    cells = [(rows[lo]["train"], rows[lo].get("train_se", 0.0), t) for t, rows in rec.items() if lo in rows]
+    worst = min(cells)
     ent = summary.get("entropy", {}).get(ms, {}).get("smallest", {})
-    h = ent.get("train")
-    mem = worst[0] >= MEMORIZED_RECOVERY and h is not None and h < MEMORIZED_ENTROPY
-    out.append(
-        f"- At {lo} blocks the model {'memorizes' if mem else 'does not memorize'} its training blocks by the "
-        f"criteria training recovery >= {MEMORIZED_RECOVERY} at every t (lowest: {worst[0]:.2f} at t={worst[1]:g}) "
-        f"and training entropy < {MEMORIZED_ENTROPY} nats ({'–' if h is None else f'{h:.3f}'})."
+    h, h_se = ent.get("train"), ent.get("train_se") or 0.0
+    # Each criterion is decided only beyond two standard errors of its threshold; within them the run cannot say.
+    against = any(r + MEET_Z * e < MEMORIZED_RECOVERY for r, e, _ in cells) or (
+        h is not None and h - MEET_Z * h_se >= MEMORIZED_ENTROPY
     )
+    meets = all(r - MEET_Z * e >= MEMORIZED_RECOVERY for r, e, _ in cells) and (
+        h is not None and h + MEET_Z * h_se < MEMORIZED_ENTROPY
+    )
+    word = "does not memorize" if against else "memorizes" if meets else "may or may not memorize"
+    out.append(
+        f"- At {lo} blocks the model {word} its training blocks by the criteria training recovery >= "
+        f"{MEMORIZED_RECOVERY} at every t (lowest: {_pm(worst[0], worst[1])} at t={worst[2]:g}) and training entropy "
+        f"< {MEMORIZED_ENTROPY} nats ({'–' if h is None else _pm(h, ent.get('train_se'), 3)})"
+        + (", each decided beyond two standard errors." if against or meets else
+           ": undecided, a measure is within two standard errors of its threshold.")
+    )  # fmt: skip
     apart = [
         f"t={t:g}" for t, rows in sorted(rec.items()) if rows.get(hi, {}).get("verdict", "undecided") != "undecided"
     ]
