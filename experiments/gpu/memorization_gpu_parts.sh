@@ -4,7 +4,7 @@
 # (results/gpu_preset_c) when part A has trained its models, gpu-small (results/gpu_preset_b) when part C has. A
 # part measures while the next one trains. Training is bound by the card, and two trainings side by side only
 # time-slice it (gpu-quick trained at 0.40-0.68M tokens/s beside the others against 1.56M alone:
-# h100_memorization_gpu.log at commit 6b83d3c); measuring waits much of its time on host work (one core a part),
+# h100_memorization_gpu.log at commit 3f5d0fe, git history); measuring waits much of its time on host work (one core a part),
 # which the training beside it fills. Two parts never measure at once: each holds a lock file while it measures its
 # groups (--measure-lock), since two measuring groups of 30 need more memory than the card has (gpu-quick's and
 # gpu-small's, 35 and 37 GiB, ran an H100 out of memory: h100_memorization_gpu.log). The family goes with gpu-micro, the part with the least training and
