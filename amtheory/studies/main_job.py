@@ -114,8 +114,6 @@ SUMMARY_LEGEND = (
 #: The thresholds the summary's verdicts use: memorization at the smallest size.
 MEMORIZED_RECOVERY = 0.95
 MEMORIZED_ENTROPY = 0.05
-#: Standard errors a difference must exceed to be called one (``amtheory.studies.memorization.rates.Z_MEET``).
-MEET_Z = 2.0
 
 
 def _pm(v: float | None, se: float | None, digits: int = 2) -> str:
@@ -127,7 +125,10 @@ def _pm(v: float | None, se: float | None, digits: int = 2) -> str:
 
 def _verdicts(ms: str, summary: dict) -> list[str]:
     """Plain statements of what the run shows for model size ``ms``: memorization at the smallest size, agreement
-    at the largest, and where the curves meet."""
+    at the largest, and where the curves meet. A difference or a threshold counts only beyond ``Z_MEET`` standard
+    errors, the study's own rule (``amtheory.studies.memorization.rates``)."""
+    from amtheory.studies.memorization.rates import Z_MEET
+
     rec = summary.get("recovery", {}).get(ms, {})
     if not rec:
         return []
@@ -139,11 +140,11 @@ def _verdicts(ms: str, summary: dict) -> list[str]:
     ent = summary.get("entropy", {}).get(ms, {}).get("smallest", {})
     h, h_se = ent.get("train"), ent.get("train_se") or 0.0
     # Each criterion is decided only beyond two standard errors of its threshold; within them the run cannot say.
-    against = any(r + MEET_Z * e < MEMORIZED_RECOVERY for r, e, _ in cells) or (
-        h is not None and h - MEET_Z * h_se >= MEMORIZED_ENTROPY
+    against = any(r + Z_MEET * e < MEMORIZED_RECOVERY for r, e, _ in cells) or (
+        h is not None and h - Z_MEET * h_se >= MEMORIZED_ENTROPY
     )
-    meets = all(r - MEET_Z * e >= MEMORIZED_RECOVERY for r, e, _ in cells) and (
-        h is not None and h + MEET_Z * h_se < MEMORIZED_ENTROPY
+    meets = all(r - Z_MEET * e >= MEMORIZED_RECOVERY for r, e, _ in cells) and (
+        h is not None and h + Z_MEET * h_se < MEMORIZED_ENTROPY
     )
     word = "does not memorize" if against else "memorizes" if meets else "may or may not memorize"
     out.append(
@@ -166,7 +167,7 @@ def _verdicts(ms: str, summary: dict) -> list[str]:
         for t, rows in sorted(rec.items())
         if lo in rows
         and hi in rows
-        and rows[hi]["test"] - rows[lo]["test"] > MEET_Z * math.hypot(rows[hi]["test_se"], rows[lo]["test_se"])
+        and rows[hi]["test"] - rows[lo]["test"] > Z_MEET * math.hypot(rows[hi]["test_se"], rows[lo]["test_se"])
     ]
     out.append(
         f"- Test recovery from {lo} to {hi} blocks "
