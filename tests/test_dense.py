@@ -5,8 +5,9 @@ import torch
 from hypothesis import given
 from hypothesis import strategies as st
 
+from amtheory.backends._dense_sync import _EXP_HEADROOM
 from amtheory.backends.classical import ClassicalHopfield
-from amtheory.backends.dense import DenseAM
+from amtheory.backends.dense import DenseAM, similarity
 from amtheory.core.corruption import corrupt
 from amtheory.core.dynamics import argmax_keep, retrieve
 from amtheory.core.interface import AssociativeMemory
@@ -359,3 +360,33 @@ def test_generic_scores_are_chunked(monkeypatch):
     monkeypatch.setattr(dense, "_SCORE_CHUNK_ELEMS", 3 * 9 * 6)  # 3 queries a chunk: 4 chunks, the last short
     torch.testing.assert_close(mem.scores(q), full, rtol=0, atol=0)
     torch.testing.assert_close(mem.gibbs_scores(q), g_full, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("V", [2, 3, 7])
+@pytest.mark.parametrize("beta", [0.0, 0.4, 3.0, 800.0])
+def test_exponential_scores_from_token_sums_equal_the_per_position_scatter(V, beta):
+    """The exponential kind's scores from one sum by token of its weights equal the [B, L, K] per-position
+    log-sum-exp within float64 rounding, for spins and Potts tokens; at 800 the weights span more than the float64
+    range and the per-position path is taken."""
+    g = torch.Generator().manual_seed(V)
+    X = torch.randint(0, V, (11, 14), generator=g)
+    x = torch.randint(0, V, (5, 14), generator=g)
+    mem = DenseAM("exp", beta=beta).store(X, vocab_size=V)
+    sim = similarity(x, X, V)
+    wide = float((sim.amax(-1) - sim.amin(-1)).max()) * beta + beta * V / (V - 1) > _EXP_HEADROOM
+    assert wide == (beta == 800.0)
+    generic = torch.cat(mem._generic_scores(x, gibbs=False))
+    torch.testing.assert_close(mem.scores(x), generic, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(mem.gibbs_scores(x), generic, rtol=1e-12, atol=1e-12)
+    assert torch.equal(mem.scores(x).argmax(-1), generic.argmax(-1))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_exponential_scores_on_cuda_equal_the_cpu_scores():
+    g = torch.Generator().manual_seed(9)
+    X = torch.randint(0, 40, (200, 16), generator=g)
+    x = torch.randint(0, 40, (7, 16), generator=g)
+    cpu = DenseAM("exp", beta=1.0).store(X, vocab_size=40)
+    gpu = DenseAM("exp", beta=1.0).store(X.cuda(), vocab_size=40)
+    torch.testing.assert_close(gpu.scores(x.cuda()).cpu(), cpu.scores(x), rtol=1e-12, atol=1e-12)
+    assert torch.equal(gpu.sync_update(x.cuda()).cpu(), cpu.sync_update(x))

@@ -9,8 +9,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amtheory import NotStoredError, retrieve
-from amtheory.diffusion.empirical import EmpiricalDenoiser
-from amtheory.diffusion.schedule import alpha
+from amtheory.core.token_sums import TokenSums
+from amtheory.diffusion.empirical import _BAND, EmpiricalDenoiser
+from amtheory.diffusion.schedule import alpha, beta_of_t
 from amtheory.testing.profiles import property_settings
 from amtheory.testing.strategies import seeds, sizes
 
@@ -166,3 +167,74 @@ def test_all_stored_patterns_are_fixed_points_of_the_sync_map():
     mem = EmpiricalDenoiser().store(P, vocab_size=V)
     r = retrieve(mem, P, update="sync", max_steps=3)
     assert torch.equal(r.states, P) and bool(r.converged.all()) and int(r.steps.sum()) == 0
+
+
+def log_space_marginals(patterns, x_t, t, V):
+    """``log p(x_0,i = v | x_t)`` by enumeration in log space: exact at any inverse temperature."""
+    beta = float(beta_of_t(torch.tensor([float(t)], dtype=torch.float64), V)[0])
+    z = beta * (x_t[None, :] == patterns).sum(-1).double()  # [K]
+    out = torch.full((patterns.shape[1], V), float("-inf"), dtype=torch.float64)
+    for i in range(patterns.shape[1]):
+        for v in range(V):
+            held = patterns[:, i] == v
+            if bool(held.any()):
+                out[i, v] = torch.logsumexp(z[held], 0) - torch.logsumexp(z, 0)
+    return out
+
+
+def test_a_batch_of_narrow_and_wide_weight_spreads_matches_log_space_bayes():
+    """Rows whose pattern weights fit float64 (summed in linear space) and rows whose weights span more than it (at
+    tiny t: summed in log space) in one batch, each equal to Bayes' rule taken in logs, the -700s included."""
+    g = torch.Generator().manual_seed(7)
+    V, L, K = 4, 12, 9
+    P = torch.randint(0, V, (K, L), generator=g)
+    x = P[[0, 1, 2, 3]].clone()
+    x[:, :3] = (x[:, :3] + 1) % V
+    t = torch.tensor([1e-100, 0.3, 1e-200, 0.9], dtype=torch.float64)
+    mem = EmpiricalDenoiser(chunk_size=4).store(P, vocab_size=V)
+    m = mem.agreements(x).double()
+    spread = beta_of_t(t, V) * (m.amax(-1) - m.amin(-1))
+    assert bool((spread[[0, 2]] > 2 * _BAND).all()) and bool((spread[[1, 3]] <= _BAND).all()), spread
+    lp = mem.log_posterior(x, t)
+    for b in range(4):
+        ref = log_space_marginals(P, x[b], float(t[b]), V)
+        assert torch.equal(torch.isneginf(lp[b]), torch.isneginf(ref))
+        finite = torch.isfinite(ref)
+        if b in (0, 2):  # log-probabilities below what a float64 sum in linear space can hold
+            assert float(ref[finite].min()) < -700.0
+        torch.testing.assert_close(lp[b][finite], ref[finite], rtol=1e-12, atol=1e-9)
+
+
+def test_token_sums_equal_the_scatter_over_patterns():
+    """``T[b, i, v] = sum of w[b, mu] over the patterns with token v at position i``, duplicates counted, zero
+    where no pattern holds the token; the wrong number of weights is an error naming them."""
+    g = torch.Generator().manual_seed(5)
+    V, L, K, B = 6, 5, 13, 4
+    P = torch.randint(0, V - 1, (K, L), generator=g)  # token V - 1 is held by no pattern
+    P[-1] = P[0]
+    w = torch.rand(B, K, generator=g, dtype=torch.float64)
+    ref = torch.zeros(B, L, V, dtype=torch.float64)
+    for b in range(B):
+        for mu in range(K):
+            ref[b, torch.arange(L), P[mu]] += w[b, mu]
+    out = TokenSums(P, V)(w)
+    torch.testing.assert_close(out, ref, rtol=1e-14, atol=0.0)
+    assert bool((out[..., V - 1] == 0).all())
+    with pytest.raises(ValueError, match="w_BK"):
+        TokenSums(P, V)(w[:, :-1])
+    with pytest.raises(TypeError, match="patterns_KL"):
+        TokenSums(P.double(), V)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_posterior_on_cuda_equals_the_cpu_posterior_on_both_paths():
+    g = torch.Generator().manual_seed(8)
+    V, L, K = 50, 16, 300
+    P = torch.randint(0, V, (K, L), generator=g)
+    x = P[:6].clone()
+    x[:, :4] = (x[:, :4] + 1) % V
+    t = torch.tensor([1e-100, 0.02, 0.3, 1e-200, 0.9, 1.0], dtype=torch.float64)
+    cpu = EmpiricalDenoiser(chunk_size=64).store(P, vocab_size=V).log_posterior(x, t)
+    gpu = EmpiricalDenoiser(chunk_size=64).store(P.cuda(), vocab_size=V).log_posterior(x.cuda(), t.cuda()).cpu()
+    assert torch.equal(torch.isneginf(cpu), torch.isneginf(gpu))
+    torch.testing.assert_close(gpu[torch.isfinite(cpu)], cpu[torch.isfinite(cpu)], rtol=1e-12, atol=1e-9)

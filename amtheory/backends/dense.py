@@ -56,7 +56,9 @@ No finite energy has ``q_i`` itself as its conditional (``q_i(v)`` is zero for a
 so the mixture is the exact statement; ``q_i`` is its ``alpha -> 1`` part.
 
 Cost: a full ``scores`` call builds ``[B, L, K]`` float64 (``B L K`` work, in chunks of queries so that memory
-stays bounded); an asynchronous flip through ``local_fields`` costs O(K) and the scores at one position O(K + V).
+stays bounded); the exponential kind's instead sums its ``[B, K]`` weights by token in one sparse product
+(``amtheory.core.token_sums``), where its weights fit the float64 range. An asynchronous flip through
+``local_fields`` costs O(K) and the scores at one position O(K + V).
 
 Synchronous step for spins (V = 2) as matrix products (``sync_update``): see
 :mod:`amtheory.backends._dense_sync`.
@@ -74,6 +76,7 @@ from amtheory.core import budget
 from amtheory.core._checks import check_beta, check_choice
 from amtheory.core.interface import AssociativeMemory, LocalFields
 from amtheory.core.registry import ConformanceCase, register_backend
+from amtheory.core.token_sums import TokenSums
 
 #: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
 _SCORE_CHUNK_ELEMS = 2**24
@@ -198,6 +201,38 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
         B, L = x.shape
         K = self.patterns_.shape[0]
         V = self.vocab_size_
+        if self.kind == "exp":
+            # [chunk, K] similarities and weights, and about six [chunk, L, V] float64 sums, logs and scores.
+            per_row = 8 * (4 * K + 6 * L * V) + K * L
+            return torch.cat([self._exp_scores(x[part]) for part in budget.row_slices(B, per_row, x.device)])
+        out = self._generic_scores(x, gibbs=gibbs)
+        return out[0] if len(out) == 1 else torch.cat(out)
+
+    def _exp_scores(self, x: torch.Tensor) -> torch.Tensor:
+        """The exponential kind's scores (``exp_log_scores``) from one sum by token of the weights ``exp(beta sim_mu
+        - max)`` (``amtheory.core.token_sums``): position ``i``'s own contribution is a factor ``exp(-beta c)`` of
+        whether the token is ``x_i``. Where some weight times that factor would leave the normal float64 range (a
+        spread of ``beta sim`` plus ``beta (c_agree - c_disagree)`` above ``_EXP_HEADROOM``), the [B, L, K] path."""
+        V = self.vocab_size_
+        c_a, c_d = contributions(V)
+        z = self.beta * _similarity_rows(x, self.patterns_, V, True)  # [b, K]
+        top = z.amax(-1, keepdim=True)
+        if x.shape[0] == 0 or float((top - z.amin(-1, keepdim=True)).max()) + self.beta * (c_a - c_d) > _EXP_HEADROOM:
+            return torch.cat(self._generic_scores(x, gibbs=False))
+        sums = getattr(self, "_sums", None)
+        if sums is None or sums.patterns is not self.patterns_:
+            sums = self._sums = TokenSums(self.patterns_, V)
+        T = sums(torch.exp(z - top))  # [b, L, V]
+        at_x = x.unsqueeze(-1)
+        S = (T * math.exp(-self.beta * c_d)).scatter_(-1, at_x, T.gather(-1, at_x) * math.exp(-self.beta * c_a))
+        log_A = self.beta * c_d + torch.log(S.sum(-1, keepdim=True))
+        log_gap = self.beta * c_a + math.log(-math.expm1(-self.beta * (c_a - c_d))) if self.beta > 0 else -math.inf
+        return torch.logaddexp(log_A.expand_as(S), torch.log(S) + log_gap) + top.unsqueeze(-1)
+
+    def _generic_scores(self, x: torch.Tensor, *, gibbs: bool) -> list[torch.Tensor]:
+        B, L = x.shape
+        K = self.patterns_.shape[0]
+        V = self.vocab_size_
         # Queries in chunks: the intermediates are [chunk, L, K] float64 (about eight of them alive at once, plus
         # the [chunk, L, V] scatter), within the working-memory budget and at most _SCORE_CHUNK_ELEMS elements each.
         per_row = 8 * L * (8 * K + 3 * V) + L * K
@@ -209,7 +244,7 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
                 sim = _similarity_rows(x_c, self.patterns_, V, True)  # [b, K]
                 xi_col = self.xi_T_.unsqueeze(0).expand(b, L, K)
                 out.append(self._position_scores(sim.unsqueeze(1).expand(b, L, K), xi_col, x_c, gibbs=gibbs))
-        return out[0] if len(out) == 1 else torch.cat(out)
+        return out
 
     # ---- synchronous step for spins as matrix products ---------------------------------------------------------
     def sync_update(self, x: torch.Tensor) -> torch.Tensor:

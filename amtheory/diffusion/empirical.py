@@ -19,19 +19,28 @@ formed from ``1 - alpha_t = (1 - 1e-3) t`` directly (``schedule.beta_of_t``), so
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from amtheory.core._checks import check_int, check_vocab_fits
 from amtheory.core.registry import ConformanceCase, register_backend
+from amtheory.core.token_sums import TokenSums
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.schedule import beta_of_t
+
+#: Width of one band of ``beta (max m - m_mu)`` whose weights are summed in linear space (``_banded_log_sums``):
+#: ``exp(-600)`` is a normal float64 with room for the underflow of 53,167 x ``exp(-708)`` below it.
+_BAND = 600.0
 
 
 class EmpiricalDenoiser(Denoiser):
     """Exact posterior of the memorizing denoiser over the stored patterns (duplicates count with multiplicity).
 
-    Computed in float64 and in chunks of ``chunk_size`` patterns, so memory is O(B K + B L V + B L chunk_size)
-    for B queries, K patterns of length L and V tokens.
+    Computed in float64: agreements in chunks of ``chunk_size`` patterns, then the pattern weights summed by token
+    in one product with the patterns' one-hot indicator (``amtheory.core.token_sums``; a sparse matrix of K L
+    entries, built once per device), one product per band of ``_BAND`` in ``beta m`` where the weights span more
+    than that. Memory is O(K L + B K + B L V + B L chunk_size) for B queries, K patterns of length L and V tokens.
     """
 
     def __init__(self, t_eval: float = 1e-5, *, batch_size: int | None = None, chunk_size: int = 1024):
@@ -67,24 +76,49 @@ class EmpiricalDenoiser(Denoiser):
         V = self.vocab_size_
         B, L = x_BL.shape
         check_vocab_fits(V, (B, L, V), device=x_BL.device, what="the posterior")
-        beta_B11 = beta_of_t(t_B.to(torch.float64), V)[:, None, None]
+        beta_B = beta_of_t(t_B.to(torch.float64), V)
         m_BK = self._agreements(x_BL)
-        # Two passes over the patterns for a stable log-sum-exp per (query, position, token): first the largest
-        # agreement among the patterns carrying that token, then the sum of exp(beta (m - that maximum)).
-        # -1 marks "no stored pattern has token v at position i" (agreements are >= 0).
-        mmax_BLV = torch.full((B, L, V), -1.0, dtype=torch.float64, device=x_BL.device)
-        for lo, hi in self._chunks():
-            idx = self.patterns_[lo:hi].T[None].expand(B, L, hi - lo)
-            mmax_BLV.scatter_reduce_(2, idx, m_BK[:, None, lo:hi].expand(B, L, hi - lo), reduce="amax")
-        sum_BLV = torch.zeros_like(mmax_BLV)
-        for lo, hi in self._chunks():
-            idx = self.patterns_[lo:hi].T[None].expand(B, L, hi - lo)
-            w = torch.exp(beta_B11 * (m_BK[:, None, lo:hi] - mmax_BLV.gather(2, idx)))
-            sum_BLV.scatter_add_(2, idx, w)
-        log_z_B11 = torch.logsumexp(beta_B11[:, :, 0] * m_BK, dim=-1)[:, None, None]
-        absent = mmax_BLV < 0
-        out = beta_B11 * mmax_BLV + torch.log(sum_BLV) - log_z_B11
-        return out.masked_fill_(absent, float("-inf"))
+        z_BK = beta_B[:, None] * m_BK
+        top_B = z_BK.amax(-1)
+        log_z_B = torch.logsumexp(z_BK, dim=-1)
+        return self._banded_log_sums(top_B[:, None] - z_BK).add_((top_B - log_z_B)[:, None, None])
+
+    def _token_sums(self) -> TokenSums:
+        sums = getattr(self, "_sums", None)
+        if sums is None or sums.patterns is not self.patterns_:
+            sums = self._sums = TokenSums(self.patterns_, self.vocab_size_)
+        return sums
+
+    def _banded_log_sums(self, gap_BK: torch.Tensor) -> torch.Tensor:
+        """``log sum_{mu: xi_mu,i = v} exp(-gap_mu)`` ``[B, L, V]`` for gaps ``beta (max m - m_mu) >= 0``, exact at
+        any spread of the gaps, -inf where no pattern holds the token.
+
+        Band 0 sums ``exp(-gap)`` by token in linear space (``amtheory.core.token_sums``). A sum of at least
+        ``exp(-_BAND)`` is exact to rounding: what underflows is below ``K exp(-708)`` in all. A smaller sum means
+        every pattern holding that token has a gap above ``_BAND``, so band 1 sums ``exp(_BAND - gap)`` over the
+        patterns with a gap of at least ``_BAND`` and takes those tokens whose sum there is at least
+        ``exp(-_BAND)`` (their value ``log sum - _BAND``), and so on, for each query until its widest gap is
+        covered: one band while its spread is at most ``_BAND``, two or three at the study's smallest times (a
+        training block's query near t = 0)."""
+        sums = self._token_sums()
+        out = torch.log(sums(torch.exp(-gap_BK)))
+        row_widest = gap_BK.amax(-1)
+        lo = 0.0
+        while True:
+            need = row_widest > lo + _BAND
+            if not bool(need.any()):
+                break
+            lo += _BAND
+            rows = slice(None) if bool(need.all()) else need.nonzero().squeeze(-1)
+            g = gap_BK[rows]
+            nxt = sums(torch.where(g >= lo, torch.exp(lo - g), 0.0))
+            cur = out[rows]
+            # After the bands below lo, a value below -lo is not yet exact: its patterns all lie beyond them.
+            take = ((cur < -lo) & (nxt >= math.exp(-_BAND))).nonzero(as_tuple=True)
+            cur[take] = torch.log(nxt[take]) - lo
+            if not isinstance(rows, slice):
+                out[rows] = cur
+        return out
 
 
 register_backend(
