@@ -22,6 +22,7 @@ MODULES = {
     "probe_norm_kernels": "amtheory.studies.benchmarks.norm_probe",
     "diagnose_training": "amtheory.studies.benchmarks.training_diagnosis",
     "bench_group_chain": "amtheory.studies.benchmarks.group_chain",
+    "bench_hopfield_family": "amtheory.studies.benchmarks.hopfield_family",
     "bench_group_train": "amtheory.studies.benchmarks.group_training",
     "bench_group_update": "amtheory.studies.benchmarks.group_update",
     "bench_lockstep": "amtheory.studies.benchmarks.lockstep",

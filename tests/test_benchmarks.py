@@ -133,3 +133,21 @@ def test_lockstep_bench_runs_on_cpu(tmp_path):
     assert "| 3 |" in (tmp_path / "bench_lockstep.txt").read_text()
     with pytest.raises(SystemExit):
         main(["--group-sizes", "a", "--out", str(tmp_path)])
+
+
+def test_hopfield_family_tiny_runs_on_cpu(tmp_path):
+    """Every cell asked for is timed with what it computed: the empirical denoiser restores its 4 stored blocks
+    whole and no test block; the record names its command; bad sizes and names are usage errors."""
+    argv = ["--device", "cpu", "--tiny", "--sizes", "4", "--backends", "empirical,dense_exp", "--out", str(tmp_path)]
+    record = load_experiment("bench_hopfield_family").main(argv)
+    assert record["command"].startswith("python experiments/bench_hopfield_family.py --device cpu --tiny")
+    rows = {(r["backend"], r["measure"]): r for r in record["rows"]}
+    assert set(rows) == {(b, m) for b in ("empirical", "dense_exp") for m in ("recovery", "basins")}
+    assert all(r["seconds"] > 0 and r["n_stored"] == 4 for r in rows.values())
+    rec = rows[("empirical", "recovery")]
+    assert rec["train_exact"] == 1.0 and rec["test_exact"] == 0.0
+    assert rows[("empirical", "basins")]["train_median_radius"] >= 1
+    assert json.loads((tmp_path / "bench_hopfield_family.json").read_text())["total_s"] == record["total_s"]
+    for bad in (["--sizes", "0"], ["--sizes", "a"], ["--backends", "hebb"], ["--measures", "kl"]):
+        with pytest.raises(SystemExit):
+            load_experiment("bench_hopfield_family").main(["--device", "cpu", "--tiny", "--out", str(tmp_path), *bad])

@@ -1,0 +1,138 @@
+"""The Hopfield family's cells of the memorization study, timed one by one: each backend's recovery and basin
+cells (``amtheory.studies.memorization.evaluation.evaluate_cell``) at the stored-set sizes asked for, with the
+gpu preset's evaluation settings, as the sweep runs them. Reported per cell: seconds, and the cell's outcome (mean
+restored fraction of the changed ordinary tokens and the share restored whole, training and test queries; the
+median basin radius per split), so that two runs of different code can be compared on what they compute as well
+as on time. With ``--profile``, the kernels of one more recovery cell of each backend at the largest size.
+
+    python experiments/bench_hopfield_family.py --out /tmp/out --profile                 # CUDA, the gpu preset
+    python experiments/bench_hopfield_family.py --device cpu --tiny --out /tmp/t         # seconds on a CPU
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import time
+from typing import Any
+
+import torch
+
+from amtheory.studies.benchmarks.measure import command_log, device_label, synchronize, write_record
+from amtheory.studies.memorization.cells import BACKENDS, DataSpec, EvalSettings, HopfieldCell
+from amtheory.studies.memorization.evaluation import evaluate_cell, hopfield_applicability
+from amtheory.studies.memorization.presets import GPU_SETTINGS, GPU_SIZES
+
+__all__ = ["bench_hopfield_family", "main"]
+
+#: The code path on a CPU in seconds: the embedded corpus, a few queries.
+TINY_SETTINGS = EvalSettings(n_eval=8, ts=(0.1, 0.5), n_steps=10, n_basin=2, basin_trials=2, basin_steps=4,
+                             empirical_steps=10, hopfield_batch=4, batch_size=8)  # fmt: skip
+
+
+def _outcome(df) -> dict[str, float]:
+    """What a cell computed, in a few numbers (NaN where the cell did not apply)."""
+    out: dict[str, float] = {}
+    if "recovered" in df:
+        for split in ("train", "test"):
+            part = df[df["split"] == split]
+            out[f"{split}_recovered"] = float(part["recovered"].mean())
+            out[f"{split}_exact"] = float(part["exact"].mean())
+    elif "median_radius" in df:
+        for split, part in df.groupby("split"):
+            out[f"{split}_median_radius"] = float(part["median_radius"].iloc[0])
+    return out
+
+
+def bench_hopfield_family(
+    data: DataSpec, sizes: tuple[int, ...], backends: tuple[str, ...], measures: tuple[str, ...],
+    settings: EvalSettings, device: torch.device, profile: bool, log,
+) -> dict[str, Any]:  # fmt: skip
+    """Time each (size, backend, measure) cell once, on draws seeded the same for every run; rows of the record."""
+    rows = []
+    for n in sizes:
+        for backend in backends:
+            for measure in measures:
+                cell = HopfieldCell(backend, data, n, measure, settings)
+                ok, why = hopfield_applicability(backend, data, n, settings)
+                row: dict[str, Any] = {"backend": backend, "n_stored": n, "measure": measure, "applicable": ok}
+                if not ok:
+                    row.update(seconds=math.nan, note=why[:80])
+                    rows.append(row)
+                    log(f"{backend} {measure} at {n:,} blocks: not applicable")
+                    continue
+                synchronize(device)
+                t0 = time.perf_counter()
+                df = evaluate_cell(cell, torch.Generator().manual_seed(0), str(device), root="")
+                synchronize(device)
+                row["seconds"] = time.perf_counter() - t0
+                row.update(_outcome(df))
+                rows.append(row)
+                shown = ", ".join(f"{k} {v:.3f}" for k, v in row.items() if k.startswith(("train_", "test_", "random")))
+                log(f"{backend} {measure} at {n:,} blocks: {row['seconds']:.2f} s ({shown})")
+    if profile:
+        _profile(data, max(sizes), backends, settings, device)
+    return {"rows": rows}
+
+
+def _profile(data: DataSpec, n: int, backends: tuple[str, ...], settings: EvalSettings, device: torch.device) -> None:
+    from torch.profiler import ProfilerActivity, profile
+
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    key = "cuda_time_total" if device.type == "cuda" else "cpu_time_total"
+    for backend in backends:
+        if not hopfield_applicability(backend, data, n, settings)[0]:
+            continue
+        cell = HopfieldCell(backend, data, n, "recovery", settings)
+        with profile(activities=acts) as prof:
+            evaluate_cell(cell, torch.Generator().manual_seed(0), str(device), root="")
+            synchronize(device)
+        print(f"--- profile: {backend} recovery at {n:,} blocks, sorted by {key}")
+        print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=70))
+
+
+def _names(ap: argparse.ArgumentParser, flag: str, text: str, choices: tuple[str, ...]) -> tuple[str, ...]:
+    names = tuple(s for s in text.split(",") if s)
+    bad = [s for s in names if s not in choices]
+    if bad or not names:
+        ap.error(f"{flag}: expected a comma list of {', '.join(choices)}, got {text!r}")
+    return names
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(prog="python experiments/bench_hopfield_family.py",
+                                 description=__doc__.splitlines()[0])  # fmt: skip
+    ap.add_argument("--device", default="cuda")
+    ap.add_argument("--tiny", action="store_true", help="the embedded corpus, a few queries (checks the code path)")
+    ap.add_argument("--data", default="data/brown-sotu", help="prepared corpus folder (the gpu preset's)")
+    ap.add_argument("--sizes", default=None, help="comma list of stored-set sizes (default: the gpu preset's ten)")
+    ap.add_argument("--backends", default="empirical,dense_exp,modern", help=f"comma list of {', '.join(BACKENDS)}")
+    ap.add_argument("--measures", default="recovery,basins", help="comma list of recovery, basins")
+    ap.add_argument("--profile", action="store_true", help="profile one more recovery cell a backend, largest size")
+    ap.add_argument("--out", required=True, help="folder for bench_hopfield_family.txt and .json")
+    a = ap.parse_args(argv)
+    try:
+        sizes = tuple(int(s) for s in a.sizes.split(",")) if a.sizes else ((4, 16) if a.tiny else GPU_SIZES)
+    except ValueError:
+        ap.error(f"--sizes: expected a comma list of ints, got {a.sizes!r}")
+    if min(sizes) < 1:
+        ap.error(f"--sizes: expected sizes >= 1, got {a.sizes!r}")
+    backends = _names(ap, "--backends", a.backends, BACKENDS)
+    measures = _names(ap, "--measures", a.measures, ("recovery", "basins"))
+    device = torch.device(a.device)
+    data = DataSpec("embedded", 16, 512) if a.tiny else DataSpec(a.data, 64, 8192)
+    settings = TINY_SETTINGS if a.tiny else GPU_SETTINGS
+    log, lines, command = command_log("bench_hopfield_family", argv)
+    record = bench_hopfield_family(data, sizes, backends, measures, settings, device, a.profile, log)
+    total = sum(r["seconds"] for r in record["rows"] if r["applicable"])
+    log(f"all cells: {total:.1f} s")
+    record.update(command=command, device=device_label(device, platform.processor() or "cpu"),
+                  torch=torch.__version__, total_s=total)  # fmt: skip
+    log(f"device: {record['device']}; torch {record['torch']}")
+    write_record(a.out, "bench_hopfield_family", lines, record)
+    return record
+
+
+if __name__ == "__main__":
+    main()
