@@ -27,12 +27,14 @@ depend on it) and ``train_size`` (training blocks seen or stored).
 The Hopfield family on text (what each backend materialises, and the choices made for it):
 
 * ``EmpiricalDenoiser`` — the exact posterior of a denoiser that memorized the training blocks (the memorization
-  limit: it can only return training sequences). It keeps the token ids only; one reverse step builds
-  ``[B, L, V]`` and ``[B, L, chunk]`` float64 tensors. It runs the very dynamics of the UDDM (the reverse chain,
-  with its own step count ``EvalSettings.empirical_steps``, because each step costs O(B L K)).
+  limit: it can only return training sequences). It keeps the token ids and their one-hot indicator as a sparse
+  ``[K, L V]`` matrix; one reverse step builds ``[B, K]`` agreements and weights and ``[B, L, V]`` float64
+  posteriors (the weights summed by token in one sparse product). It runs the very dynamics of the UDDM (the
+  reverse chain, with its own step count ``EvalSettings.empirical_steps``, because each step costs O(B L K)).
 * ``DenseAM("exp")`` — the categorical exponential dense memory ``E = -log sum_mu exp(beta m_mu)`` over agreement
-  counts (the memorizing denoiser's energy at a fixed inverse temperature). Its scores build ``[B, L, K]`` float64,
-  so queries go in chunks of ``EvalSettings.hopfield_batch``; no one-hot embedding is formed, any V works.
+  counts (the memorizing denoiser's energy at a fixed inverse temperature). Its scores sum ``[B, K]`` float64
+  weights by token into ``[B, L, V]`` with the same sparse indicator, queries in chunks of
+  ``EvalSettings.hopfield_batch``; no dense one-hot embedding is formed, any V works.
   Deterministic synchronous updates to a fixed point (at most ``hopfield_max_iter`` steps).
 * ``ModernHopfield`` — Ramsauer et al.'s continuous network on one-hot tokens: it stores ``X`` of shape
   ``[K, L V]`` float32, ``4 K L V`` bytes (K = 2048 blocks of 64 tokens at V = 8192: 4.3 GB). It is run only
