@@ -38,7 +38,7 @@ def test_posterior_equals_brute_force(t):
     V, L, K = 3, 5, 6
     P = torch.randint(0, V, (K, L), generator=g)
     P[5] = P[0]  # a duplicate counts twice in the empirical distribution
-    mem = EmpiricalDenoiser(chunk_size=4).store(P, vocab_size=V)
+    mem = EmpiricalDenoiser().store(P, vocab_size=V)
     x = torch.randint(0, V, (7, L), generator=g)
     lp = mem.log_posterior(x, t)
     lw = mem.pattern_log_posterior(x, t)
@@ -55,19 +55,18 @@ def test_posterior_equals_brute_force(t):
     V=sizes(2, 5),
     L=sizes(2, 8),
     K=sizes(2, 9),
-    chunk=sizes(1, 10),
     t=st.floats(1e-4, 1.0),
     duplicate=st.booleans(),
 )
-def test_posterior_brute_force_property(seed, V, L, K, chunk, t, duplicate):
-    """The posterior over x_0 of the stored set, any set (duplicates counting twice), time and chunking, is Bayes'
-    rule by enumeration."""
+def test_posterior_brute_force_property(seed, V, L, K, t, duplicate):
+    """The posterior over x_0 of the stored set, any set (duplicates counting twice) and time, is Bayes' rule by
+    enumeration."""
     g = torch.Generator().manual_seed(seed)
     P = torch.randint(0, V, (K, L), generator=g)
     if duplicate:
         P[-1] = P[0]
     x = torch.randint(0, V, (3, L), generator=g)
-    mem = EmpiricalDenoiser(chunk_size=chunk).store(P, vocab_size=V)
+    mem = EmpiricalDenoiser().store(P, vocab_size=V)
     lp, lw = mem.log_posterior(x, t), mem.pattern_log_posterior(x, t)
     for b in range(3):
         ref, w = brute_force_marginals(P, x[b], t, V)
@@ -106,15 +105,6 @@ def test_small_t_returns_the_nearest_pattern():
     assert torch.equal(r.states, P[nearest]) and bool(r.converged.all())
 
 
-def test_chunking_does_not_change_the_result():
-    g = torch.Generator().manual_seed(2)
-    P = torch.randint(0, 4, (11, 7), generator=g)
-    x = torch.randint(0, 4, (5, 7), generator=g)
-    a = EmpiricalDenoiser(chunk_size=1).store(P, vocab_size=4).log_posterior(x, 0.3)
-    b = EmpiricalDenoiser(chunk_size=1000).store(P, vocab_size=4).log_posterior(x, 0.3)
-    torch.testing.assert_close(a, b, rtol=1e-12, atol=0.0)
-
-
 def test_conditionals_temper_the_posterior():
     g = torch.Generator().manual_seed(4)
     P = torch.randint(0, 3, (4, 6), generator=g)
@@ -147,8 +137,6 @@ def test_other_bad_input():
         mem.log_posterior(torch.full((2, 4), 3), 0.5)
     with pytest.raises(ValueError, match="t_eval"):
         EmpiricalDenoiser(t_eval=0.0)
-    with pytest.raises(ValueError, match="chunk_size"):
-        EmpiricalDenoiser(chunk_size=0)
     with pytest.raises(ValueError, match="t"):
         mem.conditionals(torch.zeros(1, 4, dtype=torch.long), t=2.0)
 
@@ -191,7 +179,7 @@ def test_a_batch_of_narrow_and_wide_weight_spreads_matches_log_space_bayes():
     x = P[[0, 1, 2, 3]].clone()
     x[:, :3] = (x[:, :3] + 1) % V
     t = torch.tensor([1e-100, 0.3, 1e-200, 0.9], dtype=torch.float64)
-    mem = EmpiricalDenoiser(chunk_size=4).store(P, vocab_size=V)
+    mem = EmpiricalDenoiser().store(P, vocab_size=V)
     m = mem.agreements(x).double()
     spread = beta_of_t(t, V) * (m.amax(-1) - m.amin(-1))
     assert bool((spread[[0, 2]] > 2 * _BAND).all()) and bool((spread[[1, 3]] <= _BAND).all()), spread
@@ -226,6 +214,20 @@ def test_token_sums_equal_the_scatter_over_patterns():
         TokenSums(P.double(), V)
 
 
+@pytest.mark.parametrize("V, L", [(5, 7), (40_000, 3), (3, 40_000)])
+def test_agreement_counts_equal_the_positionwise_comparison(V, L):
+    """Counts in int16 (int32 for long patterns), tokens compared in the narrowest type that holds them: the same
+    as comparing every position, for a vocabulary beyond int16 and patterns longer than int16 counts."""
+    g = torch.Generator().manual_seed(L)
+    P = torch.randint(0, V, (6, L), generator=g)
+    x = torch.cat([P[:2], torch.randint(0, V, (3, L), generator=g)])
+    m = TokenSums(P, V).agreements(x)
+    assert torch.equal(m.long(), (x[:, None, :] == P[None]).sum(-1))
+    assert m.dtype == (torch.int32 if L >= 2**15 else torch.int16)
+    with pytest.raises(ValueError, match="x_BL"):
+        TokenSums(P, V).agreements(x[:, :-1])
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_posterior_on_cuda_equals_the_cpu_posterior_on_both_paths():
     g = torch.Generator().manual_seed(8)
@@ -234,7 +236,7 @@ def test_posterior_on_cuda_equals_the_cpu_posterior_on_both_paths():
     x = P[:6].clone()
     x[:, :4] = (x[:, :4] + 1) % V
     t = torch.tensor([1e-100, 0.02, 0.3, 1e-200, 0.9, 1.0], dtype=torch.float64)
-    cpu = EmpiricalDenoiser(chunk_size=64).store(P, vocab_size=V).log_posterior(x, t)
-    gpu = EmpiricalDenoiser(chunk_size=64).store(P.cuda(), vocab_size=V).log_posterior(x.cuda(), t.cuda()).cpu()
+    cpu = EmpiricalDenoiser().store(P, vocab_size=V).log_posterior(x, t)
+    gpu = EmpiricalDenoiser().store(P.cuda(), vocab_size=V).log_posterior(x.cuda(), t.cuda()).cpu()
     assert torch.equal(torch.isneginf(cpu), torch.isneginf(gpu))
     torch.testing.assert_close(gpu[torch.isfinite(cpu)], cpu[torch.isfinite(cpu)], rtol=1e-12, atol=1e-9)

@@ -215,13 +215,14 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
         spread of ``beta sim`` plus ``beta (c_agree - c_disagree)`` above ``_EXP_HEADROOM``), the [B, L, K] path."""
         V = self.vocab_size_
         c_a, c_d = contributions(V)
-        z = self.beta * _similarity_rows(x, self.patterns_, V, True)  # [b, K]
-        top = z.amax(-1, keepdim=True)
-        if x.shape[0] == 0 or float((top - z.amin(-1, keepdim=True)).max()) + self.beta * (c_a - c_d) > _EXP_HEADROOM:
-            return torch.cat(self._generic_scores(x, gibbs=False))
         sums = getattr(self, "_sums", None)
         if sums is None or sums.patterns is not self.patterns_:
             sums = self._sums = TokenSums(self.patterns_, V)
+        # The centred similarity from the agreement counts, as _similarity_rows forms it.
+        z = self.beta * ((V * sums.agreements(x).to(torch.float64) - x.shape[1]) / (V - 1))  # [b, K]
+        top = z.amax(-1, keepdim=True)
+        if x.shape[0] == 0 or float((top - z.amin(-1, keepdim=True)).max()) + self.beta * (c_a - c_d) > _EXP_HEADROOM:
+            return torch.cat(self._generic_scores(x, gibbs=False))
         T = sums(torch.exp(z - top))  # [b, L, V]
         at_x = x.unsqueeze(-1)
         S = (T * math.exp(-self.beta * c_d)).scatter_(-1, at_x, T.gather(-1, at_x) * math.exp(-self.beta * c_a))

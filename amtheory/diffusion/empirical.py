@@ -23,7 +23,7 @@ import math
 
 import torch
 
-from amtheory.core._checks import check_int, check_vocab_fits
+from amtheory.core._checks import check_vocab_fits
 from amtheory.core.registry import ConformanceCase, register_backend
 from amtheory.core.token_sums import TokenSums
 from amtheory.diffusion.denoiser import Denoiser, check_time
@@ -37,24 +37,18 @@ _BAND = 600.0
 class EmpiricalDenoiser(Denoiser):
     """Exact posterior of the memorizing denoiser over the stored patterns (duplicates count with multiplicity).
 
-    Computed in float64: agreements in chunks of ``chunk_size`` patterns, then the pattern weights summed by token
-    in one product with the patterns' one-hot indicator (``amtheory.core.token_sums``; a sparse matrix of K L
-    entries, built once per device), one product per band of ``_BAND`` in ``beta m`` where the weights span more
-    than that. Memory is O(K L + B K + B L V + B L chunk_size) for B queries, K patterns of length L and V tokens.
+    Computed in float64 from the agreement counts (``amtheory.core.token_sums``), the pattern weights summed by
+    token in one product with the patterns' one-hot indicator (a sparse matrix of K L entries, built once per
+    device), one product per band of ``_BAND`` in ``beta m`` where the weights span more than that. Memory is
+    O(K L + B K + B L V) for B queries, K patterns of length L and V tokens.
     """
 
-    def __init__(self, t_eval: float = 1e-5, *, batch_size: int | None = None, chunk_size: int = 1024):
+    def __init__(self, t_eval: float = 1e-5, *, batch_size: int | None = None):
         super().__init__(t_eval=t_eval, batch_size=batch_size)
-        self.chunk_size = check_int("chunk_size", chunk_size, minimum=1)
 
     def _store(self, patterns: torch.Tensor) -> None:
         # Nothing to learn: the stored set is the model.
         pass
-
-    def _chunks(self):
-        K = self.patterns_.shape[0]
-        for lo in range(0, K, self.chunk_size):
-            yield lo, min(lo + self.chunk_size, K)
 
     def agreements(self, x_BL: torch.Tensor) -> torch.Tensor:
         """``m_mu(x)``: the number of positions where each query agrees with each stored pattern, ``[B, K]``."""
@@ -62,8 +56,7 @@ class EmpiricalDenoiser(Denoiser):
         return self._agreements(x)
 
     def _agreements(self, x: torch.Tensor) -> torch.Tensor:
-        parts = [(x[:, None, :] == self.patterns_[lo:hi][None]).sum(-1) for lo, hi in self._chunks()]
-        return torch.cat(parts, dim=1).to(torch.float64)
+        return self._token_sums().agreements(x).to(torch.float64)
 
     def pattern_log_posterior(self, x_t_BL: torch.Tensor, t_B: torch.Tensor | float) -> torch.Tensor:
         """``log p(x_0 = xi_mu | x_t) = beta_t m_mu - logsumexp_nu beta_t m_nu``, ``[B, K]`` (float64)."""
@@ -127,7 +120,6 @@ register_backend(
     label="empirical denoiser",
     colour="#949494",
     make=lambda beta=None: EmpiricalDenoiser(),
-    # The memorization limit of a diffusion model, at its default evaluation time; chunk_size 2 exercises the
-    # chunked log-sum-exp over the stored set.
-    conformance=[ConformanceCase("empirical-denoiser", lambda: EmpiricalDenoiser(chunk_size=2))],
+    # The memorization limit of a diffusion model, at its default evaluation time.
+    conformance=[ConformanceCase("empirical-denoiser", lambda: EmpiricalDenoiser())],
 )
