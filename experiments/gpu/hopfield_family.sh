@@ -14,8 +14,11 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.max.sm --format=c
 PYTHONPATH=$PWD timeout 120 python3 -m pytest -q -p no:cacheprovider tests/test_empirical.py tests/test_dense.py \
     -k "cuda" 2>&1 | tail -3 | tee "$OUT/cuda_tests.txt"
 if [ -n "${BASE:-}" ]; then
-    PYTHONPATH=$BASE timeout 400 python3 -m amtheory.studies.benchmarks.hopfield_family --sizes "$SIZES" \
-        --out "$OUT/base" 2>&1 | grep -v Warning | tee "$OUT/base.txt"
+    # -P: the package comes from BASE alone, not from the working folder.
+    PYTHONPATH=$BASE timeout "${BASE_TIMEOUT:-400}" python3 -P -c "import amtheory; print('package:', amtheory.__file__)" \
+        | tee "$OUT/base.txt"
+    PYTHONPATH=$BASE timeout "${BASE_TIMEOUT:-400}" python3 -P -m amtheory.studies.benchmarks.hopfield_family \
+        --sizes "$SIZES" --out "$OUT/base" 2>&1 | grep -v Warning | tee -a "$OUT/base.txt"
 fi
 PYTHONPATH=$PWD timeout 300 python3 experiments/bench_hopfield_family.py --sizes "$SIZES" --out "$OUT/new" \
     ${PROFILE:+--profile} 2>&1 | grep -v Warning | tee "$OUT/new.txt"
