@@ -138,8 +138,10 @@ def test_lockstep_bench_runs_on_cpu(tmp_path):
 def test_hopfield_family_tiny_runs_on_cpu(tmp_path):
     """Every cell asked for is timed with what it computed: the empirical denoiser restores its 4 stored blocks
     whole and no test block; the record names its command; bad sizes and names are usage errors."""
-    argv = ["--device", "cpu", "--tiny", "--sizes", "4", "--backends", "empirical,dense_exp", "--out", str(tmp_path)]
+    argv = ["--device", "cpu", "--tiny", "--sizes", "4", "--backends", "empirical,dense_exp", "--kernels",
+            "--out", str(tmp_path)]  # fmt: skip
     record = load_experiment("bench_hopfield_family").main(argv)
+    assert len(record["kernels_ms"]) == 4 and all(v > 0 for v in record["kernels_ms"].values())
     assert record["command"].startswith("python experiments/bench_hopfield_family.py --device cpu --tiny")
     rows = {(r["backend"], r["measure"]): r for r in record["rows"]}
     assert set(rows) == {(b, m) for b in ("empirical", "dense_exp") for m in ("recovery", "basins")}

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The memorization study's Hopfield family on one GPU: the CUDA tests of its posterior and scores, then every
 # recovery and basin cell of the empirical denoiser, the exponential dense memory and the modern network at the
-# sizes in SIZES (default the two largest of the gpu preset), timed one by one (bench_hopfield_family.py). With
+# sizes in SIZES (default the two largest of the gpu preset), timed one by one (bench_hopfield_family.py, after
+# its two operations against their old forms, --kernels). With
 # BASE=DIR (a copy of the package at the commit to compare against, with the benchmark module copied into it) the
 # same cells run first on that code, for a before-and-after on one machine. Needs the prepared corpus
 # data/brown-sotu (make data). Record: benchmarks/h100_bench_hopfield_family.txt.
@@ -20,5 +21,5 @@ if [ -n "${BASE:-}" ]; then
     PYTHONPATH=$BASE timeout "${BASE_TIMEOUT:-400}" python3 -P -m amtheory.studies.benchmarks.hopfield_family \
         --sizes "$SIZES" --out "$OUT/base" 2>&1 | grep -v Warning | tee -a "$OUT/base.txt"
 fi
-PYTHONPATH=$PWD timeout 300 python3 experiments/bench_hopfield_family.py --sizes "$SIZES" --out "$OUT/new" \
+PYTHONPATH=$PWD timeout 300 python3 experiments/bench_hopfield_family.py --sizes "$SIZES" --out "$OUT/new" --kernels \
     ${PROFILE:+--profile} 2>&1 | grep -v Warning | tee "$OUT/new.txt"

@@ -3,7 +3,10 @@ cells (``amtheory.studies.memorization.evaluation.evaluate_cell``) at the stored
 gpu preset's evaluation settings, as the sweep runs them. Reported per cell: seconds, and the cell's outcome (mean
 restored fraction of the changed ordinary tokens and the share restored whole, training and test queries; the
 median basin radius per split), so that two runs of different code can be compared on what they compute as well
-as on time. With ``--profile``, the kernels of one more recovery cell of each backend at the largest size.
+as on time. With ``--profile``, the kernels of one more recovery cell of each backend at the largest size. With
+``--kernels``, first the two operations those cells spend their time in, at the largest size and 128 queries: the
+agreement counts and the sums of pattern weights by token (``amtheory.core.token_sums``), each against the form it
+replaced (a ``[B, K, L]`` comparison reduced over positions; a scatter over ``[B, L, K]`` into ``[B, L, V]``).
 
     python experiments/bench_hopfield_family.py --out /tmp/out --profile                 # CUDA, the gpu preset
     python experiments/bench_hopfield_family.py --device cpu --tiny --out /tmp/t         # seconds on a CPU
@@ -92,6 +95,42 @@ def _profile(data: DataSpec, n: int, backends: tuple[str, ...], settings: EvalSe
         print(prof.key_averages().table(sort_by=key, row_limit=14, max_name_column_width=70))
 
 
+def bench_kernels(data: DataSpec, n: int, device: torch.device, log, queries: int = 128) -> dict[str, float]:
+    """Milliseconds a call of the agreement counts and of the sums by token, and of the forms they replaced."""
+    from amtheory.core.token_sums import TokenSums
+    from amtheory.studies.benchmarks.measure import median_time_and_peak
+    from amtheory.studies.memorization.data import load_data
+
+    corpus = load_data(data)
+    P = corpus.blocks("train", n, data.length).to(device)
+    x = P[torch.arange(queries) % n]
+    V, (K, L) = corpus.vocab_size, P.shape
+    sums = TokenSums(P, V)
+    w = torch.rand(queries, K, dtype=torch.float64, generator=torch.Generator().manual_seed(0)).to(device)
+
+    def scatter():
+        out = torch.zeros(queries, L, V, dtype=torch.float64, device=device)
+        for lo in range(0, K, 4096):  # the chunks of 4,096 patterns the denoiser used
+            hi = min(lo + 4096, K)
+            out.scatter_add_(2, P[lo:hi].T[None].expand(queries, L, hi - lo), w[:, None, lo:hi].expand(-1, L, -1))
+        return out
+
+    variants = {
+        "agreements, one [B, K] comparison a position": lambda: sums.agreements(x),
+        "agreements, [B, K, L] comparison reduced over positions": lambda: torch.cat(
+            [(x[:, None, :] == P[lo : lo + 4096][None]).sum(-1) for lo in range(0, K, 4096)], 1
+        ),
+        "sums by token, sparse product": lambda: sums(w),
+        "sums by token, scatter over [B, L, K]": scatter,
+    }
+    out = {}
+    for name, fn in variants.items():
+        sec, _ = median_time_and_peak(fn, device, warmup=2, repeats=5)
+        out[name] = 1e3 * sec
+        log(f"{name} at {n:,} blocks, {queries} queries: {out[name]:.2f} ms")
+    return out
+
+
 def _names(ap: argparse.ArgumentParser, flag: str, text: str, choices: tuple[str, ...]) -> tuple[str, ...]:
     names = tuple(s for s in text.split(",") if s)
     bad = [s for s in names if s not in choices]
@@ -110,6 +149,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--backends", default="empirical,dense_exp,modern", help=f"comma list of {', '.join(BACKENDS)}")
     ap.add_argument("--measures", default="recovery,basins", help="comma list of recovery, basins")
     ap.add_argument("--profile", action="store_true", help="profile one more recovery cell a backend, largest size")
+    ap.add_argument("--kernels", action="store_true", help="first time the two operations against their old forms")
     ap.add_argument("--out", required=True, help="folder for bench_hopfield_family.txt and .json")
     a = ap.parse_args(argv)
     try:
@@ -124,11 +164,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     data = DataSpec("embedded", 16, 512) if a.tiny else DataSpec(a.data, 64, 8192)
     settings = TINY_SETTINGS if a.tiny else GPU_SETTINGS
     log, lines, command = command_log("bench_hopfield_family", argv)
+    kernels = bench_kernels(data, max(sizes), device, log, queries=8 if a.tiny else 128) if a.kernels else {}
     record = bench_hopfield_family(data, sizes, backends, measures, settings, device, a.profile, log)
     total = sum(r["seconds"] for r in record["rows"] if r["applicable"])
     log(f"all cells: {total:.1f} s")
     record.update(command=command, device=device_label(device, platform.processor() or "cpu"),
-                  torch=torch.__version__, total_s=total)  # fmt: skip
+                  torch=torch.__version__, total_s=total, kernels_ms=kernels)  # fmt: skip
     log(f"device: {record['device']}; torch {record['torch']}")
     write_record(a.out, "bench_hopfield_family", lines, record)
     return record
