@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from amtheory.backends._dense_sync import _EXP_HEADROOM
 from amtheory.backends.classical import ClassicalHopfield
-from amtheory.backends.dense import DenseAM, similarity
+from amtheory.backends.dense import _SPARSE_PER_TOKEN, DenseAM, similarity
 from amtheory.core.corruption import corrupt
 from amtheory.core.dynamics import argmax_keep, retrieve
 from amtheory.core.interface import AssociativeMemory
@@ -369,9 +369,10 @@ def test_exponential_scores_from_token_sums_equal_the_per_position_scatter(V, be
     log-sum-exp within float64 rounding, for spins and Potts tokens; at 800 the weights span more than the float64
     range and the per-position path is taken."""
     g = torch.Generator().manual_seed(V)
-    X = torch.randint(0, V, (11, 14), generator=g)
+    X = torch.randint(0, V, (4 * V + 3, 14), generator=g)  # enough patterns per token for the sparse product
     x = torch.randint(0, V, (5, 14), generator=g)
     mem = DenseAM("exp", beta=beta).store(X, vocab_size=V)
+    assert X.shape[0] >= _SPARSE_PER_TOKEN * V
     sim = similarity(x, X, V)
     wide = float((sim.amax(-1) - sim.amin(-1)).max()) * beta + beta * V / (V - 1) > _EXP_HEADROOM
     assert wide == (beta == 800.0)
@@ -384,7 +385,7 @@ def test_exponential_scores_from_token_sums_equal_the_per_position_scatter(V, be
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_exponential_scores_on_cuda_equal_the_cpu_scores():
     g = torch.Generator().manual_seed(9)
-    X = torch.randint(0, 40, (200, 16), generator=g)
+    X = torch.randint(0, 40, (200, 16), generator=g)  # 5 patterns per token: the sparse product
     x = torch.randint(0, 40, (7, 16), generator=g)
     cpu = DenseAM("exp", beta=1.0).store(X, vocab_size=40)
     gpu = DenseAM("exp", beta=1.0).store(X.cuda(), vocab_size=40)

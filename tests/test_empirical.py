@@ -2,6 +2,7 @@
 over it as the registered case "empirical-denoiser", in test_conformance.py)."""
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 
 from amtheory import NotStoredError, retrieve
 from amtheory.core.token_sums import TokenSums
+from amtheory.diffusion import empirical
 from amtheory.diffusion.empirical import _BAND, EmpiricalDenoiser
 from amtheory.diffusion.schedule import alpha, beta_of_t
 from amtheory.testing.profiles import property_settings
@@ -55,18 +57,19 @@ def test_posterior_equals_brute_force(t):
     V=sizes(2, 5),
     L=sizes(2, 8),
     K=sizes(2, 9),
+    chunk=sizes(1, 10),
     t=st.floats(1e-4, 1.0),
     duplicate=st.booleans(),
 )
-def test_posterior_brute_force_property(seed, V, L, K, t, duplicate):
-    """The posterior over x_0 of the stored set, any set (duplicates counting twice) and time, is Bayes' rule by
-    enumeration."""
+def test_posterior_brute_force_property(seed, V, L, K, chunk, t, duplicate):
+    """The posterior over x_0 of the stored set, any set (duplicates counting twice), time and chunking, by sparse
+    sums (K >= V) or chunked scatters (K < V), is Bayes' rule by enumeration."""
     g = torch.Generator().manual_seed(seed)
     P = torch.randint(0, V, (K, L), generator=g)
     if duplicate:
         P[-1] = P[0]
     x = torch.randint(0, V, (3, L), generator=g)
-    mem = EmpiricalDenoiser().store(P, vocab_size=V)
+    mem = EmpiricalDenoiser(chunk_size=chunk).store(P, vocab_size=V)
     lp, lw = mem.log_posterior(x, t), mem.pattern_log_posterior(x, t)
     for b in range(3):
         ref, w = brute_force_marginals(P, x[b], t, V)
@@ -105,6 +108,16 @@ def test_small_t_returns_the_nearest_pattern():
     assert torch.equal(r.states, P[nearest]) and bool(r.converged.all())
 
 
+def test_chunking_does_not_change_the_result():
+    g = torch.Generator().manual_seed(2)
+    P = torch.randint(0, 16, (11, 7), generator=g)  # fewer patterns than tokens: the chunked scatter
+    x = torch.randint(0, 16, (5, 7), generator=g)
+    a = EmpiricalDenoiser(chunk_size=1).store(P, vocab_size=16)
+    b = EmpiricalDenoiser(chunk_size=1000).store(P, vocab_size=16)
+    assert not a._sparse()
+    torch.testing.assert_close(a.log_posterior(x, 0.3), b.log_posterior(x, 0.3), rtol=1e-12, atol=0.0)
+
+
 def test_conditionals_temper_the_posterior():
     g = torch.Generator().manual_seed(4)
     P = torch.randint(0, 3, (4, 6), generator=g)
@@ -137,6 +150,8 @@ def test_other_bad_input():
         mem.log_posterior(torch.full((2, 4), 3), 0.5)
     with pytest.raises(ValueError, match="t_eval"):
         EmpiricalDenoiser(t_eval=0.0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        EmpiricalDenoiser(chunk_size=0)
     with pytest.raises(ValueError, match="t"):
         mem.conditionals(torch.zeros(1, 4, dtype=torch.long), t=2.0)
 
@@ -170,9 +185,12 @@ def log_space_marginals(patterns, x_t, t, V):
     return out
 
 
-def test_a_batch_of_narrow_and_wide_weight_spreads_matches_log_space_bayes():
-    """Rows whose pattern weights fit float64 (summed in linear space) and rows whose weights span more than it (at
-    tiny t: summed in log space) in one batch, each equal to Bayes' rule taken in logs, the -700s included."""
+@pytest.mark.parametrize("sparse", [True, False])
+def test_a_batch_of_narrow_and_wide_weight_spreads_matches_log_space_bayes(sparse, monkeypatch):
+    """Rows whose pattern weights fit one band of float64 and rows whose weights span several (tiny t) in one
+    batch, each equal to Bayes' rule taken in logs, the -700s included: by the sparse sums by token (banded) and by
+    the log-space scatter (fewer patterns than tokens)."""
+    monkeypatch.setattr(empirical, "_SPARSE_PER_TOKEN", 0.0 if sparse else math.inf)
     g = torch.Generator().manual_seed(7)
     V, L, K = 4, 12, 9
     P = torch.randint(0, V, (K, L), generator=g)
@@ -180,6 +198,7 @@ def test_a_batch_of_narrow_and_wide_weight_spreads_matches_log_space_bayes():
     x[:, :3] = (x[:, :3] + 1) % V
     t = torch.tensor([1e-100, 0.3, 1e-200, 0.9], dtype=torch.float64)
     mem = EmpiricalDenoiser().store(P, vocab_size=V)
+    assert mem._sparse() == sparse
     m = mem.agreements(x).double()
     spread = beta_of_t(t, V) * (m.amax(-1) - m.amin(-1))
     assert bool((spread[[0, 2]] > 2 * _BAND).all()) and bool((spread[[1, 3]] <= _BAND).all()), spread

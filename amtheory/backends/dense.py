@@ -56,9 +56,9 @@ No finite energy has ``q_i`` itself as its conditional (``q_i(v)`` is zero for a
 so the mixture is the exact statement; ``q_i`` is its ``alpha -> 1`` part.
 
 Cost: a full ``scores`` call builds ``[B, L, K]`` float64 (``B L K`` work, in chunks of queries so that memory
-stays bounded); the exponential kind's instead sums its ``[B, K]`` weights by token in one sparse product
-(``amtheory.core.token_sums``), where its weights fit the float64 range. An asynchronous flip through
-``local_fields`` costs O(K) and the scores at one position O(K + V).
+stays bounded); the exponential kind's, from ``_SPARSE_PER_TOKEN`` patterns per token on, sums its ``[B, K]``
+weights by token in one sparse product instead (``amtheory.core.token_sums``), where its weights fit float64. An
+asynchronous flip through ``local_fields`` costs O(K) and the scores at one position O(K + V).
 
 Synchronous step for spins (V = 2) as matrix products (``sync_update``): see
 :mod:`amtheory.backends._dense_sync`.
@@ -80,6 +80,10 @@ from amtheory.core.token_sums import TokenSums
 
 #: Elements of the ``[chunk, L, K]`` float64 intermediates of the generic scores (128 MiB each).
 _SCORE_CHUNK_ELEMS = 2**24
+#: Patterns per token from which the exponential kind's scores sum weights by token in a sparse product, whose cost
+#: has the floor of a ``[B, L V]`` output: on an H200 at V = 8,192 it made the memorization study's cells 2.0x faster
+#: at 53,167 stored blocks, 1.2-3.5x slower at 16 to 8,772 (``benchmarks/h200_bench_hopfield_family.txt``).
+_SPARSE_PER_TOKEN = 4.0
 
 
 def contributions(vocab_size: int, *, centred: bool = True) -> tuple[float, float]:
@@ -201,8 +205,7 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
         B, L = x.shape
         K = self.patterns_.shape[0]
         V = self.vocab_size_
-        if self.kind == "exp":
-            # [chunk, K] similarities and weights, and about six [chunk, L, V] float64 sums, logs and scores.
+        if self.kind == "exp" and K >= _SPARSE_PER_TOKEN * V:  # [chunk, K] weights, six [chunk, L, V] float64
             per_row = 8 * (4 * K + 6 * L * V) + K * L
             return torch.cat([self._exp_scores(x[part]) for part in budget.row_slices(B, per_row, x.device)])
         out = self._generic_scores(x, gibbs=gibbs)
@@ -215,9 +218,9 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
         spread of ``beta sim`` plus ``beta (c_agree - c_disagree)`` above ``_EXP_HEADROOM``), the [B, L, K] path."""
         V = self.vocab_size_
         c_a, c_d = contributions(V)
-        sums = getattr(self, "_sums", None)
-        if sums is None or sums.patterns is not self.patterns_:
-            sums = self._sums = TokenSums(self.patterns_, V)
+        if getattr(self, "_sums", None) is None or self._sums.patterns is not self.patterns_:
+            self._sums = TokenSums(self.patterns_, V)
+        sums = self._sums
         # The centred similarity from the agreement counts, as _similarity_rows forms it.
         z = self.beta * ((V * sums.agreements(x).to(torch.float64) - x.shape[1]) / (V - 1))  # [b, K]
         top = z.amax(-1, keepdim=True)

@@ -123,7 +123,8 @@ def _hopfield_memory(cell: HopfieldCell, device: str):
     corpus = load_data(cell.data)
     stored = corpus.blocks("train", cell.n_stored, cell.data.length).to(device)
     mem = {
-        "empirical": lambda: EmpiricalDenoiser(batch_size=min(s.batch_size, 128)),
+        # Scatter chunks of 4,096 patterns: a few launches per reverse step where the set is below one per token.
+        "empirical": lambda: EmpiricalDenoiser(batch_size=min(s.batch_size, 128), chunk_size=4096),
         "dense_exp": lambda: DenseAM("exp", beta=s.dense_beta),
         "modern": lambda: ModernHopfield(beta=s.modern_beta),
         "classical": lambda: ClassicalHopfield("hebbian"),
