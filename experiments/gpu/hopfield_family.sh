@@ -5,7 +5,7 @@
 # its two operations against their old forms, --kernels). With
 # BASE=DIR (a copy of the package at the commit to compare against, with the benchmark module copied into it) the
 # same cells run first on that code, for a before-and-after on one machine. Needs the prepared corpus
-# data/brown-sotu (make data). Record: benchmarks/h100_bench_hopfield_family.txt.
+# data/brown-sotu (make data). Record: benchmarks/h200_bench_hopfield_family.txt.
 #   OUT=DIR [BASE=DIR] [SIZES=8772,53167] bash experiments/gpu/hopfield_family.sh
 set -u
 export PYTHONUNBUFFERED=1
