@@ -105,9 +105,12 @@ def similarity(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, *
 
 def _similarity_rows(x_BL: torch.Tensor, patterns_KL: torch.Tensor, vocab_size: int, centred: bool) -> torch.Tensor:
     agree_BK = (x_BL.unsqueeze(1) == patterns_KL.unsqueeze(0)).sum(-1).to(torch.float64)
-    if not centred:
-        return agree_BK
-    return (vocab_size * agree_BK - x_BL.shape[-1]) / (vocab_size - 1)
+    return _centred(agree_BK, vocab_size, x_BL.shape[-1]) if centred else agree_BK
+
+
+def _centred(agree_BK: torch.Tensor, vocab_size: int, length: int) -> torch.Tensor:
+    """``(V m - N) / (V - 1)`` from the agreement counts ``m``."""
+    return (vocab_size * agree_BK - length) / (vocab_size - 1)
 
 
 def exclude_position(
@@ -218,11 +221,8 @@ class DenseAM(SpinSyncSteps, AssociativeMemory):
         spread of ``beta sim`` plus ``beta (c_agree - c_disagree)`` above ``_EXP_HEADROOM``), the [B, L, K] path."""
         V = self.vocab_size_
         c_a, c_d = contributions(V)
-        if getattr(self, "_sums", None) is None or self._sums.patterns is not self.patterns_:
-            self._sums = TokenSums(self.patterns_, V)
-        sums = self._sums
-        # The centred similarity from the agreement counts, as _similarity_rows forms it.
-        z = self.beta * ((V * sums.agreements(x).to(torch.float64) - x.shape[1]) / (V - 1))  # [b, K]
+        sums = TokenSums.of(self)
+        z = self.beta * _centred(sums.agreements(x).to(torch.float64), V, x.shape[1])  # [b, K]
         top = z.amax(-1, keepdim=True)
         if x.shape[0] == 0 or float((top - z.amin(-1, keepdim=True)).max()) + self.beta * (c_a - c_d) > _EXP_HEADROOM:
             return torch.cat(self._generic_scores(x, gibbs=False))

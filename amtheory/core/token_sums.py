@@ -45,6 +45,15 @@ class TokenSums:
         self.vocab_size = int(vocab_size)
         self._cache: dict[tuple, torch.Tensor] = {}
 
+    @classmethod
+    def of(cls, memory) -> TokenSums:
+        """The sums of a stored memory (its ``patterns_`` and ``vocab_size_``), kept on it and built again only when
+        it stores other patterns."""
+        sums = getattr(memory, "_token_sums_cache", None)
+        if sums is None or sums.patterns is not memory.patterns_:
+            sums = memory._token_sums_cache = cls(memory.patterns_, memory.vocab_size_)
+        return sums
+
     def indicator(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
         """The one-hot indicator in CSR: ``[K, L V]`` (row ``mu`` holds a one at column ``i V + xi_mu,i`` for each
         position ``i``) on a CPU, its transpose ``[L V, K]`` (row ``i V + v`` holds the patterns with token ``v`` at

@@ -75,7 +75,7 @@ class EmpiricalDenoiser(Denoiser):
 
     def _agreements(self, x: torch.Tensor) -> torch.Tensor:
         if self._sparse():
-            return self._token_sums().agreements(x).to(torch.float64)
+            return TokenSums.of(self).agreements(x).to(torch.float64)
         parts = [(x[:, None, :] == self.patterns_[lo:hi][None]).sum(-1) for lo, hi in self._chunks()]
         return torch.cat(parts, dim=1).to(torch.float64)
 
@@ -99,12 +99,6 @@ class EmpiricalDenoiser(Denoiser):
             return self._log_space_posterior(m_BK, beta_B, log_z_B)
         return self._banded_log_sums(top_B[:, None] - z_BK).add_((top_B - log_z_B)[:, None, None])
 
-    def _token_sums(self) -> TokenSums:
-        sums = getattr(self, "_sums", None)
-        if sums is None or sums.patterns is not self.patterns_:
-            sums = self._sums = TokenSums(self.patterns_, self.vocab_size_)
-        return sums
-
     def _banded_log_sums(self, gap_BK: torch.Tensor) -> torch.Tensor:
         """``log sum_{mu: xi_mu,i = v} exp(-gap_mu)`` ``[B, L, V]`` for gaps ``beta (max m - m_mu) >= 0``, exact at
         any spread of the gaps, -inf where no pattern holds the token.
@@ -116,7 +110,7 @@ class EmpiricalDenoiser(Denoiser):
         ``exp(-_BAND)`` (their value ``log sum - _BAND``), and so on, for each query until its widest gap is
         covered: one band while its spread is at most ``_BAND``, two or three at the study's smallest times (a
         training block's query near t = 0)."""
-        sums = self._token_sums()
+        sums = TokenSums.of(self)
         out = torch.log(sums(torch.exp(-gap_BK)))
         row_widest = gap_BK.amax(-1)
         lo = 0.0

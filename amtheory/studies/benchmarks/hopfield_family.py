@@ -22,7 +22,7 @@ from typing import Any
 
 import torch
 
-from amtheory.studies.benchmarks.measure import command_log, device_label, synchronize, write_record
+from amtheory.studies.benchmarks.measure import command_log, device_label, picked, synchronize, write_record
 from amtheory.studies.memorization.cells import BACKENDS, DataSpec, EvalSettings, HopfieldCell
 from amtheory.studies.memorization.evaluation import evaluate_cell, hopfield_applicability
 from amtheory.studies.memorization.presets import GPU_SETTINGS, GPU_SIZES
@@ -131,14 +131,6 @@ def bench_kernels(data: DataSpec, n: int, device: torch.device, log, queries: in
     return out
 
 
-def _names(ap: argparse.ArgumentParser, flag: str, text: str, choices: tuple[str, ...]) -> tuple[str, ...]:
-    names = tuple(s for s in text.split(",") if s)
-    bad = [s for s in names if s not in choices]
-    if bad or not names:
-        ap.error(f"{flag}: expected a comma list of {', '.join(choices)}, got {text!r}")
-    return names
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap = argparse.ArgumentParser(prog="python experiments/bench_hopfield_family.py",
                                  description=__doc__.splitlines()[0])  # fmt: skip
@@ -158,8 +150,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ap.error(f"--sizes: expected a comma list of ints, got {a.sizes!r}")
     if min(sizes) < 1:
         ap.error(f"--sizes: expected sizes >= 1, got {a.sizes!r}")
-    backends = _names(ap, "--backends", a.backends, BACKENDS)
-    measures = _names(ap, "--measures", a.measures, ("recovery", "basins"))
+    backends = picked(ap, "--backends", a.backends, BACKENDS)
+    measures = picked(ap, "--measures", a.measures, ("recovery", "basins"))
     device = torch.device(a.device)
     data = DataSpec("embedded", 16, 512) if a.tiny else DataSpec(a.data, 64, 8192)
     settings = TINY_SETTINGS if a.tiny else GPU_SETTINGS

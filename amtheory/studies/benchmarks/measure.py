@@ -81,16 +81,22 @@ def median_time_and_peak(
     return statistics.median(times), peak
 
 
+def picked(ap: argparse.ArgumentParser, flag: str, names: str, choices) -> tuple[str, ...]:
+    """The comma list ``names`` in its order, each one of ``choices``; an empty or unknown name is the parser's
+    error for ``flag``."""
+    wanted = tuple(names.split(","))
+    unknown = sorted(set(wanted) - set(choices))
+    if unknown:
+        ap.error(f"{flag}: expected names among {sorted(choices)}, got {unknown}")
+    return wanted
+
+
 def pick_shapes(ap: argparse.ArgumentParser, shapes: dict[str, Any], names: str | None) -> dict[str, Any]:
     """``shapes`` cut to the comma list ``names`` in its order (all of them when None); an unknown name is the
     parser's error for ``--shapes``."""
     if not names:
         return shapes
-    wanted = names.split(",")
-    unknown = sorted(set(wanted) - set(shapes))
-    if unknown:
-        ap.error(f"--shapes: expected names among {sorted(shapes)}, got {unknown}")
-    return {n: shapes[n] for n in wanted}
+    return {n: shapes[n] for n in picked(ap, "--shapes", names, shapes)}
 
 
 def command_line(script: str, argv: list[str] | None) -> str:
