@@ -93,10 +93,10 @@ class EmpiricalDenoiser(Denoiser):
         beta_B = beta_of_t(t_B.to(torch.float64), V)
         m_BK = self._agreements(x_BL)
         z_BK = beta_B[:, None] * m_BK
-        top_B = z_BK.amax(-1)
         log_z_B = torch.logsumexp(z_BK, dim=-1)
         if not self._sparse():
             return self._log_space_posterior(m_BK, beta_B, log_z_B)
+        top_B = z_BK.amax(-1)
         return self._banded_log_sums(top_B[:, None] - z_BK).add_((top_B - log_z_B)[:, None, None])
 
     def _banded_log_sums(self, gap_BK: torch.Tensor) -> torch.Tensor:
