@@ -135,7 +135,8 @@ class UniformDiffusionLM(Denoiser):
         self._forward_log_softmax(patterns[:1], torch.full((1,), self.t_eval, dtype=torch.float64))
 
     # ---- the denoiser --------------------------------------------------------------------------------------
-    def _forward_log_softmax(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+    def _forward_logits(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+        """The network's logits ``[B, L, V]`` (float32), shape-checked, not checked for non-finite values."""
         dev = x_BL.device
         check_vocab_fits(
             self.vocab_size, (*x_BL.shape, self.vocab_size), dtype=torch.float32, device=dev, what="logits"
@@ -153,15 +154,26 @@ class UniformDiffusionLM(Denoiser):
                     f"vocab_size: expected model logits of shape {(*x_BL.shape, self.vocab_size)} "
                     f"(vocab_size = {self.vocab_size}), got {got}"
                 )
-            lp = torch.log_softmax(logits.float(), dim=-1)
+            return logits.float()
+
+    def _forward_log_softmax(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            lp = torch.log_softmax(self._forward_logits(x_BL, t_B), dim=-1)
             # The largest log-probability of a position is NaN if any logit there is NaN or +inf (or all are -inf).
             check_finite_rows("model", lp.amax(-1), source=f"the logits of {type(self.model).__name__}")
             return lp
 
     def _log_posterior(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+        return self._batched(self._forward_log_softmax, x_BL, t_B)
+
+    def _chain_logits(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+        # Unchecked: the chain step's log-sum-exp over each position raises on non-finite logits.
+        return self._batched(self._forward_logits, x_BL, t_B)
+
+    def _batched(self, fn, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
         B = x_BL.shape[0]
         step = self.batch_size or max(B, 1)
-        parts = [self._forward_log_softmax(x_BL[i : i + step], t_B[i : i + step]) for i in range(0, B, step)]
+        parts = [fn(x_BL[i : i + step], t_B[i : i + step]) for i in range(0, B, step)]
         return torch.cat(parts, dim=0) if len(parts) != 1 else parts[0]
 
     # ---- devices ---------------------------------------------------------------------------------------------

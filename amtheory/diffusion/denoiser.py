@@ -60,6 +60,12 @@ class Denoiser(AssociativeMemory):
     def _log_posterior(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
         """``log p(x_0,i = v | x_t)`` ``[B, L, V]`` (float) for validated tokens and float64 times ``[B]``."""
 
+    def _chain_logits(self, x_BL: torch.Tensor, t_B: torch.Tensor) -> torch.Tensor:
+        """What the reverse chain reads: ``log p(x_0,i = v | x_t)`` up to a constant per position, ``[B, L, V]``,
+        for validated inputs (the log posterior itself; a network's logits where it has them, which spares a
+        normalization over the vocabulary)."""
+        return self._log_posterior(x_BL, t_B)
+
     def log_posterior(self, x_t_BL: torch.Tensor, t_B: torch.Tensor | float) -> torch.Tensor:
         """Per-position log posterior ``log p(x_0,i = v | x_t)`` ``[B, L, V]`` at time ``t`` (float or ``[B]``).
 

@@ -161,12 +161,16 @@ class GroupDenoiser:
         return check_time(name, t, B, self.device).expand(G, B)
 
     # --------------------------------------------------------------------------------------------- the denoiser
-    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
+    def _logits(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
         sigma = sigma_of_t(t_GB.to(device=self.device, dtype=torch.float64)).to(torch.float32)
         dt = self.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dt, enabled=dt is not None):
             h = group_hidden(self.layout, self.params, self.tables, x_GBL, sigma, attention=self.attention)
-            lp = torch.log_softmax(group_head(h, self.params["out.weight"], self.params["out.bias"]), dim=-1)
+            return group_head(h, self.params["out.weight"], self.params["out.bias"])
+
+    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
+        with torch.inference_mode():
+            lp = torch.log_softmax(self._logits(x_GBL, t_GB).float(), dim=-1)
         if check:
             check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
         return lp
@@ -177,10 +181,14 @@ class GroupDenoiser:
         step = self.batch_size or max(B, 1)
         return [slice(i, i + step) for i in range(0, B, step)]
 
-    def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
-        """``check=False``: no pass over the vocabulary to find non-finite rows, for a caller whose own reduction
-        finds them (the chain step's mass or maximum, :func:`~amtheory.diffusion.sampler.steps.chain_update`)."""
-        parts = [self._forward(x_GBL[:, b], t_GB[:, b], check) for b in self._batches(x_GBL.shape[1])]
+    def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
+        parts = [self._forward(x_GBL[:, b], t_GB[:, b]) for b in self._batches(x_GBL.shape[1])]
+        return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
+
+    def _chain_logits(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
+        """The members' logits ``[G, B, L, V]``: their log posteriors up to a constant per position, unchecked (the
+        chain step's log-sum-exp, :func:`~amtheory.diffusion.chain_kernels.chain_stats`, finds non-finite rows)."""
+        parts = [self._logits(x_GBL[:, b], t_GB[:, b]) for b in self._batches(x_GBL.shape[1])]
         return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
 
     def log_posterior(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
@@ -305,9 +313,9 @@ def group_reverse_chain(
             n = r.numel()
             x_c = x[:, r]
             tf = t_from[r_cpu].to(dev)
-            # Unchecked here: the step's own reduction over the vocabulary (its mass, or its maximum) raises on a
-            # member's non-finite output, so a second pass to look for one would only cost time.
-            log_x = denoiser._log_posterior(x_c, tf.expand(G, n), check=False).reshape(G * n, L, -1)
+            # Logits, unchecked: the step's one read of them (its log-sum-exp) raises on a member's non-finite
+            # output, so neither a log-softmax nor a second pass to look for one is needed.
+            log_x = denoiser._chain_logits(x_c, tf.expand(G, n)).reshape(G * n, L, -1)
             x_f, tf_f = x_c.reshape(G * n, L), tf.repeat(G)
             tt = None if is_final else t_to[r_cpu].to(dev).repeat(G)
             uu = None if u is None else u[:, r].reshape(G * n, L)

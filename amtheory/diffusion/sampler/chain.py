@@ -11,6 +11,7 @@ import torch
 
 from amtheory.core._checks import (
     check_choice,
+    check_finite_rows,
     check_float,
     check_generator,
     check_int,
@@ -20,6 +21,7 @@ from amtheory.core._checks import (
 )
 from amtheory.core.corruption import Corrupted, corrupt
 from amtheory.core.dynamics import Dynamics, RetrievalResult
+from amtheory.diffusion.chain_kernels import chain_stats
 from amtheory.diffusion.denoiser import Denoiser, check_time
 from amtheory.diffusion.sampler.steps import _TIME_TOL, chain_update
 from amtheory.diffusion.schedule import alpha as alpha_of_t
@@ -160,9 +162,11 @@ class ReverseDiffusion(Dynamics):
                 r = r_cpu.to(dev)
                 x_c = x[r]
                 tf = t_from[r_cpu].to(dev)
-                log_x = memory._log_posterior(x_c, tf)
+                log_x = memory._chain_logits(x_c, tf)
+                stats = chain_stats(log_x, x_c)
                 if observe is not None:
-                    observe(step, r_cpu, tf, x_c, log_x)
+                    check_finite_rows("log_x_theta", stats.lse, source=type(memory).__name__)
+                    observe(step, r_cpu, tf, x_c, log_x - stats.lse.to(log_x.dtype).unsqueeze(-1))
                 t_to_r = None if is_final else t_to[r_cpu].to(dev)
                 new = chain_update(
                     log_x,
@@ -172,6 +176,7 @@ class ReverseDiffusion(Dynamics):
                     final=self.final,
                     u=None if u is None else u[r],
                     source=type(memory).__name__,
+                    stats=stats,
                 )
                 x[r] = new
         # Flat scalar entries, so that result tables get one column each (denoiser, t_eval, weights, ...).

@@ -12,6 +12,7 @@ from amtheory.core._checks import (
     check_tokens,
 )
 from amtheory.core.dynamics import argmax_keep
+from amtheory.diffusion.chain_kernels import ChainStats, chain_stats
 from amtheory.diffusion.schedule import alpha, one_minus_alpha
 
 # Grid times closer than this to a query's own start are the start itself (no near-zero-length step); large enough
@@ -69,27 +70,27 @@ def _step_probs(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=No
     return out / total
 
 
-def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None) -> torch.Tensor:
+def _step_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap=None, one_minus_s=None, stats=None):
     """``argmax_keep(_step_probs(...), x_t)`` without forming the ``[B, L, V]`` float64 distribution.
 
     Off the current token ``z`` the unnormalized step weight ``(a_s - a_t) x(v) + c`` increases with ``x(v)``
     (``a_s >= a_t``), and ``z`` weighs at least as much as any token with the same ``x``, so only the argmax of
     ``log_x`` (first index on ties, as ``argmax``) can beat ``z``: its weight and that of ``z`` are compared in
-    float64 as in :func:`_step_probs` (ties keep ``z``; if the argmax is ``z`` itself, ``z`` stays). One reduction
-    over ``log_x`` in its own dtype instead of about eight float64 passes over ``[B, L, V]``.
+    float64 as in :func:`_step_probs` (ties keep ``z``; if the argmax is ``z`` itself, ``z`` stays). ``log_x`` may
+    be unnormalized (logits): the probabilities are ``exp(log_x - lse)`` from its :class:`ChainStats` ``stats``
+    (found here where None), one read of ``log_x`` instead of about eight float64 passes over ``[B, L, V]``.
     """
-    z = x_t.unsqueeze(-1)
-    l_z = log_x.gather(-1, z).squeeze(-1).double()
-    l_other, best = log_x.max(dim=-1)
-    # The largest log x is NaN where any entry is NaN or +inf, -inf where all are -inf: nothing to step from.
-    check_finite_rows("log_x_theta", l_other)
+    st = chain_stats(log_x, x_t) if stats is None else stats
+    # The log-sum-exp is NaN where any entry is NaN or +inf, -inf where all are -inf: nothing to step from.
+    check_finite_rows("log_x_theta", st.lse)
     V = log_x.shape[-1]
     a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
-    x_z = l_z.exp()
-    w_other = d * l_other.double().exp() + c
+    lse = st.lse.double()
+    x_z = (st.at_z.double() - lse).exp()
+    w_other = d * (st.top.double() - lse).exp() + c
     w_z = d * x_z + c + (V * a_t * x_z + stay)
     _check_mass(torch.maximum(w_z, w_other))
-    return torch.where(w_z >= w_other, x_t, best)
+    return torch.where(w_z >= w_other, x_t, st.best)
 
 
 def _check_step_inputs(log_x_theta: object, x_t: object) -> None:
@@ -134,20 +135,19 @@ def _final_scores(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t=N
     return out.scatter_add(-1, z, bonus.expand(z.shape))
 
 
-def _final_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t, source: str = "") -> torch.Tensor:
+def _final_mode(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, one_minus_t, source: str = "", stats=None):
     """``argmax_keep(_final_scores(...), x_t)`` without forming the ``[B, L, V]`` float64 scores: only the current
     token's score is raised, so the winner is either it or the first argmax of ``log_x``, compared in float64 as
-    the scores would be (ties keep the current token)."""
+    the scores would be (ties keep the current token). The comparison does not depend on a constant added to a
+    position's ``log_x``, so logits serve as well as log-probabilities (``stats``: their :class:`ChainStats`)."""
+    st = chain_stats(log_x, x_t) if stats is None else stats
+    check_finite_rows("log_x_theta", st.lse, source=source)
     a_t = _as_col(alpha_t, log_x).squeeze(-1)
     om_t = _as_col(one_minus_t, log_x).squeeze(-1)
-    top, best = log_x.max(dim=-1)
-    check_finite_rows("log_x_theta", top, source=source)
     log_om = torch.log(om_t)
-    s_best = top.double() + log_om
-    s_z = (log_x.gather(-1, x_t.unsqueeze(-1)).squeeze(-1).double() + log_om) + (
-        torch.log(log_x.shape[-1] * a_t + om_t) - log_om
-    )
-    return torch.where(s_z >= s_best, x_t, best)
+    s_best = st.top.double() + log_om
+    s_z = (st.at_z.double() + log_om) + (torch.log(log_x.shape[-1] * a_t + om_t) - log_om)
+    return torch.where(s_z >= s_best, x_t, st.best)
 
 
 def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tensor | float) -> torch.Tensor:
@@ -162,36 +162,36 @@ def final_step(log_x_theta: torch.Tensor, x_t: torch.Tensor, alpha_t: torch.Tens
     return argmax_keep(_final_scores(log_x_theta, x_t, alpha_t), x_t)
 
 
-def _step_parts(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
+def _step_parts(log_x: torch.Tensor, x_t: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s, stats=None):
     """The three parts of the step weight of :func:`_step_probs` per position, float64 ``[B, L]``: ``V a_t x(z) +
     stay`` at the current token ``z``, ``c`` at each of the ``V`` tokens, and ``(a_s - a_t) x(v)`` summed over
-    ``v``; with ``x`` (half precision exponentiated in float32, not rounded again to 8 bits of mantissa),
-    ``d = a_s - a_t`` and ``c``. Returns ``(x, d, c, w_z, w_c, w_x)``.
+    ``v``, with ``x = exp(log_x - lse)`` (``log_x`` may be logits; ``lse`` from its :class:`ChainStats`
+    ``stats``, found here where None), ``d = a_s - a_t`` and ``c``. Returns ``(stats, d, c, w_z, w_c, w_x)``.
 
-    The sum of ``x`` over the vocabulary is taken in ``x``'s precision and only then made float64: asking the
-    reduction for float64 makes a float64 copy of ``x`` first (twice its bytes, written and read back), the largest
-    single cost of a step. A float32 sum of up to 8,192 probabilities is within about 1e-6 of its float64 value
-    (relative), the rounding the model's float32 probabilities already carry."""
+    The sum of ``x`` over the vocabulary is 1 by construction: ``w_x = d``. Summing the float32 probabilities
+    instead gives 1 to within about 1e-6 (relative), at the cost of a pass over ``[B, L, V]``; the draw rescales
+    its cumulative sum to its own end (:func:`_step_draw`), so the two cannot disagree on where the part ends."""
+    st = chain_stats(log_x, x_t) if stats is None else stats
     V = log_x.shape[-1]
     a_t, d, c, stay = (v.squeeze(-1) for v in _step_coefficients(alpha_t, alpha_s, gap, one_minus_s, log_x, V))
-    x = (log_x.float() if log_x.dtype in (torch.float16, torch.bfloat16) else log_x).exp()
-    w_z = V * a_t * x.gather(-1, x_t.unsqueeze(-1)).squeeze(-1).double() + stay
-    return x, d, c, w_z, (V * c).expand_as(w_z), d * x.sum(-1).double()
+    w_z = V * a_t * (st.at_z.double() - st.lse.double()).exp() + stay
+    return st, d, c, w_z, (V * c).expand_as(w_z), d.expand_as(w_z)
 
 
-def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s):
+def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t, alpha_s, gap, one_minus_s, stats=None):
     """A draw from the step distribution of :func:`_step_probs` with the uniforms ``u`` ``[B, L]``, without forming
     it over the vocabulary.
 
     ``u`` times the total weight falls in one of its three parts (:func:`_step_parts`), laid end to end in that
     order: the first gives ``z``, the second the token its place in the uniform part names, the third an
-    inverse-CDF draw from ``x``. Each token so gets its step probability, to the float32 rounding of the sum of
-    ``x`` (about 1e-6 relative, in the share of the third part). Only the positions that land in the third part
-    (2-18% of them in a step of a 50-step grid, ``benchmarks/cpu_bench_chain_step.txt``) need a cumulative sum over
-    the vocabulary: float32 passes for ``x`` and its sum instead of about eight float64 passes over ``[B, L, V]``.
+    inverse-CDF draw from ``x``. Each token so gets its step probability, to the float32 rounding of the model's
+    probabilities. Only the positions that land in the third part (2-18% of them in a step of a 50-step grid,
+    ``benchmarks/cpu_bench_chain_step.txt``) read their row of ``log_x`` again, for a cumulative sum over the
+    vocabulary; the rest need only the position's :class:`ChainStats`.
     """
     V = log_x.shape[-1]
-    x, d, c, w_z, w_c, w_x = _step_parts(log_x, x_t, alpha_t, alpha_s, gap, one_minus_s)
+    st, d, c, w_z, w_c, w_x = _step_parts(log_x, x_t, alpha_t, alpha_s, gap, one_minus_s, stats)
+    check_finite_rows("log_x_theta", st.lse)
     z_or_c = w_z + w_c
     total = z_or_c + w_x
     _check_mass(total)
@@ -202,9 +202,11 @@ def _step_draw(log_x: torch.Tensor, x_t: torch.Tensor, u: torch.Tensor, alpha_t,
     out = torch.where(in_c, k, x_t)
     rows = in_x.nonzero(as_tuple=True)
     if rows[0].numel():
-        cdf = x[rows].double().cumsum(-1)
+        lx = log_x[rows]
+        lx = lx.float() if lx.dtype in (torch.float16, torch.bfloat16) else lx
+        cdf = (lx - st.lse[rows].to(lx.dtype).unsqueeze(-1)).exp().double().cumsum(-1)
         # Where u falls within the model's part (in [0, 1): s < total), scaled to this cumulative sum's own end, so
-        # that the part's float32 sum (w_x) and its float64 cumulative sum cannot disagree on where the part ends.
+        # that the part's weight (w_x) and its float64 cumulative sum cannot disagree on where the part ends.
         target = (s - z_or_c)[rows] / w_x[rows] * cdf[:, -1]
         # side="right" never picks a token the model rules out, at the start of the part or at its end.
         idx = torch.searchsorted(cdf, target.unsqueeze(-1).contiguous(), right=True).squeeze(-1)
@@ -221,20 +223,24 @@ def chain_update(
     final: str,
     u: torch.Tensor | None,
     source: str,
+    stats: ChainStats | None = None,
 ) -> torch.Tensor:
     """One update of the reverse chain for rows ``x`` ``[n, L]`` at times ``t_from`` ``[n]`` given the denoiser's
-    ``log_x`` ``[n, L, V]``: with ``t_to`` None the final step into t = 0 (``final`` "argmax": the denoiser's own
-    argmax; else the posterior's), otherwise a step to ``t_to``, drawn with the uniforms ``u`` ``[n, L]`` or, with
-    ``u`` None, its mode. ``alpha_s - alpha_t`` and ``1 - alpha_s`` come from the times, exact where both alphas
-    round to 1. ``source`` names the denoiser in a non-finite error."""
+    ``log_x`` ``[n, L, V]``, its log posterior up to a constant per position (log-probabilities or logits): with
+    ``t_to`` None the final step into t = 0 (``final`` "argmax": the denoiser's own argmax; else the posterior's),
+    otherwise a step to ``t_to``, drawn with the uniforms ``u`` ``[n, L]`` or, with ``u`` None, its mode.
+    ``alpha_s - alpha_t`` and ``1 - alpha_s`` come from the times, exact where both alphas round to 1. ``source``
+    names the denoiser in a non-finite error. ``stats``: ``log_x``'s :class:`ChainStats` at ``x`` where the caller
+    has them (:func:`~amtheory.diffusion.chain_kernels.chain_stats`, one read of ``log_x``), else found here."""
+    st = chain_stats(log_x, x) if stats is None else stats
     a_t = alpha(t_from)
-    if t_to is None:  # argmaxes found without float64 copies of log_x (float32 to float64 keeps the order)
-        if final == "argmax":
-            check_finite_rows("log_x_theta", log_x.amax(-1), source=source)
-            return argmax_keep(log_x, x, check=False)
-        return _final_mode(log_x, x, a_t, one_minus_alpha(t_from), source)
+    if t_to is None:
+        if final == "argmax":  # the denoiser's argmax, keeping the current token on ties
+            check_finite_rows("log_x_theta", st.lse, source=source)
+            return torch.where(st.at_z >= st.top, x, st.best)
+        return _final_mode(log_x, x, a_t, one_minus_alpha(t_from), source, st)
     a_s = alpha(t_to)
     gap, om_s = one_minus_alpha(t_from - t_to), one_minus_alpha(t_to)
     if u is None:  # argmax chain: the mode, found without the float64 distribution
-        return _step_mode(log_x, x, a_t, a_s, gap, om_s)
-    return _step_draw(log_x, x, u, a_t, a_s, gap, om_s)
+        return _step_mode(log_x, x, a_t, a_s, gap, om_s, st)
+    return _step_draw(log_x, x, u, a_t, a_s, gap, om_s, st)
