@@ -374,3 +374,32 @@ def test_writers_refuse_what_would_not_read_back(tmp_path):
         with pytest.raises(CheckpointError, match="name"):
             mark_latest(tmp_path / "checkpoints", name)
     assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+def test_a_copied_checkpoint_is_checked_and_records_the_train_config_given(tmp_path):
+    from amtheory.diffusion.checkpoint import copy_checkpoint
+
+    run = tmp_path / "run"
+    _train(run)
+    src = _ckpt(run, 4)
+    files = _snapshot(src)
+    assert _snapshot(copy_checkpoint(src, tmp_path / "plain")) == files  # byte for byte
+    other = TrainConfig(**{**BASE, "steps": 9, "checkpoint_every": 3})
+    dest = copy_checkpoint(src, tmp_path / "other" / "step-00000004", train_config=other)
+    copied = _snapshot(dest)
+    assert {k: v for k, v in copied.items() if k not in ("config.json", "checksums.json")} == {
+        k: v for k, v in files.items() if k not in ("config.json", "checksums.json")
+    }
+    stored = load_train_state(dest)  # every file checked against the new checksums
+    assert stored["train_config"] == other.to_dict() and stored["step"] == 4
+    assert {k: v for k, v in json.loads(copied["config.json"]).items() if k != "train_config"} == {
+        k: v for k, v in json.loads(files["config.json"]).items() if k != "train_config"
+    }
+    with pytest.raises(ValueError, match="dest: expected a folder other than src"):
+        copy_checkpoint(src, src)
+    with pytest.raises(CheckpointError, match="expected a checkpoint folder"):
+        copy_checkpoint(tmp_path / "nothing", tmp_path / "copy")
+    _flip_last_byte(src / "model.safetensors")
+    with pytest.raises(CheckpointError, match="model.safetensors"):
+        copy_checkpoint(src, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists() and not list(tmp_path.glob(".copy*"))

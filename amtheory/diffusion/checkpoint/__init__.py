@@ -21,6 +21,7 @@ a reader never sees half a checkpoint; :func:`clear_interrupted_writes` removes 
 training run keeps its checkpoints in ``<run>/checkpoints/step-XXXXXXXX`` and names the newest in
 ``<run>/checkpoints/LATEST`` (replaced atomically), which may only name a folder directly inside that folder;
 :func:`resolve_checkpoint` follows it, and :func:`load_resumable` finds the newest intact checkpoint of a run.
+:func:`copy_checkpoint` copies one into another run's folder, checked, with that run's train config.
 """
 
 from __future__ import annotations
@@ -34,7 +35,13 @@ from amtheory.diffusion.checkpoint.read import (
     load_resumable,
     load_train_state,
 )
-from amtheory.diffusion.checkpoint.write import clear_interrupted_writes, mark_latest, save_checkpoint, unwrap
+from amtheory.diffusion.checkpoint.write import (
+    clear_interrupted_writes,
+    copy_checkpoint,
+    mark_latest,
+    save_checkpoint,
+    unwrap,
+)
 
 __all__ = [
     "FORMAT",
@@ -42,6 +49,7 @@ __all__ = [
     "DamagedCheckpointError",
     "check_compatible",
     "clear_interrupted_writes",
+    "copy_checkpoint",
     "corpus_vocab_sha256",
     "latest_checkpoint",
     "load_model",

@@ -17,12 +17,16 @@ from torch import nn
 from amtheory.diffusion.checkpoint.files import (
     _DEBRIS_NAME,
     CHECKSUMS,
+    FILES,
     FORMAT,
     LATEST,
+    CheckpointError,
     _check_folder_name,
     _check_json,
     _checksums_bytes,
     _fsync_dir,
+    _inspect,
+    _read_checked,
 )
 from amtheory.diffusion.model import DiTConfig
 
@@ -106,35 +110,42 @@ def save_checkpoint(
     opt_tensors = opt_doc = None
     if optimizer is not None:
         opt_tensors, opt_doc = _split_optimizer_state(optimizer.state_dict())
-    dest = Path(dir)
+    named = {"model.safetensors": safetensors_bytes(_cpu_tensors(unwrap(model).state_dict()))}
+    if ema_state is not None:
+        named["ema.safetensors"] = safetensors_bytes(_cpu_tensors(ema_state))
+    doc = {
+        "format": FORMAT,
+        "step": int(step),
+        "model_config": model_config.to_dict(),
+        "train_config": _as_dict(train_config) if train_config is not None else None,
+        "meta": meta,
+    }
+    named["config.json"] = _config_bytes(doc)
+    if opt_tensors is not None:
+        named["optimizer.safetensors"] = safetensors_bytes(opt_tensors)
+    state = {"step": int(step), "extra": extra, "optimizer": opt_doc}
+    named["train_state.json"] = json.dumps(state, indent=2, sort_keys=True).encode()
+    return _write_folder(Path(dir), named)
+
+
+def _config_bytes(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, indent=2, sort_keys=True, default=str).encode()
+
+
+def _write_folder(dest: Path, named: dict[str, bytes]) -> Path:
+    """Write the files ``named`` (name: bytes) and their ``checksums.json`` into a temporary sibling of ``dest``,
+    then rename it into place (a folder already at ``dest`` is replaced)."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     files: dict[str, dict[str, Any]] = {}
-
-    def put(name: str, data: bytes) -> None:
-        with open(tmp / name, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        files[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
     try:
-        put("model.safetensors", safetensors_bytes(_cpu_tensors(unwrap(model).state_dict())))
-        if ema_state is not None:
-            put("ema.safetensors", safetensors_bytes(_cpu_tensors(ema_state)))
-        doc = {
-            "format": FORMAT,
-            "step": int(step),
-            "model_config": model_config.to_dict(),
-            "train_config": _as_dict(train_config) if train_config is not None else None,
-            "meta": meta,
-        }
-        put("config.json", json.dumps(doc, indent=2, sort_keys=True, default=str).encode())
-        if opt_tensors is not None:
-            put("optimizer.safetensors", safetensors_bytes(opt_tensors))
-        state = {"step": int(step), "extra": extra, "optimizer": opt_doc}
-        put("train_state.json", json.dumps(state, indent=2, sort_keys=True).encode())
+        for name, data in named.items():
+            with open(tmp / name, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            files[name] = {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
         with open(tmp / CHECKSUMS, "wb") as fh:
             fh.write(_checksums_bytes(files))
             fh.flush()
@@ -152,6 +163,27 @@ def save_checkpoint(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+def copy_checkpoint(src: str | os.PathLike, dest: str | os.PathLike, *, train_config: Any = None) -> Path:
+    """Copy the checkpoint folder ``src`` to ``dest`` atomically (as :func:`save_checkpoint` writes one), every file
+    checked against ``src``'s ``checksums.json`` on the way. With ``train_config`` (a dataclass or dict) the copy's
+    ``config.json`` records it instead of the source's; every other file is copied byte for byte."""
+    src_path, dest_path = Path(src), Path(dest)
+    if dest_path.resolve() == src_path.resolve():
+        raise ValueError(f"dest: expected a folder other than src, got {dest_path}")
+    files = _inspect(src_path)
+    named = {name: _read_checked(src_path, files, name) for name in FILES if name in files}
+    if train_config is not None:
+        try:
+            doc = json.loads(named["config.json"])
+        except ValueError as e:
+            raise CheckpointError(f"{src_path / 'config.json'}: not valid JSON ({e})") from e
+        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+            raise CheckpointError(f"{src_path}: expected a config.json object of format {FORMAT!r}")
+        doc["train_config"] = _as_dict(train_config)
+        named["config.json"] = _config_bytes(doc)
+    return _write_folder(dest_path, named)
 
 
 def clear_interrupted_writes(run_checkpoints: str | os.PathLike) -> list[str]:

@@ -14,6 +14,8 @@ every table is tidy parquet, one file per cell):
 * ``TrainCell`` — one UDDM: data (``DataSpec``: corpus, block length, vocabulary compaction), architecture
   (``ModelSpec``), training-set size, steps, batch, learning rate, seed. Its checkpoint goes to
   ``out/checkpoints/<cell key>/``; an interrupted training resumes from its newest checkpoint. Table ``out/train``.
+  Cells that differ only in ``steps`` (the step budgets) train once: on one device the shorter ones are read off
+  the longest run at their steps (``amtheory.studies.memorization.budgets``).
 * ``EvalCell`` — one measurement (``measure``) of one trained model (``train``) with ``EvalSettings``; the
   measurements and their tables are described in ``amtheory.studies.memorization.evaluation``.
 * ``HopfieldCell`` — a Hopfield-family memory storing the same training blocks (``memory`` in ``empirical``,

@@ -230,7 +230,9 @@ def _check_distinct_ints(name: str, values: object, what: str, *, minimum: int) 
 @dataclass(frozen=True)
 class Preset:
     """A whole sweep: the training cells (model sizes x step budgets x training sizes x training seeds ``seeds``;
-    budget ``b`` trains for ``b * steps`` steps, so the ``train.steps`` column names the budget), the evaluation
+    budget ``b`` trains for ``b * steps`` steps, so the ``train.steps`` column names the budget; on one device a
+    model's budgets train as one run, the shorter read off the longest, ``amtheory.studies.memorization.budgets``),
+    the evaluation
     settings, which Hopfield backends to run, the runner's worker setting, ``train_group``: on one device, how
     many models of one shape train together as one group (1: one at a time; the same checkpoints and tables either
     way), and ``eval_group``: how many trained models of one shape are measured together in lockstep

@@ -12,9 +12,10 @@
   training"), 0.99M to 10.2M parameters — ten training sizes log-spaced from 16 blocks to the whole pool (53,167),
   three seeds, and two step budgets (800 and 3,200 steps of 64 blocks; float32 with TF32, compiled, lr 1e-3; 3,200
   steps memorize the smallest sets of gpu-small and gpu-quick, not those of gpu-micro:
-  benchmarks/h100_memorization_budget_probe.log): 180 models, trained 30 at a time (``train_group``) and measured 30
-  at a time in lockstep (``eval_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 queries per split,
-  smaller training sets queried block by block in turn (``GPU_SETTINGS``). Every stage prints its wall time; run
+  benchmarks/h100_memorization_budget_probe.log): 180 models, measured 30 at a time in lockstep (``eval_group``);
+  each 800-step model is read off its 3,200-step run at step 800 (``amtheory.studies.memorization.budgets``), so 90
+  runs train, 30 at a time (``train_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 queries per
+  split, smaller training sets queried block by block in turn (``GPU_SETTINGS``). Every stage prints its wall time; run
   the command again to finish what a first call did not (results: docs/results_memorization.md; its time:
   benchmarks/README.md).
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
@@ -221,7 +222,9 @@ def _gpu() -> Preset:
         bf16=False,
         compile=True,
         chunk_rows=16384,
-        # The 60 models of one shape train in two groups and are measured in two lockstep groups.
+        # The 60 models of one shape are measured in two lockstep groups; they train as one group of the 30
+        # 3,200-step runs, which stops at step 800 to make the 800-step models' folders (their rows and checkpoints
+        # are those of 800-step runs of their own; the 1x budget is read off the 4x run).
         train_group=30,
         eval_group=30,
     )

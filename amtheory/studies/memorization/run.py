@@ -12,9 +12,10 @@ from typing import Any
 import pandas as pd
 
 from amtheory.studies.memorization.analysis import _read
+from amtheory.studies.memorization.budgets import shared_budgets
 from amtheory.studies.memorization.cells import MEASURES, EvalCell, HopfieldCell, Preset, TrainCell
 from amtheory.studies.memorization.data import save_vocabulary
-from amtheory.studies.memorization.training import checkpoint_dir, train_cell, train_cells_in_groups
+from amtheory.studies.memorization.training import checkpoint_dir, train_cell, train_cell_shared, train_cells_in_groups
 
 
 def _stage(name: str, fn, *args, **kwargs):
@@ -24,12 +25,21 @@ def _stage(name: str, fn, *args, **kwargs):
     return out
 
 
-def _trained_or_train(cell, generator, device, *, rows: dict, root: str, checkpoint_every: int) -> pd.DataFrame:
-    """The row of ``cell`` trained in a group before the sweep reached it, else :func:`train_cell`."""
+def _trained_or_train(
+    cell, generator, device, *, rows: dict, root: str, checkpoint_every: int, shares: dict | None = None
+) -> pd.DataFrame:
+    """The row of ``cell`` trained (or made) before the sweep reached it, else :func:`train_cell`; with ``shares``
+    (shorter cell: longer, :func:`~amtheory.studies.memorization.budgets.shared_budgets`) through
+    :func:`train_cell_shared`, keeping in ``rows`` the rows of the shorter cells it makes on the way."""
     row = rows.pop(cell, None)
     if row is not None:
         return row
-    return train_cell(cell, generator, device, root=root, checkpoint_every=checkpoint_every)
+    if not shares:
+        return train_cell(cell, generator, device, root=root, checkpoint_every=checkpoint_every)
+    made = train_cell_shared(cell, shares, device, root=root, checkpoint_every=checkpoint_every)
+    row = made.pop(cell)
+    rows.update(made)
+    return row
 
 
 def model_units(p: Preset) -> list[tuple[TrainCell, bool]]:
@@ -70,19 +80,22 @@ def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> 
 
 def run_model(
     p: Preset, tc: TrainCell, out_dir: str | Path, *, device: str = "cpu", hopfield: bool = True,
-    trained_rows: dict | None = None,
+    trained_rows: dict | None = None, shares: dict | None = None,
 ) -> None:  # fmt: skip
     """Train one model of ``p`` (unless its table exists) and then measure it, and with ``hopfield`` the
     Hopfield-family memories of its training size, each stage through the sweep runner into its folder of
     ``out_dir`` (finished cells skipped); prints each stage's wall time. ``trained_rows``: training rows of models
-    already trained in a group, taken instead of training."""
+    already trained in a group, taken instead of training. ``shares``: the step budgets read off one run (shorter
+    cell: longer, :func:`~amtheory.studies.memorization.budgets.shared_budgets`), for a caller that runs the models
+    one after another in one process (two processes must not train one run)."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
     out = Path(out_dir)
     _forget_training_without_checkpoint(p, tc, out)
     rows = {} if trained_rows is None else trained_rows
-    train_fn = functools.partial(_trained_or_train, rows=rows, root=str(out), checkpoint_every=p.checkpoint_every)
+    train_fn = functools.partial(_trained_or_train, rows=rows, root=str(out), checkpoint_every=p.checkpoint_every,
+                                 shares=shares)  # fmt: skip
     eval_fn = functools.partial(ev.evaluate_cell, root=str(out))
     label = f"{tc.arch.name} on {tc.n_train} blocks" + (f", seed {tc.seed}" if len(p.seeds) > 1 else "")
     for folder, cells in model_cells(p, tc, hopfield).items():
@@ -114,7 +127,10 @@ def run_experiment(
 
     ``train_group`` (default ``p.train_group``): on one device (one worker), the pending models of one shape train
     in groups of up to this many (:func:`~amtheory.studies.memorization.training.train_cells_in_groups`) before
-    the first is measured; 1 trains each just before its measurements. ``eval_group`` (default ``p.eval_group``):
+    the first is measured; 1 trains each just before its measurements (or all first, where they are measured in
+    groups). On one device the step budgets of one model train once, the shorter ones read off the longest run
+    (:mod:`amtheory.studies.memorization.budgets`); several workers train every cell on its own, as two processes
+    must not train one run. ``eval_group`` (default ``p.eval_group``):
     on one device, the trained models of one shape are measured in lockstep groups of up to this many
     (:func:`~amtheory.studies.memorization.group_evaluation.evaluate_models_in_groups`) before the Hopfield family;
     1 measures each model alone. ``measure_lock``: a file (``amtheory.core.sweep.lock``) held while the groups are
@@ -158,10 +174,11 @@ def run_experiment(
             grouped.update(rows)
             record(list(rows))
 
-        if group > 1:
+        if group > 1 or evaluate_group > 1:  # a model measured in a group must be trained first
             todo = pending_cells(train_cells, out / "train")
-            _stage(f"train {len(todo)} models in groups of up to {group}", train_cells_in_groups, todo, device,
-                   root=str(out), group_size=group, checkpoint_every=p.checkpoint_every, on_group=keep)  # fmt: skip
+            how = f"in groups of up to {group}" if group > 1 else "one at a time"
+            _stage(f"train {len(todo)} models {how}", train_cells_in_groups, todo, device, root=str(out),
+                   group_size=group, checkpoint_every=p.checkpoint_every, on_group=keep)  # fmt: skip
         if group > 1 and str(device).startswith("cuda"):
             import torch
 
@@ -171,11 +188,6 @@ def run_experiment(
         if evaluate_group > 1:
             from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
-            for tc in train_cells:  # a model measured in a group must be trained first
-                if tc in grouped or not pending_cells([tc], out / "train"):
-                    continue
-                grouped[tc] = train_cell(tc, None, device, root=str(out), checkpoint_every=p.checkpoint_every)
-                record([tc])
             with _measuring_lock(measure_lock):
                 done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
                               train_cells, p.settings, out, device, group_size=evaluate_group,
@@ -183,6 +195,8 @@ def run_experiment(
             if done["seconds"]:
                 split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
                 print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
+        # Models still to train go one by one, the shorter step budgets read off the longer runs.
+        shares = shared_budgets(pending_cells(train_cells, out / "train"))
         for tc, with_hopfield in model_units(p):
-            run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped)
+            run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped, shares=shares)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
