@@ -168,11 +168,10 @@ class GroupDenoiser:
             h = group_hidden(self.layout, self.params, self.tables, x_GBL, sigma, attention=self.attention)
             return group_head(h, self.params["out.weight"], self.params["out.bias"])
 
-    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor, check: bool = True) -> torch.Tensor:
+    def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode():
             lp = torch.log_softmax(self._logits(x_GBL, t_GB).float(), dim=-1)
-        if check:
-            check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
+        check_finite_rows("weights", lp.amax(-1), source="the logits of a member of the group")
         return lp
 
     def _batches(self, B: int) -> list[slice]:
@@ -182,13 +181,16 @@ class GroupDenoiser:
         return [slice(i, i + step) for i in range(0, B, step)]
 
     def _log_posterior(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
-        parts = [self._forward(x_GBL[:, b], t_GB[:, b]) for b in self._batches(x_GBL.shape[1])]
-        return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
+        return self._by_batch(self._forward, x_GBL, t_GB)
 
     def _chain_logits(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
         """The members' logits ``[G, B, L, V]``: their log posteriors up to a constant per position, unchecked (the
         chain step's log-sum-exp, :func:`~amtheory.diffusion.chain_kernels.chain_stats`, finds non-finite rows)."""
-        parts = [self._logits(x_GBL[:, b], t_GB[:, b]) for b in self._batches(x_GBL.shape[1])]
+        return self._by_batch(self._logits, x_GBL, t_GB)
+
+    def _by_batch(self, fn, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:
+        """``fn`` over the query slices of :meth:`_batches`, joined along the queries."""
+        parts = [fn(x_GBL[:, b], t_GB[:, b]) for b in self._batches(x_GBL.shape[1])]
         return torch.cat(parts, dim=1) if len(parts) != 1 else parts[0]
 
     def log_posterior(self, x_t: torch.Tensor, t: torch.Tensor | float) -> torch.Tensor:
