@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from amtheory.diffusion.group_model import fold_bias, group_head
+from amtheory.diffusion.group_model import group_head
+from amtheory.diffusion.model import fold_bias, linear_f32_out
 
 G, N, D, V = 3, 40, 24, 50
 
@@ -66,3 +67,16 @@ def test_the_head_on_cuda_keeps_the_float32_bias():
     want = _exact(x, W, b).view(G, 4, N // 4, V)
     # The product accumulates in float32 (about 1e-6 of these logits); the bias is kept to 2^-16 of itself.
     assert (out.double().cpu() - want).abs().max().item() <= b.abs().max().item() * 2.0**-16 + 1e-4
+
+
+def test_one_models_linear_in_bf16_folds_the_bias_and_passes_its_gradient():
+    x, W, b = _inputs(4)
+    W0, b0 = W[0].clone().requires_grad_(True), b[0].clone().requires_grad_(True)
+    out = linear_f32_out(x[0].view(4, N // 4, D), W0, b0)
+    assert out.shape == (4, N // 4, V) and out.dtype == torch.float32
+    want = _exact(x[:1], W[:1], b[:1])[0].view(4, N // 4, V)
+    torch.testing.assert_close(out.double(), want, rtol=2.0**-8, atol=1e-3)
+    out.sum().backward()
+    # d/db of the summed logits is the row count: the two bias parts pass the gradient once between them.
+    torch.testing.assert_close(b0.grad, torch.full((V,), float(N)))
+    assert W0.grad is not None and W0.grad.shape == W0.shape

@@ -26,9 +26,9 @@ import torch.nn.functional as F
 
 from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss_and_grad, triton_chunk
-from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.model import DiT, DiTConfig, fold_bias
 
-__all__ = ["GroupLayout", "bmm_f32", "fold_bias", "group_head", "group_hidden", "group_nelbo"]
+__all__ = ["GroupLayout", "bmm_f32", "group_head", "group_hidden", "group_nelbo"]
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
 
@@ -188,11 +188,11 @@ def group_hidden(
 
 def group_head(h_GBLD: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
     """Float32 logits ``[G, B, L, V]`` of every member from :func:`group_hidden`'s features: ``DiT.head`` of each
-    member (the product in the autocast dtype where autocast is on, float32 otherwise; the bias added in float32).
+    member (the product in the autocast dtype where autocast is on, float32 otherwise; the bias in float32).
 
-    In a reduced dtype the bias rides in the product (:func:`fold_bias`), so that the float32 logits are written
-    once, not written, read and written again by a separate addition: the head's output is the largest tensor of a
-    reverse chain's step (``[G, B, L, V]``), and the step is bound by passes over it."""
+    In a reduced dtype the bias rides in the product (:func:`~amtheory.diffusion.model.fold_bias`), so that the
+    float32 logits are written once, not written, read and written again by a separate addition: the head's output
+    is the largest tensor of a reverse chain's step (``[G, B, L, V]``), and the step is bound by passes over it."""
     dev = h_GBLD.device.type
     dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else torch.float32
     G, B, L, D = h_GBLD.shape
@@ -205,25 +205,6 @@ def group_head(h_GBLD: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -
             xb, Wb = fold_bias(x, weight, bias)
             out = bmm_f32(xb, Wb.transpose(1, 2))
     return out.view(G, B, L, -1)
-
-
-def fold_bias(x_GND: torch.Tensor, weight_GVD: torch.Tensor, bias_GV: torch.Tensor):
-    """``x`` and ``weight`` widened by eight columns so that ``x' @ weight'^T = x @ weight^T + bias`` in
-    ``x.dtype``: ``x'`` gains two columns of ones, ``weight'`` the float32 bias split into its rounding to
-    ``x.dtype`` and the remainder's (the two add up to the bias within ``2^-16`` of it in bf16, where the bias
-    alone rounded would be off by up to ``2^-9``), the rest zeros, keeping the width aligned for the product."""
-    dt, pad = x_GND.dtype, 8
-    G, N, D = x_GND.shape
-    b = bias_GV.float()
-    hi = b.to(dt)
-    lo = (b - hi.float()).to(dt)
-    W = torch.zeros((G, weight_GVD.shape[1], D + pad), dtype=dt, device=x_GND.device)
-    W[:, :, :D] = weight_GVD
-    W[:, :, D] = hi
-    W[:, :, D + 1] = lo
-    ones = torch.zeros((1, 1, pad), dtype=dt, device=x_GND.device)
-    ones[..., :2] = 1.0
-    return torch.cat([x_GND, ones.expand(G, N, pad)], dim=2), W
 
 
 class _GroupChunkedNELBO(torch.autograd.Function):

@@ -33,7 +33,7 @@ from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.norm_kernels import add_norm, use_fused_norm
 
-__all__ = ["DiT", "DiTConfig", "PRESETS", "linear_f32_out", "mm_f32"]
+__all__ = ["DiT", "DiTConfig", "PRESETS", "fold_bias", "linear_f32_out", "mm_f32"]
 
 #: width, blocks, heads (and for the CPU preset a smaller cond_dim). "tiny"/"small"/"medium" are the paper's sizes.
 PRESETS: dict[str, dict[str, int]] = {
@@ -120,11 +120,36 @@ def mm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 
 def linear_f32_out(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
-    """``x @ weight^T + bias`` as float32, the product in ``x.dtype`` (see :func:`mm_f32`)."""
-    out = mm_f32(x.reshape(-1, x.shape[-1]), weight.to(x.dtype).t())
-    if bias is not None:
-        out = out + bias.float()
+    """``x @ weight^T + bias`` as float32, the product in ``x.dtype`` (see :func:`mm_f32`); in a reduced dtype the
+    bias rides in the product (:func:`fold_bias`), so that the float32 output is written once."""
+    x2 = x.reshape(-1, x.shape[-1])
+    if bias is not None and x.dtype != torch.float32:
+        xb, Wb = fold_bias(x2[None], weight[None], bias[None])
+        out = mm_f32(xb[0], Wb[0].t())
+    else:
+        out = mm_f32(x2, weight.to(x.dtype).t())
+        if bias is not None:
+            out += bias.float()
     return out.reshape(*x.shape[:-1], weight.shape[0])
+
+
+def fold_bias(x_GND: torch.Tensor, weight_GVD: torch.Tensor, bias_GV: torch.Tensor):
+    """``x`` and ``weight`` widened by eight columns so that ``x' @ weight'^T = x @ weight^T + bias`` in
+    ``x.dtype``: ``x'`` gains two columns of ones, ``weight'`` the float32 bias split into its rounding to
+    ``x.dtype`` and the remainder's (the two add up to the bias within ``2^-16`` of it in bf16, where the bias
+    alone rounded would be off by up to ``2^-9``), the rest zeros, keeping the width aligned for the product."""
+    dt, pad = x_GND.dtype, 8
+    G, N, D = x_GND.shape
+    b = bias_GV.float()
+    hi = b.to(dt)
+    lo = (b - hi.float()).to(dt)
+    W = torch.zeros((G, weight_GVD.shape[1], D + pad), dtype=dt, device=x_GND.device)
+    W[:, :, :D] = weight_GVD
+    W[:, :, D] = hi
+    W[:, :, D + 1] = lo
+    ones = torch.zeros((1, 1, pad), dtype=dt, device=x_GND.device)
+    ones[..., :2] = 1.0
+    return torch.cat([x_GND, ones.expand(G, N, pad)], dim=2), W
 
 
 class _LayerNorm(nn.Module):
