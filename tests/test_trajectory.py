@@ -163,3 +163,19 @@ def test_bad_input_names_the_argument():
         prediction_trajectory(emp, 4, n_steps=2, positions=torch.zeros(6, dtype=torch.bool))
     with pytest.raises(ValueError, match="t_end"):
         prediction_trajectory(emp, 4, n_steps=2, t_end=0.0)
+
+
+def test_the_trajectory_holds_no_float64_table_of_the_prediction():
+    # Recorded at every reverse step for thirty models of a measured group, the entropy and the gap are read off the
+    # float32 log posterior [n, L, V] (float64 sums only): a float64 copy of it took most of the time of the
+    # measurement's steps (benchmarks/h100_memorization_gpu.log, "trajectory").
+    from torch.profiler import ProfilerActivity, profile
+
+    V, n, L = 8192, 16, 64
+    lm = UniformDiffusionLM(TinyNet(V, L), vocab_size=V, use_ema=False)
+    lm.store(torch.randint(0, V, (2, L), generator=torch.Generator().manual_seed(0)))
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        rows = prediction_trajectory(lm, n, n_steps=3, generator=torch.Generator().manual_seed(1), per_sequence=True)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert largest <= n * L * V * 4, f"one allocation of {largest / 2**20:.1f} MiB"
+    assert rows["entropy"].between(0.0, float(np.log(V)) + 1e-9).all() and rows["gap"].between(0.0, 1.0).all()
