@@ -22,6 +22,7 @@ from amtheory.diffusion.group_train import GroupTrainer, initial_state
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion, fixed_point_share, generate
 from amtheory.diffusion.train import TrainConfig
+from amtheory.diffusion.trajectory import group_prediction_trajectory, prediction_trajectory
 from amtheory.studies.memorization.evaluation import _uddm_nelbo
 
 V, L, G, B = 24, 8, 3, 5
@@ -168,6 +169,30 @@ def test_ancestral_chain_and_generation_with_per_member_generators_equal_each_me
         assert torch.equal(out[g], alone)
         assert torch.equal(samples[g], generate(m, 4, n_steps=25, generator=torch.Generator().manual_seed(80 + g)))
     assert not torch.equal(out[0], out[1])
+
+
+@pytest.mark.parametrize("batch_size", [None, 3])
+def test_the_trajectory_of_each_member_equals_the_member_alone(group, batch_size):
+    # The memorization study records the trajectory for a whole measured group at once: each member's rows (its
+    # samples' entropy and gap at every step, then at t_end) are those of its own trajectory with its generator.
+    den, members = group
+    den.batch_size = batch_size
+    inside = torch.zeros(L, dtype=torch.bool)
+    inside[1 : L - 1] = True
+    kw = {"n_steps": 12, "t_end": 0.01, "positions": inside}
+    tables = group_prediction_trajectory(den, 5, generators=[torch.Generator().manual_seed(90 + g) for g in range(G)],
+                                         **kw)  # fmt: skip
+    den.batch_size = None
+    assert len(tables) == G
+    for g, m in enumerate(members):
+        alone = prediction_trajectory(m, 5, generator=torch.Generator().manual_seed(90 + g), per_sequence=True, **kw)
+        assert list(tables[g].columns) == list(alone.columns) and len(tables[g]) == len(alone) == 13 * 5
+        for col in ("step", "sequence"):
+            assert (tables[g][col].to_numpy() == alone[col].to_numpy()).all()
+        for col in ("t", "entropy", "gap"):
+            torch.testing.assert_close(torch.tensor(tables[g][col].to_numpy()), torch.tensor(alone[col].to_numpy()),
+                                       atol=1e-5, rtol=1e-5)  # fmt: skip
+    assert not tables[0]["entropy"].equals(tables[1]["entropy"])
 
 
 @pytest.mark.parametrize("ema", [True, False])

@@ -18,13 +18,14 @@ float rounding. On it:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import torch
 
 from amtheory.core._checks import check_finite_rows, check_generator, check_int, check_tokens, draw_device
 from amtheory.core.entropy import entropy_from_log_probs
+from amtheory.diffusion.chain_kernels import chain_stats
 from amtheory.diffusion.denoiser import check_time
 from amtheory.diffusion.group_model import GroupLayout, GroupTables, group_head, group_hidden
 from amtheory.diffusion.loss import T_MIN, forward_noise, nelbo_per_token
@@ -288,9 +289,12 @@ def group_reverse_chain(
     queries: torch.Tensor,
     *,
     generators: Sequence[torch.Generator | None] | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> torch.Tensor:
     """``dynamics`` (a :class:`ReverseDiffusion`) run for every member on its queries ``[G, B, L]``: the final
     states ``[G, B, L]``; member ``g``'s are ``dynamics.run(member_g, queries[g], generator=generators[g])``'s.
+    ``observe``: called as ``ReverseDiffusion.run`` calls it, ``observe(step, rows, t, x_t, log_x)``, with the
+    members' queries ``x_t [G, n, L]`` and normalized log posteriors ``log_x [G, n, L, V]``.
 
     ``generators``: one per member (each step's uniforms ``[B, L]`` come from member ``g``'s, in the single chain's
     order), or None (the global generator, member by member each step; argmax chains draw nothing).
@@ -304,7 +308,9 @@ def group_reverse_chain(
     dev = x.device
     t0 = dynamics.start_times(B)
     chunk = dynamics.batch_size or denoiser.batch_size or max(B, 1)
-    for active, t_from, t_to, is_final in dynamics._schedule(t0):
+    if observe is not None and not callable(observe):
+        raise TypeError(f"observe: expected a callable or None, got {type(observe).__name__}")
+    for step, (active, t_from, t_to, is_final) in enumerate(dynamics._schedule(t0)):
         u = None
         if dynamics.sampler == "ancestral" and not is_final:
             u = torch.stack([torch.rand((B, L), generator=g, device=draw_device(g, dev)).to(dev) for g in gens])
@@ -321,7 +327,12 @@ def group_reverse_chain(
             x_f, tf_f = x_c.reshape(G * n, L), tf.repeat(G)
             tt = None if is_final else t_to[r_cpu].to(dev).repeat(G)
             uu = None if u is None else u[:, r].reshape(G * n, L)
-            new = chain_update(log_x, x_f, tf_f, tt, final=dynamics.final, u=uu, source=type(denoiser).__name__)
+            stats = chain_stats(log_x, x_f)
+            if observe is not None:
+                check_finite_rows("log_x_theta", stats.lse, source=type(denoiser).__name__)
+                observe(step, r_cpu, tf, x_c, (log_x - stats.lse.to(log_x.dtype).unsqueeze(-1)).view(G, n, L, -1))
+            new = chain_update(log_x, x_f, tf_f, tt, final=dynamics.final, u=uu, source=type(denoiser).__name__,
+                               stats=stats)  # fmt: skip
             x[:, r] = new.view(G, n, L)
     return x
 
@@ -334,16 +345,18 @@ def group_generate(
     sampler: str = "ancestral",
     final: str = "argmax",
     generators: Sequence[torch.Generator | None] | None = None,
+    observe: Callable[..., None] | None = None,
 ) -> torch.Tensor:
     """``n`` samples ``[G, n, L]`` of every member from uniform noise at ``t = 1`` (``L = config.length``): member
-    ``g``'s are ``generate(member_g, n, ..., generator=generators[g])``'s (its noise, then its chain's draws)."""
+    ``g``'s are ``generate(member_g, n, ..., generator=generators[g])``'s (its noise, then its chain's draws);
+    ``observe`` as in :func:`group_reverse_chain`."""
     _check_denoiser(denoiser)
     check_int("n", n, minimum=1)
     G, L, V, dev = denoiser.n_members, denoiser.config.length, denoiser.vocab_size, denoiser.device
     gens = _check_generators(generators, G)
     dyn = ReverseDiffusion(t_start=1.0, n_steps=n_steps, sampler=sampler, final=final, grid="global")
     noise = torch.stack([torch.randint(0, V, (n, L), generator=g, device=draw_device(g, dev)).to(dev) for g in gens])
-    return group_reverse_chain(denoiser, dyn, noise, generators=gens)
+    return group_reverse_chain(denoiser, dyn, noise, generators=gens, observe=observe)
 
 
 def group_fixed_points(

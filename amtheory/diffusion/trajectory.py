@@ -29,7 +29,7 @@ from amtheory.core._checks import check_float, check_generator, check_int
 from amtheory.core.entropy import entropy_from_log_probs
 from amtheory.diffusion.denoiser import Denoiser
 
-__all__ = ["prediction_gap", "prediction_trajectory", "trajectory_summary"]
+__all__ = ["group_prediction_trajectory", "prediction_gap", "prediction_trajectory", "trajectory_summary"]
 
 
 def prediction_gap(log_x: torch.Tensor) -> torch.Tensor:
@@ -111,8 +111,7 @@ def prediction_trajectory(
     check_generator("generator", generator)
     mask = _check_positions(positions, denoiser.length_)
     dev = denoiser.device
-    weight = (torch.ones(denoiser.length_, dtype=torch.float64) if mask is None else mask.double()).to(dev)
-    weight = weight / weight.sum()
+    weight = _weight(mask, denoiser.length_).to(dev)
     entropy = torch.full((n_steps + 1, n), float("nan"), dtype=torch.float64)
     gap = torch.full_like(entropy, float("nan"))
     times = torch.full((n_steps + 1,), float("nan"), dtype=torch.float64)
@@ -129,15 +128,71 @@ def prediction_trajectory(
         rows = torch.arange(lo, min(lo + (denoiser.batch_size or n), n))
         chunk = samples[rows.to(samples.device)]
         record(n_steps, rows, torch.tensor([t_end], dtype=torch.float64), chunk, denoiser.log_posterior(chunk, t_end))
+    table = _table(entropy, gap, times)
+    return table if per_sequence else trajectory_summary(table)
+
+
+def group_prediction_trajectory(
+    denoiser,
+    n: int,
+    *,
+    n_steps: int = 1000,
+    sampler: Literal["ancestral", "argmax"] = "ancestral",
+    final: Literal["posterior", "argmax"] = "argmax",
+    t_end: float = 1e-5,
+    positions: torch.Tensor | None = None,
+    generators=None,
+) -> list[pd.DataFrame]:
+    """:func:`prediction_trajectory` (``per_sequence=True``) of every member of a
+    :class:`~amtheory.diffusion.group_eval.GroupDenoiser` at once: one table per member, member ``g``'s that of
+    ``prediction_trajectory(member_g, n, ..., generator=generators[g], per_sequence=True)`` (its noise and draws
+    from its own generator; the predictions up to float rounding of the batched products)."""
+    from amtheory.diffusion.group_eval import GroupDenoiser, group_generate
+
+    if not isinstance(denoiser, GroupDenoiser):
+        raise TypeError(f"denoiser: expected a GroupDenoiser, got {type(denoiser).__name__}")
+    check_int("n", n, minimum=2)
+    check_int("n_steps", n_steps, minimum=1)
+    t_end = check_float("t_end", t_end, minimum=0.0, maximum=1.0, strict_min=True)
+    L, G, dev = denoiser.config.length, denoiser.n_members, denoiser.device
+    weight = _weight(_check_positions(positions, L), L).to(dev)
+    entropy = torch.full((G, n_steps + 1, n), float("nan"), dtype=torch.float64)
+    gap = torch.full_like(entropy, float("nan"))
+    times = torch.full((n_steps + 1,), float("nan"), dtype=torch.float64)
+
+    def record(step: int, rows: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, log_x: torch.Tensor) -> None:
+        entropy[:, step, rows] = (entropy_from_log_probs(log_x) @ weight).cpu()
+        gap[:, step, rows] = (prediction_gap(log_x) @ weight).cpu()
+        times[step] = float(t[0])
+
+    samples = group_generate(
+        denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generators=generators, observe=record
+    )  # fmt: skip
+    step = denoiser.batch_size or n
+    for lo in range(0, n, step):
+        rows = torch.arange(lo, min(lo + step, n))
+        chunk = samples[:, rows.to(samples.device)]
+        record(n_steps, rows, torch.tensor([t_end], dtype=torch.float64), chunk, denoiser.log_posterior(chunk, t_end))
+    return [_table(entropy[g], gap[g], times) for g in range(G)]
+
+
+def _weight(mask: torch.Tensor | None, length: int) -> torch.Tensor:
+    """The weights of a per-sequence mean over the counted positions ``[L]`` (float64)."""
+    w = torch.ones(length, dtype=torch.float64) if mask is None else mask.double()
+    return w / w.sum()
+
+
+def _table(entropy: torch.Tensor, gap: torch.Tensor, times: torch.Tensor) -> pd.DataFrame:
+    """The per-sequence rows of a trajectory from its ``[n_steps + 1, n]`` entropies and gaps."""
     if bool(torch.isnan(entropy).any()):
         raise RuntimeError("the reverse chain skipped a step for some sequences; expected every step for every one")
-    table = pd.DataFrame(
+    steps, n = entropy.shape
+    return pd.DataFrame(
         {
-            "step": torch.arange(n_steps + 1).repeat_interleave(n).numpy(),
+            "step": torch.arange(steps).repeat_interleave(n).numpy(),
             "t": times.repeat_interleave(n).numpy(),
-            "sequence": torch.arange(n).repeat(n_steps + 1).numpy(),
+            "sequence": torch.arange(n).repeat(steps).numpy(),
             "entropy": entropy.reshape(-1).numpy(),
             "gap": gap.reshape(-1).numpy(),
         }
     )
-    return table if per_sequence else trajectory_summary(table)

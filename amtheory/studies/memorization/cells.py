@@ -31,7 +31,7 @@ __all__ = [
 MEASURES = ("recovery", "basins", "fixed_points", "generation", "nelbo", "kl", "trajectory")
 #: The measurements whose work a group of models measured together runs batched over its members
 #: (``amtheory.studies.memorization.group_evaluation``); each member's outcome reaches its cell as ``chains``.
-BATCHED_MEASURES = ("recovery", "fixed_points", "generation", "nelbo")
+BATCHED_MEASURES = ("recovery", "fixed_points", "generation", "nelbo", "trajectory")
 #: Hopfield-family backends put beside the UDDM, by the names its tables and cell keys use: each is a registered
 #: backend name or alias (``amtheory.core.registry``: "dense_exp" is "exp", "classical" is "hebbian"), which
 #: gives its label and colour; the names stay as they are because a cell's key, and so its cached table, holds them.

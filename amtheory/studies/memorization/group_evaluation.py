@@ -1,7 +1,7 @@
 """Measuring the memorization study's trained models in groups: the models of one shape (one architecture on one
 data spec; any training size, seed and step budget) are measured together. The reverse chains of the recovery and
-fixed-point measurements, the recovery queries' entropies, the samples of "generation" and their entropies, and
-the test NELBO (``BATCHED_MEASURES``) run for all members at once
+fixed-point measurements, the recovery queries' entropies, the samples of "generation" and their entropies, the
+test NELBO and the recorded trajectory of "trajectory" (``BATCHED_MEASURES``) run for all members at once
 (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`: network and chain updates batched, one generator per
 member); every other measurement of :mod:`amtheory.studies.memorization.evaluation`, and the tables of all of
 them, run in lockstep
@@ -41,9 +41,10 @@ def _batched_chains(
     the cell's own measurement draws, so that their host work is shared too: the reverse chains of "recovery" and
     "fixed_points" (:func:`~amtheory.diffusion.group_eval.group_reverse_chain`), the recovery queries' per-token
     entropies (keyed ``("entropy", split, t)``), the samples of "generation" (``"generated"``) with the entropies
-    of every split (``("entropy", split)``) and the test NELBO of "nelbo" (by split,
-    :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`). Members whose evaluation blocks differ in number
-    are run in subgroups. Returns per member ``{measure: outcomes}`` for
+    of every split (``("entropy", split)``), the test NELBO of "nelbo" (by split,
+    :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`) and the per-sequence rows of "trajectory"
+    (:func:`~amtheory.diffusion.trajectory.group_prediction_trajectory`). Members whose evaluation blocks differ in
+    number are run in subgroups. Returns per member ``{measure: outcomes}`` for
     :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall time of each measurement's batched
     work goes to ``seconds["batched <measure>"]``."""
     import torch
@@ -56,8 +57,10 @@ def _batched_chains(
         group_reverse_chain,
         group_stratified_nelbo,
     )
+    from amtheory.diffusion.trajectory import group_prediction_trajectory
     from amtheory.studies.memorization.data import eval_sequences
     from amtheory.studies.memorization.evaluation import corrupted, recovery_chain
+    from amtheory.studies.memorization.trajectory import frame_positions
 
     s, V, dev = settings, denoiser.vocab_size, denoiser.device
     out: list[dict] = [{} for _ in part]
@@ -78,6 +81,16 @@ def _batched_chains(
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
         for i in todo:
             out[i][measure] = {}
+        if measure == "trajectory":  # the samples' own trajectory: no evaluation blocks, every member at once
+            d = sub(tuple(todo))
+            tables = group_prediction_trajectory(
+                d, s.n_generate, n_steps=s.n_steps, t_end=s.entropy_t, positions=frame_positions(d.config.length),
+                generators=[gens[i] for i in todo],
+            )  # fmt: skip
+            for i, table in zip(todo, tables):
+                out[i][measure] = table
+            seconds[f"batched {measure}"] = time.perf_counter() - t0
+            continue
         # The NELBO and the generation's entropies take train, then test blocks, as their cells do.
         for split in ("train", "test") if measure in ("nelbo", "generation") else sets[todo[0]]:
             by_size: dict[int, list[int]] = {}
