@@ -105,29 +105,12 @@ def prediction_trajectory(
 
     if not isinstance(denoiser, Denoiser):
         raise TypeError(f"denoiser: expected an amtheory.diffusion Denoiser, got {type(denoiser).__name__}")
-    check_int("n", n, minimum=2)
-    check_int("n_steps", n_steps, minimum=1)
-    t_end = check_float("t_end", t_end, minimum=0.0, maximum=1.0, strict_min=True)
     check_generator("generator", generator)
-    mask = _check_positions(positions, denoiser.length_)
-    dev = denoiser.device
-    weight = _weight(mask, denoiser.length_).to(dev)
-    entropy = torch.full((n_steps + 1, n), float("nan"), dtype=torch.float64)
-    gap = torch.full_like(entropy, float("nan"))
-    times = torch.full((n_steps + 1,), float("nan"), dtype=torch.float64)
 
-    def record(step: int, rows: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, log_x: torch.Tensor) -> None:
-        entropy[step, rows] = (entropy_from_log_probs(log_x) @ weight).cpu()
-        gap[step, rows] = (prediction_gap(log_x) @ weight).cpu()
-        times[step] = float(t[0])
+    def chain(record):
+        return generate(denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generator=generator, observe=record)
 
-    samples = generate(
-        denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generator=generator, observe=record
-    )  # fmt: skip
-    for lo in range(0, n, denoiser.batch_size or n):
-        rows = torch.arange(lo, min(lo + (denoiser.batch_size or n), n))
-        chunk = samples[rows.to(samples.device)]
-        record(n_steps, rows, torch.tensor([t_end], dtype=torch.float64), chunk, denoiser.log_posterior(chunk, t_end))
+    entropy, gap, times = _recorded(denoiser, denoiser.length_, (), chain, n, n_steps, t_end, positions)
     table = _table(entropy, gap, times)
     return table if per_sequence else trajectory_summary(table)
 
@@ -151,35 +134,45 @@ def group_prediction_trajectory(
 
     if not isinstance(denoiser, GroupDenoiser):
         raise TypeError(f"denoiser: expected a GroupDenoiser, got {type(denoiser).__name__}")
+
+    def chain(record):
+        return group_generate(
+            denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generators=generators, observe=record
+        )  # fmt: skip
+
+    G = denoiser.n_members
+    entropy, gap, times = _recorded(denoiser, denoiser.config.length, (G,), chain, n, n_steps, t_end, positions)
+    return [_table(entropy[g], gap[g], times) for g in range(G)]
+
+
+def _recorded(denoiser, length: int, lead: tuple[int, ...], chain, n: int, n_steps: int, t_end: float, positions):
+    """The entropies and gaps ``[*lead, n_steps + 1, n]`` (float64) and the times ``[n_steps + 1]`` of a trajectory:
+    ``chain(record)`` generates the ``[*lead, n, L]`` samples, calling ``record`` at every reverse step (the
+    sampler's ``observe``), then the denoiser's prediction on the samples at ``t_end``, ``batch_size`` at a time.
+    ``lead``: ``()`` for one denoiser, ``(G,)`` for a group's members."""
     check_int("n", n, minimum=2)
     check_int("n_steps", n_steps, minimum=1)
     t_end = check_float("t_end", t_end, minimum=0.0, maximum=1.0, strict_min=True)
-    L, G, dev = denoiser.config.length, denoiser.n_members, denoiser.device
-    weight = _weight(_check_positions(positions, L), L).to(dev)
-    entropy = torch.full((G, n_steps + 1, n), float("nan"), dtype=torch.float64)
+    mask = _check_positions(positions, length)
+    # The per-sequence mean over the counted positions.
+    weight = torch.ones(length, dtype=torch.float64) if mask is None else mask.double()
+    weight = (weight / weight.sum()).to(denoiser.device)
+    entropy = torch.full((*lead, n_steps + 1, n), float("nan"), dtype=torch.float64)
     gap = torch.full_like(entropy, float("nan"))
     times = torch.full((n_steps + 1,), float("nan"), dtype=torch.float64)
 
     def record(step: int, rows: torch.Tensor, t: torch.Tensor, x_t: torch.Tensor, log_x: torch.Tensor) -> None:
-        entropy[:, step, rows] = (entropy_from_log_probs(log_x) @ weight).cpu()
-        gap[:, step, rows] = (prediction_gap(log_x) @ weight).cpu()
+        entropy[..., step, rows] = (entropy_from_log_probs(log_x) @ weight).cpu()
+        gap[..., step, rows] = (prediction_gap(log_x) @ weight).cpu()
         times[step] = float(t[0])
 
-    samples = group_generate(
-        denoiser, n, n_steps=n_steps, sampler=sampler, final=final, generators=generators, observe=record
-    )  # fmt: skip
+    samples = chain(record)
     step = denoiser.batch_size or n
     for lo in range(0, n, step):
         rows = torch.arange(lo, min(lo + step, n))
-        chunk = samples[:, rows.to(samples.device)]
+        chunk = samples[..., rows.to(samples.device), :]
         record(n_steps, rows, torch.tensor([t_end], dtype=torch.float64), chunk, denoiser.log_posterior(chunk, t_end))
-    return [_table(entropy[g], gap[g], times) for g in range(G)]
-
-
-def _weight(mask: torch.Tensor | None, length: int) -> torch.Tensor:
-    """The weights of a per-sequence mean over the counted positions ``[L]`` (float64)."""
-    w = torch.ones(length, dtype=torch.float64) if mask is None else mask.double()
-    return w / w.sum()
+    return entropy, gap, times
 
 
 def _table(entropy: torch.Tensor, gap: torch.Tensor, times: torch.Tensor) -> pd.DataFrame:
