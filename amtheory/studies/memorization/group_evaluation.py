@@ -76,11 +76,7 @@ def _batched_chains(
         if len(todo) < 2:
             continue
         t0 = time.perf_counter()
-        fill = s.fill_train and measure == "recovery"
-        sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval, fill_train=fill) for i in todo}
         gens = {i: torch.Generator().manual_seed(derive_seed(0, EvalCell(part[i][0], measure, s))) for i in todo}
-        for i in todo:
-            out[i][measure] = {}
         if measure == "trajectory":  # the samples' own trajectory: no evaluation blocks, every member at once
             d = sub(tuple(todo))
             tables = group_prediction_trajectory(
@@ -91,6 +87,10 @@ def _batched_chains(
                 out[i][measure] = table
             seconds[f"batched {measure}"] = time.perf_counter() - t0
             continue
+        fill = s.fill_train and measure == "recovery"
+        sets = {i: eval_sequences(part[i][0].data, part[i][0].n_train, s.n_eval, fill_train=fill) for i in todo}
+        for i in todo:
+            out[i][measure] = {}
         # The NELBO and the generation's entropies take train, then test blocks, as their cells do.
         for split in ("train", "test") if measure in ("nelbo", "generation") else sets[todo[0]]:
             by_size: dict[int, list[int]] = {}
