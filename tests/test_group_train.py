@@ -248,13 +248,14 @@ def _study_preset(**kw):
     """A memorization preset of two nano models on the embedded corpus, small enough for a test to run whole."""
     from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset
 
+    kw.setdefault("backends", ())
     return Preset(
         name="micro", data=DataSpec("embedded", 12, 128),
         archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
         sizes=(4, 16), batch_size=4, lr=3e-3, warmup=2, ema=0.9,
         settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
                               n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
-        backends=(), **kw,
+        **kw,
     )  # fmt: skip
 
 

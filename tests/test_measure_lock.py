@@ -82,6 +82,45 @@ def test_a_run_measures_its_groups_holding_the_lock(tmp_path, monkeypatch):
     assert not _held_elsewhere(path)
 
 
+def test_a_run_measures_its_hopfield_family_holding_the_lock(tmp_path, monkeypatch):
+    # The family measured beside another part's measuring group ran an H100 out of memory (the family's process
+    # 25.4 GiB, gpu-quick's group 44 GiB: h100_memorization_gpu.log): its cells are measurements like the groups'.
+    from amtheory.studies.memorization import evaluation, run_experiment
+    from amtheory.studies.memorization.cells import HopfieldCell
+
+    path = tmp_path / "measure.lock"
+    real = evaluation.evaluate_cell
+    seen: list[bool] = []
+
+    def checked(cell, *args, **kwargs):
+        if isinstance(cell, HopfieldCell):
+            seen.append(_held_elsewhere(path))
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_cell", checked)
+    p = _study_preset(steps=3, checkpoint_every=3, eval_group=2, measures=("recovery",), backends=("dense_exp",))
+    run_experiment(p, tmp_path / "out", device="cpu", progress=False, measure_lock=path)
+    assert seen == [True, True]  # one dense-memory cell for each of the two training sizes
+    assert not _held_elsewhere(path)
+
+
+def test_a_run_gives_its_cached_memory_back_before_letting_the_lock_go(tmp_path, monkeypatch):
+    # The family's process held 25.4 GiB the next part's measuring group could not have.
+    import torch
+
+    from amtheory.studies.memorization.run import _measuring_lock
+
+    path = tmp_path / "measure.lock"
+    held_at_release: list[bool] = []
+    monkeypatch.setattr(torch.cuda, "empty_cache", lambda: held_at_release.append(_held_elsewhere(path)))
+    with pytest.raises(RuntimeError):
+        with _measuring_lock(path, "cuda:0"):
+            raise RuntimeError("a measurement failed")
+    with _measuring_lock(path, "cpu"):
+        pass
+    assert held_at_release == [True]
+
+
 def test_the_command_passes_its_measure_lock(tmp_path, monkeypatch):
     from amtheory.studies.memorization import command
 

@@ -105,8 +105,9 @@ def run_model(
 
 
 @contextlib.contextmanager
-def _measuring_lock(path: str | Path | None) -> Iterator[None]:
-    """The lock a run holds while it measures its groups (none without a path), saying how long it waited."""
+def _measuring_lock(path: str | Path | None, device: str) -> Iterator[None]:
+    """The lock a run holds while it measures (none without a path), saying how long it waited. On a CUDA device
+    the blocks the measurements cached go back to the card before the lock is let go, for the next holder."""
     if path is None:
         yield
         return
@@ -115,7 +116,13 @@ def _measuring_lock(path: str | Path | None) -> Iterator[None]:
     with exclusive_lock(path, waiting=lambda m: print(f"[memorization] {m}", flush=True)) as waited:
         if waited >= 1.0:
             print(f"[memorization] measuring lock {path} taken after {waited:.1f} s", flush=True)
-        yield
+        try:
+            yield
+        finally:
+            if str(device).startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
 
 
 def run_experiment(
@@ -133,9 +140,10 @@ def run_experiment(
     must not train one run. ``eval_group`` (default ``p.eval_group``):
     on one device, the trained models of one shape are measured in lockstep groups of up to this many
     (:func:`~amtheory.studies.memorization.group_evaluation.evaluate_models_in_groups`) before the Hopfield family;
-    1 measures each model alone. ``measure_lock``: a file (``amtheory.core.sweep.lock``) held while the groups are
-    measured, so that runs sharing one GPU measure one at a time while another trains beside (two measuring groups
-    of 30 ran an 80 GB card out of memory); None measures without one."""
+    1 measures each model alone. ``measure_lock``: a file (``amtheory.core.sweep.lock``) held, where the models
+    train first (in groups), from the first measurement to the last (the groups, then the Hopfield family), so
+    that runs sharing one GPU measure one at a time while another trains beside (two measuring groups of 30, and
+    the family beside a measuring group, ran an 80 GB card out of memory); None measures without one."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
@@ -185,18 +193,21 @@ def run_experiment(
             # The training groups' cached blocks go back to the card before measuring, for the other parts of a
             # run that share it (benchmarks/h100_memorization_gpu.log).
             torch.cuda.empty_cache()
-        if evaluate_group > 1:
-            from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
+        # Where every model trained first, what follows only measures: the groups, then model by model the
+        # Hopfield family (and any model a group left), all under the lock. The family beside another part's
+        # measuring group ran an H100 out of memory (benchmarks/h100_memorization_gpu.log).
+        with _measuring_lock(measure_lock if group > 1 or evaluate_group > 1 else None, device):
+            if evaluate_group > 1:
+                from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
-            with _measuring_lock(measure_lock):
                 done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
                               train_cells, p.settings, out, device, group_size=evaluate_group,
                               measures=p.measured())  # fmt: skip
-            if done["seconds"]:
-                split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
-                print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
-        # Models still to train go one by one, the shorter step budgets read off the longer runs.
-        shares = shared_budgets(pending_cells(train_cells, out / "train"))
-        for tc, with_hopfield in model_units(p):
-            run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped, shares=shares)
+                if done["seconds"]:
+                    split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
+                    print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
+            # Models still to train go one by one, the shorter step budgets read off the longer runs.
+            shares = shared_budgets(pending_cells(train_cells, out / "train"))
+            for tc, with_hopfield in model_units(p):
+                run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped, shares=shares)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
