@@ -4,11 +4,13 @@
 # (results/gpu_preset_c) when part A has trained its models, gpu-small (results/gpu_preset_b) when part C has. A
 # part measures while the next one trains. Training is bound by the card, and two trainings side by side only
 # time-slice it (gpu-quick trained at 0.40-0.68M tokens/s beside the others against 1.56M alone:
-# h100_memorization_gpu.log at commit 3f5d0fe, git history); measuring waits much of its time on host work (one core a part),
-# which the training beside it fills. Two parts never measure at once: each holds a lock file while it measures its
-# groups (--measure-lock), since two measuring groups of 30 need more memory than the card has (gpu-quick's and
-# gpu-small's, 35 and 37 GiB, ran an H100 out of memory: h100_memorization_gpu.log). The family goes with gpu-micro, the part with the least training and
-# measuring. Each part runs through memorization_gpu_preset.sh (resumable: run this again on the same machine to
+# h100_memorization_gpu.log at commit 3f5d0fe, git history); measuring waits much of its time on host work (one
+# core a part), which the training beside it fills. Two parts never measure at once: each holds a lock file from
+# its first measurement to its last (--measure-lock), since two measuring groups of 30 need more memory than the
+# card has (gpu-quick's and gpu-small's, 35 and 37 GiB, ran an H100 out of memory: h100_memorization_gpu.log). The
+# family goes with gpu-micro, the part with the least training and measuring, and is measured under the lock too
+# (beside gpu-quick's measuring group it ran an H100 out of memory). Each part runs through
+# memorization_gpu_preset.sh (resumable: run this again on the same machine to
 # finish what a job did not; a part that finished its training starts the next at once). Every part stops by the
 # same deadline, MEM_TIMEOUT seconds after this script starts. When all have finished, their data folders are
 # merged into $OUT/memorization_data, with the wall time of all the jobs as the run's. Then, anywhere:

@@ -73,8 +73,8 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument(
         "--measure-lock",
         default=None,
-        help="a file held locked while the models are measured in groups, so that runs sharing one GPU measure "
-        "one at a time (None: no lock)",
+        help="a file held locked while the models, trained in groups, are measured (their groups, then the Hopfield "
+        "family), so that runs sharing one GPU measure one at a time (None: no lock)",
     )
     p.add_argument("--workers", default=None, help="None (this process), 'auto' (one process per GPU) or an int")
     p.add_argument("--threads", type=int, default=None, help="torch CPU threads (None: torch's own)")
