@@ -208,9 +208,9 @@ def _gpu() -> Preset:
         # sets, and gpu-micro memorizes neither in 3,200 (0.53; 0.79 at lr 3e-3, a rate worse for gpu-quick at every
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
         # times a block, the whole pool about 1 (3.9) times. Run as three staged parts on an H100
-        # (benchmarks/h100_memorization_gpu.log), it did not finish in 23 minutes of the card: its measured pieces
-        # (the group steps' training, two to four minutes to measure a group of 30, the Hopfield family's ten)
-        # add up to about 40, against the 20 it is meant for (benchmarks/README.md).
+        # (benchmarks/h100_memorization_gpu.log) it took 42.9 minutes of the card; with each shape trained once
+        # and the faster chains, a continuous run finished two of its parts in 22 minutes and ran out of memory in
+        # the third (fixed since), for a whole run estimated at 24-29 minutes, against the 20 it is meant for.
         budgets=(1, 4),
         steps=800,
         batch_size=64,
