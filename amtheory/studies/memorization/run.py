@@ -171,7 +171,10 @@ def run_experiment(
         # leaves complete results for the models it reached (checkpoints need not outlive the run).
         from amtheory.core.sweep import pending_cells
 
-        if group > 1 or evaluate_group > 1:
+        # Models trained in groups, or measured in groups (a model measured in a group must be trained first), all
+        # train before the first is measured.
+        trained_first = group > 1 or evaluate_group > 1
+        if trained_first:
             for tc in train_cells:
                 _forget_training_without_checkpoint(p, tc, out)
         # Rows of models trained in groups go to the training tables as each group finishes, so that a job cut
@@ -182,7 +185,7 @@ def run_experiment(
             grouped.update(rows)
             record(list(rows))
 
-        if group > 1 or evaluate_group > 1:  # a model measured in a group must be trained first
+        if trained_first:
             todo = pending_cells(train_cells, out / "train")
             how = f"in groups of up to {group}" if group > 1 else "one at a time"
             _stage(f"train {len(todo)} models {how}", train_cells_in_groups, todo, device, root=str(out),
@@ -196,7 +199,7 @@ def run_experiment(
         # Where every model trained first, what follows only measures: the groups, then model by model the
         # Hopfield family (and any model a group left), all under the lock. The family beside another part's
         # measuring group ran an H100 out of memory (benchmarks/h100_memorization_gpu.log).
-        with _measuring_lock(measure_lock if group > 1 or evaluate_group > 1 else None, device):
+        with _measuring_lock(measure_lock if trained_first else None, device):
             if evaluate_group > 1:
                 from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
