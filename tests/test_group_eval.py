@@ -272,7 +272,29 @@ def test_the_chain_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
     assert row["ms_per_step"] == pytest.approx(1e3 * row["chain_s"] / 25)
     assert row["token_steps_s"] == pytest.approx(3 * 4 * 16 * 25 / row["chain_s"])
     text = (tmp_path / "bench_group_chain.txt").read_text()
-    assert "# command:" in text and "tiny-a (16 x 1), 3 members x 4 queries, 25 ancestral steps" in text
+    assert "# command:" in text and "tiny-a (16 x 1), blocks eager, 3 members x 4 queries, 25 ancestral steps" in text
+    assert row["compile"] == "off"
+
+
+def test_a_group_with_compiled_blocks_gives_the_eager_group_s_log_posteriors():
+    # block_fn: the blocks under torch.compile (a measured group's option) compute what the eager blocks compute.
+    from amtheory.diffusion.group_model import compiled_block
+
+    cfg = DiTConfig(vocab_size=32, length=8, d_model=16, n_blocks=2, n_heads=2, cond_dim=8, dropout=0.0)
+    states = []
+    for g in range(3):
+        torch.manual_seed(g)
+        m = DiT(cfg)
+        torch.nn.init.normal_(m.out.weight, std=0.5)
+        states.append(m.state_dict())
+    eager = GroupDenoiser.from_states(cfg, states)
+    compiled = eager.subgroup([0, 1, 2], block_fn=compiled_block())
+    assert compiled.block_fn is not None and eager.block_fn is None
+    x = torch.randint(0, 32, (3, 5, 8), generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(compiled.log_posterior(x, 0.4), eager.log_posterior(x, 0.4), rtol=1e-4, atol=1e-4)
+    assert compiled.subgroup([1]).block_fn is compiled.block_fn  # a subgroup keeps the setting
+    with pytest.raises(TypeError, match="block_fn: expected None or a function like group_block"):
+        GroupDenoiser.from_states(cfg, states, block_fn="compiled")
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])

@@ -52,6 +52,8 @@ class GroupDenoiser:
     ``batch_size``: the most sequences per member in one forward pass (None: all). ``autocast_dtype``
     (``torch.bfloat16`` or ``torch.float16``) runs the forward pass under autocast, as ``UniformDiffusionLM`` does;
     log-probabilities are float32 either way. ``attention``: the blocks' attention kernel ("auto": as the DiT picks).
+    ``block_fn``: what runs each block in place of :func:`~amtheory.diffusion.group_model.group_block` (its
+    compiled version, for instance; see :func:`~amtheory.diffusion.group_model.group_hidden`).
     """
 
     def __init__(
@@ -63,6 +65,7 @@ class GroupDenoiser:
         batch_size: int | None = None,
         autocast_dtype: torch.dtype | None = None,
         attention: str = "auto",
+        block_fn: Callable[..., torch.Tensor] | None = None,
     ):
         if not isinstance(config, DiTConfig):
             raise TypeError(f"config: expected a DiTConfig, got {type(config).__name__}")
@@ -79,8 +82,10 @@ class GroupDenoiser:
             check_int("batch_size", batch_size, minimum=1)
         if autocast_dtype is not None and autocast_dtype not in (torch.bfloat16, torch.float16):
             raise ValueError(f"autocast_dtype: expected None, torch.bfloat16 or torch.float16, got {autocast_dtype}")
+        if block_fn is not None and not callable(block_fn):
+            raise TypeError(f"block_fn: expected None or a function like group_block, got {block_fn!r:.60}")
         target = torch.device(device) if device is not None else weights.device
-        self.config, self.batch_size = config, batch_size
+        self.config, self.batch_size, self.block_fn = config, batch_size, block_fn
         self.autocast_dtype, self.attention = autocast_dtype, attention
         self.weights = weights.detach().to(device=target, dtype=torch.float32).clone()
         # The device of the weights, "cuda" resolved to "cuda:0": the device checks compare tensors' devices with it.
@@ -123,13 +128,14 @@ class GroupDenoiser:
 
     def subgroup(self, members: Sequence[int], **kw) -> GroupDenoiser:
         """The denoiser of the members ``members`` (indices, in that order), with this one's settings unless ``kw``
-        (``batch_size``, ``autocast_dtype``, ``attention``) overrides them."""
+        (``batch_size``, ``autocast_dtype``, ``attention``, ``block_fn``) overrides them."""
         if isinstance(members, (str, bytes)) or not isinstance(members, Sequence) or not members:
             raise TypeError(f"members: expected a non-empty sequence of member indices, got {members!r}")
         for g in members:
             check_int("members", g, minimum=0, maximum=self.n_members - 1)
         idx = torch.tensor(list(members), device=self.weights.device)
-        settings = {"batch_size": self.batch_size, "autocast_dtype": self.autocast_dtype, "attention": self.attention}
+        settings = {"batch_size": self.batch_size, "autocast_dtype": self.autocast_dtype, "attention": self.attention,
+                    "block_fn": self.block_fn}  # fmt: skip
         return GroupDenoiser(self.config, self.weights.index_select(0, idx), device=self.device, **{**settings, **kw})
 
     @property
@@ -166,7 +172,8 @@ class GroupDenoiser:
         sigma = sigma_of_t(t_GB.to(device=self.device, dtype=torch.float64)).to(torch.float32)
         dt = self.autocast_dtype
         with torch.inference_mode(), torch.autocast(self.device.type, dtype=dt, enabled=dt is not None):
-            h = group_hidden(self.layout, self.params, self.tables, x_GBL, sigma, attention=self.attention)
+            h = group_hidden(self.layout, self.params, self.tables, x_GBL, sigma, attention=self.attention,
+                             block_fn=self.block_fn)  # fmt: skip
             return group_head(h, self.params["out.weight"], self.params["out.bias"])
 
     def _forward(self, x_GBL: torch.Tensor, t_GB: torch.Tensor) -> torch.Tensor:

@@ -28,7 +28,7 @@ from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss_and_grad, triton_chunk
 from amtheory.diffusion.model import DiT, DiTConfig, fold_bias
 
-__all__ = ["GroupLayout", "bmm_f32", "group_head", "group_hidden", "group_nelbo"]
+__all__ = ["GroupLayout", "bmm_f32", "compiled_block", "group_head", "group_hidden", "group_nelbo"]
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
 
@@ -140,6 +140,20 @@ def group_block(
     h = _modulate(_norm(x, p["norm2.weight"]), shift2, scale2)
     m = F.gelu(_linear4(h, p["mlp.0.weight"], p["mlp.0.bias"]), approximate="tanh")
     return x + gate2[:, :, None] * _linear4(m, p["mlp.2.weight"], p["mlp.2.bias"])
+
+
+_COMPILED_BLOCKS: dict[bool, Callable[..., torch.Tensor]] = {}
+
+
+def compiled_block(dynamic: bool = False) -> Callable[..., torch.Tensor]:
+    """:func:`group_block` under ``torch.compile``, with static shapes (one compiled graph a shape of its inputs) or
+    ``dynamic`` ones (one graph for every number of members and sequences); built once per process and kind."""
+    if not isinstance(dynamic, bool):
+        raise TypeError(f"dynamic: expected a bool, got {type(dynamic).__name__}")
+    if dynamic not in _COMPILED_BLOCKS:
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _COMPILED_BLOCKS[dynamic] = torch.compile(group_block, dynamic=dynamic)
+    return _COMPILED_BLOCKS[dynamic]
 
 
 class GroupTables:

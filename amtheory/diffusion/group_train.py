@@ -27,7 +27,7 @@ from collections.abc import Sequence
 import torch
 
 from amtheory.core._checks import check_int, check_tokens
-from amtheory.diffusion.group_model import GroupLayout, GroupTables, group_block, group_hidden, group_nelbo
+from amtheory.diffusion.group_model import GroupLayout, GroupTables, compiled_block, group_hidden, group_nelbo
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.train_config import TrainConfig
@@ -54,10 +54,7 @@ _COMPILED: dict[str, object] = {}
 def compiled_group_block():
     """:func:`~amtheory.diffusion.group_model.group_block` under ``torch.compile`` (static shapes), built once per
     process and shared by every group."""
-    if "block" not in _COMPILED:
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        _COMPILED["block"] = torch.compile(group_block, dynamic=False)
-    return _COMPILED["block"]
+    return compiled_block(dynamic=False)
 
 
 def member_update_(

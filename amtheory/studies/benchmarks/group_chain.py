@@ -31,7 +31,7 @@ from amtheory.studies.benchmarks.training_report import profile_step
 __all__ = ["bench_group_chain", "main"]
 
 
-def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device) -> GroupDenoiser:
+def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device, block_fn=None) -> GroupDenoiser:
     states = []
     for g in range(members):
         torch.manual_seed(g)
@@ -39,18 +39,22 @@ def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device) -> Gr
         torch.nn.init.normal_(model.out.weight, std=1.0 / math.sqrt(cfg.d_model))
         states.append(model.state_dict())
     amp = torch.bfloat16 if device.type == "cuda" else None  # as a measured group runs (evaluate_models_in_groups)
-    return GroupDenoiser.from_states(cfg, states, device=device, batch_size=batch, autocast_dtype=amp)
+    return GroupDenoiser.from_states(cfg, states, device=device, batch_size=batch, autocast_dtype=amp,
+                                     block_fn=block_fn)  # fmt: skip
 
 
 def bench_group_chain(
     shapes: dict[str, DiTConfig], *, members: int, batch: int, t_start: float, n_steps: int, sampler: str,
-    repeats: int, device: torch.device, profile: bool, log,
+    repeats: int, device: torch.device, profile: bool, log, compile: str = "off",
 ) -> dict[str, Any]:  # fmt: skip
     """Time one chain of each shape (median of ``repeats`` after one untimed, and on CUDA the memory one chain
-    allocates); rows of the record."""
+    allocates); rows of the record. ``compile``: the blocks eager ("off") or under ``torch.compile`` with static
+    ("static") or dynamic ("dynamic") shapes, compiled in the untimed chain."""
+    from amtheory.diffusion.group_model import compiled_block
+
     rows = []
     for name, cfg in shapes.items():
-        d = _group(cfg, members, batch, device)
+        d = _group(cfg, members, batch, device, None if compile == "off" else compiled_block(compile == "dynamic"))
         dyn = ReverseDiffusion(t_start=t_start, n_steps=n_steps, sampler=sampler, final="posterior", grid="global",
                                batch_size=batch)  # fmt: skip
         steps = sum(1 for _ in dyn._schedule(dyn.start_times(batch)))
@@ -64,13 +68,16 @@ def bench_group_chain(
         calls = itertools.count()  # each chain with draws of its own
         s, peak = median_time_and_peak(lambda c=calls, f=chain: f(next(c)), device, warmup=1, repeats=repeats)
         gib = members * batch * cfg.length * cfg.vocab_size * 4 / 2**30  # float32 log-probabilities of one step
-        row = {"shape": name, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks, "members": members, "batch": batch,
+        row = {"shape": name, "compile": compile, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks, "members": members,
+               "batch": batch,
                "steps": steps, "chain_s": s, "ms_per_step": 1e3 * s / steps,
                "token_steps_s": members * batch * cfg.length * steps / s,
                "ms_per_step_per_gib": 1e3 * s / steps / gib, "peak_gib": peak / 2**30}  # fmt: skip
         rows.append(row)
+        blocks = "eager" if compile == "off" else f"{compile} compiled"
         log(
-            f"{name} ({cfg.d_model} x {cfg.n_blocks}), {members} members x {batch} queries, {steps} {sampler} steps: "
+            f"{name} ({cfg.d_model} x {cfg.n_blocks}), blocks {blocks}, "
+            f"{members} members x {batch} queries, {steps} {sampler} steps: "
             f"{row['ms_per_step']:.2f} ms a step, {row['token_steps_s']:,.0f} token steps/s, "
             f"{row['ms_per_step_per_gib']:.2f} ms a step per GiB of float32 log-probabilities ({gib:.2f} GiB)"
             + (f", {row['peak_gib']:.2f} GiB allocated by a chain" if math.isfinite(peak) else "")
@@ -93,6 +100,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     help="ancestral: the recovery chain; argmax: the fixed-point chain")  # fmt: skip
     ap.add_argument("--repeats", type=int, default=3, help="timed chains (median reported)")
     ap.add_argument("--profile", action="store_true", help="profile one more chain of each shape (kernels by part)")
+    ap.add_argument("--compile", choices=("off", "static", "dynamic"), default="off",
+                    help="the blocks eager (default) or under torch.compile with static or dynamic shapes")  # fmt: skip
     ap.add_argument("--out", required=True, help="folder for bench_group_chain.txt and .json")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     record = bench_group_chain(
         shapes, members=a.members or (3 if a.tiny else 30), batch=a.batch or (4 if a.tiny else 64),
         t_start=a.t_start, n_steps=a.n_steps, sampler=a.sampler, repeats=a.repeats, device=device,
-        profile=a.profile, log=log,
+        profile=a.profile, log=log, compile=a.compile,
     )  # fmt: skip
     record.update(command=command, device=device_label(device, platform.processor() or "cpu"),
                   torch=torch.__version__)  # fmt: skip
