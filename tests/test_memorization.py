@@ -254,6 +254,9 @@ def test_presets_cover_what_the_experiment_needs():
     assert len(gpu.seeds) >= 3 and len(gpu.budgets) >= 2
     assert gpu.settings.ts == (0.05, 0.1, 0.25, 0.5, 1.0)
     assert gpu.train_group > 1 and gpu.eval_group > 1
+    # The budgets are compared by their meeting points: recovery at every budget, every measurement at the longest.
+    assert all("recovery" in gpu.measures_of(tc) for tc in gpu.train_cells())
+    assert {tuple(gpu.measures_of(tc)) for tc in gpu.train_cells() if tc.steps == 4 * gpu.steps} == {mz.MEASURES}
     tiny = mzp.preset("tiny", sizes=(8, 64))
     assert tiny.sizes == (8, 64) and tiny.data.source == "embedded"
     assert Path(mz.embedded_corpus_path(), "manifest.json").is_file()
@@ -334,6 +337,16 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     assert seen[-1].measured() == ["recovery", "kl"]
     with pytest.raises(ValueError, match="--measures: expected a comma list of the preset's measurements"):
         main(["--preset", "gpu", "--measures", "recovery,recall", "--out", str(tmp_path)])
+    # --short-budget-measures: what the shorter budgets' models get ("all": every measurement at every budget).
+    assert seen[-1].short_budget_measures == ("recovery", "nelbo")  # the gpu preset's
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--short-budget-measures", "basins,recovery", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].short_budget_measures == ("recovery", "basins")
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--short-budget-measures", "all", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].short_budget_measures is None
+    with pytest.raises(ValueError, match="--short-budget-measures: expected a comma list of the preset's measure"):
+        main(["--preset", "gpu", "--short-budget-measures", "recall", "--out", str(tmp_path)])
     # --lr and --batch-size: the training settings a budget probe varies (every model of the run takes them).
     with pytest.raises(Stop):
         main(["--preset", "gpu", "--lr", "3e-3", "--batch-size", "32", "--out", str(tmp_path), "--figures", ""])

@@ -238,7 +238,9 @@ class Preset:
     way), and ``eval_group``: how many trained models of one shape are measured together in lockstep
     (``amtheory.studies.memorization.group_evaluation``; 1: one at a time; the same tables either way).
     ``measures``: which of ``MEASURES`` to run (all by default; "recovery" alone makes a quick probe of which
-    budget memorizes); each one's tables are those of the full run."""
+    budget memorizes); each one's tables are those of the full run. ``short_budget_measures``: which of them the
+    models of the shorter step budgets get (None: all of ``measures``); the longest budget gets every one of
+    ``measures``. A sweep that compares budgets by their meeting points needs only "recovery" there."""
 
     name: str
     data: DataSpec
@@ -261,11 +263,16 @@ class Preset:
     budgets: tuple[int, ...] = (1,)
     eval_group: int = 1
     measures: tuple[str, ...] = MEASURES
+    short_budget_measures: tuple[str, ...] | None = None
 
     def __post_init__(self):
         m = self.measures
         if not isinstance(m, tuple) or not m or len(set(m)) != len(m) or any(x not in MEASURES for x in m):
             raise ValueError(f"measures: expected a non-empty tuple of distinct names from {MEASURES}, got {m!r}")
+        m = self.short_budget_measures
+        if m is not None and (not isinstance(m, tuple) or len(set(m)) != len(m) or any(x not in MEASURES for x in m)):
+            raise ValueError(f"short_budget_measures: expected None or a tuple of distinct names from {MEASURES}, "
+                             f"got {m!r}")  # fmt: skip
         check_int("train_group", self.train_group, minimum=1)
         check_int("eval_group", self.eval_group, minimum=1)
         _check_distinct_ints("seeds", self.seeds, "training seeds", minimum=0)
@@ -297,8 +304,19 @@ class Preset:
         """The preset's measurements in ``MEASURES`` order."""
         return [m for m in MEASURES if m in self.measures]
 
+    def measures_of(self, tc: TrainCell) -> list[str]:
+        """The measurements of the model ``tc`` in ``MEASURES`` order: all of :meth:`measured` at the longest step
+        budget, those also in ``short_budget_measures`` at a shorter one."""
+        if not isinstance(tc, TrainCell):
+            raise TypeError(f"tc: expected a TrainCell, got {type(tc).__name__}")
+        short = self.short_budget_measures
+        if short is None or tc.steps >= self.steps * max(self.budgets):
+            return self.measured()
+        return [m for m in self.measured() if m in short]
+
     def eval_cells(self, measure: str) -> list[EvalCell]:
-        return [EvalCell(tc, measure, self.settings) for tc in self.train_cells()]
+        """The cells of ``measure``: one a model that gets it (:meth:`measures_of`)."""
+        return [EvalCell(tc, measure, self.settings) for tc in self.train_cells() if measure in self.measures_of(tc)]
 
     def hopfield_cells(self, measure: str) -> list[HopfieldCell]:
         return [HopfieldCell(b, self.data, n, measure, self.settings) for b in self.backends for n in self.sizes]

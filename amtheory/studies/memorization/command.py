@@ -71,6 +71,12 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
         help="the measurements to run, e.g. recovery (None: all; recovery alone is a quick probe of memorization)",
     )
     p.add_argument(
+        "--short-budget-measures",
+        default=None,
+        help="the measurements of the models of the shorter step budgets, e.g. recovery,nelbo, or 'all' (None: the "
+        "preset's; the longest budget gets every measurement)",
+    )
+    p.add_argument(
         "--measure-lock",
         default=None,
         help="a file held locked while the models, trained in groups, are measured (their groups, then the Hopfield "
@@ -185,6 +191,12 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
     if args.measures is not None:
         names = _names("--measures", args.measures, list(MEASURES), "measurements")
         pr = dataclasses.replace(pr, measures=tuple(m for m in MEASURES if m in names))
+    if args.short_budget_measures is not None:
+        short = None  # "all": every measurement at every budget
+        if args.short_budget_measures != "all":
+            names = _names("--short-budget-measures", args.short_budget_measures, list(MEASURES), "measurements")
+            short = tuple(m for m in MEASURES if m in names)
+        pr = dataclasses.replace(pr, short_budget_measures=short)
     if args.models is not None:
         names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes")
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))

@@ -17,7 +17,7 @@ from amtheory.studies.memorization.summary import read_data
 __all__ = ["merge_data"]
 
 #: What must agree between the parts: they are parts of one sweep.
-_SAME = ("format", "settings", "data", "trajectory_points")
+_SAME = ("format", "settings", "data", "trajectory_points", "plan")
 
 
 def _joined(values: list, sep: str) -> str | None:

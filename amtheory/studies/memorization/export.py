@@ -33,7 +33,14 @@ import pandas as pd
 from amtheory.studies.memorization.analysis import SETTING_AXES, _read
 from amtheory.studies.memorization.cells import DataSpec, ModelSpec, TrainCell
 from amtheory.studies.memorization.rates import recovery_stats
-from amtheory.studies.memorization.run_record import corpus_record, examples, log_times, run_json, settings_of
+from amtheory.studies.memorization.run_record import (
+    corpus_record,
+    examples,
+    log_times,
+    read_plan,
+    run_json,
+    settings_of,
+)
 
 __all__ = ["DATA_FILES", "FORMAT", "TRAJECTORY_POINTS", "export_results", "read_results"]
 
@@ -299,6 +306,7 @@ def export_results(
         "command": command,
         "log": None if log is None else {"file": Path(log).name, "total_s": total},
         "trajectory_points": trajectory_points,
+        "plan": read_plan(root),
         "examples": examples(tabs["recovery"], models, root, settings.get("ts", [])),
     }
     out = Path(data)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -165,11 +165,11 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chai
 
 def evaluate_models_in_groups(
     train_cells: list[TrainCell], settings: EvalSettings, out_dir: str | Path, device: str, *, group_size: int,
-    measures: Sequence[str] = MEASURES,
+    measures: Sequence[str] | Callable[[TrainCell], Sequence[str]] = MEASURES,
 ) -> dict[str, Any]:  # fmt: skip
     """Write every pending measurement (``MEASURES``) of the trained models ``train_cells`` into ``out_dir``, the
     models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring); only
-    those of ``measures`` when given.
+    those of ``measures`` when given: names, or a function from a model to its names (``Preset.measures_of``).
     Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
     stage summed over the groups (``load``; ``batched <measure>`` for the work batched over the members; each
     measurement's lockstep phase by its name). Each group prints a line with the same split."""
@@ -180,8 +180,16 @@ def evaluate_models_in_groups(
     from amtheory.diffusion.lockstep import run_in_lockstep
 
     check_int("group_size", group_size, minimum=1)
-    if isinstance(measures, str) or any(m not in MEASURES for m in measures):
-        raise ValueError(f"measures: expected names from {MEASURES}, got {measures!r}")
+
+    def names(tc: TrainCell | None) -> Sequence[str]:
+        got = measures(tc) if callable(measures) else measures
+        if isinstance(got, str) or not isinstance(got, Sequence) or any(m not in MEASURES for m in got):
+            raise ValueError(f"measures: expected names from {MEASURES}, got {got!r}")
+        return got
+
+    if not callable(measures):
+        names(None)
+
     if not isinstance(settings, EvalSettings):
         raise TypeError(f"settings: expected an EvalSettings, got {type(settings).__name__}")
     out = Path(out_dir)
@@ -189,7 +197,7 @@ def evaluate_models_in_groups(
     for tc in train_cells:
         if not isinstance(tc, TrainCell):
             raise TypeError(f"train_cells: expected TrainCell items, got {type(tc).__name__}")
-        todo = _pending(tc, settings, out, measures)
+        todo = _pending(tc, settings, out, names(tc))
         if todo:
             shapes.setdefault((tc.arch, tc.data), []).append((tc, todo))
     for m in MEASURES:

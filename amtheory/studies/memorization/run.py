@@ -15,6 +15,7 @@ from amtheory.studies.memorization.analysis import _read
 from amtheory.studies.memorization.budgets import shared_budgets
 from amtheory.studies.memorization.cells import MEASURES, EvalCell, HopfieldCell, Preset, TrainCell
 from amtheory.studies.memorization.data import save_vocabulary
+from amtheory.studies.memorization.run_record import PLAN_FILE
 from amtheory.studies.memorization.training import checkpoint_dir, train_cell, train_cell_shared, train_cells_in_groups
 
 
@@ -57,11 +58,12 @@ def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]
     """The cells of one model of ``p`` by the folder their tables go to: its training, its measurements and, with
     ``hopfield``, the Hopfield-family cells of its training size."""
     cells: dict[str, list[Any]] = {"train": [tc]}
+    mine = p.measures_of(tc)
     for m in p.measured():
-        cells[m] = [EvalCell(tc, m, p.settings)]
+        cells[m] = [EvalCell(tc, m, p.settings)] if m in mine else []
         if hopfield and m in ("recovery", "basins"):
             cells[m] += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
-    return cells
+    return {folder: c for folder, c in cells.items() if c}
 
 
 def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> None:
@@ -71,7 +73,7 @@ def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> 
     from amtheory.diffusion.checkpoint import latest_checkpoint
 
     trained = result_path(out / "train", tc)
-    unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in p.measured())
+    unmeasured = any(pending_cells([EvalCell(tc, m, p.settings)], out / m) for m in p.measures_of(tc))
     if trained.exists() and unmeasured and latest_checkpoint(checkpoint_dir(out, tc) / "checkpoints") is None:
         print(f"[memorization] {tc.arch.name} on {tc.n_train} blocks: no checkpoint here for pending "
               "measurements; training again")  # fmt: skip
@@ -125,6 +127,18 @@ def _measuring_lock(path: str | Path | None, device: str) -> Iterator[None]:
                 torch.cuda.empty_cache()
 
 
+def write_plan(p: Preset, out: Path) -> None:
+    """Record in ``out/PLAN_FILE`` which measurements the models of ``p`` get: ``measures`` (at the longest step
+    budget), ``short_budget_measures`` (at the shorter ones) and ``longest_steps``, so that a results page can tell a
+    measurement left out by design from one a run did not reach."""
+    import json
+
+    plan = {"measures": p.measured(), "longest_steps": p.steps * max(p.budgets),
+            "short_budget_measures": None if p.short_budget_measures is None else [
+                m for m in p.measured() if m in p.short_budget_measures]}  # fmt: skip
+    (out / PLAN_FILE).write_text(json.dumps(plan, indent=1) + "\n")
+
+
 def run_experiment(
     p: Preset, out_dir: str | Path, *, device: str = "cpu", progress: bool = True, workers: int | str | None = None,
     train_group: int | None = None, eval_group: int | None = None, measure_lock: str | Path | None = None,
@@ -153,6 +167,7 @@ def run_experiment(
     out.mkdir(parents=True, exist_ok=True)
     workers = p.workers if workers is None else workers
     save_vocabulary(p.data, out)
+    write_plan(p, out)
     group = p.train_group if train_group is None else train_group
     evaluate_group = p.eval_group if eval_group is None else eval_group
     grouped: dict = {}
@@ -205,7 +220,7 @@ def run_experiment(
 
                 done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
                               train_cells, p.settings, out, device, group_size=evaluate_group,
-                              measures=p.measured())  # fmt: skip
+                              measures=p.measures_of)  # fmt: skip
                 if done["seconds"]:
                     split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
                     print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)

@@ -13,9 +13,39 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from amtheory.studies.memorization.cells import DataSpec
+from amtheory.studies.memorization.cells import MEASURES, DataSpec
 
-__all__ = ["corpus_record", "examples", "log_times", "record_wall_time", "run_json", "settings_of"]
+__all__ = ["PLAN_FILE", "corpus_record", "examples", "log_times", "read_plan", "record_wall_time", "run_json",
+           "settings_of"]  # fmt: skip
+
+#: The file of a results folder that says which measurements each step budget of its models gets
+#: (``amtheory.studies.memorization.run.write_plan``).
+PLAN_FILE = "measures.json"
+
+
+def read_plan(results: str | Path) -> dict | None:
+    """The measurement plan of the results folder ``results`` (``PLAN_FILE``: ``measures``,
+    ``short_budget_measures``, ``longest_steps``), or None where the run wrote none. A damaged plan is refused
+    naming what was expected and what the file holds."""
+    path = Path(results) / PLAN_FILE
+    if not path.is_file():
+        return None
+    try:
+        plan = json.loads(path.read_text())
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ValueError(f"results: {path} is not the JSON of a measurement plan ({exc})") from None
+
+    def names(v: object) -> bool:
+        return isinstance(v, list) and all(isinstance(m, str) and m in MEASURES for m in v)
+
+    short = plan.get("short_budget_measures", "?") if isinstance(plan, dict) else "?"
+    steps = plan.get("longest_steps") if isinstance(plan, dict) else None
+    if not (isinstance(plan, dict) and set(plan) == {"measures", "short_budget_measures", "longest_steps"}
+            and names(plan["measures"]) and (short is None or names(short))
+            and isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1):  # fmt: skip
+        raise ValueError(f"results: expected {path} to hold measures (names from {MEASURES}), short_budget_measures "
+                         f"(such names or null) and longest_steps (an int >= 1), got {str(plan)[:200]}")  # fmt: skip
+    return plan
 
 
 def _decoded(v: Any) -> Any:

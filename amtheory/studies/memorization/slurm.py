@@ -28,7 +28,7 @@ from amtheory.studies.memorization import presets
 from amtheory.studies.memorization.cells import Preset, TrainCell
 from amtheory.studies.memorization.command import _sizes, format_report
 from amtheory.studies.memorization.data import save_vocabulary
-from amtheory.studies.memorization.run import model_cells, model_units, run_model
+from amtheory.studies.memorization.run import model_cells, model_units, run_model, write_plan
 
 __all__ = ["command_parser", "main", "pending_models", "submit_experiment"]
 
@@ -66,6 +66,7 @@ def submit_experiment(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     save_vocabulary(p.data, out)
+    write_plan(p, out)
     task = functools.partial(_run_model_job, p=p, out_dir=str(out), device=str(device), threads=threads)
     return submit_array(executor, task, pending_models(p, out))
 
