@@ -68,6 +68,24 @@ def test_each_member_trains_as_it_would_alone(tmp_path, grad_accum, weight_decay
             torch.testing.assert_close(opt_group[i]["exp_avg"], opt_alone[i]["exp_avg"], atol=1e-6, rtol=1e-4)
 
 
+def test_each_member_draws_the_batch_the_single_trainer_draws():
+    # A step's batches are drawn member by member from each one's generator and then formed for all at once: every
+    # tensor is, bit for bit, the single trainer's sample_batch for that member's seed, data and step.
+    from amtheory.diffusion.train_step import sample_batch, step_generator
+
+    data = _data()
+    trainer = GroupTrainer(CFG, _configs(), data)
+    for step in (0, 1, 7):
+        got = trainer.batch(step)
+        for g, (seed, d) in enumerate(zip(SEEDS, data)):
+            alone = sample_batch(d, 4, V, step_generator(seed, 0, step, "cpu"))
+            assert got.keys() == alone.keys()
+            for k in alone:
+                assert got[k][g].dtype == alone[k].dtype and torch.equal(got[k][g], alone[k]), (step, g, k)
+    assert [d.shape[0] for d in trainer.data] == list(SIZES)
+    assert all(torch.equal(a, b) for a, b in zip(trainer.data, data))
+
+
 def test_a_group_of_one_equals_the_same_member_in_a_larger_group():
     configs, data = _configs(), _data()
     big = GroupTrainer(CFG, configs, data)
