@@ -16,9 +16,9 @@
   each 800-step model is read off its 3,200-step run at step 800 (``amtheory.studies.memorization.budgets``), so 90
   runs train, 30 at a time (``train_group``). Recovery at t in {0.05, 0.1, 0.25, 0.5, 1.0} on 384 queries per
   split, smaller training sets queried block by block in turn (``GPU_SETTINGS``); the 800-step models are measured
-  for recovery and the NELBO, the 3,200-step models for everything (``short_budget_measures``). Every stage prints its wall time; run
-  the command again to finish what a first call did not (results: docs/results_memorization.md; its time:
-  benchmarks/README.md).
+  for recovery and the NELBO, the 3,200-step models for everything (``short_budget_measures``). Every stage prints
+  its wall time; run the command again to finish what a first call did not (results: docs/results_memorization.md;
+  its time: benchmarks/README.md).
 * ``large`` — several GPUs (one worker per GPU through the runner): the paper's "tiny" (256 x 8) and "small"
   (768 x 12) DiTs on 128-token blocks of the full vocabulary, 64 ... 16,384 training blocks (powers of 4 times
   64 and the whole pool), 20,000 steps of 512.
