@@ -57,9 +57,10 @@ def test_the_hopfield_family_stays_with_the_first_model_of_each_size():
     assert "generation" not in cells and "nelbo" not in cells
 
 
-@pytest.mark.parametrize("bad", [("recovery", "recovery"), ("entropy",), ["recovery"], "recovery"])
+@pytest.mark.parametrize("bad", [("recovery", "recovery"), ("entropy",), ["recovery"], "recovery", ()])
 def test_bad_short_budget_measures_are_refused_naming_the_argument(bad):
-    with pytest.raises(ValueError, match="short_budget_measures: expected None or a tuple of distinct names"):
+    # () would train the shorter budgets' models and measure none of them.
+    with pytest.raises(ValueError, match="short_budget_measures: expected None or a non-empty tuple of distinct"):
         _preset(short_budget_measures=bad)
 
 

@@ -66,7 +66,7 @@ def _completeness(data: MemorizationData) -> list[str]:
     if short is not None and longest is not None and any(b < longest for b in budgets):
         shorter = ", ".join(f"{b:,}" for b in budgets if b < longest)
         lines += [f"By the sweep's plan the models of the shorter step budgets ({shorter} steps) are measured for "
-                  f"{', '.join(short) or 'nothing'} only, the models of {longest:,} steps for every measurement: the "
+                  f"{', '.join(short)} only, the models of {longest:,} steps for every measurement: the "
                   "budgets are compared by where training and test recovery meet (claim (g)).", ""]  # fmt: skip
     if notes:
         lines += ["**The sweep is incomplete**: " + "; ".join(notes) + ". The claims below use the measurements made.",

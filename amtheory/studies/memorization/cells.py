@@ -270,9 +270,10 @@ class Preset:
         if not isinstance(m, tuple) or not m or len(set(m)) != len(m) or any(x not in MEASURES for x in m):
             raise ValueError(f"measures: expected a non-empty tuple of distinct names from {MEASURES}, got {m!r}")
         m = self.short_budget_measures
-        if m is not None and (not isinstance(m, tuple) or len(set(m)) != len(m) or any(x not in MEASURES for x in m)):
-            raise ValueError(f"short_budget_measures: expected None or a tuple of distinct names from {MEASURES}, "
-                             f"got {m!r}")  # fmt: skip
+        if m is not None and (not isinstance(m, tuple) or not m or len(set(m)) != len(m)
+                              or any(x not in MEASURES for x in m)):  # fmt: skip
+            raise ValueError(f"short_budget_measures: expected None or a non-empty tuple of distinct names from "
+                             f"{MEASURES}, got {m!r}")  # fmt: skip
         check_int("train_group", self.train_group, minimum=1)
         check_int("eval_group", self.eval_group, minimum=1)
         _check_distinct_ints("seeds", self.seeds, "training seeds", minimum=0)
