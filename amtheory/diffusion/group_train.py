@@ -29,7 +29,7 @@ import torch
 from amtheory.core._checks import check_int, check_tokens
 from amtheory.diffusion.group_model import GroupLayout, GroupTables, compiled_block, group_hidden, group_nelbo
 from amtheory.diffusion.kernels import Kernels
-from amtheory.diffusion.loss import T_MIN
+from amtheory.diffusion.loss import stratified_times
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.schedule import alpha, alpha_prime
 from amtheory.diffusion.train_config import TrainConfig
@@ -197,9 +197,7 @@ class GroupTrainer:
             keep_u.append(torch.rand((B, L), generator=gen, device=dev))
             noise.append(torch.randint(0, V, (B, L), generator=gen, device=dev))
         x0 = self._pool[torch.stack(idx) + self._starts]
-        # antithetic_times, for every member at once
-        t = (torch.stack(u)[:, None] + torch.arange(B, device=dev, dtype=torch.float64) / B) % 1.0
-        t = (T_MIN + (1.0 - T_MIN) * t).float()
+        t = stratified_times(torch.stack(u), B)
         a = alpha(t)
         xt = torch.where(torch.stack(keep_u) < a[..., None], x0, torch.stack(noise))
         return {"x0": x0, "xt": xt, "alpha": a, "alpha_prime": alpha_prime(t), "sigma": -torch.log(a)}

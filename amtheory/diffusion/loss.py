@@ -45,6 +45,7 @@ __all__ = [
     "nelbo_per_token_reference",
     "pad_vocab",
     "rows_loss_and_grad",
+    "stratified_times",
 ]
 
 #: Lower end of the training times, t ~ U[T_MIN, 1] (docs/theory.md, "The continuous-time NELBO").
@@ -348,7 +349,13 @@ def antithetic_times(
     check_int("batch_size", batch_size, minimum=1)
     check_generator("generator", generator)
     u = torch.rand((), generator=generator, device=draw_device(generator, device), dtype=torch.float64)
-    t = (u.to(device) + torch.arange(batch_size, device=device, dtype=torch.float64) / batch_size) % 1.0
+    return stratified_times(u.to(device), batch_size, t_min=t_min)
+
+
+def stratified_times(u: torch.Tensor, batch_size: int, *, t_min: float = T_MIN) -> torch.Tensor:
+    """:func:`antithetic_times` from its uniforms ``u`` (float64, any shape ``[...]``, one per batch): float32
+    ``[..., batch_size]``, the times of each batch. A group of models forms every member's times at once."""
+    t = (u.unsqueeze(-1) + torch.arange(batch_size, device=u.device, dtype=torch.float64) / batch_size) % 1.0
     return (t_min + (1.0 - t_min) * t).float()
 
 
