@@ -42,7 +42,7 @@ from amtheory.diffusion.train_step import (
 )
 
 __all__ = [
-    "BETAS", "EPS", "GroupTrainer", "check_group_configs", "compiled_group_block", "compiled_member_update",
+    "BETAS", "EPS", "GroupTrainer", "check_group_configs", "compiled_member_update",
     "initial_state", "member_update_",
 ]  # fmt: skip
 
@@ -50,12 +50,6 @@ __all__ = [
 BETAS, EPS = (0.9, 0.999), 1e-8
 
 _COMPILED: dict[str, object] = {}
-
-
-def compiled_group_block():
-    """:func:`~amtheory.diffusion.group_model.group_block` under ``torch.compile`` (static shapes), built once per
-    process and shared by every group."""
-    return compiled_block(dynamic=False)
 
 
 def member_update_(
@@ -173,7 +167,7 @@ class GroupTrainer:
         kernels = Kernels(cfg.loss_kernel, cfg.attention, "torch").resolved(dev, compile=cfg.compile)
         self.attention = kernels.attention
         self.loss_kernel = loss_rows_kernel(kernels.loss)
-        self.block_fn = compiled_group_block() if cfg.compile else None
+        self.block_fn = compiled_block(dynamic=False) if cfg.compile else None
         self._member_update = compiled_member_update() if cfg.compile else member_update_
         self.autocast_dtype = torch.bfloat16 if (cfg.bf16 and (dev.type == "cuda" or cfg.cpu_bf16)) else None
         self._generators = [torch.Generator(device=dev) for _ in range(self.G)]
