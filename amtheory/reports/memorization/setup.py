@@ -48,7 +48,8 @@ def _completeness(data: MemorizationData) -> list[str]:
     present = {m: got for m, got in tables.items() if got}  # measurements this run made for some model
     measured = set().union(*present.values()) if present else set()
     plan = data.run.get("plan") or {}
-    short, longest = plan.get("short_budget_measures"), plan.get("longest_steps")
+    longest = plan.get("longest_steps")
+    short = plan.get("short_budget_measures") if longest is not None else None  # None: every budget gets everything
     notes = []
     budgets = data.budgets()
     for ms, steps in sorted({(m[0], m[1]) for m in trained}, key=lambda k: (str(k[0]), float(k[1]))):
@@ -58,12 +59,12 @@ def _completeness(data: MemorizationData) -> list[str]:
             notes.append(f"{label}: {len(mine - measured)} of {len(mine)} models not measured")
         partial = mine & measured
         # A shorter budget's models get only the plan's short-budget measurements: the others are not missing.
-        planned = set(short) if short is not None and longest is not None and steps < longest else set(present)
+        planned = set(short) if short is not None and steps < longest else set(present)
         missing = sorted(m for m, got in present.items() if partial and m in planned and not partial <= got)
         if missing:
             notes.append(f"{label}: {len(partial)} of {len(mine)} models measured in part (no {', '.join(missing)})")
     lines = []
-    if short is not None and longest is not None and any(b < longest for b in budgets):
+    if short is not None and any(b < longest for b in budgets):
         shorter = ", ".join(f"{b:,}" for b in budgets if b < longest)
         lines += [f"By the sweep's plan the models of the shorter step budgets ({shorter} steps) are measured for "
                   f"{', '.join(short)} only, the models of {longest:,} steps for every measurement: the "
