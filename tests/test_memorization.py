@@ -319,8 +319,12 @@ def test_command_takes_seeds_budgets_and_models(monkeypatch, tmp_path):
     with pytest.raises(Stop):
         main(["--preset", "gpu", "--models", "gpu-quick,gpu-micro", "--out", str(tmp_path), "--figures", ""])
     assert [a.name for a in seen[-1].archs] == ["gpu-micro", "gpu-quick"]
-    with pytest.raises(ValueError, match="--models: expected a comma list of the preset's model sizes"):
+    with pytest.raises(ValueError, match="--models: expected 'none' or a comma list of the preset's model sizes"):
         main(["--preset", "gpu", "--models", "gpu-huge", "--out", str(tmp_path)])
+    # --models none: the Hopfield family alone, the part of a sweep that can measure while the others train.
+    with pytest.raises(Stop):
+        main(["--preset", "gpu", "--models", "none", "--out", str(tmp_path), "--figures", ""])
+    assert seen[-1].archs == () and seen[-1].train_cells() == [] and len(seen[-1].hopfield_cells("basins")) == 40
     # --hopfield: which Hopfield-family backends run beside the models ("none": the part of a sweep that leaves
     # them to another part).
     with pytest.raises(Stop):

@@ -2,8 +2,9 @@
 # The whole gpu preset of the memorization sweep (training, every measurement) into results/gpu_preset, resumable:
 # run it again on the same machine to finish what a job did not; each job stops within MEM_TIMEOUT seconds
 # (default 560). MODELS=gpu-micro,gpu-small runs a part of the sweep (those model sizes, the Hopfield family beside
-# them; HOPFIELD=none leaves those to another part), so that each part fits one time-limited job and a machine lost
-# between jobs costs one part only (memorization_gpu_parts.sh runs three such parts, staged); MEASURE_LOCK=FILE
+# them; HOPFIELD=none leaves those to another part, MODELS=none runs the family alone), so that each part fits one
+# time-limited job and a machine lost between jobs costs one part only (memorization_gpu_parts.sh runs four such
+# parts, staged); MEASURE_LOCK=FILE
 # makes the parts that share the card measure one at a time. When a job
 # finishes its sweep it exports the per-cell summary tables into $OUT/memorization_data (six files, a few MB).
 # The parts' folders are merged, and the page and figures built, anywhere:

@@ -56,8 +56,8 @@ def command_parser(prog: str | None = None, exit_on_error: bool = True) -> argpa
     p.add_argument(
         "--models",
         default=None,
-        help="the preset's model sizes to run, e.g. gpu-small,gpu-quick "
-        "(None: all; a part of the sweep, for one job of several)",
+        help="the preset's model sizes to run, e.g. gpu-small,gpu-quick, or 'none' (None: all; a part of the sweep, "
+        "for one job of several; 'none' runs the Hopfield family alone)",
     )
     p.add_argument(
         "--hopfield",
@@ -153,7 +153,8 @@ def _workers(text: str | None) -> int | str | None:
 
 def format_report(summary: dict) -> str:
     """The summary's recovery, entropy and perplexity figures as plain text."""
-    lines = ["recovery of corrupted tokens, train / test (UDDM):"]
+    none = "" if summary["recovery"] else " no model in this run"
+    lines = [f"recovery of corrupted tokens, train / test (UDDM):{none}"]
     for ms, by_t in summary["recovery"].items():
         for t, by_n in by_t.items():
             cells = "  ".join(f"{n}: {v['train']:.2f}/{v['test']:.2f}" for n, v in by_n.items())
@@ -198,7 +199,7 @@ def run_command(args: argparse.Namespace, make_figures: FigureMaker | None = Non
             short = tuple(m for m in MEASURES if m in names)
         pr = dataclasses.replace(pr, short_budget_measures=short)
     if args.models is not None:
-        names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes")
+        names = _names("--models", args.models, [a.name for a in pr.archs], "model sizes", none=True)
         pr = dataclasses.replace(pr, archs=tuple(a for a in pr.archs if a.name in names))
     if args.hopfield is not None:
         names = _names("--hopfield", args.hopfield, list(pr.backends), "backends", none=True)

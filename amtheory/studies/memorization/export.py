@@ -192,8 +192,10 @@ def _recovery(rec: pd.DataFrame) -> pd.DataFrame:
     df["exact"] = df["exact"].astype(float)
     parts.append(_stats(df, by, "exact", "exact_")[["exact_mean"]])
     for col in ("entropy_recovered", "entropy_unrecovered"):
-        if col in df:
-            parts.append(_stats(df, by, col, f"{col}_"))
+        # Rows without the UDDM's per-token entropies (the Hopfield family's) count none, also in a table of the
+        # family alone, so that a part of a sweep exports its rows as the whole sweep does.
+        df[col] = df[col].astype(float) if col in df else np.nan
+        parts.append(_stats(df, by, col, f"{col}_"))
     out = pd.concat(parts, axis=1).reset_index()
     out["applicable"], out["reason"] = True, ""
     na = rec[~rec["applicable"].astype(bool)]
@@ -262,6 +264,19 @@ def _trajectory(traj: pd.DataFrame, points: int) -> pd.DataFrame:
 # ---------------------------------------------------------------------------------------------------------------
 # The export
 # ---------------------------------------------------------------------------------------------------------------
+def _data_spec(models: pd.DataFrame, tabs: dict[str, pd.DataFrame]) -> dict:
+    """The corpus the run read: from its models, else (a run of the Hopfield family alone) from the family's rows,
+    whose cells name it too; the compacted vocabulary size only a trained model records (None without one)."""
+    spec = {"source": None, "length": None, "vocab": None, "vocab_size": None}
+    family = [t for t in (tabs["recovery"], tabs["basins"]) if "data.source" in t and len(t)]
+    if not models.empty or family:
+        r0 = models.iloc[0] if not models.empty else family[0].iloc[0]
+        spec = {"source": str(r0["data.source"]), "length": int(r0["data.length"]),
+                "vocab": None if pd.isna(r0["data.vocab"]) else int(r0["data.vocab"]),
+                "vocab_size": int(r0["vocab_size"]) if not models.empty else None}  # fmt: skip
+    return spec
+
+
 def export_results(
     results: str | Path,
     data: str | Path,
@@ -290,12 +305,7 @@ def export_results(
     if eval_s is not None:
         models = _models(tabs["train"], seeds, eval_s)
     settings = settings_of(tabs["recovery"])
-    spec = {"source": None, "length": None, "vocab": None, "vocab_size": None}
-    if not models.empty:
-        r0 = models.iloc[0]
-        spec = {"source": str(r0["data.source"]), "length": int(r0["data.length"]),
-                "vocab": None if pd.isna(r0["data.vocab"]) else int(r0["data.vocab"]),
-                "vocab_size": int(r0["vocab_size"])}  # fmt: skip
+    spec = _data_spec(models, tabs)
     run = {
         "format": FORMAT,
         "results": str(root),

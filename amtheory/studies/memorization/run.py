@@ -58,12 +58,17 @@ def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]
     """The cells of one model of ``p`` by the folder their tables go to: its training, its measurements and, with
     ``hopfield``, the Hopfield-family cells of its training size."""
     cells: dict[str, list[Any]] = {"train": [tc]}
-    mine = p.measures_of(tc)
+    mine, family = p.measures_of(tc), family_cells(p, tc.n_train) if hopfield else {}
     for m in p.measured():
-        cells[m] = [EvalCell(tc, m, p.settings)] if m in mine else []
-        if hopfield and m in ("recovery", "basins"):
-            cells[m] += [HopfieldCell(b, p.data, tc.n_train, m, p.settings) for b in p.backends]
+        cells[m] = ([EvalCell(tc, m, p.settings)] if m in mine else []) + family.get(m, [])
     return {folder: c for folder, c in cells.items() if c}
+
+
+def family_cells(p: Preset, n_train: int) -> dict[str, list[HopfieldCell]]:
+    """The Hopfield-family cells of ``p`` at the training size ``n_train`` by the folder their tables go to (those
+    of its measurements the family has: recovery and basins)."""
+    return {m: [HopfieldCell(b, p.data, n_train, m, p.settings) for b in p.backends]
+            for m in p.measured() if m in ("recovery", "basins") and p.backends}  # fmt: skip
 
 
 def _forget_training_without_checkpoint(p: Preset, tc: TrainCell, out: Path) -> None:
@@ -226,6 +231,14 @@ def run_experiment(
                     print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
             # Models still to train go one by one, the shorter step budgets read off the longer runs.
             shares = shared_budgets(pending_cells(train_cells, out / "train"))
-            for tc, with_hopfield in model_units(p):
+            units = model_units(p)
+            for tc, with_hopfield in units:
                 run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped, shares=shares)
+            # The family at the training sizes no model carries: every size where the preset has no models (the
+            # family's own part of a sweep, which needs no trained model and so measures while the others train).
+            carried = {tc.n_train for tc, with_hopfield in units if with_hopfield}
+            for n in (n for n in p.sizes if n not in carried):
+                for folder, cells in family_cells(p, n).items():
+                    _stage(f"{folder} the Hopfield family on {n} blocks", run_sweep, cells, eval_fn, out / folder,
+                           device=device, progress=False)  # fmt: skip
     return {name: _read(out / name) for name in ("train", *MEASURES)}
