@@ -154,6 +154,25 @@ def test_every_number_from_the_data_folder_equals_the_results(seeds_run):
                           .median().to_numpy())  # fmt: skip
 
 
+def test_the_precision_table_separates_the_sizes_whose_every_training_block_is_measured(seeds_run):
+    # At a training size of at most n_eval blocks every training block is measured, so that more evaluation blocks
+    # cannot lower its standard error; the table gives the largest over the larger sizes apart.
+    from amtheory.studies.memorization.meetings import SE_TARGET, differences, precision
+
+    p, _, data_dir, _ = seeds_run
+    d = read_data(data_dir)
+    diffs, got = differences(d), precision(d).set_index(["model_size", "steps", "t"])
+    n_eval = p.settings.n_eval
+    assert {n for n in p.sizes if n <= n_eval} and {n for n in p.sizes if n > n_eval}
+    for key, g in diffs.groupby(["model_size", "steps", "t"]):
+        sampled = g[g["train_size"] > n_eval]
+        row = got.loc[key]
+        assert row["max_se"] == g["diff_se"].max()
+        assert row["max_se_sampled"] == sampled["diff_se"].max()
+        assert row["at_sampled"] == sampled.loc[sampled["diff_se"].idxmax(), "train_size"]
+        assert row["within_sampled"] == (row["max_se_sampled"] <= SE_TARGET)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # The page and the figures from the data folder alone
 # ---------------------------------------------------------------------------------------------------------------
@@ -167,6 +186,7 @@ def test_page_from_the_data_folder_equals_the_page_from_the_results(seeds_run):
         assert f"## ({claim}) " in page and f"| ({claim}) |" in page
     assert page.count("**reproduced**") + page.count("**not reproduced**") + page.count("**undecided**") > 20
     assert "within 0.01" in page and "seeds: 2" not in page
+    assert "At a training set of at most 4 blocks every training block is measured" in page
     assert "30 steps (x1)" in page and "60 steps (x2)" in page
 
 

@@ -177,8 +177,21 @@ def section_meetings(f: Findings) -> str:
              size_interval(r["low"], r["high"], r["seeds"]), r["seeds"], _FIRST.get(r["first"], r["first"]),
              f"{n_fmt(r['smallest'])} ... {n_fmt(r['largest'])} ({r['sizes']})", verdict_text(r["verdict"])]
             for _, r in f.meetings.sort_values(["model_size", "steps", "t"]).iterrows()]  # fmt: skip
-    prec = [[f.label(r["model_size"], r["steps"]), f"{r['t']:g}", fmt(r["max_se"], 4), n_fmt(r["at"]),
-             "yes" if r["within"] else "no"] for _, r in f.precision.iterrows()]  # fmt: skip
+    n_eval = f.data.settings.get("n_eval")
+    sampled = isinstance(n_eval, int)  # (a data folder that names the evaluation's count)
+    prec = [[f.label(r["model_size"], r["steps"]), f"{r['t']:g}",
+             *(x for s in ("", "_sampled")[: 1 + sampled] for x in (
+                 fmt(r[f"max_se{s}"], 4), n_fmt(r[f"at{s}"]), _within(r[f"max_se{s}"], r[f"within{s}"])))]
+            for _, r in f.precision.iterrows()]  # fmt: skip
+    within = ["largest SE", "at blocks", f"within {mt.SE_TARGET:g}"]
+    census = (
+        f" At a training set of at most {n_eval:,} blocks every training block is measured (each at least once), so "
+        "that more evaluation blocks cannot lower the standard error there: it comes from the training blocks and "
+        f"the seeds themselves, and falls with more seeds. The last three columns take the sizes of more than "
+        f"{n_eval:,} blocks alone, where the evaluation's blocks are a sample of the training set."
+        if sampled
+        else ""
+    )
     return section(
         f"(c) {CLAIMS['c'].capitalize()}",
         "Training and test recovery meet at the first training size from which training recovery exceeds test "
@@ -194,9 +207,14 @@ def section_meetings(f: Findings) -> str:
         table(["model", "t", "meeting size", "95% interval over seeds", "seeds", "at the smallest size",
                "sizes measured", "verdict"], rows),
         "The largest standard error of training minus test recovery over the training sizes (seeds pooled), against "
-        f"the {mt.SE_TARGET:g} the sweep is sized for:",
-        table(["model", "t", "largest SE", "at blocks", f"within {mt.SE_TARGET:g}"], prec),
+        f"the {mt.SE_TARGET:g} the sweep is sized for.{census}",
+        table(["model", "t", *within, *([f"{w}, more than {n_eval:,} blocks" for w in within] if sampled else [])],
+              prec),
     )  # fmt: skip
+
+
+def _within(se: float, within: bool) -> str:
+    return "–" if not math.isfinite(se) else "yes" if within else "no"
 
 
 def _shift_rows(df: pd.DataFrame, first) -> list[list]:

@@ -130,20 +130,21 @@ def budget_shifts(data: MemorizationData, *, n_boot: int = 1000, seed: int = 0) 
 
 def precision(data: MemorizationData) -> pd.DataFrame:
     """Per (model size, steps, t): the largest standard error of training minus test recovery over the training
-    sizes (seeds pooled), the size where it is, and whether it is within ``SE_TARGET``."""
+    sizes (seeds pooled), the size where it is, and whether it is within ``SE_TARGET``; and the same over the sizes
+    of more training blocks than the evaluation measures a split (``_sampled``; NaN where there is none, or where
+    the data folder does not name that count). At a size of at most that many blocks every training block is
+    measured, several times each, so that more evaluation blocks cannot lower its standard error; more seeds can."""
     d = differences(data)
+    n_eval = data.settings.get("n_eval")
     rows = []
     for (ms, steps, t), g in d.groupby(["model_size", "steps", "t"]):
-        i = g["diff_se"].idxmax()
-        se = float(g.loc[i, "diff_se"])
-        rows.append(
-            {
-                "model_size": ms,
-                "steps": int(steps),
-                "t": float(t),
-                "max_se": se,
-                "at": int(g.loc[i, "train_size"]),
-                "within": bool(math.isfinite(se) and se <= SE_TARGET),
-            }
-        )
+        row: dict = {"model_size": ms, "steps": int(steps), "t": float(t)}
+        sampled = g[g["train_size"] > n_eval] if isinstance(n_eval, int) else g.iloc[:0]
+        for suffix, part in (("", g), ("_sampled", sampled)):
+            i = part["diff_se"].idxmax() if len(part) else None
+            se = float(part.loc[i, "diff_se"]) if i is not None else math.nan
+            row[f"max_se{suffix}"] = se
+            row[f"at{suffix}"] = int(part.loc[i, "train_size"]) if i is not None else None
+            row[f"within{suffix}"] = bool(math.isfinite(se) and se <= SE_TARGET)
+        rows.append(row)
     return pd.DataFrame(rows)
