@@ -187,6 +187,9 @@ def test_page_from_the_data_folder_equals_the_page_from_the_results(seeds_run):
     assert page.count("**reproduced**") + page.count("**not reproduced**") + page.count("**undecided**") > 20
     assert "within 0.01" in page and "seeds: 2" not in page
     assert "At a training set of at most 4 blocks every training block is measured" in page
+    # (f) says, with or without a peak, where the bound is largest relative to where the recovery curves meet.
+    bullets = [ln for ln in page.split("\n## (f) ")[1].split("\n## ")[0].splitlines() if ln.startswith("- ")]
+    assert bullets and all("recovery meet at" in ln or "do not meet" in ln for ln in bullets), bullets
     assert "30 steps (x1)" in page and "60 steps (x2)" in page
 
 

@@ -266,23 +266,29 @@ def _peak_text(f: Findings, r) -> str:
     m = f.meetings
     m = m[(m["model_size"] == r["model_size"]) & (m["steps"] == r["steps"]) & (m["t"] == f.ref_t)]
     meet = m.iloc[0] if len(m) else None
-    where = ""
-    if r["peak"] is not None and meet is not None and meet["size"] is not None:
+
+    def relative(size: int, what: str) -> str:
+        """Where ``size`` lies against the meeting point's interval."""
+        if meet is None:
+            return ""
+        if meet["size"] is None:
+            return f"; train and test recovery do not meet within the sweep (t = {f.ref_t:g})"
         lo = meet["low"] if meet["low"] is not None else math.inf
         hi = meet["high"] if meet["high"] is not None else math.inf
-        rel = "below" if r["peak"] < lo else "above" if r["peak"] > hi else "within"
-        where = (
+        rel = "below" if size < lo else "above" if size > hi else "within"
+        return (
             f"; train and test recovery meet at {size_text(meet['size'])} blocks (t = {f.ref_t:g}, interval "
-            f"{size_interval(meet['low'], meet['high'], meet['seeds'])}), so the peak lies {rel} that interval"
+            f"{size_interval(meet['low'], meet['high'], meet['seeds'])}), so {what} lies {rel} that interval"
         )
+
     if r["peak"] is not None:
-        return f"a peak at {n_fmt(r['peak'])} blocks (bound {r['peak_ppl']:,.1f}){where}"
+        return f"a peak at {n_fmt(r['peak'])} blocks (bound {r['peak_ppl']:,.1f}){relative(r['peak'], 'the peak')}"
     if r["seeds"] < 2:
         return "one seed: no interval, so no peak can be told from noise"
     return (
         f"no interior peak whose interval separates from both neighbours; the mean bound is largest at "
         f"{n_fmt(r['argmax'])} blocks, and {r['decided_steps']} of {r['sizes'] - 1} neighbouring sizes differ "
-        "beyond their intervals"
+        f"beyond their intervals{relative(r['argmax'], 'the largest bound')}"
     )
 
 
