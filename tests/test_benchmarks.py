@@ -77,6 +77,42 @@ def test_training_accounting_from_a_recorded_run(capsys):
     assert "| parameters counted | peak rate |" in capsys.readouterr().out
 
 
+def test_eager_kernels_are_charged_to_the_operator_and_the_autograd_node_that_launched_them():
+    from types import SimpleNamespace as E
+
+    from amtheory.studies.benchmarks.training_report import kernels_by_operator
+
+    def k(name, us):
+        return E(name=name, duration=us)
+
+    node = E(name="autograd::engine::evaluate_function: MulBackward0", cpu_parent=None)
+    to = E(name="aten::to", cpu_parent=node)
+    copy = E(
+        name="aten::copy_",
+        cpu_parent=to,
+        input_shapes=[[30, 8192, 256], [30, 8192, 256]],
+        kernels=[k("void at::native::elementwise_kernel<128, 4>", 300.0), k("triton_poi_fused_add_0", 999.0)],
+    )
+    top = E(
+        name="aten::linalg_vector_norm",
+        cpu_parent=None,
+        input_shapes=[[30, 10236416], []],
+        kernels=[k("void at::native::reduce_kernel<512, 1>", 120.0), k("nvjet_sm90_gemm", 999.0)],
+    )
+    again = E(
+        name="aten::copy_",
+        cpu_parent=to,
+        input_shapes=[[30, 8192, 256], [30, 8192, 256]],
+        kernels=[k("void at::native::elementwise_kernel<128, 4>", 300.0)],
+    )
+    got = kernels_by_operator([node, to, copy, top, again], n=2)
+    # Per step (2 steps), in milliseconds; inductor's and the GEMM's kernels are not eager ones.
+    assert got == [
+        ("autograd::engine::evaluate_function: MulBackward0 > aten::copy_([30, 8192, 256], [30, 8192, 256])", 0.3),
+        ("top level > aten::linalg_vector_norm([30, 10236416])", 0.06),
+    ]
+
+
 def test_kernel_category_names_the_parts_of_a_step():
     from amtheory.studies.benchmarks.training_report import INDUCTOR, kernel_category
 

@@ -44,7 +44,7 @@ def profile_step(fn: Callable[[int], Any], device: torch.device, label: str, fir
     from torch.profiler import ProfilerActivity, profile
 
     acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
-    with profile(activities=acts) as prof:
+    with profile(activities=acts, record_shapes=True) as prof:
         for i in range(n):
             fn(first + i)
         synchronize(device)
@@ -53,6 +53,9 @@ def profile_step(fn: Callable[[int], Any], device: torch.device, label: str, fir
     print(prof.key_averages().table(sort_by=key, row_limit=18, max_name_column_width=70))
     if device.type == "cuda":
         _print_kernel_split(prof.events(), n)
+        print("  eager kernels by the operator that launched them, its input shapes and what ran it (ms per step):")
+        for where, ms in kernels_by_operator(prof.events(), n)[:20]:
+            print(f"    {ms:6.2f}  {where[:170]}")
 
 
 #: Kernel-name fragments of each part of a training step (first match wins; the rest is "other"). Inductor's
@@ -103,6 +106,26 @@ def _print_kernel_split(events: Any, n: int) -> None:
         print(f"  {INDUCTOR}, every kernel (ms per step):")
         for k, v in every:
             print(f"    {v / n / 1e3:6.2f}  {k[:150]}")
+
+
+def kernels_by_operator(
+    events: Any, n: int, parts: tuple[str, ...] = ("eager elementwise and reductions", "other")
+) -> list[tuple[str, float]]:
+    """Device milliseconds a step of the kernels of ``parts`` (:func:`kernel_category`), by the operator that
+    launched them with its input shapes, and the nearest enclosing event that is no ATen operator (the autograd
+    node, custom function or compiled graph running it; "top level" where there is none), largest first."""
+    out: dict[str, float] = {}
+    for e in events:
+        kernels = [k for k in getattr(e, "kernels", ()) if kernel_category(k.name) in parts]
+        if not kernels:
+            continue
+        ctx = e.cpu_parent
+        while ctx is not None and ctx.name.startswith("aten::"):
+            ctx = ctx.cpu_parent
+        shapes = ", ".join(str(list(s)) for s in (e.input_shapes or []) if s)
+        key = f"{'top level' if ctx is None else ctx.name} > {e.name}({shapes})"
+        out[key] = out.get(key, 0.0) + sum(k.duration for k in kernels) / n / 1e3
+    return sorted(out.items(), key=lambda kv: -kv[1])
 
 
 def _fastest_optimised(rows: list[dict[str, Any]], cname: str) -> dict[str, Any] | None:
