@@ -131,3 +131,26 @@ def test_the_command_passes_its_measure_lock(tmp_path, monkeypatch):
     command.main(["--preset", "tiny", "--out", str(tmp_path), "--device", "cpu", "--figures", "",
                   "--measure-lock", str(tmp_path / "m.lock")])  # fmt: skip
     assert got["measure_lock"] == str(tmp_path / "m.lock")
+
+
+def test_the_family_alone_measures_holding_the_lock_whatever_the_training_groups(tmp_path, monkeypatch):
+    # A run without models trains nothing that could share the card while it measures: it takes the lock even where
+    # its preset would train one model at a time (so that it never measures beside another part's measuring group).
+    import dataclasses
+
+    from amtheory.studies.memorization import evaluation, run_experiment
+
+    path = tmp_path / "measure.lock"
+    real = evaluation.evaluate_cell
+    seen: list[bool] = []
+
+    def checked(cell, *args, **kwargs):
+        seen.append(_held_elsewhere(path))
+        return real(cell, *args, **kwargs)
+
+    monkeypatch.setattr(evaluation, "evaluate_cell", checked)
+    p = _study_preset(steps=3, checkpoint_every=3, measures=("recovery",), backends=("dense_exp",))
+    p = dataclasses.replace(p, archs=(), train_group=1, eval_group=1)
+    run_experiment(p, tmp_path / "out", device="cpu", progress=False, measure_lock=path)
+    assert seen == [True, True]  # one dense-memory cell for each of the two training sizes
+    assert not _held_elsewhere(path)

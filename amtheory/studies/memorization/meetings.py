@@ -133,7 +133,7 @@ def precision(data: MemorizationData) -> pd.DataFrame:
     sizes (seeds pooled), the size where it is, and whether it is within ``SE_TARGET``; and the same over the sizes
     of more training blocks than the evaluation measures a split (``_sampled``; NaN where there is none, or where
     the data folder does not name that count). At a size of at most that many blocks every training block is
-    measured, several times each, so that more evaluation blocks cannot lower its standard error; more seeds can."""
+    measured (each at least once), so that more evaluation blocks cannot lower its standard error; more seeds can."""
     d = differences(data)
     n_eval = data.settings.get("n_eval")
     rows = []

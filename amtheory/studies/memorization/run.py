@@ -162,7 +162,9 @@ def run_experiment(
     1 measures each model alone. ``measure_lock``: a file (``amtheory.core.sweep.lock``) held, where the models
     train first (in groups), from the first measurement to the last (the groups, then the Hopfield family), so
     that runs sharing one GPU measure one at a time while another trains beside (two measuring groups of 30, and
-    the family beside a measuring group, ran an 80 GB card out of memory); None measures without one."""
+    the family beside a measuring group, ran an 80 GB card out of memory), and by a preset without models (the
+    Hopfield family alone, a part of a sweep that needs no trained model) from its start; None measures without
+    one."""
     from amtheory.core.sweep import run_sweep
     from amtheory.studies.memorization import evaluation as ev
 
@@ -219,7 +221,8 @@ def run_experiment(
         # Where every model trained first, what follows only measures: the groups, then model by model the
         # Hopfield family (and any model a group left), all under the lock. The family beside another part's
         # measuring group ran an H100 out of memory (benchmarks/h100_memorization_gpu.log).
-        with _measuring_lock(measure_lock if trained_first else None, device):
+        # A run without models (the family alone) trains nothing beside its measuring: it takes the lock as well.
+        with _measuring_lock(measure_lock if trained_first or not train_cells else None, device):
             if evaluate_group > 1:
                 from amtheory.studies.memorization.group_evaluation import evaluate_models_in_groups
 
