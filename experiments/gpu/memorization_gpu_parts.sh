@@ -14,7 +14,8 @@
 # Each part runs through memorization_gpu_preset.sh (resumable: run this again on the same machine to finish what a
 # job did not; a part that finished its training starts the next at once). Every part stops by the same deadline,
 # MEM_TIMEOUT seconds after this script starts. When all have finished, their data folders are merged into
-# $OUT/memorization_data, with the wall time of all the jobs as the run's. Then, anywhere:
+# $OUT/memorization_data, with the wall time of all the jobs as the run's, and the page and figures are built from
+# it into $OUT/page (the run's time end to end goes to $OUT/parts.txt). From the committed tables, anywhere:
 #   python experiments/summarize_memorization.py --data DATA --out docs/results_memorization.md --figures docs/figures
 # PARTS="c b" runs only those parts (a fresh machine keeps nothing of an earlier one); DATA_OF_A=DIR (DATA_OF_H=DIR)
 # then names the data folder of part A (H) exported before (its memorization_data), merged in its place.
@@ -73,4 +74,13 @@ done
 if [ "${#FOLDERS[@]}" -eq 4 ]; then
     PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --merge "${FOLDERS[@]}" \
         --data "$OUT/memorization_data" --wall-s "$WALL_S"
+    # The page and its figures from the merged tables, here, so that the run is timed end to end (built from the
+    # committed tables anywhere, the page is the same: tests/test_committed_pages.py).
+    PAGE_START=$(date +%s)
+    PYTHONPATH=$PWD python3 experiments/summarize_memorization.py --data "$OUT/memorization_data" \
+        --out "$OUT/page/results_memorization.md" --figures "$OUT/page/figures" > "$OUT/page.txt" 2>&1
+    PAGE_RC=$?
+    PAGE_S=$(( $(date +%s) - PAGE_START ))
+    echo "page and figures: $PAGE_S s (exit $PAGE_RC); the run end to end: $(( WALL_S + PAGE_S )) s" \
+        | tee -a "$OUT/parts.txt"
 fi
