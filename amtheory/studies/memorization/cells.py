@@ -215,6 +215,20 @@ class HopfieldCell:
 # ---------------------------------------------------------------------------------------------------------------
 # Presets
 # ---------------------------------------------------------------------------------------------------------------
+def _check_measure_names(name: str, names: object, *, optional: bool = False) -> None:
+    """``names`` must be a non-empty tuple of distinct names from ``MEASURES`` (or None, where ``optional``)."""
+    if optional and names is None:
+        return
+    if (
+        not isinstance(names, tuple)
+        or not names
+        or len(set(names)) != len(names)
+        or any(x not in MEASURES for x in names)
+    ):
+        either = "None or " if optional else ""
+        raise ValueError(f"{name}: expected {either}a non-empty tuple of distinct names from {MEASURES}, got {names!r}")
+
+
 def _check_distinct_ints(name: str, values: object, what: str, *, minimum: int) -> None:
     """``values``: a non-empty tuple of distinct ints >= ``minimum`` (``what`` they are, for the message)."""
     if not isinstance(values, tuple):
@@ -266,14 +280,8 @@ class Preset:
     short_budget_measures: tuple[str, ...] | None = None
 
     def __post_init__(self):
-        m = self.measures
-        if not isinstance(m, tuple) or not m or len(set(m)) != len(m) or any(x not in MEASURES for x in m):
-            raise ValueError(f"measures: expected a non-empty tuple of distinct names from {MEASURES}, got {m!r}")
-        m = self.short_budget_measures
-        if m is not None and (not isinstance(m, tuple) or not m or len(set(m)) != len(m)
-                              or any(x not in MEASURES for x in m)):  # fmt: skip
-            raise ValueError(f"short_budget_measures: expected None or a non-empty tuple of distinct names from "
-                             f"{MEASURES}, got {m!r}")  # fmt: skip
+        _check_measure_names("measures", self.measures)
+        _check_measure_names("short_budget_measures", self.short_budget_measures, optional=True)
         check_int("train_group", self.train_group, minimum=1)
         check_int("eval_group", self.eval_group, minimum=1)
         _check_distinct_ints("seeds", self.seeds, "training seeds", minimum=0)

@@ -67,7 +67,7 @@ def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]
 def family_cells(p: Preset, n_train: int) -> dict[str, list[HopfieldCell]]:
     """The Hopfield-family cells of ``p`` at the training size ``n_train`` by the folder their tables go to (those
     of its measurements the family has: recovery and basins)."""
-    return {m: [HopfieldCell(b, p.data, n_train, m, p.settings) for b in p.backends]
+    return {m: [c for c in p.hopfield_cells(m) if c.n_stored == n_train]
             for m in p.measured() if m in ("recovery", "basins") and p.backends}  # fmt: skip
 
 
