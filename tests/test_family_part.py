@@ -12,8 +12,9 @@ import pandas as pd
 import pytest
 import torch
 from _tables import assert_same_tables
+from test_group_train import _study_preset
 
-from amtheory.studies.memorization import DataSpec, EvalSettings, ModelSpec, Preset, run_experiment
+from amtheory.studies.memorization import Preset, run_experiment
 
 torch.set_num_threads(1)
 
@@ -22,15 +23,8 @@ _TIMES = ("wall_s", "ms_per_step", "eval_s", "group_size")
 
 def _preset() -> Preset:
     """One nano model at two sizes, two seeds, trained and measured in groups; two Hopfield-family backends."""
-    return Preset(
-        name="parts", data=DataSpec("embedded", 12, 128),
-        archs=(ModelSpec("nano", d_model=16, n_blocks=1, n_heads=2, cond_dim=8, dropout=0.0),),
-        sizes=(4, 16), seeds=(0, 1), steps=3, batch_size=4, lr=3e-3, warmup=2, ema=0.9, checkpoint_every=3,
-        budgets=(1,), train_group=2, eval_group=2, measures=("recovery", "basins", "nelbo"),
-        settings=EvalSettings(n_eval=3, ts=(0.1, 0.5), n_steps=4, n_basin=2, basin_trials=2, basin_steps=2,
-                              n_generate=3, nelbo_ts=2, kl_ts=(0.5,), empirical_steps=3, hopfield_max_iter=2),
-        backends=("empirical", "dense_exp"),
-    )  # fmt: skip
+    return _study_preset(seeds=(0, 1), steps=3, checkpoint_every=3, budgets=(1,), train_group=2, eval_group=2,
+                         measures=("recovery", "basins", "nelbo"), backends=("empirical", "dense_exp"))  # fmt: skip
 
 
 @pytest.fixture(scope="module")
