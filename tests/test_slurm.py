@@ -65,6 +65,27 @@ def test_job_array_writes_the_tables_of_a_local_run_and_resumes(tmp_path):
     assert time.perf_counter() - t0 < 60
 
 
+def test_a_preset_without_models_submits_the_hopfield_family_size_by_size(tmp_path):
+    # The family alone (``--models none``; the family part of a sweep) needs no trained model: each training size
+    # is a unit of work of its own, and the array writes the family's tables of a local run of the same preset.
+    torch.set_num_threads(1)
+    p = dataclasses.replace(micro_preset(), archs=())
+    run_experiment(p, tmp_path / "local", device="cpu", progress=False)
+    argv = ["--cluster", "local", "--out", str(tmp_path / "array"), "--logs", str(tmp_path / "logs" / "%j")]
+    argv += ["--gpus-per-task", "0", "--threads", "1"]
+    run = load_experiment("slurm_memorization").main(argv, preset=p)
+    assert len(run["job_ids"]) == len(p.sizes)
+    for stage in ("recovery", "basins"):
+        names = sorted(q.name for q in (tmp_path / "local" / stage).glob("*.parquet"))
+        assert len(names) == len(p.hopfield_cells(stage)), stage
+        assert names == sorted(q.name for q in (tmp_path / "array" / stage).glob("*.parquet")), stage
+        for name in names:
+            x, y = read_table(tmp_path / "local" / stage / name), read_table(tmp_path / "array" / stage / name)
+            drop = [c for c in TIMING_AND_PATHS if c in x.columns]
+            pd.testing.assert_frame_equal(x.drop(columns=drop), y.drop(columns=drop), obj=f"{stage}/{name}")
+    assert load_experiment("slurm_memorization").main(argv, preset=p)["job_ids"] == []
+
+
 def test_no_wait_returns_the_jobs_without_waiting(tmp_path):
     p = dataclasses.replace(micro_preset(), sizes=(4,))
     argv = ["--cluster", "local", "--out", str(tmp_path / "out"), "--logs", str(tmp_path / "logs" / "%j")]

@@ -64,6 +64,25 @@ def model_cells(p: Preset, tc: TrainCell, hopfield: bool) -> dict[str, list[Any]
     return {folder: c for folder, c in cells.items() if c}
 
 
+def family_sizes(p: Preset) -> list[int]:
+    """The training sizes of ``p`` whose Hopfield-family cells go with no model (:func:`model_units`): every size
+    of a preset without models, each then a unit of work of its own (:func:`run_family`)."""
+    carried = {tc.n_train for tc, with_hopfield in model_units(p) if with_hopfield}
+    return [n for n in p.sizes if n not in carried and family_cells(p, n)]
+
+
+def run_family(p: Preset, n_train: int, out_dir: str | Path, *, device: str = "cpu") -> None:
+    """Measure the Hopfield-family memories of ``p`` at the training size ``n_train``, each stage through the sweep
+    runner into its folder of ``out_dir`` (finished cells skipped); prints each stage's wall time."""
+    from amtheory.core.sweep import run_sweep
+    from amtheory.studies.memorization import evaluation as ev
+
+    eval_fn = functools.partial(ev.evaluate_cell, root=str(out_dir))
+    for folder, cells in family_cells(p, n_train).items():
+        _stage(f"{folder} the Hopfield family on {n_train} blocks", run_sweep, cells, eval_fn, Path(out_dir, folder),
+               device=device, progress=False)  # fmt: skip
+
+
 def family_cells(p: Preset, n_train: int) -> dict[str, list[HopfieldCell]]:
     """The Hopfield-family cells of ``p`` at the training size ``n_train`` by the folder their tables go to (those
     of its measurements the family has: recovery and basins)."""
@@ -239,9 +258,6 @@ def run_experiment(
                 run_model(p, tc, out, device=device, hopfield=with_hopfield, trained_rows=grouped, shares=shares)
             # The family at the training sizes no model carries: every size where the preset has no models (the
             # family's own part of a sweep, which needs no trained model and so measures while the others train).
-            carried = {tc.n_train for tc, with_hopfield in units if with_hopfield}
-            for n in (n for n in p.sizes if n not in carried):
-                for folder, cells in family_cells(p, n).items():
-                    _stage(f"{folder} the Hopfield family on {n} blocks", run_sweep, cells, eval_fn, out / folder,
-                           device=device, progress=False)  # fmt: skip
+            for n in family_sizes(p):
+                run_family(p, n, out, device=device)
     return {name: _read(out / name) for name in ("train", *MEASURES)}
