@@ -80,3 +80,19 @@ def test_one_models_linear_in_bf16_folds_the_bias_and_passes_its_gradient():
     # d/db of the summed logits is the row count: the two bias parts pass the gradient once between them.
     torch.testing.assert_close(b0.grad, torch.full((V,), float(N)))
     assert W0.grad is not None and W0.grad.shape == W0.shape
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_in_place_accumulation_adds_the_float32_product(dtype):
+    # The loss adds each chunk's head gradient to a float32 accumulator in place: the accumulator plus the product
+    # that bmm_f32 gives (its float32 result, or on a CPU its reduced-dtype result), whichever way the device adds.
+    from amtheory.diffusion.group_model import baddbmm_f32_, bmm_f32
+
+    g = torch.Generator().manual_seed(3)
+    a = torch.randn(G, V, N, generator=g).to(dtype)
+    b = torch.randn(G, N, D, generator=g).to(dtype)
+    acc = torch.randn(G, V, D, generator=g)
+    want = acc + bmm_f32(a, b)
+    out = baddbmm_f32_(acc, a, b)
+    assert out.data_ptr() == acc.data_ptr() and acc.dtype == torch.float32
+    torch.testing.assert_close(acc, want, rtol=1e-5, atol=1e-5)

@@ -28,7 +28,7 @@ from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss_and_grad, triton_chunk
 from amtheory.diffusion.model import DiT, DiTConfig, fold_bias
 
-__all__ = ["GroupLayout", "bmm_f32", "compiled_block", "group_head", "group_hidden", "group_nelbo"]
+__all__ = ["GroupLayout", "baddbmm_f32_", "bmm_f32", "compiled_block", "group_head", "group_hidden", "group_nelbo"]
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
 
@@ -44,6 +44,38 @@ def bmm_f32(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         except (RuntimeError, TypeError):  # an older torch: remember, and stop trying
             _BMM_OUT_DTYPE["ok"] = False
     return torch.bmm(a, b).float()
+
+
+def _accumulate_in_gemm_ok(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether ``torch.baddbmm(acc, a, b, out_dtype=float32, out=acc)`` runs on ``device`` for inputs of ``dtype``
+    and adds its product to ``acc`` (checked once per device and dtype, on a small problem against the product
+    added by hand)."""
+    key = (str(device), dtype)
+    if key not in _ACCUMULATE_IN_GEMM:
+        try:
+            gen = torch.Generator(device=device).manual_seed(0)
+            a, b = (torch.randn(s, generator=gen, device=device).to(dtype) for s in ((2, 24, 40), (2, 40, 16)))
+            acc = torch.randn(2, 24, 16, generator=gen, device=device)
+            want = acc + bmm_f32(a, b)
+            torch.baddbmm(acc, a, b, out_dtype=torch.float32, out=acc)
+            _ACCUMULATE_IN_GEMM[key] = bool(torch.allclose(acc, want, rtol=1e-4, atol=1e-4))
+        except (RuntimeError, TypeError):  # no float32-output baddbmm here
+            _ACCUMULATE_IN_GEMM[key] = False
+    return _ACCUMULATE_IN_GEMM[key]
+
+
+_ACCUMULATE_IN_GEMM: dict[tuple[str, torch.dtype], bool] = {}
+
+
+def baddbmm_f32_(acc: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """``acc += a @ b`` in place (3-D, batched, ``acc`` float32), the product in the inputs' dtype: added in the
+    product's epilogue where the GEMM can (float32 inputs; reduced ones on CUDA), so that ``acc`` is read once by
+    the GEMM instead of written as a separate product and then read, read and written by an addition."""
+    if a.dtype == torch.float32:
+        return acc.baddbmm_(a, b.float())
+    if a.is_cuda and _accumulate_in_gemm_ok(a.device, a.dtype):
+        return torch.baddbmm(acc, a, b, out_dtype=torch.float32, out=acc)
+    return acc.add_(bmm_f32(a, b))
 
 
 @dataclass(frozen=True)
@@ -264,7 +296,7 @@ class _GroupChunkedNELBO(torch.autograd.Function):
                 total = total + loss.view(G, n).sum(1)
                 gc = gc.view(G, n, VP)
                 g_h[:, s:e] = bmm_f32(gc, Wc[:, :, :D])
-                g_Wb += bmm_f32(gc.transpose(1, 2), hc)
+                baddbmm_f32_(g_Wb, gc.transpose(1, 2), hc)
         ctx.grads = (g_h, g_Wb[:, :V, :D], g_Wb[:, :V, D].contiguous())
         ctx.dtypes = (h_GND.dtype, W_GVD.dtype, b_GV.dtype)
         return total / N
