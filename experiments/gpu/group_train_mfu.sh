@@ -5,7 +5,7 @@
 # GEMMs (TORCHINDUCTOR_MAX_AUTOTUNE_GEMM=1: Triton GEMM templates that can take the elementwise work around them
 # into their epilogues). About 4 minutes, most of it the autotuning's compile.
 #   OUT=DIR [SHAPES=gpu-quick] bash experiments/gpu/group_train_mfu.sh
-# Record: benchmarks/h100_profile_group_train.txt.
+# Record: benchmarks/h100_profile_group_train_operators.txt.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH=$PWD
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
