@@ -135,10 +135,12 @@ class GroupLayout:
 
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
     """``x [G, N, in] @ w[g]^T + b[g]`` per member (``w [G, out, in]``, ``b [G, out]``); under autocast in its
-    dtype, like ``nn.Linear``."""
-    if b is None:
-        return torch.bmm(x, w.transpose(1, 2))
-    return torch.baddbmm(b[:, None, :], x, w.transpose(1, 2))
+    dtype, like ``nn.Linear``. The bias is added after the product, not in it (``baddbmm``): compiled, a
+    ``baddbmm`` with a bias broadcast over the rows first copies the bias into every row of its output and the GEMM
+    then reads that back, where the addition after the product fuses into the elementwise work that follows (the
+    GELU of the MLP). In a reduced dtype the product is rounded before the bias is added."""
+    y = torch.bmm(x, w.transpose(1, 2))
+    return y if b is None else y + b.to(y.dtype)[:, None, :]
 
 
 def _norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
