@@ -28,7 +28,10 @@ from amtheory.diffusion.attention_kernels import block_attention, rotary_tables
 from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss_and_grad, triton_chunk
 from amtheory.diffusion.model import DiT, DiTConfig, fold_bias
 
-__all__ = ["GroupLayout", "baddbmm_f32_", "bmm_f32", "compiled_block", "group_head", "group_hidden", "group_nelbo"]
+__all__ = [
+    "GroupLayout", "baddbmm_f32_", "bmm_f32", "compiled_block", "compiled_final", "group_final", "group_head",
+    "group_hidden", "group_nelbo",
+]  # fmt: skip
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
 
@@ -133,14 +136,39 @@ class GroupLayout:
         return {n: p.reshape(s).clone() for n, p, s in zip(self.names, parts, self.shapes)}
 
 
+class _GroupLinear(torch.autograd.Function):
+    """``x [G, N, in] @ w[g]^T (+ b[g])`` in the dtype ``dt``; the weight's gradient made as ``dy^T @ x``, laid out as
+    the weight (autograd's, the transpose of ``w^T``'s, is strided, and was copied: compiled, too)."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, dt):
+        xc, wc = x.to(dt), w.to(dt)
+        y = torch.bmm(xc, wc.transpose(1, 2))
+        if b is not None:
+            y = y + b.to(dt)[:, None, :]
+        ctx.save_for_backward(xc, wc)
+        ctx.dtypes = (x.dtype, w.dtype, None if b is None else b.dtype)
+        return y
+
+    @staticmethod
+    def backward(ctx, dy):
+        xc, wc = ctx.saved_tensors
+        x_dt, w_dt, b_dt = ctx.dtypes
+        with torch.autocast(device_type=dy.device.type, enabled=False):  # compiled, backward is traced under it
+            gx = torch.bmm(dy, wc).to(x_dt) if ctx.needs_input_grad[0] else None
+            gw = torch.bmm(dy.transpose(1, 2), xc).to(w_dt) if ctx.needs_input_grad[1] else None
+            gb = dy.sum(1).to(b_dt) if b_dt is not None and ctx.needs_input_grad[2] else None
+        return gx, gw, gb, None
+
+
 def _linear(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None = None) -> torch.Tensor:
-    """``x [G, N, in] @ w[g]^T + b[g]`` per member (``w [G, out, in]``, ``b [G, out]``); under autocast in its
-    dtype, like ``nn.Linear``. The bias is added after the product, not in it (``baddbmm``): compiled, a
-    ``baddbmm`` with a bias broadcast over the rows first copies the bias into every row of its output and the GEMM
-    then reads that back, where the addition after the product fuses into the elementwise work that follows (the
-    GELU of the MLP). In a reduced dtype the product is rounded before the bias is added."""
-    y = torch.bmm(x, w.transpose(1, 2))
-    return y if b is None else y + b.to(y.dtype)[:, None, :]
+    """``x [G, N, in] @ w[g]^T + b[g]`` per member (``w [G, out, in]``, ``b [G, out]``), in autocast's dtype like
+    ``nn.Linear``. The bias is added after the product (rounded first in a reduced dtype), not in it: compiled, a
+    ``baddbmm`` copies the broadcast bias into every output row, where an addition fuses into the work after it."""
+    dev = x.device.type
+    dt = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    with torch.autocast(device_type=dev, enabled=False):
+        return _GroupLinear.apply(x, w, b, dt)
 
 
 def _norm(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -176,7 +204,22 @@ def group_block(
     return x + gate2[:, :, None] * _linear4(m, p["mlp.2.weight"], p["mlp.2.bias"])
 
 
-_COMPILED_BLOCKS: dict[bool, Callable[..., torch.Tensor]] = {}
+def group_final(h: torch.Tensor, c: torch.Tensor, w: torch.Tensor, b: torch.Tensor, norm: torch.Tensor) -> torch.Tensor:
+    """The DiT's final norm and modulation of every member's features ``h [G, B, L, D]`` by its conditioning
+    ``c [G, B, C]``, in float32 (``w``, ``b``: ``adaLN_final``'s; ``norm``: ``norm_final``'s)."""
+    with torch.autocast(device_type=h.device.type, enabled=False):
+        shift, scale = _linear(c.float(), w, b).chunk(2, dim=-1)
+        return _modulate(_norm(h, norm), shift, scale)
+
+
+_COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
+
+
+def _compiled(name: str, fn: Callable[..., torch.Tensor], dynamic: bool) -> Callable[..., torch.Tensor]:
+    if name not in _COMPILED:
+        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
+        _COMPILED[name] = torch.compile(fn, dynamic=dynamic)
+    return _COMPILED[name]
 
 
 def compiled_block(dynamic: bool = False) -> Callable[..., torch.Tensor]:
@@ -184,10 +227,13 @@ def compiled_block(dynamic: bool = False) -> Callable[..., torch.Tensor]:
     ``dynamic`` ones (one graph for every number of members and sequences); built once per process and kind."""
     if not isinstance(dynamic, bool):
         raise TypeError(f"dynamic: expected a bool, got {type(dynamic).__name__}")
-    if dynamic not in _COMPILED_BLOCKS:
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        _COMPILED_BLOCKS[dynamic] = torch.compile(group_block, dynamic=dynamic)
-    return _COMPILED_BLOCKS[dynamic]
+    return _compiled(f"block, dynamic={dynamic}", group_block, dynamic)
+
+
+def compiled_final() -> Callable[..., torch.Tensor]:
+    """:func:`group_final` under ``torch.compile`` (static shapes), built once per process: its norm, modulation
+    and their backward as a few fused passes over the features instead of eager ones."""
+    return _compiled("final", group_final, False)
 
 
 class GroupTables:
@@ -209,10 +255,11 @@ def group_hidden(
     *,
     attention: str = "auto",
     block_fn: Callable[..., torch.Tensor] | None = None,
+    final_fn: Callable[..., torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Float32 features ``h [G, B, L, D]`` of every member (``DiT.hidden`` of member ``g`` on ``x_GBL[g]``,
-    ``sigma_GB[g]``); ``params`` are :meth:`GroupLayout.views`, ``block_fn`` replaces :func:`group_block` (e.g.
-    its compiled version). Unchecked: the trainer checks its data once."""
+    ``sigma_GB[g]``); ``params`` are :meth:`GroupLayout.views`, ``block_fn`` replaces :func:`group_block` and
+    ``final_fn`` :func:`group_final` (e.g. their compiled versions). Unchecked: the trainer checks its data once."""
     cfg = layout.config
     if cfg.dropout != 0.0:
         raise ValueError(f"config.dropout: expected 0 for a group of models (masks are not drawn), got {cfg.dropout}")
@@ -229,9 +276,8 @@ def group_hidden(
         prefix = f"blocks.{i}."
         p = {n[len(prefix) :]: v for n, v in params.items() if n.startswith(prefix)}
         h = block(p, h, c, cos, sin, cfg.n_heads, attention)
-    with torch.autocast(device_type=h.device.type, enabled=False):
-        shift, scale = _linear(c.float(), params["adaLN_final.weight"], params["adaLN_final.bias"]).chunk(2, dim=-1)
-        return _modulate(_norm(h, params["norm_final.weight"]), shift, scale)
+    final = group_final if final_fn is None else final_fn
+    return final(h, c, params["adaLN_final.weight"], params["adaLN_final.bias"], params["norm_final.weight"])
 
 
 def group_head(h_GBLD: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:

@@ -27,7 +27,14 @@ from collections.abc import Sequence
 import torch
 
 from amtheory.core._checks import check_int, check_tokens
-from amtheory.diffusion.group_model import GroupLayout, GroupTables, compiled_block, group_hidden, group_nelbo
+from amtheory.diffusion.group_model import (
+    GroupLayout,
+    GroupTables,
+    compiled_block,
+    compiled_final,
+    group_hidden,
+    group_nelbo,
+)
 from amtheory.diffusion.kernels import Kernels
 from amtheory.diffusion.loss import stratified_times
 from amtheory.diffusion.model import DiT, DiTConfig
@@ -168,6 +175,7 @@ class GroupTrainer:
         self.attention = kernels.attention
         self.loss_kernel = loss_rows_kernel(kernels.loss)
         self.block_fn = compiled_block(dynamic=False) if cfg.compile else None
+        self.final_fn = compiled_final() if cfg.compile else None
         self._member_update = compiled_member_update() if cfg.compile else member_update_
         self.autocast_dtype = torch.bfloat16 if (cfg.bf16 and (dev.type == "cuda" or cfg.cpu_bf16)) else None
         self._generators = [torch.Generator(device=dev) for _ in range(self.G)]
@@ -200,7 +208,7 @@ class GroupTrainer:
         """Each member's mean NELBO ``[G]`` on its part of ``batch`` (differentiable in :attr:`weights`)."""
         params = self.layout.views(self.weights)
         h = group_hidden(self.layout, params, self.tables, batch["xt"], batch["sigma"], attention=self.attention,
-                         block_fn=self.block_fn)  # fmt: skip
+                         block_fn=self.block_fn, final_fn=self.final_fn)  # fmt: skip
         return group_nelbo(
             h, params["out.weight"], params["out.bias"], batch["x0"], batch["xt"], batch["alpha"],
             batch["alpha_prime"], chunk_rows=self.cfg.chunk_rows, kernel=self.loss_kernel,
