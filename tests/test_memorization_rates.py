@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hypothesis import given
+from hypothesis import strategies as st
 
 from amtheory.backends.classical import ClassicalHopfield
 from amtheory.core.basins import basin_radius
@@ -21,6 +23,7 @@ from amtheory.studies.memorization import DataSpec, EvalSettings
 from amtheory.studies.memorization import evaluation as ev
 from amtheory.studies.memorization.data import eval_sequences, load_data, ordinary_positions
 from amtheory.studies.memorization.rates import meeting_interval, meeting_size, pooled_rate, rate_table, verdict
+from amtheory.testing.profiles import property_settings
 
 SPEC = DataSpec("embedded", 12, 128)
 
@@ -504,3 +507,32 @@ def test_a_small_training_set_is_queried_in_turn_up_to_the_evaluation_count():
     # Each query of a block gets its own corruption.
     c = ev.corrupted(SPEC, "train", 0.5, sets["train"], 128).states
     assert not torch.equal(c[0], c[3])
+
+
+@property_settings(max_examples=60)
+@given(st.integers(0, 2**31 - 1), st.integers(2, 4), st.integers(1, 6))
+def test_the_bootstrap_s_resamples_all_at_once_meet_where_each_alone_does(seed, n_seeds, n_sizes):
+    # The bootstrap finds the meeting of all its resamples at once; each must be meeting_size of that resample's
+    # summed statistics alone (blocks of random lengths and recoveries, some seeds missing a size on one split).
+    from amtheory.studies.memorization.rates import STAT_COLUMNS, _rate_se, _SeedResampler, block_stats
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(n_seeds):
+        for size in 16 * 2 ** np.arange(n_sizes):
+            for split in ("train", "test"):
+                if rng.random() < 0.1:
+                    continue  # this seed did not measure this size on this split
+                n = rng.integers(0, 6, size=rng.integers(1, 5)).astype(float)
+                k = np.floor(n * rng.choice([0.0, 0.5, 1.0, rng.random()]))
+                rows.append({"seed": s, "train_size": int(size), "split": split, **block_stats(k, n)})
+    stats = pd.DataFrame(rows)
+    boot = _SeedResampler(stats)
+    counts = rng.multinomial(boot.seeds.size, np.full(boot.seeds.size, 1 / boot.seeds.size), size=25).astype(float)
+    got = boot.meetings(counts)
+    for c, meet in zip(counts, got):
+        summed = {sp: np.tensordot(c, getattr(boot, sp), 1) for sp in ("train", "test")}
+        (p_tr, se_tr), (p_te, se_te) = (_rate_se(*summed[sp]) for sp in ("train", "test"))
+        assert len(STAT_COLUMNS) == summed["train"].shape[0]
+        want = meeting_size(boot.sizes, p_tr - p_te, np.hypot(se_tr, se_te)) if boot.sizes.size else None
+        assert meet == want, (c, meet, want)

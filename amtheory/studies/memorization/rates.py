@@ -32,23 +32,10 @@ import pandas as pd
 from amtheory.core.basins import wilson_interval
 
 __all__ = [
-    "STAT_COLUMNS",
-    "block_stats",
-    "meeting_interval",
-    "meeting_interval_of_stats",
-    "meeting_of_rows",
-    "meeting_of_stats",
-    "meeting_shift",
-    "meeting_size",
-    "meeting_trend",
-    "meeting_trend_of_stats",
-    "pooled_rate",
-    "rate_of_stats",
-    "rate_table",
-    "rates_of_stats",
-    "recovery_stats",
-    "verdict",
-]
+    "STAT_COLUMNS", "block_stats", "meeting_interval", "meeting_interval_of_stats", "meeting_of_rows",
+    "meeting_of_stats", "meeting_shift", "meeting_size", "meeting_trend", "meeting_trend_of_stats", "pooled_rate",
+    "rate_of_stats", "rate_table", "rates_of_stats", "recovery_stats", "verdict"
+]  # fmt: skip
 
 #: How many standard errors a difference must exceed to be called a difference.
 Z_MEET = 2.0
@@ -221,10 +208,17 @@ def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
     return float(s[i])
 
 
-def _meet_arrays(sizes: np.ndarray, train: np.ndarray, test: np.ndarray) -> float | None:
-    """Meeting size from statistics ``[6, sizes]`` (rows in ``STAT_COLUMNS`` order) of each split."""
-    (p_tr, se_tr), (p_te, se_te) = _rate_se(*train), _rate_se(*test)
-    return meeting_size(sizes, p_tr - p_te, np.hypot(se_tr, se_te))
+def _meet_arrays(sizes: np.ndarray, train: np.ndarray, test: np.ndarray) -> list[float | None]:
+    """Meeting sizes (``meeting_size``) from statistics ``[n, 6, k]`` (``STAT_COLUMNS`` on the second axis) of each
+    split at ``k`` ascending ``sizes``, for ``n`` sets of statistics at once."""
+    (p_tr, se_tr), (p_te, se_te) = (_rate_se(*np.moveaxis(a, 1, 0)) for a in (train, test))
+    d, e = p_tr - p_te, np.hypot(se_tr, se_te)
+    ok = np.isfinite(d) & np.isfinite(e)
+    bad = ok & ~(d <= Z_MEET * e)
+    last_bad = np.where(bad.any(1), sizes.size - 1 - np.argmax(bad[:, ::-1], axis=1), -1)
+    # The first measured size after the last one still apart, if there is one.
+    after = ok & (np.arange(sizes.size)[None, :] > last_bad[:, None])
+    return [float(sizes[i]) if has else None for i, has in zip(np.argmax(after, axis=1), after.any(1))]
 
 
 def _split_arrays(stats: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
@@ -240,7 +234,7 @@ def meeting_of_stats(stats: pd.DataFrame) -> float | None:
     sizes, tr, te = _split_arrays(stats)
     if not sizes.size:
         return None
-    return _meet_arrays(sizes, tr.to_numpy(float).T, te.to_numpy(float).T)
+    return _meet_arrays(sizes, tr.to_numpy(float).T[None], te.to_numpy(float).T[None])[0]
 
 
 def meeting_of_rows(recovery: pd.DataFrame) -> float | None:
@@ -265,11 +259,16 @@ class _SeedResampler:
             arrays.append(np.stack(per) if per else np.zeros((0, len(STAT_COLUMNS), 0)))
         self.train, self.test = arrays
 
-    def draw(self, rng: np.random.Generator) -> float | None:
+    def counts(self, rng: np.random.Generator) -> np.ndarray:
+        """How often one resample (as many seeds as there are, with replacement) draws each seed: ``[S]``."""
         pick = rng.choice(self.seeds, size=self.seeds.size, replace=True)
-        counts = np.array([(pick == s).sum() for s in self.seeds], dtype=float)
+        return (pick[:, None] == self.seeds[None, :]).sum(0).astype(float)
+
+    def meetings(self, counts: np.ndarray) -> list[float | None]:
+        """The meeting size of each resample's summed statistics (``counts [n, S]``), all at once: the statistics
+        are counts, so their sums are exact, the same as each resample's alone."""
         if not self.sizes.size:
-            return None
+            return [None] * len(counts)
         return _meet_arrays(self.sizes, np.tensordot(counts, self.train, 1), np.tensordot(counts, self.test, 1))
 
 
@@ -289,7 +288,7 @@ def meeting_interval_of_stats(
     if boot.seeds.size < 2:
         return {"size": size, "low": None, "high": None, "seeds": int(boot.seeds.size)}
     rng = np.random.default_rng(seed)
-    draws = [boot.draw(rng) for _ in range(n_boot)]
+    draws = boot.meetings(np.stack([boot.counts(rng) for _ in range(n_boot)]))
     a = (1 - confidence) / 2
     vals = np.asarray([math.inf if m is None else m for m in draws])
     low, high = np.quantile(vals, [a, 1 - a], method="inverted_cdf")
@@ -350,8 +349,9 @@ def meeting_shift(
     boot_a, boot_b = _SeedResampler(before), _SeedResampler(after)
     rng = np.random.default_rng(seed)
     n_seeds = min(boot_a.seeds.size, boot_b.seeds.size)
-    draws = np.asarray([_log2_ratio(boot_b.draw(rng), boot_a.draw(rng)) for _ in range(n_boot)] if n_seeds > 1
-                       else [])  # fmt: skip
+    counts = [(boot_b.counts(rng), boot_a.counts(rng)) for _ in range(n_boot)] if n_seeds > 1 else []
+    pairs = zip(*(boot.meetings(np.stack(c)) for boot, c in zip((boot_b, boot_a), zip(*counts)))) if counts else ()
+    draws = np.asarray([_log2_ratio(b, a) for b, a in pairs])
     a = (1 - confidence) / 2
     if n_seeds < 2 or float(np.mean(~np.isnan(draws))) < 1 - a:
         low = high = math.nan
