@@ -184,24 +184,6 @@ def test_summary_and_figures(micro_run, tmp_path):
     assert all(q.stat().st_size > 1000 for q in paths)
 
 
-def test_figures_drawn_side_by_side_are_those_drawn_one_after_another(micro_run, tmp_path):
-    # The figures are drawn in worker processes, each given the tables once: the same files, pixel for pixel.
-    from amtheory.figures.memorization import draw_figures
-    from amtheory.studies.memorization.summary import open_data
-
-    _, out, _, _ = micro_run
-    data = open_data(out)
-    alone = draw_figures(data, tmp_path / "one", workers=1)
-    side = draw_figures(data, tmp_path / "two", workers=2)
-    assert [q.name for q in side] == [q.name for q in alone] and len(alone) == 16
-    for a, b in zip(alone, side):
-        if a.suffix == ".png":
-            assert a.read_bytes() == b.read_bytes(), a.name
-    for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="workers"):
-            draw_figures(data, tmp_path / "bad", workers=bad)
-
-
 # ---------------------------------------------------------------------------------------------------------------
 # Hand-made inputs
 # ---------------------------------------------------------------------------------------------------------------

@@ -28,9 +28,6 @@ step budgets have their own markers.
 from __future__ import annotations
 
 import math
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -335,34 +332,13 @@ FIGURES = (
 )
 
 
-def draw_figures(data: MemorizationData, out: str | Path, *, workers: int | None = None) -> list[Path]:
-    """Draw every figure of a data folder's tables (``summary.read_data``) into ``out``; returns the paths.
-    ``workers``: processes that draw figures side by side (started fresh, each given the tables once), by default
-    one a usable core up to one a figure; 1 draws them here, one after another."""
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int) or workers < 1):
-        raise ValueError(f"workers: expected None or a positive int, got {workers!r}")
-    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    n = min(len(FIGURES), usable if workers is None else workers)
-    if n == 1:
-        setup()
-        return [p for f in FIGURES for p in f(data, Path(out))]
-    Path(out).mkdir(parents=True, exist_ok=True)
-    ctx = multiprocessing.get_context("spawn")  # not fork: the tables' libraries may hold threads
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_keep, initargs=(data, Path(out))) as pool:
-        return [p for paths in pool.map(_draw_kept, range(len(FIGURES))) for p in paths]
-
-
-_KEPT: dict[str, object] = {}
-
-
-def _keep(data: MemorizationData, out: Path) -> None:
-    """A drawing process's tables and folder, given once when it starts."""
-    _KEPT.update(data=data, out=out)
+def draw_figures(data: MemorizationData, out: str | Path) -> list[Path]:
+    """Draw every figure of a data folder's tables (``summary.read_data``) into ``out``; returns the paths."""
     setup()
-
-
-def _draw_kept(index: int) -> list[Path]:
-    return FIGURES[index](_KEPT["data"], _KEPT["out"])
+    paths: list[Path] = []
+    for f in FIGURES:
+        paths += f(data, Path(out))
+    return paths
 
 
 def make_figures(source: str | Path, out: str | Path) -> list[Path]:
