@@ -137,8 +137,8 @@ class GroupLayout:
 
 
 class _GroupLinear(torch.autograd.Function):
-    """``x [G, N, in] @ w[g]^T (+ b[g])`` in the dtype ``dt``; the weight's gradient made as ``dy^T @ x``, laid out as
-    the weight (autograd's, the transpose of ``w^T``'s, is strided, and was copied: compiled, too)."""
+    """``x [G, N, in] @ w[g]^T (+ b[g])`` in the dtype ``dt``, the weight's gradient made as ``dy^T @ x``, laid out as
+    the weight. Autograd's would be the transpose of ``w^T``'s, strided, and copied into the stacked gradient."""
 
     @staticmethod
     def forward(ctx, x, w, b, dt):
