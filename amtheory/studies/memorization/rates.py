@@ -195,30 +195,26 @@ def meeting_size(sizes, diff, se, z: float = Z_MEET) -> float | None:
         raise ValueError("sizes: expected positive training-set sizes")
     if np.any(e < 0):
         raise ValueError("se: expected non-negative standard errors")
-    ok = np.isfinite(d) & np.isfinite(e)
-    s, d, e = s[ok], d[ok], e[ok]
     order = np.argsort(s)
-    s, d, e = s[order], d[order], e[order]
-    within = d <= z * e
-    if s.size == 0 or not within[-1]:
-        return None
-    i = s.size - 1
-    while i > 0 and within[i - 1]:
-        i -= 1
-    return float(s[i])
+    return _first_meetings(s[order], d[order][None], e[order][None], z)[0]
+
+
+def _first_meetings(sizes: np.ndarray, d: np.ndarray, e: np.ndarray, z: float = Z_MEET) -> list[float | None]:
+    """``meeting_size``'s rule for ``n`` curves at once: ``d``, ``e`` ``[n, k]`` at ``k`` ascending ``sizes``; the
+    first finite size after the last one still apart (``d > z e``), None where the last finite one is apart or none
+    is finite."""
+    ok = np.isfinite(d) & np.isfinite(e)
+    bad = ok & ~(d <= z * e)
+    last_bad = np.where(bad.any(1), sizes.size - 1 - np.argmax(bad[:, ::-1], axis=1), -1)
+    after = ok & (np.arange(sizes.size)[None, :] > last_bad[:, None])
+    return [float(sizes[i]) if has else None for i, has in zip(np.argmax(after, axis=1), after.any(1))]
 
 
 def _meet_arrays(sizes: np.ndarray, train: np.ndarray, test: np.ndarray) -> list[float | None]:
     """Meeting sizes (``meeting_size``) from statistics ``[n, 6, k]`` (``STAT_COLUMNS`` on the second axis) of each
     split at ``k`` ascending ``sizes``, for ``n`` sets of statistics at once."""
     (p_tr, se_tr), (p_te, se_te) = (_rate_se(*np.moveaxis(a, 1, 0)) for a in (train, test))
-    d, e = p_tr - p_te, np.hypot(se_tr, se_te)
-    ok = np.isfinite(d) & np.isfinite(e)
-    bad = ok & ~(d <= Z_MEET * e)
-    last_bad = np.where(bad.any(1), sizes.size - 1 - np.argmax(bad[:, ::-1], axis=1), -1)
-    # The first measured size after the last one still apart, if there is one.
-    after = ok & (np.arange(sizes.size)[None, :] > last_bad[:, None])
-    return [float(sizes[i]) if has else None for i, has in zip(np.argmax(after, axis=1), after.any(1))]
+    return _first_meetings(sizes, p_tr - p_te, np.hypot(se_tr, se_te))
 
 
 def _split_arrays(stats: pd.DataFrame) -> tuple[np.ndarray, pd.DataFrame, pd.DataFrame]:
