@@ -29,8 +29,8 @@ from amtheory.diffusion.loss import PAD_LOGIT, TRITON_ROWS, pad_vocab, rows_loss
 from amtheory.diffusion.model import DiT, DiTConfig, fold_bias
 
 __all__ = [
-    "GroupLayout", "baddbmm_f32_", "bmm_f32", "compiled_block", "compiled_final", "group_final", "group_head",
-    "group_hidden", "group_nelbo",
+    "GroupLayout", "baddbmm_f32_", "bmm_f32", "compiled_block", "compiled_final", "compiled_once", "group_final",
+    "group_head", "group_hidden", "group_nelbo",
 ]  # fmt: skip
 
 _BMM_OUT_DTYPE = {"ok": True}  # set to False the first time the float32-output batched product is missing
@@ -215,7 +215,8 @@ def group_final(h: torch.Tensor, c: torch.Tensor, w: torch.Tensor, b: torch.Tens
 _COMPILED: dict[str, Callable[..., torch.Tensor]] = {}
 
 
-def _compiled(name: str, fn: Callable[..., torch.Tensor], dynamic: bool) -> Callable[..., torch.Tensor]:
+def compiled_once(name: str, fn: Callable[..., torch.Tensor], dynamic: bool) -> Callable[..., torch.Tensor]:
+    """``torch.compile(fn, dynamic=dynamic)``, built once per process under ``name``."""
     if name not in _COMPILED:
         torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
         _COMPILED[name] = torch.compile(fn, dynamic=dynamic)
@@ -227,13 +228,12 @@ def compiled_block(dynamic: bool = False) -> Callable[..., torch.Tensor]:
     ``dynamic`` ones (one graph for every number of members and sequences); built once per process and kind."""
     if not isinstance(dynamic, bool):
         raise TypeError(f"dynamic: expected a bool, got {type(dynamic).__name__}")
-    return _compiled(f"block, dynamic={dynamic}", group_block, dynamic)
+    return compiled_once(f"block, dynamic={dynamic}", group_block, dynamic)
 
 
 def compiled_final() -> Callable[..., torch.Tensor]:
-    """:func:`group_final` under ``torch.compile`` (static shapes), built once per process: its norm, modulation
-    and their backward as a few fused passes over the features instead of eager ones."""
-    return _compiled("final", group_final, False)
+    """:func:`group_final` under ``torch.compile`` (static shapes): its norm and modulation as a few fused passes."""
+    return compiled_once("final", group_final, False)
 
 
 class GroupTables:

@@ -32,6 +32,7 @@ from amtheory.diffusion.group_model import (
     GroupTables,
     compiled_block,
     compiled_final,
+    compiled_once,
     group_hidden,
     group_nelbo,
 )
@@ -55,8 +56,6 @@ __all__ = [
 
 #: AdamW's betas and eps (those of :func:`amtheory.diffusion.train_step.make_optimizer`).
 BETAS, EPS = (0.9, 0.999), 1e-8
-
-_COMPILED: dict[str, object] = {}
 
 
 def member_update_(
@@ -83,10 +82,7 @@ def member_update_(
 def compiled_member_update():
     """:func:`member_update_` under ``torch.compile`` (static shapes), built once per process: one fused pass where
     the eager update makes about fifteen (benchmarks/h100_profile_group_train.txt)."""
-    if "update" not in _COMPILED:
-        torch._dynamo.config.recompile_limit = max(torch._dynamo.config.recompile_limit, 64)
-        _COMPILED["update"] = torch.compile(member_update_, dynamic=False)
-    return _COMPILED["update"]
+    return compiled_once("member update", member_update_, False)
 
 
 def check_group_configs(train_configs: Sequence[TrainConfig]) -> TrainConfig:
