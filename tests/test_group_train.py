@@ -528,3 +528,49 @@ def test_a_filled_training_split_is_measured_alike_alone_and_in_a_group(tmp_path
     assert not np.array_equal(xq[0], xq[4])  # the same block, corrupted anew
     fixed = alone["fixed_points"]
     assert len(fixed[(fixed["train_size"] == 4) & (fixed["split"] == "train")]) == 4
+
+
+def test_a_compiled_preset_measures_its_groups_batched_work_with_compiled_blocks(tmp_path, monkeypatch):
+    # compile: the batched work of a measured group (its reverse chains, samples, entropies) runs the blocks under
+    # torch.compile with dynamic shapes (one graph for its chunks and subgroups of every size), as the training runs
+    # them compiled. torch.compile stands in here as a recorder that runs each function eagerly: the test is of
+    # what is compiled and used where, not of the compiler (tests/test_group_eval.py compares compiled blocks with
+    # eager ones).
+    from amtheory.diffusion import group_model, train_step
+    from amtheory.diffusion.group_eval import GroupDenoiser
+    from amtheory.studies.memorization import run_experiment
+
+    calls: dict[tuple[str, bool], int] = {}
+
+    def recorder(fn, dynamic=None, **kw):
+        key = (fn.__name__, bool(dynamic))
+        calls.setdefault(key, 0)
+
+        def run(*args, **kwargs):
+            calls[key] += 1
+            return fn(*args, **kwargs)
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", recorder)
+    monkeypatch.setattr(group_model, "_COMPILED", {})  # built anew with the recorder, and restored after the test
+    monkeypatch.setattr(train_step, "_COMPILED_KERNEL", {})
+    block_fns: list = []
+    init = GroupDenoiser.__init__
+
+    def spy(self, *args, **kwargs):
+        init(self, *args, **kwargs)
+        block_fns.append(self.block_fn)
+
+    monkeypatch.setattr(GroupDenoiser, "__init__", spy)
+    p = _study_preset(steps=3, checkpoint_every=3, train_group=2, eval_group=2, compile=True,
+                      measures=("recovery", "generation"))  # fmt: skip
+    run_experiment(p, tmp_path, device="cpu", progress=False)
+    assert calls[("group_block", False)] > 0  # the training's blocks: static shapes
+    assert calls[("group_block", True)] > 0  # the measured group's batched work: dynamic shapes
+    dynamic = group_model._COMPILED["block, dynamic=True"]
+    assert any(f is dynamic for f in block_fns) and any(f is None for f in block_fns)  # lockstep passes: eager
+    # Without compile, nothing of the measuring is compiled.
+    calls.clear()
+    run_experiment(dataclasses.replace(p, compile=False), tmp_path / "eager", device="cpu", progress=False)
+    assert calls == {}

@@ -17,6 +17,7 @@ import argparse
 import itertools
 import math
 import platform
+import time
 from typing import Any
 
 import torch
@@ -43,13 +44,25 @@ def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device, block
                                      block_fn=block_fn)  # fmt: skip
 
 
+def _wall(fn, device: torch.device) -> float:
+    """Seconds one call of ``fn`` takes, its device work included."""
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+    return time.perf_counter() - t0
+
+
 def bench_group_chain(
     shapes: dict[str, DiTConfig], *, members: int, batch: int, t_start: float, n_steps: int, sampler: str,
     repeats: int, device: torch.device, profile: bool, log, compile: str = "off",
 ) -> dict[str, Any]:  # fmt: skip
-    """Time one chain of each shape (median of ``repeats`` after one untimed, and on CUDA the memory one chain
-    allocates); rows of the record. ``compile``: the blocks eager ("off") or under ``torch.compile`` with static
-    ("static") or dynamic ("dynamic") shapes, compiled in the untimed chain."""
+    """Time one chain of each shape (median of ``repeats`` after a first one, timed apart as ``first_chain_s``: with
+    compiled blocks, it compiles them; and on CUDA the memory one chain allocates); rows of the record.
+    ``compile``: the blocks eager ("off") or under ``torch.compile`` with static ("static") or dynamic ("dynamic")
+    shapes."""
     from amtheory.diffusion.group_model import compiled_block
 
     rows = []
@@ -66,13 +79,15 @@ def bench_group_chain(
             return group_reverse_chain(d, dyn, x, generators=gens)
 
         calls = itertools.count()  # each chain with draws of its own
-        s, peak = median_time_and_peak(lambda c=calls, f=chain: f(next(c)), device, warmup=1, repeats=repeats)
+        first = _wall(lambda c=calls, f=chain: f(next(c)), device)  # the untimed chain: compiling, where compiled
+        s, peak = median_time_and_peak(lambda c=calls, f=chain: f(next(c)), device, warmup=0, repeats=repeats)
         gib = members * batch * cfg.length * cfg.vocab_size * 4 / 2**30  # float32 log-probabilities of one step
         row = {"shape": name, "compile": compile, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks, "members": members,
                "batch": batch,
                "steps": steps, "chain_s": s, "ms_per_step": 1e3 * s / steps,
                "token_steps_s": members * batch * cfg.length * steps / s,
-               "ms_per_step_per_gib": 1e3 * s / steps / gib, "peak_gib": peak / 2**30}  # fmt: skip
+               "ms_per_step_per_gib": 1e3 * s / steps / gib, "peak_gib": peak / 2**30,
+               "first_chain_s": first}  # fmt: skip
         rows.append(row)
         blocks = "eager" if compile == "off" else f"{compile} compiled"
         log(
@@ -81,6 +96,7 @@ def bench_group_chain(
             f"{row['ms_per_step']:.2f} ms a step, {row['token_steps_s']:,.0f} token steps/s, "
             f"{row['ms_per_step_per_gib']:.2f} ms a step per GiB of float32 log-probabilities ({gib:.2f} GiB)"
             + (f", {row['peak_gib']:.2f} GiB allocated by a chain" if math.isfinite(peak) else "")
+            + f"; the first chain {first:.1f} s"
         )
         if profile:
             profile_step(chain, device, f"{name} chain of {members}", first=next(calls), n=1)

@@ -34,8 +34,9 @@ def _pending(tc: TrainCell, settings: EvalSettings, out: Path, measures: Sequenc
 
 
 def _batched_chains(
-    denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings, seconds: dict[str, float]
-) -> list[dict]:
+    denoiser, part: list[tuple[TrainCell, list[EvalCell]]], settings: EvalSettings, seconds: dict[str, float],
+    block_fn=None,
+) -> list[dict]:  # fmt: skip
     """The batched work of the pending cells of ``BATCHED_MEASURES`` of the group's members, run for all of them at
     once with one generator per member, seeded as the sweep runner seeds that member's cell and drawn in the order
     the cell's own measurement draws, so that their host work is shared too: the reverse chains of "recovery" and
@@ -44,7 +45,7 @@ def _batched_chains(
     of every split (``("entropy", split)``), the test NELBO of "nelbo" (by split,
     :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`) and the per-sequence rows of "trajectory"
     (:func:`~amtheory.diffusion.trajectory.group_prediction_trajectory`). Members whose evaluation blocks differ in
-    number are run in subgroups. Returns per member ``{measure: outcomes}`` for
+    number are run in subgroups, their blocks ``block_fn`` (None: eager). Returns per member ``{measure: outcomes}`` for
     :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall time of each measurement's batched
     work goes to ``seconds["batched <measure>"]``."""
     import torch
@@ -68,7 +69,7 @@ def _batched_chains(
 
     def sub(members: tuple[int, ...]) -> GroupDenoiser:
         if members not in subsets:
-            subsets[members] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2))
+            subsets[members] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2), block_fn=block_fn)
         return subsets[members]
 
     for measure in BATCHED_MEASURES:
@@ -165,11 +166,15 @@ def _member_task(cells: list[EvalCell], meta: dict, out: Path, device: str, chai
 
 def evaluate_models_in_groups(
     train_cells: list[TrainCell], settings: EvalSettings, out_dir: str | Path, device: str, *, group_size: int,
-    measures: Sequence[str] | Callable[[TrainCell], Sequence[str]] = MEASURES,
+    measures: Sequence[str] | Callable[[TrainCell], Sequence[str]] = MEASURES, compile: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
     """Write every pending measurement (``MEASURES``) of the trained models ``train_cells`` into ``out_dir``, the
     models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring); only
     those of ``measures`` when given: names, or a function from a model to its names (``Preset.measures_of``).
+    ``compile``: the blocks of the batched work (reverse chains, samples, entropies, NELBO, trajectory) under
+    ``torch.compile`` with dynamic shapes (:func:`~amtheory.diffusion.group_model.compiled_block`: one graph for
+    every chunk and subgroup of two or more members and sequences), compiled at its first forward pass; the
+    lockstep passes stay eager (their shapes go down to one member or one sequence, each a graph of its own).
     Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
     stage summed over the groups (``load``; ``batched <measure>`` for the work batched over the members; each
     measurement's lockstep phase by its name). Each group prints a line with the same split."""
@@ -177,9 +182,12 @@ def evaluate_models_in_groups(
 
     from amtheory.diffusion.checkpoint import load_model
     from amtheory.diffusion.group_eval import GroupDenoiser
+    from amtheory.diffusion.group_model import compiled_block
     from amtheory.diffusion.lockstep import run_in_lockstep
 
     check_int("group_size", group_size, minimum=1)
+    if not isinstance(compile, bool):
+        raise TypeError(f"compile: expected a bool, got {type(compile).__name__}")
 
     def names(tc: TrainCell | None) -> Sequence[str]:
         got = measures(tc) if callable(measures) else measures
@@ -203,6 +211,7 @@ def evaluate_models_in_groups(
     for m in MEASURES:
         (out / m).mkdir(parents=True, exist_ok=True)
     amp = torch.bfloat16 if str(device).startswith("cuda") else None
+    block_fn = compiled_block(dynamic=True) if compile else None
     done: dict[str, Any] = {"models": 0, "cells": 0, "rounds": 0, "seconds": {}}
     for members in shapes.values():
         for i in range(0, len(members), group_size):
@@ -218,7 +227,7 @@ def evaluate_models_in_groups(
                 part_m = [(tc, [c for c in cells if c.measure == m]) for tc, cells in part]
                 if not any(cells for _, cells in part_m):
                     continue
-                chains = _batched_chains(denoiser, part_m, settings, seconds)
+                chains = _batched_chains(denoiser, part_m, settings, seconds, block_fn)
                 tasks = [_member_task(cells, meta, out, device, ch) for (_, cells), (_, _, meta), ch in
                          zip(part_m, loaded, chains)]  # fmt: skip
                 stats: dict = {}

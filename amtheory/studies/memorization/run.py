@@ -247,7 +247,7 @@ def run_experiment(
 
                 done = _stage(f"measure the models in groups of up to {evaluate_group}", evaluate_models_in_groups,
                               train_cells, p.settings, out, device, group_size=evaluate_group,
-                              measures=p.measures_of)  # fmt: skip
+                              measures=p.measures_of, compile=p.compile)  # fmt: skip
                 if done["seconds"]:
                     split = ", ".join(f"{k} {v:.1f}" for k, v in done["seconds"].items())
                     print(f"[memorization] the groups' measurements by stage (s): {split}", flush=True)
