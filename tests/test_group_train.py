@@ -530,14 +530,13 @@ def test_a_filled_training_split_is_measured_alike_alone_and_in_a_group(tmp_path
     assert len(fixed[(fixed["train_size"] == 4) & (fixed["split"] == "train")]) == 4
 
 
-def test_a_compiled_preset_measures_its_groups_batched_work_with_compiled_blocks(tmp_path, monkeypatch):
-    # compile: the batched work of a measured group (its reverse chains, samples, entropies) runs the blocks under
-    # torch.compile with dynamic shapes (one graph for its chunks and subgroups of every size), as the training runs
-    # them compiled. torch.compile stands in here as a recorder that runs each function eagerly: the test is of
-    # what is compiled and used where, not of the compiler (tests/test_group_eval.py compares compiled blocks with
-    # eager ones).
-    from amtheory.diffusion import group_model, train_step
-    from amtheory.diffusion.group_eval import GroupDenoiser
+def test_a_compiled_preset_measures_its_recovery_with_compiled_blocks(tmp_path, monkeypatch):
+    # compile: the recovery chains of a measured group (forward passes of one shape, [members, batch_size // 2, L])
+    # run the blocks under torch.compile with static shapes, as the training does; the rest (fixed points, NELBO:
+    # subgroups and batches of many sizes) stays eager.
+    # torch.compile stands in here as a recorder that runs each function eagerly: the test is of what is compiled and
+    # used where, not of the compiler (tests/test_group_eval.py compares compiled blocks with eager ones).
+    from amtheory.diffusion import group_eval, group_model, train_step
     from amtheory.studies.memorization import run_experiment
 
     calls: dict[tuple[str, bool], int] = {}
@@ -555,22 +554,29 @@ def test_a_compiled_preset_measures_its_groups_batched_work_with_compiled_blocks
     monkeypatch.setattr(torch, "compile", recorder)
     monkeypatch.setattr(group_model, "_COMPILED", {})  # built anew with the recorder, and restored after the test
     monkeypatch.setattr(train_step, "_COMPILED_KERNEL", {})
-    block_fns: list = []
-    init = GroupDenoiser.__init__
+    used: list[tuple[str, object]] = []  # (what ran, its denoiser's block function)
+    chain, nelbo = group_eval.group_reverse_chain, group_eval.group_stratified_nelbo
 
-    def spy(self, *args, **kwargs):
-        init(self, *args, **kwargs)
-        block_fns.append(self.block_fn)
+    def chain_spy(denoiser, dynamics, *args, **kwargs):
+        used.append((f"{dynamics.sampler} chain", denoiser.block_fn))
+        return chain(denoiser, dynamics, *args, **kwargs)
 
-    monkeypatch.setattr(GroupDenoiser, "__init__", spy)
+    def nelbo_spy(denoiser, *args, **kwargs):
+        used.append(("nelbo", denoiser.block_fn))
+        return nelbo(denoiser, *args, **kwargs)
+
+    monkeypatch.setattr(group_eval, "group_reverse_chain", chain_spy)
+    monkeypatch.setattr(group_eval, "group_stratified_nelbo", nelbo_spy)
     p = _study_preset(steps=3, checkpoint_every=3, train_group=2, eval_group=2, compile=True,
-                      measures=("recovery", "generation"))  # fmt: skip
+                      measures=("recovery", "fixed_points", "nelbo"))  # fmt: skip
     run_experiment(p, tmp_path, device="cpu", progress=False)
-    assert calls[("group_block", False)] > 0  # the training's blocks: static shapes
-    assert calls[("group_block", True)] > 0  # the measured group's batched work: dynamic shapes
-    dynamic = group_model._COMPILED["block, dynamic=True"]
-    assert any(f is dynamic for f in block_fns) and any(f is None for f in block_fns)  # lockstep passes: eager
+    static = group_model._COMPILED["block, dynamic=False"]
+    assert calls[("group_block", False)] > 0 and ("group_block", True) not in calls
+    assert {what for what, _ in used} == {"ancestral chain", "argmax chain", "nelbo"}
+    for what, block_fn in used:
+        assert block_fn is (static if what == "ancestral chain" else None), what  # the recovery chains: static
     # Without compile, nothing of the measuring is compiled.
     calls.clear()
+    used.clear()
     run_experiment(dataclasses.replace(p, compile=False), tmp_path / "eager", device="cpu", progress=False)
-    assert calls == {}
+    assert calls == {} and used and all(block_fn is None for _, block_fn in used)

@@ -255,8 +255,8 @@ class Preset:
     budget memorizes); each one's tables are those of the full run. ``short_budget_measures``: which of them the
     models of the shorter step budgets get (None: all of ``measures``); the longest budget gets every one of
     ``measures``. A sweep that compares budgets by their meeting points needs only "recovery" there.
-    ``compile``: the models' blocks under ``torch.compile``, in training and in the batched work of the measured
-    groups (``eval_group`` > 1; ``evaluate_models_in_groups``)."""
+    ``compile``: the models' blocks under ``torch.compile``, in training and in the measured groups' recovery
+    chains (``eval_group`` > 1; ``group_evaluation.COMPILED_MEASURES``)."""
 
     name: str
     data: DataSpec

@@ -24,7 +24,13 @@ from amtheory.core._checks import check_int
 from amtheory.studies.memorization.cells import BATCHED_MEASURES, MEASURES, EvalCell, EvalSettings, TrainCell
 from amtheory.studies.memorization.training import checkpoint_dir
 
-__all__ = ["evaluate_models_in_groups"]
+__all__ = ["COMPILED_MEASURES", "evaluate_models_in_groups"]
+
+#: The batched work that a compiled preset runs with compiled blocks: the recovery chains and their entropies, whose
+#: forward passes take one shape ``[members, batch_size // 2, L]`` where every member has ``n_eval`` queries a split
+#: (``fill_train``): one static graph. The NELBO's blocks, eight times per block, come in as many shapes as training
+#: sizes below ``n_eval`` (a graph each, seconds to compile, for work of a few seconds).
+COMPILED_MEASURES = ("recovery",)
 
 
 def _pending(tc: TrainCell, settings: EvalSettings, out: Path, measures: Sequence[str]) -> list[EvalCell]:
@@ -45,7 +51,8 @@ def _batched_chains(
     of every split (``("entropy", split)``), the test NELBO of "nelbo" (by split,
     :func:`~amtheory.diffusion.group_eval.group_stratified_nelbo`) and the per-sequence rows of "trajectory"
     (:func:`~amtheory.diffusion.trajectory.group_prediction_trajectory`). Members whose evaluation blocks differ in
-    number are run in subgroups, their blocks ``block_fn`` (None: eager). Returns per member ``{measure: outcomes}`` for
+    number are run in subgroups; those of ``COMPILED_MEASURES`` with the blocks ``block_fn`` (None: eager). Returns
+    per member ``{measure: outcomes}`` for
     :func:`~amtheory.studies.memorization.evaluation.evaluate_cell`; the wall time of each measurement's batched
     work goes to ``seconds["batched <measure>"]``."""
     import torch
@@ -65,12 +72,13 @@ def _batched_chains(
 
     s, V, dev = settings, denoiser.vocab_size, denoiser.device
     out: list[dict] = [{} for _ in part]
-    subsets: dict[tuple[int, ...], GroupDenoiser] = {}
+    subsets: dict[tuple[tuple[int, ...], bool], GroupDenoiser] = {}
 
-    def sub(members: tuple[int, ...]) -> GroupDenoiser:
-        if members not in subsets:
-            subsets[members] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2), block_fn=block_fn)
-        return subsets[members]
+    def sub(members: tuple[int, ...], compiled: bool = False) -> GroupDenoiser:
+        if (members, compiled) not in subsets:
+            subsets[members, compiled] = denoiser.subgroup(members, batch_size=max(1, s.batch_size // 2),
+                                                           block_fn=block_fn if compiled else None)  # fmt: skip
+        return subsets[members, compiled]
 
     for measure in BATCHED_MEASURES:
         todo = [i for i, (_, cells) in enumerate(part) if any(c.measure == measure for c in cells)]
@@ -98,7 +106,7 @@ def _batched_chains(
             for i in todo:
                 by_size.setdefault(int(sets[i][split].shape[0]), []).append(i)
             for members in by_size.values():
-                d = sub(tuple(members))
+                d = sub(tuple(members), measure in COMPILED_MEASURES)
                 if measure == "generation":  # the samples first (the cell's draws), then every split's entropy
                     if split == "train":
                         samples = group_generate(d, s.n_generate, n_steps=s.n_steps,
@@ -171,10 +179,12 @@ def evaluate_models_in_groups(
     """Write every pending measurement (``MEASURES``) of the trained models ``train_cells`` into ``out_dir``, the
     models of one shape in groups of at most ``group_size`` measured in lockstep (see the module docstring); only
     those of ``measures`` when given: names, or a function from a model to its names (``Preset.measures_of``).
-    ``compile``: the blocks of the batched work (reverse chains, samples, entropies, NELBO, trajectory) under
-    ``torch.compile`` with dynamic shapes (:func:`~amtheory.diffusion.group_model.compiled_block`: one graph for
-    every chunk and subgroup of two or more members and sequences), compiled at its first forward pass; the
-    lockstep passes stay eager (their shapes go down to one member or one sequence, each a graph of its own).
+    ``compile``: the blocks of the batched work of ``COMPILED_MEASURES`` under ``torch.compile`` with static shapes
+    (:func:`~amtheory.diffusion.group_model.compiled_block`; one graph, compiled at its first forward pass). On an
+    H100 that made gpu-quick's recovery chain step 1.73x faster (26.6 to 15.3 ms), gpu-small's 1.25x and
+    gpu-micro's no faster, while dynamic shapes gained nothing, their generated kernels slower
+    (``benchmarks/h100_bench_group_chain.txt``). The rest stays eager: its subgroups, batches and lockstep passes
+    come in many shapes, each a graph of its own.
     Returns ``models``, ``cells``, ``rounds`` (the shared forward passes) and ``seconds``: the wall time of each
     stage summed over the groups (``load``; ``batched <measure>`` for the work batched over the members; each
     measurement's lockstep phase by its name). Each group prints a line with the same split."""
@@ -211,7 +221,7 @@ def evaluate_models_in_groups(
     for m in MEASURES:
         (out / m).mkdir(parents=True, exist_ok=True)
     amp = torch.bfloat16 if str(device).startswith("cuda") else None
-    block_fn = compiled_block(dynamic=True) if compile else None
+    block_fn = compiled_block(dynamic=False) if compile else None
     done: dict[str, Any] = {"models": 0, "cells": 0, "rounds": 0, "seconds": {}}
     for members in shapes.values():
         for i in range(0, len(members), group_size):
