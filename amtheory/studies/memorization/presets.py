@@ -209,9 +209,8 @@ def _gpu() -> Preset:
         # sets, and gpu-micro memorizes neither in 3,200 (0.53; 0.79 at lr 3e-3, a rate worse for gpu-quick at every
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
         # times a block, the whole pool about 1 (3.9) times. Run as three staged parts on an H100
-        # (benchmarks/h100_memorization_gpu.log) it took 42.9 minutes of the card; with each shape trained once
-        # and the faster chains, a continuous run finished two of its parts in 22 minutes and ran out of memory in
-        # the third (fixed since), for a whole run estimated at 24-29 minutes, against the 20 it is meant for.
+        # it took 42.9 minutes of the card; as four staged parts sharing it (memorization_gpu_parts.sh), 21.0
+        # minutes at 86fbe1a and 19.9 at 2e12428, end to end with the page (benchmarks/h100_memorization_gpu.log).
         budgets=(1, 4),
         # The 800-step models are there to move the meeting point (claim (g)): they are measured for recovery and
         # the NELBO; the 3,200-step models for everything. The rest of their measurements took about a quarter of
