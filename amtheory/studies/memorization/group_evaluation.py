@@ -28,8 +28,8 @@ __all__ = ["COMPILED_MEASURES", "evaluate_models_in_groups"]
 
 #: The batched work that a compiled preset runs with compiled blocks: the recovery chains and their entropies, whose
 #: forward passes take one shape ``[members, batch_size // 2, L]`` where every member has ``n_eval`` queries a split
-#: (``fill_train``): one static graph. The NELBO's blocks, eight times per block, come in as many shapes as training
-#: sizes below ``n_eval`` (a graph each, seconds to compile, for work of a few seconds).
+#: (``fill_train``): one static graph. The NELBO's rows (each block at ``nelbo_ts`` times) come in as many shapes as
+#: training sizes below ``n_eval`` (a graph each, seconds to compile, for work of a few seconds).
 COMPILED_MEASURES = ("recovery",)
 
 
