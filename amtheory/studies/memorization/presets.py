@@ -208,9 +208,9 @@ def _gpu() -> Preset:
         # and gpu-quick (training recovery 0.92-1.00 at t = 0.5, test 0.01-0.03), 1,600 only gpu-small's 16-block
         # sets, and gpu-micro memorizes neither in 3,200 (0.53; 0.79 at lr 3e-3, a rate worse for gpu-quick at every
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
-        # times a block, the whole pool about 1 (3.9) times. Run as three staged parts on an H100
-        # it took 42.9 minutes of the card; as four staged parts sharing it (memorization_gpu_parts.sh), 21.0
-        # minutes at 86fbe1a and 19.9 at 2e12428, end to end with the page (benchmarks/h100_memorization_gpu.log).
+        # times a block, the whole pool about 1 (3.9) times. Run as three parts one after another on an H100, it
+        # took 42.9 minutes of the card; as four staged parts sharing it (memorization_gpu_parts.sh), 21.0 minutes
+        # at 86fbe1a and 19.9 at 2e12428, end to end with the page (benchmarks/h100_memorization_gpu.log).
         budgets=(1, 4),
         # The 800-step models are there to move the meeting point (claim (g)): they are measured for recovery and
         # the NELBO; the 3,200-step models for everything. The rest of their measurements took about a quarter of
