@@ -26,7 +26,13 @@ from amtheory.diffusion.group_eval import GroupDenoiser, group_reverse_chain
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
 from amtheory.studies.benchmarks.group_training import picked_shapes
-from amtheory.studies.benchmarks.measure import command_log, device_label, median_time_and_peak, write_record
+from amtheory.studies.benchmarks.measure import (
+    command_log,
+    device_label,
+    median_time_and_peak,
+    synchronize,
+    write_record,
+)
 from amtheory.studies.benchmarks.training_report import profile_step
 
 __all__ = ["bench_group_chain", "main"]
@@ -46,12 +52,10 @@ def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device, block
 
 def _wall(fn, device: torch.device) -> float:
     """Seconds one call of ``fn`` takes, its device work included."""
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     t0 = time.perf_counter()
     fn()
-    if device.type == "cuda":
-        torch.cuda.synchronize()
+    synchronize(device)
     return time.perf_counter() - t0
 
 
