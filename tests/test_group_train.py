@@ -245,8 +245,34 @@ def test_the_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
         assert r["mfu"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / record["matmul_flops"])
         assert r["mfu_989"] == pytest.approx(r["flops_per_token"] * r["tokens_s"] / 989e12)
     assert record["rows"][0]["speedup"] == 1.0
+    # MFU counts the products a training step performs, as torch's FLOP counter counts them in the model's forward
+    # pass (x3 for the backward's two products a weight) plus attention: the conditioning maps run once a sequence.
+    performed = _counted_training_flops_per_token(TINY_A)
+    for r in record["rows"]:
+        assert r["mfu"] == pytest.approx(performed * r["tokens_s"] / record["matmul_flops"], rel=1e-9)
+        assert r["mfu_with_head"] > r["mfu"]
     text = (tmp_path / "bench_group_train.txt").read_text()
     assert "# command:" in text and "| tiny-a (16 x 1) | group | 2 |" in text
+
+
+TINY_A = DiTConfig(vocab_size=64, length=16, d_model=16, n_blocks=1, n_heads=2, cond_dim=16, dropout=0.0)
+
+
+def _counted_training_flops_per_token(cfg: DiTConfig) -> float:
+    """3 x the FLOPs of the products in one forward pass of a DiT of ``cfg`` (features and head), per token, as
+    ``torch.utils.flop_counter`` counts them, plus attention's 12 L D per block."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from amtheory.diffusion.model import DiT
+
+    model = DiT(cfg)
+    B = 3
+    x = torch.randint(0, cfg.vocab_size, (B, cfg.length), generator=torch.Generator().manual_seed(0))
+    with FlopCounterMode(display=False) as counter:
+        model.head(model.hidden(x, torch.full((B,), 0.5), check=False))
+    counted = counter.get_flop_counts()["Global"]
+    assert set(map(str, counted)) <= {"aten.mm", "aten.addmm"}, counted  # attention is added below, not counted
+    return 3 * counter.get_total_flops() / (B * cfg.length) + 12 * cfg.n_blocks * cfg.length * cfg.d_model
 
 
 def test_the_update_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
@@ -271,13 +297,30 @@ def test_the_update_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
         main(["--device", "cpu", "--tiny", "--group-size", "0", "--out", str(tmp_path)])
 
 
-def test_flops_per_token_counts_the_head_and_attention():
+def test_flops_per_token_counts_the_products_a_step_performs_and_the_6n_counts():
     from amtheory.diffusion.model import DiT
-    from amtheory.studies.benchmarks.group_training import flops_per_token
+    from amtheory.studies.benchmarks.flops import flops_per_token, step_flops
+    from amtheory.studies.benchmarks.group_training import preset_shapes
 
-    model = DiT(CFG)
-    head_and_body = sum(p.numel() for p in model.parameters()) - model.embed.weight.numel()
-    assert flops_per_token(CFG) == 6 * head_and_body + 12 * CFG.n_blocks * L * CFG.d_model
+    shapes, _ = preset_shapes(False)
+    for cfg in (TINY_A, CFG, *shapes.values()):
+        attention = 12 * cfg.n_blocks * cfg.length * cfg.d_model
+        assert flops_per_token(cfg) == pytest.approx(_counted_training_flops_per_token(cfg), rel=1e-12)
+        with torch.device("meta"):
+            model = DiT(cfg)
+        total, embed, head = (sum(p.numel() for p in model.parameters()), model.embed.weight.numel(),
+                              model.out.weight.numel())  # fmt: skip
+        assert flops_per_token(cfg, "with_head") == 6 * (total - embed) + attention
+        assert flops_per_token(cfg, "non_embedding") == 6 * (total - embed - head) + attention
+        assert flops_per_token(cfg, "all") == 6 * total + attention
+        assert step_flops(cfg, 5, count="all") == flops_per_token(cfg, "all") * 5 * cfg.length
+    # The study's three models: the 6 N count with the head counts 1.19-1.31x the FLOPs their steps perform.
+    ratios = [flops_per_token(c, "with_head") / flops_per_token(c) for c in shapes.values()]
+    assert ratios == pytest.approx([1.309, 1.253, 1.185], abs=1e-3)
+    with pytest.raises(ValueError, match="count: expected one of"):
+        flops_per_token(CFG, "some")
+    with pytest.raises(TypeError, match="cfg: expected a DiTConfig"):
+        flops_per_token({"d_model": 16})
 
 
 def _study_preset(**kw):

@@ -354,8 +354,22 @@ class DiT(nn.Module):
         return self.head(self.hidden(x_BL, sigma_B, check=check))
 
     def count_parameters(self) -> dict[str, int]:
-        """Parameter counts: total, token embedding + output head weight (2 V d, as the paper counts them), and
-        the rest (``non_embedding``, used for MFU; it includes the head's V biases)."""
+        """Parameter counts: total, token embedding + output head weight (2 V d, as the paper counts them), the
+        rest (``non_embedding``; it includes the head's V biases), and the weight matrices of the products by how
+        often a pass applies them: ``token_products`` to every token (attention and MLP maps, output head),
+        ``sequence_products`` once a sequence (the time embedding's MLP and the adaLN modulations, which act on the
+        conditioning vector)."""
         total = sum(p.numel() for p in self.parameters())
         emb = self.embed.weight.numel() + self.out.weight.numel()
-        return {"total": total, "embedding_and_head": emb, "non_embedding": total - emb}
+        per_token = per_sequence = 0
+        for name, p in self.named_parameters():
+            if p.dim() != 2 or p is self.embed.weight:  # biases and norms are elementwise; the embedding a lookup
+                continue
+            if name.startswith("time.") or "adaLN" in name:
+                per_sequence += p.numel()
+            else:
+                per_token += p.numel()
+        return {
+            "total": total, "embedding_and_head": emb, "non_embedding": total - emb,
+            "token_products": per_token, "sequence_products": per_sequence,
+        }  # fmt: skip

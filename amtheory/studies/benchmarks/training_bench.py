@@ -21,7 +21,8 @@ also runs them as compiled torch operations (variants named ``...+torchnorm``).
 
 Each is timed over ``--steps`` steps after warm-up with CUDA events: ms/step, tokens/s, peak memory
 (``torch.cuda.max_memory_allocated``) and MFU = (6 x parameters x tokens + attention FLOPs) / peak, the parameters
-counted without the embedding and output head or with the head (:data:`FLOP_COUNTS`), the peak the bf16 rate of an
+counted without the embedding and output head or with the head (:data:`~amtheory.studies.benchmarks.flops.FLOP_COUNTS`;
+both count the conditioning maps, applied once a sequence, as if applied to every token), the peak the bf16 rate of an
 8192^3 matmul measured in the same run or the H100's nominal 989 TFLOP/s. At the end, a table of MFU under every
 count and peak for the quoted plain figures (:data:`QUOTED_PLAIN`) and this run's fastest step: which accounting
 reproduces the quoted MFU, and what it gives here (``--accounting-from`` prints it for a recorded run).
@@ -46,6 +47,7 @@ import torch
 from amtheory.core.benchmarking import bf16_matmul_rate, timed_steps
 from amtheory.diffusion import loss_kernels
 from amtheory.diffusion.model import DiTConfig
+from amtheory.studies.benchmarks.flops import step_flops
 from amtheory.studies.benchmarks.measure import error_text, free_memory, peak_gib, write_json
 from amtheory.studies.benchmarks.training_report import accounting_from, print_accounting, print_tables, profile_step
 from amtheory.studies.benchmarks.training_step import (
@@ -58,7 +60,6 @@ from amtheory.studies.benchmarks.training_step import (
     optimised_step,
     plain_step,
     reverse_chain_cost,
-    step_flops,
 )
 
 DESCRIPTION = "GPU training benchmark of the UDDM: a plain training step against the trainer's optimised one."
@@ -193,8 +194,8 @@ def main(argv: list[str] | None = None) -> list[dict[str, Any]]:
                 torch._dynamo.reset()  # each variant compiles afresh (no recompile limit carried over)
                 model = fresh_model(cfg, device)
                 model_ne = model.count_parameters()["non_embedding"]
-                flops = step_flops(cfg, model_ne, batch)
-                flops_head = step_flops(cfg, model_ne, batch, count="with_head")
+                flops = step_flops(cfg, batch, count="non_embedding")
+                flops_head = step_flops(cfg, batch, count="with_head")
                 if variant == "plain":
                     fn = plain_step(model, data, batch, n_micro, device)
                 else:

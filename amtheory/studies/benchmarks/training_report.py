@@ -11,29 +11,18 @@ from typing import Any
 
 import torch
 
-from amtheory.diffusion.model import DiT, DiTConfig
+from amtheory.diffusion.model import DiTConfig
+from amtheory.studies.benchmarks.flops import FLOP_COUNTS, step_flops
 from amtheory.studies.benchmarks.measure import synchronize
-from amtheory.studies.benchmarks.training_step import (
-    FLOP_COUNTS,
-    GPU_BATCH,
-    GPU_L,
-    GPU_V,
-    H100_BF16_DENSE,
-    QUOTED_PLAIN,
-    step_flops,
-)
+from amtheory.studies.benchmarks.training_step import GPU_BATCH, GPU_L, GPU_V, H100_BF16_DENSE, QUOTED_PLAIN
 
 
 def accounting_from(path: str) -> list[dict[str, Any]]:
-    """The MFU accounting table of a run recorded with ``--json`` (non-embedding counts from the configs)."""
+    """The MFU accounting table of a run recorded with ``--json`` (FLOPs from the configs)."""
     with open(path) as f:
         rec = json.load(f)
     V, L = GPU_V, GPU_L
     rows = [dict(r) for r in rec["train"]]
-    for r in rows:
-        if "params_non_embedding" not in r:
-            with torch.device("meta"):
-                r["params_non_embedding"] = DiT(DiTConfig.preset(r["config"], V, L)).count_parameters()["non_embedding"]
     print(f"recorded run: {path} ({rec['device']}; measured bf16 rate {rec['matmul_flops'] / 1e12:.0f} TFLOP/s)")
     print_accounting(rows, rec["matmul_flops"], V, L, GPU_BATCH)
     return rows
@@ -156,10 +145,9 @@ def print_accounting(rows: list[dict[str, Any]], rate: float, V: int, L: int, ba
         for peak_name, peak in ((f"measured {rate / 1e12:.0f} TF/s", rate), ("nominal 989 TF/s", H100_BF16_DENSE)):
             cells = []
             for c in names:
-                cfg, n_ne = DiTConfig.preset(c, V, L), best[c]["params_non_embedding"]
-                q = QUOTED_PLAIN[c]
-                plain = step_flops(cfg, n_ne, q["batch"], count=count) / (q["ms"] / 1e3) / peak
-                opt = step_flops(cfg, n_ne, batch, count=count) / (best[c]["ms_step"] / 1e3) / peak
+                cfg, q = DiTConfig.preset(c, V, L), QUOTED_PLAIN[c]
+                plain = step_flops(cfg, q["batch"], count=count) / (q["ms"] / 1e3) / peak
+                opt = step_flops(cfg, batch, count=count) / (best[c]["ms_step"] / 1e3) / peak
                 cells.append(f"{plain:.1%} | {opt:.1%}")
             print(f"| {count} | {peak_name} | " + " | ".join(cells) + " |")
 

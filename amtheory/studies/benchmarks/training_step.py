@@ -6,8 +6,8 @@ retrieval evaluation.
 - optimised: the trainer's step (:func:`amtheory.diffusion.train.optimizer_step`) with a chosen loss kernel
   ("triton", "compiled" or "eager"), block attention and residual norms (:class:`amtheory.diffusion.kernels.Kernels`).
 
-Also the training FLOPs of a step under each parameter count of :data:`FLOP_COUNTS` (for MFU), and the quoted
-plain-formulation figures the benchmark is set against (:data:`QUOTED_PLAIN`).
+Also the quoted plain-formulation figures the benchmark is set against (:data:`QUOTED_PLAIN`); the FLOPs of a step
+under each parameter count are :func:`amtheory.studies.benchmarks.flops.step_flops`'s.
 """
 
 from __future__ import annotations
@@ -36,31 +36,14 @@ H100_BF16_DENSE = 989e12
 GPU_V, GPU_L, GPU_BATCH = 30522, 128, 512
 
 
-#: How parameters are counted in MFU: "non_embedding" leaves out the token embedding and the output head's weight
-#: matrix (6 x the rest x tokens), "with_head" counts the head's product too (a dense GEMM of 6 V D FLOPs per
-#: token on the tensor cores; at d = 256 it is as large as the rest of the model), "all" every parameter (the
-#: embedding lookup as if it were a product). Attention's 12 L D per token and block is added to each.
-FLOP_COUNTS = ("non_embedding", "with_head", "all")
-
 #: The plain-formulation figures this benchmark is set against (one H100, bf16 autocast, unfused loss): ms per
 #: step at the given batch and the MFU quoted with them. Which parameter count and which peak rate reproduce the
-#: quoted MFU from the quoted time is printed by :func:`_print_accounting`.
+#: quoted MFU from the quoted time is printed by
+#: :func:`amtheory.studies.benchmarks.training_report.print_accounting`.
 QUOTED_PLAIN = {
     "tiny": {"ms": 154.0, "batch": 512, "mfu": 0.05},
     "small": {"ms": 178.0, "batch": 256, "mfu": 0.17},
 }
-
-
-def step_flops(cfg: DiTConfig, n_params_ne: int, batch: int, *, count: str = "non_embedding") -> float:
-    """Training FLOPs of one step: 6 x parameters x tokens (counted as ``count`` of :data:`FLOP_COUNTS` says,
-    ``n_params_ne`` being the non-embedding count) plus attention, 4 B L^2 D per layer forward (QK^T and AV), x3
-    for training."""
-    if count not in FLOP_COUNTS:
-        raise ValueError(f"count: expected one of {FLOP_COUNTS}, got {count!r}")
-    tokens = batch * cfg.length
-    matrices = {"non_embedding": 0, "with_head": 1, "all": 2}[count]
-    params = n_params_ne + matrices * cfg.vocab_size * cfg.d_model
-    return 6 * params * tokens + 12 * cfg.n_blocks * batch * cfg.length**2 * cfg.d_model
 
 
 def fresh_model(cfg: DiTConfig, device: torch.device) -> DiT:
