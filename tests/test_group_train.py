@@ -275,6 +275,35 @@ def _counted_training_flops_per_token(cfg: DiTConfig) -> float:
     return 3 * counter.get_total_flops() / (B * cfg.length) + 12 * cfg.n_blocks * cfg.length * cfg.d_model
 
 
+def test_the_recorded_group_benchmark_is_restated_under_both_flop_counts(capsys):
+    import importlib.util
+    import json
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("bench_group_train", root / "experiments" / "bench_group_train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    recorded = root / "benchmarks" / "h100_bench_group_train.json"
+    restated = module.main(["--accounting-from", str(recorded)])
+    sections = json.loads(recorded.read_text())
+    assert list(restated) == list(sections)
+    out = capsys.readouterr().out
+    for title, rec in restated.items():
+        assert title in out
+        for r, was in zip(rec["rows"], sections[title]["rows"]):
+            if "tokens_s" not in was:
+                continue
+            # The recorded MFU was the 6 N count with the head; restated, it stays beside the performed count.
+            assert r["mfu_with_head"] == pytest.approx(was["mfu"], rel=1e-9)
+            cfg = DiTConfig.from_dict(rec["shapes"][r["shape"]])
+            performed = _counted_training_flops_per_token(cfg)
+            assert r["mfu"] == pytest.approx(performed * was["tokens_s"] / rec["matmul_flops"])
+    bf16 = restated["batch 64, bf16 autocast (gpu-micro, gpu-small, gpu-quick)"]["rows"]
+    quick = next(r for r in bf16 if r["shape"] == "gpu-quick" and r["mode"] == "group")
+    assert (round(100 * quick["mfu"], 1), round(100 * quick["mfu_with_head"], 1)) == (15.0, 17.8)
+    assert "| gpu-quick (256 x 6) | group | 30 | 43.50 | 2,824,965 | 12.03 | 15.0% | 12.1% | 17.8% |" in out
+
+
 def test_the_update_benchmark_runs_on_a_cpu_and_writes_its_record(tmp_path):
     import json
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import gc
+import json
 import math
 import platform
 import time
@@ -47,7 +48,8 @@ from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
 __all__ = [
-    "H100_BF16_DENSE", "bench_group_train", "format_table", "main", "picked_shapes", "preset_shapes",
+    "H100_BF16_DENSE", "bench_group_train", "format_table", "main", "mfu_fields", "picked_shapes", "preset_shapes",
+    "print_restated", "restated",
 ]  # fmt: skip
 
 #: The H100 SXM's nominal dense bf16 rate, FLOP/s.
@@ -134,7 +136,6 @@ def bench_group_train(
     for name, cfg in shapes.items():
         gen = torch.Generator().manual_seed(0)
         pool = torch.randint(0, cfg.vocab_size, (max(data_sizes), cfg.length), generator=gen)
-        fpt, fpt_head = flops_per_token(cfg), flops_per_token(cfg, "with_head")
         base = TrainConfig(steps=warmup + steps, batch_size=batch_size, lr=5e-4, warmup=100, ema=0.999, bf16=bf16,
                            compile=compile, chunk_rows=chunk_rows)  # fmt: skip
         single_tps = None
@@ -176,11 +177,7 @@ def bench_group_train(
                 ms_step=1e3 * sec,
                 tokens_s=tokens_s,
                 speedup=tokens_s / single_tps if single_tps else None,
-                flops_per_token=fpt,
-                mfu=fpt * tokens_s / rate,
-                mfu_989=fpt * tokens_s / H100_BF16_DENSE,
-                flops_per_token_with_head=fpt_head,
-                mfu_with_head=fpt_head * tokens_s / rate,
+                **mfu_fields(cfg, tokens_s, rate),
                 peak_gb=torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None,
                 wall_s=time.perf_counter() - t0,
             )
@@ -208,6 +205,44 @@ def bench_group_train(
         "shapes": {n: c.to_dict() for n, c in shapes.items()},
         "rows": rows,
     }
+
+
+def mfu_fields(cfg: DiTConfig, tokens_s: float, rate: float) -> dict[str, float]:
+    """A row's FLOPs per token and MFU at ``tokens_s`` against the measured ``rate`` and the nominal 989 TFLOP/s,
+    under the performed count (``flops_per_token``, ``mfu``, ``mfu_989``) and the 6 N count with the head (the same
+    with ``_with_head``)."""
+    out = {}
+    for count, suffix in (("performed", ""), ("with_head", "_with_head")):
+        fpt = flops_per_token(cfg, count)
+        out |= {f"flops_per_token{suffix}": fpt, f"mfu{suffix}": fpt * tokens_s / rate,
+                f"mfu_989{suffix}": fpt * tokens_s / H100_BF16_DENSE}  # fmt: skip
+    return out
+
+
+def restated(record: dict[str, Any]) -> dict[str, Any]:
+    """A recorded run with every row's MFU recomputed from its shapes, tokens/s and measured rate
+    (:func:`mfu_fields`): runs recorded before the performed count carry the 6 N count with the head as ``mfu``."""
+    shapes = {n: DiTConfig.from_dict(d) for n, d in record["shapes"].items()}
+    rows = [
+        r | mfu_fields(shapes[r["shape"]], r["tokens_s"], record["matmul_flops"]) if "tokens_s" in r else dict(r)
+        for r in record["rows"]
+    ]
+    return record | {"rows": rows}
+
+
+def print_restated(path: str | Path) -> dict[str, dict[str, Any]]:
+    """Print the tables of a recorded run (a record, or records by title as ``benchmarks/h100_bench_group_train.json``
+    keeps them) with MFU under both counts (:func:`restated`); returns the restated records by title."""
+    with open(path) as f:
+        recorded = json.load(f)
+    sections = {str(path): recorded} if "rows" in recorded else recorded
+    out = {}
+    for title, record in sections.items():
+        out[title] = restated(record)
+        print(f"{title}: {record['device']}, measured bf16 rate {record['matmul_flops'] / 1e12:.1f} TFLOP/s")
+        print(format_table(out[title]))
+        print()
+    return out
 
 
 def _fmt(v: float | None, spec: str) -> str:
@@ -269,8 +304,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     ap.add_argument("--group-chunk-rows", type=int, default=65536, help="rows of logits per loss chunk, all members")
     ap.add_argument("--budget-s", type=float, default=240.0, help="skip measurements that would start after this")
     ap.add_argument("--profile", action="store_true", help="profile 3 more steps of each group (top kernels)")
-    ap.add_argument("--out", required=True, help="folder for bench_group_train.json and .txt")
+    ap.add_argument("--out", help="folder for bench_group_train.json and .txt")
+    ap.add_argument("--accounting-from", metavar="JSON", help="print a recorded run's tables, MFU under both counts")
     a = ap.parse_args(argv)
+    if a.accounting_from:
+        return print_restated(a.accounting_from)
+    if a.out is None:
+        ap.error("--out: expected a folder for the record, got none")
 
     device = torch.device(a.device)
     shapes, batch = picked_shapes(ap, a)
