@@ -25,6 +25,7 @@ MODULES = {
     "bench_hopfield_family": "amtheory.studies.benchmarks.hopfield_family",
     "bench_group_train": "amtheory.studies.benchmarks.group_training",
     "bench_group_update": "amtheory.studies.benchmarks.group_update",
+    "group_step_floor": "amtheory.studies.benchmarks.step_floor",
     "bench_lockstep": "amtheory.studies.benchmarks.lockstep",
     "bench_chain_step": "amtheory.studies.benchmarks.chain_step",
     "bench_ddp_scaling": "amtheory.studies.benchmarks.ddp_scaling",
