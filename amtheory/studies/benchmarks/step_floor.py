@@ -20,8 +20,10 @@ and write the weights, moments and EMA (``12 + 6 m`` bytes for moments and EMA o
 norm for clipping reads the gradient once more (4).
 
 :data:`NUMERICS` names two sets of numbers: the trainer's under bf16 autocast (float32 residual stream, logits,
-moments and EMA) and all of those in bf16. The floor is not a prediction of what a schedule reaches: it leaves out
-every pass a real kernel makes twice, and every cost of launching one.
+moments and EMA) and all of those in bf16. Both take the GEMMs' time as measured in the trainer's numbers, where the
+head's product writes float32 logits; writing bf16 ones would save that product at most their bytes' half at the
+bandwidth (0.7 ms for gpu-quick's group of 30). The floor is not a prediction of what a schedule reaches: it leaves
+out every pass a real kernel makes twice, and every cost of launching one.
 """
 
 from __future__ import annotations
