@@ -210,7 +210,7 @@ def _gpu() -> Preset:
         # budget). The second budget is a quarter of the memorizing one. The 16-block sets are drawn 3,200 (12,800)
         # times a block, the whole pool about 1 (3.9) times. Run as three parts one after another on an H100, it
         # took 42.9 minutes of the card; as four staged parts sharing it (memorization_gpu_parts.sh), 21.0 minutes
-        # at 86fbe1a, 19.9 at 2e12428 and 18.0 at efdf42e, end to end with the page
+        # at 86fbe1a, 19.9 at 2e12428 and 18.0 at 17aea2b, end to end with the page
         # (benchmarks/h100_memorization_gpu.log).
         budgets=(1, 4),
         # The 800-step models are there to move the meeting point (claim (g)): they are measured for recovery and
