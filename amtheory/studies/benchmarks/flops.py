@@ -22,6 +22,7 @@ import functools
 
 import torch
 
+from amtheory.core._checks import check_choice
 from amtheory.diffusion.model import DiT, DiTConfig
 
 __all__ = ["FLOP_COUNTS", "flops_per_token", "step_flops"]
@@ -41,8 +42,7 @@ def flops_per_token(cfg: DiTConfig, count: str = "performed") -> float:
     see the module's text), attention included."""
     if not isinstance(cfg, DiTConfig):
         raise TypeError(f"cfg: expected a DiTConfig, got {type(cfg).__name__}")
-    if count not in FLOP_COUNTS:
-        raise ValueError(f"count: expected one of {FLOP_COUNTS}, got {count!r}")
+    check_choice("count", count, FLOP_COUNTS)
     n = _counts(cfg)
     attention = 12.0 * cfg.n_blocks * cfg.length * cfg.d_model
     if count == "performed":

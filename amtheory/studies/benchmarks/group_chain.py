@@ -17,22 +17,16 @@ import argparse
 import itertools
 import math
 import platform
-import time
 from typing import Any
 
 import torch
 
+from amtheory.core.benchmarking import timed
 from amtheory.diffusion.group_eval import GroupDenoiser, group_reverse_chain
 from amtheory.diffusion.model import DiT, DiTConfig
 from amtheory.diffusion.sampler import ReverseDiffusion
 from amtheory.studies.benchmarks.group_training import picked_shapes
-from amtheory.studies.benchmarks.measure import (
-    command_log,
-    device_label,
-    median_time_and_peak,
-    synchronize,
-    write_record,
-)
+from amtheory.studies.benchmarks.measure import command_log, device_label, median_time_and_peak, write_record
 from amtheory.studies.benchmarks.training_report import profile_step
 
 __all__ = ["bench_group_chain", "main"]
@@ -48,15 +42,6 @@ def _group(cfg: DiTConfig, members: int, batch: int, device: torch.device, block
     amp = torch.bfloat16 if device.type == "cuda" else None  # as a measured group runs (evaluate_models_in_groups)
     return GroupDenoiser.from_states(cfg, states, device=device, batch_size=batch, autocast_dtype=amp,
                                      block_fn=block_fn)  # fmt: skip
-
-
-def _wall(fn, device: torch.device) -> float:
-    """Seconds one call of ``fn`` takes, its device work included."""
-    synchronize(device)
-    t0 = time.perf_counter()
-    fn()
-    synchronize(device)
-    return time.perf_counter() - t0
 
 
 def bench_group_chain(
@@ -83,7 +68,8 @@ def bench_group_chain(
             return group_reverse_chain(d, dyn, x, generators=gens)
 
         calls = itertools.count()  # each chain with draws of its own
-        first = _wall(lambda c=calls, f=chain: f(next(c)), device)  # the untimed chain: compiling, where compiled
+        # The first chain, timed apart: it compiles the blocks, where they are compiled.
+        first = timed(lambda c=calls, f=chain: f(next(c)), device, repeats=1, warmup=0)
         s, peak = median_time_and_peak(lambda c=calls, f=chain: f(next(c)), device, warmup=0, repeats=repeats)
         gib = members * batch * cfg.length * cfg.vocab_size * 4 / 2**30  # float32 log-probabilities of one step
         row = {"shape": name, "compile": compile, "d_model": cfg.d_model, "n_blocks": cfg.n_blocks, "members": members,

@@ -43,7 +43,7 @@ from amtheory.diffusion.train_step import (
     step_generator,
 )
 from amtheory.studies.benchmarks.flops import flops_per_token
-from amtheory.studies.benchmarks.measure import command_log, pick_shapes, write_record
+from amtheory.studies.benchmarks.measure import command_log, pick_shapes, synchronize, write_record
 from amtheory.studies.benchmarks.training_report import profile_step
 from amtheory.studies.memorization.presets import preset
 
@@ -56,20 +56,15 @@ __all__ = [
 H100_BF16_DENSE = 989e12
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_steps(step_fn, warmup: int, steps: int, device: torch.device) -> float:
     """Seconds per step of ``step_fn(i)`` over ``steps`` steps after ``warmup`` (wall clock, device synced)."""
     for i in range(warmup):
         step_fn(i)
-    _sync(device)
+    synchronize(device)
     t0 = time.perf_counter()
     for i in range(warmup, warmup + steps):
         step_fn(i)
-    _sync(device)
+    synchronize(device)
     return (time.perf_counter() - t0) / steps
 
 

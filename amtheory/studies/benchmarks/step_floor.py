@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from amtheory.core._checks import check_choice, check_float, check_int
 from amtheory.diffusion.group_model import GroupLayout
 from amtheory.diffusion.loss import pad_vocab
 from amtheory.diffusion.model import DiTConfig
@@ -49,11 +50,9 @@ def floor_bytes(cfg: DiTConfig, group_size: int, batch: int, numerics: str = "tr
     norm), loss, optimizer."""
     if not isinstance(cfg, DiTConfig):
         raise TypeError(f"cfg: expected a DiTConfig, got {type(cfg).__name__}")
-    if numerics not in NUMERICS:
-        raise ValueError(f"numerics: expected one of {sorted(NUMERICS)}, got {numerics!r}")
-    for name, v in (("group_size", group_size), ("batch", batch)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name}: expected a positive int, got {v!r}")
+    check_choice("numerics", numerics, tuple(NUMERICS))
+    check_int("group_size", group_size, minimum=1)
+    check_int("batch", batch, minimum=1)
     s, logit, m = NUMERICS[numerics]
     d, h, a = cfg.d_model, cfg.mlp_ratio * cfg.d_model, _A
     tokens = group_size * batch * cfg.length
@@ -74,8 +73,7 @@ def step_floor(
     ``bandwidth`` bytes/s), by part, and the MFU it would give against ``rate`` FLOP/s under the performed and the
     6 N count with the head (:func:`~amtheory.studies.benchmarks.flops.flops_per_token`)."""
     for name, v in (("gemm_ms", gemm_ms), ("attention_ms", attention_ms), ("bandwidth", bandwidth), ("rate", rate)):
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
-            raise ValueError(f"{name}: expected a positive number, got {v!r}")
+        check_float(name, v, minimum=0.0, strict_min=True)
     ms = {k: 1e3 * b / bandwidth for k, b in floor_bytes(cfg, group_size, batch, numerics).items()}
     total = gemm_ms + attention_ms + sum(ms.values())
     tokens = group_size * batch * cfg.length
